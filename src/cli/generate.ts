@@ -1,0 +1,109 @@
+/** `latentblend generate`: one image from a prompt. */
+import { Command, Option } from 'commander';
+import { DiffusionPipeline } from '../pipeline/pipeline.ts';
+import { writePng } from '../io/png.ts';
+import { prepareOutput } from '../io/files.ts';
+import { DEVICES } from '../runtime/onnx.ts';
+import { PRESETS } from '../model/preset.ts';
+import { createReporter } from './progress.ts';
+import { integerIn, numberIn, seedValue } from './parse.ts';
+import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
+
+interface GenerateFlags {
+  model: string;
+  prompt: string;
+  negativePrompt?: string;
+  seed: number;
+  steps?: number;
+  guidanceScale?: number;
+  width?: number;
+  height?: number;
+  clipSkip?: number;
+  device: string;
+  preset?: 'turbo' | 'standard';
+  scheduler?: string;
+  out: string;
+  force: boolean;
+  json: boolean;
+  quiet: boolean;
+}
+
+export function generateCommand(): Command {
+  return new Command('generate')
+    .description('Generate one image from a prompt and write it as a PNG.')
+    .option('-m, --model <path|repo>', 'model folder in Optimum ONNX layout, or a Hugging Face Hub repo id (downloaded once)', DEFAULT_MODEL)
+    .requiredOption('-p, --prompt <text>', 'what to draw')
+    .option('-n, --negative-prompt <text>', 'what to avoid (used with guidance scale > 1)')
+    .option('-s, --seed <int>', 'seed of the start noise; the same seed gives the same image', seedValue, 0)
+    .option('--steps <int>', 'denoising steps (default: 4 for Turbo models, 30 otherwise)', integerIn(1, 1000))
+    .option('-g, --guidance-scale <number>', 'classifier-free guidance, used when > 1 (default: 0 for Turbo, 4 otherwise)', numberIn(0, 50))
+    .option('--width <px>', "image width, rounded to a multiple of 8 (default: the model's size)", integerIn(8, 8192))
+    .option('--height <px>', "image height, rounded to a multiple of 8 (default: the model's size)", integerIn(8, 8192))
+    .option('--clip-skip <int>', 'skip the last N CLIP layers (as diffusers clip_skip)', integerIn(0, 10))
+    .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
+    .addOption(new Option('--preset <name>', "defaults to use; by default read from the model's scheduler config").choices(PRESETS))
+    .option('--scheduler <class>', "replace the model's scheduler, e.g. EulerDiscreteScheduler")
+    .requiredOption('-o, --out <file.png>', 'where to write the PNG')
+    .option('-f, --force', 'overwrite --out if it exists', false)
+    .option('--json', 'print a JSON summary on stdout', false)
+    .option('-q, --quiet', 'no progress output', false)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  latentblend generate --prompt "a lighthouse at dawn, oil painting" --seed 7 --out lighthouse.png
+  latentblend generate --model fixtures/models/tiny-sdxl-turbo/onnx --prompt "a cat" --seed 1 --out cat.png`,
+    )
+    .action(async (flags: GenerateFlags) => {
+      prepareOutput(flags.out, flags.force);
+      const reporter = createReporter({ quiet: flags.quiet || flags.json });
+      const modelDir = await resolveModelForCli(flags.model, reporter);
+      const pipeline = await DiffusionPipeline.load(
+        {
+          modelDir,
+          device: flags.device as (typeof DEVICES)[number],
+          ...(flags.preset !== undefined ? { preset: flags.preset } : {}),
+          ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
+        },
+        reporter.listener,
+      );
+      const steps = flags.steps ?? pipeline.defaults.steps;
+      reporter.startBar('denoising', steps);
+      const unetBefore = { ...pipeline.unet.model.stats };
+      const result = await pipeline.generate({
+        prompt: flags.prompt,
+        ...(flags.negativePrompt !== undefined ? { negativePrompt: flags.negativePrompt } : {}),
+        seed: flags.seed,
+        steps,
+        ...(flags.guidanceScale !== undefined ? { guidanceScale: flags.guidanceScale } : {}),
+        ...(flags.width !== undefined ? { width: flags.width } : {}),
+        ...(flags.height !== undefined ? { height: flags.height } : {}),
+        ...(flags.clipSkip !== undefined ? { clipSkip: flags.clipSkip } : {}),
+      });
+      reporter.stopBar();
+      await writePng(flags.out, result.image, flags.force);
+      const unetCalls = pipeline.unet.model.stats.calls - unetBefore.calls;
+      const unetSeconds = pipeline.unet.model.stats.seconds - unetBefore.seconds;
+      const decode = pipeline.vae.decoder.stats;
+      const summary = {
+        out: flags.out,
+        width: result.width,
+        height: result.height,
+        steps: result.steps,
+        seed: flags.seed,
+        guidanceScale: result.guidanceScale,
+        preset: pipeline.defaults.preset,
+        unetCalls,
+        msPerUnetStep: unetCalls > 0 ? (unetSeconds / unetCalls) * 1000 : 0,
+        msPerDecode: decode.calls > 0 ? (decode.seconds / decode.calls) * 1000 : 0,
+        seconds: result.seconds,
+      };
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(summary)}\n`);
+      } else if (!flags.quiet) {
+        process.stderr.write(
+          `wrote ${flags.out} (${result.width}x${result.height}, ${result.steps} steps, seed ${flags.seed}) in ${result.seconds.toFixed(2)} s — UNet ${summary.msPerUnetStep.toFixed(1)} ms/step, decode ${summary.msPerDecode.toFixed(1)} ms\n`,
+        );
+      }
+    });
+}

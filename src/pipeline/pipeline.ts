@@ -1,0 +1,237 @@
+/**
+ * A loaded text-to-image model: folder checks, sessions on the chosen device, the family's
+ * adapter, the scheduler, UNet and VAE, and `generate` for a single image. The blending engine
+ * uses the same parts (encode, denoise, decode) to grow its tree.
+ */
+import { z } from 'zod';
+import { inspectModelFolder, type ModelFolder } from '../model/folder.ts';
+import { modelDefaults, PRESETS, type ModelDefaults, type Preset } from '../model/preset.ts';
+import { loadClipTokenizer } from '../model/tokenizer.ts';
+import { checkDevice, loadOnnxModel, DEVICES, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import { ClipTextEncoder } from '../adapters/text-encoder.ts';
+import { SdAdapter } from '../adapters/sd.ts';
+import { SdxlAdapter } from '../adapters/sdxl.ts';
+import type { Conditioning, ModelAdapter } from '../adapters/adapter.ts';
+import { createScheduler, SUPPORTED_SCHEDULERS } from '../schedulers/index.ts';
+import type { Scheduler } from '../schedulers/scheduler.ts';
+import { Unet } from './unet.ts';
+import { Vae, type RgbImage } from './vae.ts';
+import { denoise, type StepEvent } from './denoise.ts';
+import { KeyframeNoise } from './keyframe-noise.ts';
+import { parseOptions, seedSchema } from '../options/validate.ts';
+import { LatentBlendError } from '../errors.ts';
+
+/** Events the library emits; front ends render them (the library never prints). */
+export type PipelineEvent =
+  | { readonly type: 'warning'; readonly message: string }
+  | { readonly type: 'load'; readonly part: string; readonly seconds: number }
+  | ({ readonly type: 'step' } & StepEvent)
+  | { readonly type: 'decode'; readonly seconds: number };
+
+export type EventListener = (event: PipelineEvent) => void;
+
+export const loadOptionsSchema = z.strictObject({
+  /** A local model folder (already resolved from a Hub id by the caller if needed). */
+  modelDir: z.string({ error: 'expected the path of a model folder' }).min(1, { error: 'expected the path of a model folder' }),
+  device: z.enum(DEVICES, { error: `expected one of ${DEVICES.join(', ')}` }).default('cpu'),
+  preset: z.enum(PRESETS as [Preset, ...Preset[]], { error: `expected one of ${PRESETS.join(', ')}` }).optional(),
+  /** Replace the model's scheduler class (its config is kept, as diffusers' from_config does). */
+  scheduler: z.string().optional(),
+  /** Scheduler config fields to change (e.g. { prediction_type: 'v_prediction' }). */
+  schedulerConfig: z.record(z.string(), z.unknown()).optional(),
+});
+export type LoadOptions = z.input<typeof loadOptionsSchema>;
+
+/** The model's parts, loaded and ready. */
+export class DiffusionPipeline {
+  private constructor(
+    readonly folder: ModelFolder,
+    readonly defaults: ModelDefaults,
+    readonly device: Device,
+    readonly adapter: ModelAdapter,
+    readonly unet: Unet,
+    readonly vae: Vae,
+    readonly schedulerClass: string,
+    readonly schedulerConfig: Readonly<Record<string, unknown>>,
+    readonly models: readonly OnnxModel[],
+    private readonly listener: EventListener | undefined,
+  ) {}
+
+  /** Loads the model folder on the given device. */
+  static async load(options: LoadOptions, listener?: EventListener): Promise<DiffusionPipeline> {
+    const parsed = parseOptions(loadOptionsSchema, options, 'model options');
+    const device = checkDevice(parsed.device);
+    const folder = inspectModelFolder(parsed.modelDir);
+    const defaults = modelDefaults(folder, parsed.preset);
+    const schedulerClass = parsed.scheduler ?? folder.schedulerClass;
+    if (!SUPPORTED_SCHEDULERS.includes(schedulerClass)) {
+      throw new LatentBlendError(
+        `Scheduler ${schedulerClass}${parsed.scheduler === undefined ? ` (from ${folder.dir}/scheduler/scheduler_config.json)` : ''} is not supported; supported: ${SUPPORTED_SCHEDULERS.join(', ')}. Choose one with the scheduler option.`,
+        'unsupported',
+      );
+    }
+    const schedulerConfig = { ...folder.schedulerConfig, ...parsed.schedulerConfig };
+    // Fails early on a bad config, before the slow session loads.
+    createScheduler(schedulerClass, schedulerConfig, defaults.steps);
+
+    const timed = async (part: string, path: string): Promise<OnnxModel> => {
+      const started = performance.now();
+      const model = await loadOnnxModel(path, part, device);
+      listener?.({ type: 'load', part, seconds: (performance.now() - started) / 1000 });
+      return model;
+    };
+    const encoderModels: OnnxModel[] = [];
+    for (const [index, path] of folder.textEncoders.entries()) {
+      encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
+    }
+    const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(folder.tokenizers[index]!)));
+    const adapter: ModelAdapter =
+      folder.family === 'sdxl'
+        ? new SdxlAdapter(encoders[0]!, encoders[1]!, folder.modelIndex.force_zeros_for_empty_prompt !== false)
+        : new SdAdapter(encoders[0]!);
+    const unetModel = await timed('UNet', folder.unet);
+    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
+    const encoderModel = folder.vaeEncoder === undefined ? undefined : await timed('VAE encoder', folder.vaeEncoder);
+    const vae = new Vae(decoderModel, encoderModel, defaults.vaeScalingFactor, defaults.vaeScaleFactor);
+    if (defaults.vaeForceUpcast && decoderModel.inputTypes.get('latent_sample') === 'float16') {
+      listener?.({
+        type: 'warning',
+        message: 'The VAE decoder is float16 but the model asks for float32 decoding (force_upcast); images may come out black. Prefer a float32 VAE decoder.',
+      });
+    }
+    const models = [...encoderModels, unetModel, decoderModel, ...(encoderModel ? [encoderModel] : [])];
+    return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener);
+  }
+
+  /** Emits an event to the listener given at load time. */
+  emit(event: PipelineEvent): void {
+    this.listener?.(event);
+  }
+
+  /** A scheduler for `steps` denoising steps, from the model's config. */
+  scheduler(steps: number, options: { eta?: number } = {}): Scheduler {
+    return createScheduler(this.schedulerClass, this.schedulerConfig, steps, options);
+  }
+
+  /** Latent shape [channels, height/scale, width/scale] for an image size in pixels. */
+  latentShape(width: number, height: number): [number, number, number] {
+    const scale = this.defaults.vaeScaleFactor;
+    return [this.defaults.latentChannels, height / scale, width / scale];
+  }
+
+  /**
+   * Rounds a size in pixels to the nearest multiple of the VAE scale factor (at least one
+   * multiple), warning when it changes.
+   */
+  roundSize(value: number, name: string): number {
+    const scale = this.defaults.vaeScaleFactor;
+    const rounded = Math.max(scale, Math.round(value / scale) * scale);
+    if (rounded !== value) {
+      this.emit({ type: 'warning', message: `${name} ${value} rounded to ${rounded} (must be a multiple of ${scale} for this model).` });
+    }
+    return rounded;
+  }
+
+  /** Encodes a prompt (and, for guidance, the negative prompt), warning when tokens are cut. */
+  async encode(
+    prompt: string,
+    negativePrompt: string | undefined,
+    options: { width: number; height: number; clipSkip?: number; guided: boolean },
+  ): Promise<{ positive: Conditioning; negative?: Conditioning }> {
+    const encodeOptions = { width: options.width, height: options.height, ...(options.clipSkip !== undefined ? { clipSkip: options.clipSkip } : {}) };
+    const positive = await this.adapter.encodePrompt(prompt, encodeOptions);
+    if (positive.droppedTokens > 0) {
+      this.emit({
+        type: 'warning',
+        message: `The prompt is too long: ${positive.droppedTokens} token${positive.droppedTokens === 1 ? '' : 's'} beyond the text encoder's limit were dropped ("${prompt.slice(0, 40)}${prompt.length > 40 ? '…' : ''}").`,
+      });
+    }
+    if (!options.guided) return { positive: positive.conditioning };
+    const negative = await this.adapter.encodeNegative(negativePrompt, encodeOptions);
+    if (negative.droppedTokens > 0) {
+      this.emit({ type: 'warning', message: `The negative prompt is too long: ${negative.droppedTokens} tokens were dropped.` });
+    }
+    return { positive: positive.conditioning, negative: negative.conditioning };
+  }
+
+  /** Generates one image; see GenerateOptions. */
+  async generate(options: GenerateOptions): Promise<GenerateResult> {
+    const parsed = parseOptions(generateOptionsSchema, options, 'generate options');
+    const width = this.roundSize(parsed.width ?? this.defaults.width, 'width');
+    const height = this.roundSize(parsed.height ?? this.defaults.height, 'height');
+    const steps = parsed.steps ?? this.defaults.steps;
+    const guidanceScale = parsed.guidanceScale ?? this.defaults.guidanceScale;
+    const scheduler = this.scheduler(steps, parsed.eta !== undefined ? { eta: parsed.eta } : {});
+    const guided = guidanceScale > 1;
+    const started = performance.now();
+    const { positive, negative } = await this.encode(parsed.prompt, parsed.negativePrompt, {
+      width,
+      height,
+      guided,
+      ...(parsed.clipSkip !== undefined ? { clipSkip: parsed.clipSkip } : {}),
+    });
+    const shape = this.latentShape(width, height);
+    const noise = new KeyframeNoise(parsed.seed);
+    const length = shape[0] * shape[1] * shape[2];
+    const start = parsed.startLatents ?? noise.start(length);
+    const latents = Float32Array.from(start, (value) => value * scheduler.initNoiseSigma);
+    const result = await denoise({
+      unet: this.unet,
+      scheduler,
+      latentShape: shape,
+      items: [
+        {
+          latents,
+          conditioning: positive,
+          ...(negative !== undefined ? { negative } : {}),
+          guidanceScale,
+          stepNoise: parsed.stepNoise ?? ((stepIndex) => noise.step(stepIndex, length)),
+        },
+      ],
+      fromStep: 0,
+      toStep: scheduler.timesteps.length,
+      onStep: (event) => this.emit({ type: 'step', ...event }),
+      ...(parsed.signal !== undefined ? { signal: parsed.signal } : {}),
+    });
+    const trajectory = result.trajectories[0]!;
+    const decodeStarted = performance.now();
+    const image = await this.vae.decode(trajectory[trajectory.length - 1]!, shape);
+    const decodeSeconds = (performance.now() - decodeStarted) / 1000;
+    this.emit({ type: 'decode', seconds: decodeSeconds });
+    return { image, trajectory, width, height, steps, guidanceScale, seconds: (performance.now() - started) / 1000 };
+  }
+}
+
+const positiveInteger = (name: string) => z.number({ error: `expected a positive integer ${name}` }).int({ error: `expected a positive integer ${name}` }).min(1, { error: `expected a positive integer ${name}` });
+
+export const generateOptionsSchema = z.strictObject({
+  prompt: z.string({ error: 'expected a prompt string' }),
+  negativePrompt: z.string({ error: 'expected a string' }).optional(),
+  seed: seedSchema.default(0),
+  steps: positiveInteger('number of steps').max(1000, { error: 'expected at most 1000 steps' }).optional(),
+  guidanceScale: z.number({ error: 'expected a number from 0 to 50' }).min(0, { error: 'expected a number from 0 to 50' }).max(50, { error: 'expected a number from 0 to 50' }).optional(),
+  width: positiveInteger('width in pixels').max(8192, { error: 'expected at most 8192 pixels' }).optional(),
+  height: positiveInteger('height in pixels').max(8192, { error: 'expected at most 8192 pixels' }).optional(),
+  clipSkip: z.number().int({ error: 'expected an integer from 0 to 10' }).min(0, { error: 'expected an integer from 0 to 10' }).max(10, { error: 'expected an integer from 0 to 10' }).optional(),
+  /** DDIM's eta (0 = deterministic, 1 = DDPM-like noise); other schedulers ignore it. */
+  eta: z.number({ error: 'expected a number from 0 to 1' }).min(0, { error: 'expected a number from 0 to 1' }).max(1, { error: 'expected a number from 0 to 1' }).optional(),
+  /** Unit-Gaussian start latents instead of the seed's (tests, image-to-image). */
+  startLatents: z.custom<Float32Array>((value) => value instanceof Float32Array, { error: 'expected a Float32Array' }).optional(),
+  /** Step noise for stochastic schedulers instead of the seed's stream. */
+  stepNoise: z.custom<(stepIndex: number) => Float32Array>((value) => typeof value === 'function', { error: 'expected a function' }).optional(),
+  signal: z.instanceof(AbortSignal).optional(),
+});
+/** Options of `generate`: prompt, seed, steps (default: model's), guidance scale, size in pixels, clip skip. */
+export type GenerateOptions = z.input<typeof generateOptionsSchema>;
+
+export interface GenerateResult {
+  readonly image: RgbImage;
+  /** Latents after every step. */
+  readonly trajectory: readonly Float32Array[];
+  readonly width: number;
+  readonly height: number;
+  readonly steps: number;
+  readonly guidanceScale: number;
+  /** Wall seconds from encoding to decoded image. */
+  readonly seconds: number;
+}

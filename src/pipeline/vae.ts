@@ -1,0 +1,96 @@
+/** The VAE (ONNX): latents ↔ RGB8 images, with the model's latent scaling factor. */
+import { floatTensor, requireInput, runModel, toFloat32, type OnnxModel } from '../runtime/onnx.ts';
+import { LatentBlendError } from '../errors.ts';
+
+/** An 8-bit RGB image, rows top to bottom, 3 bytes a pixel. */
+export interface RgbImage {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * Converts a decoder output [3, H, W] in [-1, 1] to RGB8 as diffusers' image processor does:
+ * (x / 2 + 0.5) clamped to [0, 1], times 255, rounded.
+ */
+export function decodedToRgb(decoded: Float32Array, width: number, height: number): RgbImage {
+  const plane = width * height;
+  const data = new Uint8Array(plane * 3);
+  for (let channel = 0; channel < 3; channel++) {
+    for (let pixel = 0; pixel < plane; pixel++) {
+      const unit = Math.min(1, Math.max(0, decoded[channel * plane + pixel]! / 2 + 0.5));
+      // float32 like torch, so .5 cases round the same way
+      data[pixel * 3 + channel] = Math.round(Math.fround(Math.fround(unit) * 255));
+    }
+  }
+  return { width, height, data };
+}
+
+export class Vae {
+  private readonly decoderInputType;
+  private readonly encoderInputType;
+
+  constructor(
+    readonly decoder: OnnxModel,
+    readonly encoder: OnnxModel | undefined,
+    /** Latent scaling factor from the VAE config (SD 0.18215, SDXL 0.13025). */
+    readonly scalingFactor: number,
+    /** Pixels per latent cell (8 for SD and SDXL). */
+    readonly scaleFactor: number,
+  ) {
+    this.decoderInputType = requireInput(decoder, 'latent_sample');
+    this.encoderInputType = encoder === undefined ? undefined : requireInput(encoder, 'sample');
+  }
+
+  /** Decoder calls so far (one per image). */
+  decodes = 0;
+
+  /**
+   * Decodes one item's latents [C, h, w] (as the scheduler leaves them) to the raw decoder
+   * output [3, h*scale, w*scale] in roughly [-1, 1].
+   */
+  async decodeRaw(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<Float32Array> {
+    const scaled = new Float32Array(latents.length);
+    for (let k = 0; k < latents.length; k++) scaled[k] = latents[k]! / this.scalingFactor;
+    const outputs = await runModel(this.decoder, {
+      latent_sample: floatTensor(this.decoderInputType, scaled, [1, ...latentShape]),
+    });
+    this.decodes += 1;
+    const out = outputs.sample ?? Object.values(outputs)[0]!;
+    const data = toFloat32(out);
+    if (data.some((value) => Number.isNaN(value))) {
+      throw new LatentBlendError(
+        `${this.decoder.path}: the VAE decoder produced NaN values. A float16 SDXL VAE overflows; use a float32 VAE decoder or the fp16-fixed SDXL VAE.`,
+        'numerics',
+      );
+    }
+    return data;
+  }
+
+  /** Decodes one item's latents to an RGB8 image. */
+  async decode(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<RgbImage> {
+    const raw = await this.decodeRaw(latents, latentShape);
+    return decodedToRgb(raw, latentShape[2] * this.scaleFactor, latentShape[1] * this.scaleFactor);
+  }
+
+  /**
+   * Encodes an RGB8 image to latents [C, h, w] (the latent distribution's mean times the scaling
+   * factor, as diffusers' image-to-image does with `sample_mode="argmax"`).
+   */
+  async encode(image: RgbImage, latentChannels = 4): Promise<Float32Array> {
+    if (this.encoder === undefined || this.encoderInputType === undefined) {
+      throw new LatentBlendError('This model folder has no vae_encoder/model.onnx, so images cannot be encoded.', 'model_folder');
+    }
+    const { width, height, data } = image;
+    const plane = width * height;
+    const pixels = new Float32Array(plane * 3);
+    for (let pixel = 0; pixel < plane; pixel++) {
+      for (let channel = 0; channel < 3; channel++) pixels[channel * plane + pixel] = (data[pixel * 3 + channel]! / 255) * 2 - 1;
+    }
+    const outputs = await runModel(this.encoder, { sample: floatTensor(this.encoderInputType, pixels, [1, 3, height, width]) });
+    const out = toFloat32(outputs.latent_sample ?? outputs.latent_parameters ?? Object.values(outputs)[0]!);
+    // Exports that return the distribution's parameters stack mean and log-variance on channels.
+    const mean = out.subarray(0, latentChannels * (width / this.scaleFactor) * (height / this.scaleFactor));
+    return Float32Array.from(mean, (value) => value * this.scalingFactor);
+  }
+}

@@ -1,0 +1,79 @@
+/**
+ * diffusers' LCMScheduler (latent consistency models, multistep sampling): each step maps x_t to a
+ * consistency-model estimate of x0 ("denoised") and, except at the last step, re-noises it to the
+ * next timestep with fresh standard-normal `noise`. Stateless.
+ */
+import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
+import type { SchedulerConfig } from './config.ts';
+import { checkScaleIndex, checkStepInput, noiseTables, numpyLinspace, requireNoise } from './betas.ts';
+import { alphaSpaceEstimates } from './ddim.ts';
+import { LatentBlendError } from '../errors.ts';
+
+/** LCMScheduler prepared for a number of inference steps. */
+export class LCMScheduler implements Scheduler {
+  readonly className = 'LCMScheduler';
+  readonly numInferenceSteps: number;
+  readonly timesteps: readonly number[];
+  readonly initNoiseSigma = 1;
+  readonly needsStepNoise: boolean;
+  private readonly alphasCumprod: Float64Array;
+  private readonly finalAlphaCumprod: number;
+  private readonly config: SchedulerConfig;
+
+  constructor(config: SchedulerConfig, steps: number) {
+    const T = config.numTrainTimesteps;
+    const original = config.originalInferenceSteps;
+    if (steps > original) {
+      throw new LatentBlendError(
+        `LCMScheduler: ${steps} inference steps is more than original_inference_steps (${original}); allowed: an integer from 1 to ${original}.`,
+      );
+    }
+    // The distillation grid: (1..original) * (T // original) - 1, descending; the inference
+    // timesteps are taken from it at evenly spaced (floored) positions. LCM ignores
+    // timestep_spacing and steps_offset, as diffusers does.
+    const k = Math.floor(T / original);
+    const origin: number[] = [];
+    for (let i = original; i >= 1; i--) origin.push(i * k - 1);
+    this.timesteps = numpyLinspace(0, origin.length, steps, false).map((x) => origin[Math.floor(x)]!);
+    this.numInferenceSteps = steps;
+    this.needsStepNoise = steps > 1;
+    this.alphasCumprod = noiseTables(config, false).alphasCumprod;
+    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
+    this.config = config;
+  }
+
+  /** LCM needs no input scaling. */
+  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
+    checkScaleIndex(this.className, this.numInferenceSteps, stepIndex);
+    return sample.slice();
+  }
+
+  step(input: StepInput): StepOutput {
+    checkStepInput(this.className, this.numInferenceSteps, input);
+    const { modelOutput, sample, stepIndex } = input;
+    const t = this.timesteps[stepIndex]!;
+    const last = stepIndex === this.numInferenceSteps - 1;
+    const prevT = last ? t : this.timesteps[stepIndex + 1]!;
+    const alphaProd = this.alphasCumprod[t]!;
+    const alphaProdPrev = prevT >= 0 ? this.alphasCumprod[prevT]! : this.finalAlphaCumprod;
+    // Consistency-model boundary condition with sigma_data = 0.5.
+    const scaled = t * this.config.timestepScaling;
+    const cSkip = 0.25 / (scaled * scaled + 0.25);
+    const cOut = scaled / Math.sqrt(scaled * scaled + 0.25);
+    const noise = last ? undefined : requireNoise(this.className, stepIndex, input.noise);
+    const sqrtAlphaPrev = Math.sqrt(alphaProdPrev);
+    const sqrtBetaPrev = Math.sqrt(1 - alphaProdPrev);
+    const { predictionType, clipSample, clipSampleRange } = this.config;
+    const prevSample = new Float32Array(sample.length);
+    const denoised = new Float32Array(sample.length);
+    for (let k = 0; k < sample.length; k++) {
+      const x = sample[k]!;
+      let { x0 } = alphaSpaceEstimates(predictionType, modelOutput[k]!, x, alphaProd);
+      if (clipSample) x0 = Math.min(Math.max(x0, -clipSampleRange), clipSampleRange);
+      const d = cOut * x0 + cSkip * x;
+      denoised[k] = d;
+      prevSample[k] = noise === undefined ? d : sqrtAlphaPrev * d + sqrtBetaPrev * noise[k]!;
+    }
+    return { prevSample, predictedOriginal: denoised, state: undefined };
+  }
+}
