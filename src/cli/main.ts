@@ -7,7 +7,11 @@ import { Command, CommanderError } from 'commander';
 import { LatentBlendError } from '../errors.ts';
 import { generateCommand } from './generate.ts';
 
-const USAGE_CODES = new Set(['invalid_input', 'exists', 'model_folder', 'unsupported', 'unavailable']);
+/** Error codes that mean "fix your command or input" (exit 2) rather than "something failed" (exit 1). */
+const USAGE_CODES = new Set([
+  'invalid_input', 'exists', 'model_folder', 'unsupported', 'unavailable',
+  'model_not_found', 'hub_not_found', 'hub_not_onnx', 'hub_gated', 'hub_auth',
+]);
 
 export function buildProgram(): Command {
   const program = new Command('latentblend')

@@ -147,8 +147,8 @@ export function inspectModelFolder(dir: string): ModelFolder {
   const family: ModelFamily = hasSecondEncoder ? 'sdxl' : 'sd';
   const textEncoders = family === 'sdxl' ? ['text_encoder', 'text_encoder_2'] : ['text_encoder'];
   const tokenizers = family === 'sdxl' ? ['tokenizer', 'tokenizer_2'] : ['tokenizer'];
-  textEncoders.forEach((name) => checkOnnxFile(join(dir, name, 'model.onnx'), `${name.replace('_', ' ')}`));
-  tokenizers.forEach((name) => checkTokenizerFolder(join(dir, name), name.replace('_', ' ')));
+  textEncoders.forEach((name) => checkOnnxFile(join(dir, name, 'model.onnx'), `${name.replaceAll('_', ' ')}`));
+  tokenizers.forEach((name) => checkTokenizerFolder(join(dir, name), name.replaceAll('_', ' ')));
   checkOnnxFile(join(dir, 'unet', 'model.onnx'), 'UNet');
   checkOnnxFile(join(dir, 'vae_decoder', 'model.onnx'), 'VAE decoder');
   const vaeEncoderPath = join(dir, 'vae_encoder', 'model.onnx');

@@ -119,6 +119,7 @@ const LITERAL_HINTS: Partial<Record<RawKey, string>> = {
   variance_type: 'null (learned variance outputs are not implemented)',
   algorithm_type: '"dpmsolver++" (or "deis", which diffusers maps to it); dpmsolver, sde-dpmsolver and sde-dpmsolver++ are not implemented',
   solver_order: 'an integer 1, 2 or 3',
+  trained_betas: 'an array of num_train_timesteps numbers, each in (0, 1]',
 };
 
 const COMMON_KEYS: readonly RawKey[] = [
@@ -206,6 +207,24 @@ export function isSchedulerClassName(name: string): name is SchedulerClassName {
   return Object.hasOwn(CLASSES, name);
 }
 
+/** What a failed zod check expected, in words. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return issue.values.map((v) => JSON.stringify(v)).join(', ');
+    case 'invalid_type':
+      if (issue.expected === 'int') return 'an integer';
+      if (issue.expected === 'boolean') return 'true or false';
+      return issue.expected === 'number' ? 'a number' : `a value of type ${issue.expected}`;
+    case 'too_small':
+      return `a number ${issue.inclusive ? '>=' : '>'} ${String(issue.minimum)}`;
+    case 'too_big':
+      return `a number ${issue.inclusive ? '<=' : '<'} ${String(issue.maximum)}`;
+    default:
+      return issue.message;
+  }
+}
+
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
   if (Array.isArray(value)) return `an array of ${value.length} values`;
@@ -243,11 +262,7 @@ export function parseSchedulerConfig(className: SchedulerClassName, raw: unknown
     const value = relevant[key];
     let allowed = LITERAL_HINTS[key];
     if (allowed === undefined) {
-      if (issue.code === 'invalid_value' && 'values' in issue) {
-        allowed = (issue.values as unknown[]).map((v) => JSON.stringify(v)).join(', ');
-      } else {
-        allowed = issue.message.replace(/^Invalid input: /, '').replace(/, received .*$/, '');
-      }
+      allowed = describeIssue(issue);
     }
     fail(className, key, value, allowed);
   }
