@@ -101,7 +101,8 @@ const rawSchema = z.object({
   use_flow_sigmas: z.literal(false).nullish(),
   use_dynamic_shifting: z.literal(false).nullish(),
   variance_type: z.null().optional(),
-  lambda_min_clipped: z.number().nullish(),
+  // diffusers writes its default as -Infinity (Python JSON), which plain z.number() rejects.
+  lambda_min_clipped: z.union([z.number(), z.literal(-Infinity)]).nullish(),
   original_inference_steps: z.number().int().positive().nullish(),
   timestep_scaling: z.number().positive().nullish(),
 });
