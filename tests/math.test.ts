@@ -49,8 +49,8 @@ test('slerp endpoints are bit-exact copies', () => {
   const b = Float32Array.from([0.5, 2, -1, 9, 1e-7]);
   const at0 = slerp(a, b, 0);
   const at1 = slerp(a, b, 1);
-  assert.ok(sameBits(at0, a));
-  assert.ok(sameBits(at1, b));
+  assert.ok(sameBits(at0, a), 'sameBits(at0, a)');
+  assert.ok(sameBits(at1, b), 'sameBits(at1, b)');
   assert.notEqual(at0, a, 'a copy, not the input');
   at0[0] = 42;
   assert.equal(a[0], Math.fround(1.1));
@@ -80,7 +80,7 @@ test('slerp keeps the norm of equal-norm Gaussian tensors', () => {
     assert.ok(relative < 1e-6, `t=${t}: relative norm change ${relative}`);
   }
   // lerp of the same tensors shrinks the norm by about 1/sqrt(2) in the middle: what slerp avoids.
-  assert.ok(norm(lerp(a, b, 0.5)) < 0.75 * norm(a));
+  assert.ok(norm(lerp(a, b, 0.5)) < 0.75 * norm(a), 'norm(lerp(a, b, 0.5)) < 0.75 * norm(a)');
 });
 
 test('slerp of unequal-norm Gaussian tensors has a norm between the two', () => {
@@ -120,16 +120,16 @@ test('slerp of antiparallel tensors is finite, keeps the norm and is determinist
   const b = scaled(a, -1);
   for (const t of [0.1, 0.5, 0.9]) {
     const out = slerp(a, b, t);
-    assert.ok(out.every(Number.isFinite));
+    assert.ok(out.every(Number.isFinite), 'out.every(Number.isFinite)');
     assert.ok(Math.abs(norm(out) - norm(a)) / norm(a) < 1e-6, `t=${t}`);
     // The rotation angle from a is t·π.
     const cosine = dot(out, a) / (norm(out) * norm(a));
     assert.ok(Math.abs(cosine - Math.cos(t * Math.PI)) < 1e-5, `t=${t}: cos ${cosine}`);
-    assert.ok(sameBits(out, slerp(a, b, t)));
+    assert.ok(sameBits(out, slerp(a, b, t)), 'sameBits(out, slerp(a, b, t))');
   }
   // Unequal norms: the norm is interpolated linearly.
   const out = slerp(a, scaled(a, -3), 0.5);
-  assert.ok(Math.abs(norm(out) - 2 * norm(a)) / norm(a) < 1e-6);
+  assert.ok(Math.abs(norm(out) - 2 * norm(a)) / norm(a) < 1e-6, 'Math.abs(norm(out) - 2 * norm(a)) / norm(a) < 1e-6');
 });
 
 test('slerp near antiparallel stays finite and norm-keeping on both sides of the threshold', () => {
@@ -137,7 +137,7 @@ test('slerp near antiparallel stays finite and norm-keeping on both sides of the
     const a = Float32Array.from([1, 0, 0, 0]);
     const b = Float32Array.from([-Math.cos(epsilon), Math.sin(epsilon), 0, 0]);
     const out = slerp(a, b, 0.5);
-    assert.ok(out.every(Number.isFinite));
+    assert.ok(out.every(Number.isFinite), 'out.every(Number.isFinite)');
     assert.ok(Math.abs(norm(out) - 1) < 1e-6, `epsilon ${epsilon}: norm ${norm(out)}`);
     assert.ok(Math.abs(dot(out, a)) < 1e-3, 'half way, about orthogonal to a');
   }
@@ -164,14 +164,14 @@ test('lerp interpolates in float64 with exact endpoints', () => {
   const a = Float32Array.from([0, 10, -4]);
   const b = Float32Array.from([1, 20, 4]);
   assertClose(lerp(a, b, 0.25), [0.25, 12.5, -2], 0);
-  assert.ok(sameBits(lerp(a, b, 0), a));
-  assert.ok(sameBits(lerp(a, b, 1), b));
+  assert.ok(sameBits(lerp(a, b, 0), a), 'sameBits(lerp(a, b, 0), a)');
+  assert.ok(sameBits(lerp(a, b, 1), b), 'sameBits(lerp(a, b, 1), b)');
 });
 
 // ---------------------------------------------------------------- noise
 
 test('the same seed gives bit-identical noise; different seeds differ', () => {
-  assert.ok(sameBits(gaussianNoise(42, 4096), gaussianNoise(42, 4096)));
+  assert.ok(sameBits(gaussianNoise(42, 4096), gaussianNoise(42, 4096)), 'sameBits(gaussianNoise(42, 4096), gaussianNoise(42, 4096))');
   const seeds = [0, 1, -1, 2, 2 ** 32, 2 ** 32 + 1, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER];
   const tensors = seeds.map((s) => gaussianNoise(s, 64));
   for (let i = 0; i < seeds.length; i++) {
@@ -228,12 +228,12 @@ test('noise of different seeds, steps and purposes is uncorrelated', () => {
   for (const [name, other] of pairs) {
     assert.ok(Math.abs(corr(start, other)) < 0.015, `${name}: ${corr(start, other)}`);
   }
-  assert.ok(Math.abs(corr(stepNoise(11, 0, 0, n), stepNoise(11, 0, 1, n))) < 0.015);
+  assert.ok(Math.abs(corr(stepNoise(11, 0, 0, n), stepNoise(11, 0, 1, n))) < 0.015, 'Math.abs(corr(stepNoise(11, 0, 0, n), stepNoise(11, 0, 1, n))) < 0.015');
 });
 
 test('a longer tensor extends a shorter one of the same seed', () => {
   const long = gaussianNoise(9, 11);
-  assert.ok(sameBits(gaussianNoise(9, 10), long.subarray(0, 10)));
+  assert.ok(sameBits(gaussianNoise(9, 10), long.subarray(0, 10)), 'sameBits(gaussianNoise(9, 10), long.subarray(0, 10))');
   assert.equal(gaussianNoise(9, 0).length, 0);
 });
 
@@ -242,9 +242,9 @@ test('a noise stream gives step i both in turn and directly', () => {
   const inTurn = [0, 1, 2, 3].map(() => stream.next(256));
   assert.equal(stream.position, 4);
   const direct = new NoiseStream(123).at(3, 256);
-  assert.ok(sameBits(inTurn[3] as Float32Array, direct));
-  assert.ok(sameBits(inTurn[2] as Float32Array, stepNoise(123, 0, 2, 256)));
-  assert.ok(!sameBits(inTurn[0] as Float32Array, inTurn[1] as Float32Array));
+  assert.ok(sameBits(inTurn[3] as Float32Array, direct), 'sameBits(inTurn[3] as Float32Array, direct)');
+  assert.ok(sameBits(inTurn[2] as Float32Array, stepNoise(123, 0, 2, 256)), 'sameBits(inTurn[2] as Float32Array, stepNoise(123, 0, 2, 256))');
+  assert.ok(!sameBits(inTurn[0] as Float32Array, inTurn[1] as Float32Array), '!sameBits(inTurn[0] as Float32Array, inTurn[1] as Float32Array)');
   assert.ok(!sameBits(inTurn[0] as Float32Array, gaussianNoise(123, 256)), 'step noise differs from start noise');
   assert.ok(!sameBits(new NoiseStream(123, 1).at(3, 256), direct), 'streams differ');
 });

@@ -210,11 +210,11 @@ test('planCost counts UNet evaluations, decodes and distance pairs', () => {
   assert.equal(cost.unetEvaluations, 24);
   assert.equal(cost.decodes, 10);
   assert.equal(cost.metricPairs, 17);
-  assert.ok(Math.abs(cost.seconds - (24 * 0.05 + 10 * 0.1 + 17 * 0.01)) < 1e-12);
+  assert.ok(Math.abs(cost.seconds - (24 * 0.05 + 10 * 0.1 + 17 * 0.01)) < 1e-12, 'Math.abs(cost.seconds - (24 * 0.05 + 10 * 0.1 + 17 * 0.01)) < 1e-12');
   assert.equal(plan.predictedSeconds, cost.seconds);
   const withGuidance = planCost(plan, { ...turboCosts, guidanceFactor: 2, fixedSeconds: 1 });
   assert.equal(withGuidance.unetEvaluations, 48);
-  assert.ok(Math.abs(withGuidance.seconds - (1 + 48 * 0.05 + 10 * 0.1 + 17 * 0.01)) < 1e-12);
+  assert.ok(Math.abs(withGuidance.seconds - (1 + 48 * 0.05 + 10 * 0.1 + 17 * 0.01)) < 1e-12, 'Math.abs(withGuidance.seconds - (1 + 48 * 0.05 + 10 * 0.1 + 17 * 0.01)) < 1e-12');
 });
 
 test('a time budget gives the largest plan that fits, for Turbo too', () => {
@@ -236,10 +236,10 @@ test('more budget never gives fewer branches, and every plan fits its budget', (
   for (let budget = 11; budget <= 120; budget += 0.7) {
     const plan = makePlan({ numInferenceSteps: 30, depthStrength: 0.4, preset: 'standard', timeBudgetSeconds: budget, costs });
     assert.ok(plan.branches >= previous, `budget ${budget}`);
-    assert.ok((plan.predictedSeconds as number) <= budget);
+    assert.ok((plan.predictedSeconds as number) <= budget, `budget ${budget}: predicted ${plan.predictedSeconds}`);
     // The next larger plan would not fit.
     const bigger = makePlan({ numInferenceSteps: 30, depthStrength: 0.4, preset: 'standard', maxBranches: plan.totalFrames + 1, costs });
-    assert.ok((bigger.predictedSeconds as number) > budget);
+    assert.ok((bigger.predictedSeconds as number) > budget, `budget ${budget}: one more branch, ${bigger.predictedSeconds}, still fits`);
     // Same branches as the plan of that size.
     const same = makePlan({ numInferenceSteps: 30, depthStrength: 0.4, preset: 'standard', maxBranches: plan.totalFrames, costs });
     assert.deepEqual(same.insertions, plan.insertions);

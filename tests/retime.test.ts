@@ -23,8 +23,8 @@ function assertWellFormed(r: Retiming, frameCount: number): void {
   const t = track(r);
   for (let m = 1; m < t.length; m++) assert.ok((t[m] as number) >= (t[m - 1] as number), `film frame ${m} goes back`);
   for (const f of frames) {
-    assert.ok(f.weight >= 0 && f.weight < 1);
-    assert.ok(f.right === f.left + 1 || (f.right === f.left && f.weight === 0));
+    assert.ok(f.weight >= 0 && f.weight < 1, 'f.weight >= 0 && f.weight < 1');
+    assert.ok(f.right === f.left + 1 || (f.right === f.left && f.weight === 0), 'f.right === f.left + 1 || (f.right === f.left && f.weight === 0)');
   }
 }
 
@@ -40,7 +40,7 @@ test('equal distances give equal spacing, hitting every computed frame', () => {
   // Equal mode agrees here.
   const equal = retime({ frameCount: 5, durationSeconds: 3, fps: 3, mode: 'equal' });
   assert.deepEqual(equal.filmFrames, r.filmFrames);
-  [0, 2 / 3, 4 / 3, 2, 8 / 3].forEach((t, j) => assert.ok(Math.abs((r.times[j] as number) - t) < 1e-12));
+  [0, 2 / 3, 4 / 3, 2, 8 / 3].forEach((t, j) => assert.ok(Math.abs((r.times[j] as number) - t) < 1e-12, 'Math.abs((r.times[j] as number) - t) < 1e-12'));
 });
 
 test('one big gap gets most of the film frames', () => {
@@ -55,7 +55,7 @@ test('one big gap gets most of the film frames', () => {
   // Film frame 33 sits at u = 1/3, i.e. 29.17% of the way through the big gap (0.1 .. 0.9).
   const f33 = r.filmFrames[33];
   assert.equal(f33?.left, 1);
-  assert.ok(Math.abs((f33?.weight as number) - (1 / 3 - 0.1) / 0.8) < 1e-12);
+  assert.ok(Math.abs((f33?.weight as number) - (1 / 3 - 0.1) / 0.8) < 1e-12, 'Math.abs((f33?.weight as number) - (1 / 3 - 0.1) / 0.8) < 1e-12');
   // Equal mode ignores the distances: about a third of the film per gap.
   const equal = retime({ frameCount: 4, distances: [1, 8, 1], durationSeconds: 4, fps: 25, mode: 'equal' });
   const perGap = [0, 1, 2].map((j) => equal.filmFrames.filter((f) => f.left === j && f.right === j + 1).length);
@@ -95,7 +95,7 @@ test('more film frames than computed frames, and fewer: always monotone with exa
     const r = retime({ frameCount: 8, distances, durationSeconds: d, fps });
     assertWellFormed(r, 8);
     assert.equal(r.filmFrames.length, filmFrameCount(d, fps));
-    assert.ok(Math.abs((r.times[7] as number) - (r.filmFrames.length - 1) / fps) < 1e-12);
+    assert.ok(Math.abs((r.times[7] as number) - (r.filmFrames.length - 1) / fps) < 1e-12, 'Math.abs((r.times[7] as number) - (r.filmFrames.length - 1) / fps) < 1e-12');
   }
 });
 

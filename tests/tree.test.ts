@@ -136,10 +136,10 @@ test('guidance scale falls linearly to 1 + (scale - 1)·damper in the middle, sy
   assert.equal(guidanceScaleAt(0.5, 4, 0.5), 2.5);
   assert.equal(guidanceScaleAt(0.25, 4, 0.5), 3.25);
   assert.equal(guidanceScaleAt(0.75, 4, 0.5), 3.25);
-  assert.ok(Math.abs(guidanceScaleAt(0.5, 7, 0.2) - (1 + 6 * 0.2)) < 1e-12);
+  assert.ok(Math.abs(guidanceScaleAt(0.5, 7, 0.2) - (1 + 6 * 0.2)) < 1e-12, 'Math.abs(guidanceScaleAt(0.5, 7, 0.2) - (1 + 6 * 0.2)) < 1e-12');
   for (const f of [0, 0.1, 0.5, 0.9]) assert.equal(guidanceScaleAt(f, 4, 1), 4);
   // Guidance off (scale <= 1) stays off.
-  assert.ok(guidanceScaleAt(0.5, 0, 0.5) <= 1);
+  assert.ok(guidanceScaleAt(0.5, 0, 0.5) <= 1, 'guidanceScaleAt(0.5, 0, 0.5) <= 1');
   assert.throws(() => guidanceScaleAt(0.5, 4, 0), isLatentBlendError(/mid damper: got 0.*\(0, 1\]/));
   assert.throws(() => guidanceScaleAt(0.5, 4, 1.5), isLatentBlendError(/mid damper: got 1\.5/));
   assert.throws(() => guidanceScaleAt(0.5, -1, 0.5), isLatentBlendError(/guidance scale: got -1/));

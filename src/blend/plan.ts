@@ -329,7 +329,7 @@ function largestFit(
     steps += numInferenceSteps - (ladder[rung] as number);
     const next = branches + 1;
     // Integers in, one formula: the same value planCost gives for this plan.
-    if (secondsOf(steps, next + 2, 1 + 2 * next, costs) > budgetSeconds) break;
+    if (secondsOf(steps * g, next + 2, 1 + 2 * next, costs) > budgetSeconds) break;
     branches = next;
   }
   return branches;
