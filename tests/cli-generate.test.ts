@@ -41,7 +41,7 @@ describe('generate refuses bad input with a clear message and no output', () => 
     ['unknown device', ['--device', 'tpu'], /--device.*tpu/],
     ['unavailable device', ['--device', 'cuda'], /device: cuda is not available/],
     ['unknown scheduler', ['--scheduler', 'FooScheduler'], /FooScheduler.*supported: .*EulerDiscreteScheduler/],
-    ['missing model folder', ['--model', join(work, 'nope')], /does not exist/],
+    ['missing model folder', ['--model', join(work, 'nope')], /nope" is not an existing folder, nor a Hugging Face repo id/],
   ];
   for (const [name, args, message] of cases) {
     test(name, () => {

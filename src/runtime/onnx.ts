@@ -51,7 +51,7 @@ export function checkDevice(device: string): Device {
   if (!available.includes(device as Device)) {
     const hint =
       device === 'cuda' || device === 'tensorrt'
-        ? ` Install onnxruntime-node's GPU binaries with: ONNXRUNTIME_NODE_INSTALL=cuda12 npm rebuild onnxruntime-node (needs network once).`
+        ? ` Fetch onnxruntime-node's GPU binaries once (needs network): ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`
         : '';
     throw new LatentBlendError(
       `device: ${device} is not available in this onnxruntime-node installation on ${process.platform}/${process.arch}; available: ${available.join(', ')}.${hint}`,
