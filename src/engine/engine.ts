@@ -1,0 +1,513 @@
+/**
+ * The blending engine (SPEC.md "Algorithm"): grows a tree of denoising trajectories between two
+ * keyframes. Keyframe A and B are full runs; every other branch starts at an injection step from
+ * the slerp mix of its two parents and is pulled towards that mix by parental crossfeed; each new
+ * branch goes into the gap whose neighbouring frames differ most. The tree, the plan and the
+ * insertion rules are the pure functions of src/blend; this file runs them on a model.
+ */
+import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
+import { denoise, throwIfAborted, type DenoiseItem } from '../pipeline/denoise.ts';
+import { KeyframeNoise } from '../pipeline/keyframe-noise.ts';
+import type { RgbImage } from '../pipeline/vae.ts';
+import type { Tensor32 } from '../pipeline/tensor.ts';
+import type { Conditioning } from '../adapters/adapter.ts';
+import type { Scheduler } from '../schedulers/scheduler.ts';
+import { slerp, lerp } from '../math/slerp.ts';
+import { branch1Crossfeed, parentalCrossfeed, type CrossfeedParams } from '../blend/crossfeed.ts';
+import { makePlan, type Plan, type PlanCosts, type PlanInsertion } from '../blend/plan.ts';
+import {
+  createTree,
+  childFract,
+  findParents,
+  insertBranch,
+  mixingFraction,
+  guidanceScaleAt,
+  type BlendTree,
+  type Branch,
+} from '../blend/tree.ts';
+import { resolveTransitionOptions, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
+import type { SimilarityMetric } from './metric.ts';
+import { LatentBlendError } from '../errors.ts';
+
+/** One computed frame of a transition, in fract order. */
+export interface TransitionFrame {
+  readonly image: RgbImage;
+  /** Position along the transition, 0 (keyframe A) to 1 (keyframe B). */
+  readonly fract: number;
+  /** Step where the branch started: 0 for A and B. */
+  readonly injectionStep: number;
+  /** Distance to the previous / next frame's image (undefined at the ends). */
+  readonly distanceToPrevious: number | undefined;
+  readonly distanceToNext: number | undefined;
+}
+
+/** Work counters of a run. */
+export interface TransitionStats {
+  /** UNet rows evaluated (a batch of B latents counts B; guidance doubles). */
+  readonly unetEvaluations: number;
+  readonly unetCalls: number;
+  readonly decodes: number;
+  readonly metricEvaluations: number;
+  readonly seconds: number;
+  /** Seconds inside ONNX Runtime (all models), to tell engine overhead apart. */
+  readonly onnxSeconds: number;
+}
+
+/** A finished (or partly refined) transition: everything needed to render, save or refine it. */
+export interface Transition {
+  readonly options: ResolvedTransitionOptions;
+  readonly tree: BlendTree<Float32Array>;
+  /** Final image of every branch, same order as tree.branches. */
+  readonly images: readonly RgbImage[];
+  readonly plan: Plan;
+  readonly metric: string;
+  readonly stats: TransitionStats;
+  /** The frames in order, with their fract, injection step and neighbour distances. */
+  readonly frames: readonly TransitionFrame[];
+}
+
+/** Events of a run, for progress bars and live previews. */
+export type EngineEvent =
+  | { readonly type: 'plan'; readonly plan: Plan }
+  | {
+      readonly type: 'progress';
+      /** Branches finished, A and B included, of the plan's total frames. */
+      readonly branchesDone: number;
+      readonly branchesTotal: number;
+      readonly unetEvaluationsDone: number;
+      readonly unetEvaluationsTotal: number;
+      readonly elapsedSeconds: number;
+      /** Estimated seconds left, from the measured rate; undefined before the first step. */
+      readonly etaSeconds: number | undefined;
+    }
+  | { readonly type: 'frame'; readonly fract: number; readonly injectionStep: number; readonly image: RgbImage; readonly index: number }
+  | { readonly type: 'warning'; readonly message: string }
+  | { readonly type: 'budget-stop'; readonly elapsedSeconds: number; readonly budgetSeconds: number; readonly branchesSkipped: number };
+
+export interface RunControl {
+  readonly signal?: AbortSignal;
+  readonly onEvent?: (event: EngineEvent) => void;
+  /**
+   * The previous transition of a film: its keyframe B becomes this transition's keyframe A, and
+   * B's trajectory and image are reused instead of recomputed.
+   */
+  readonly startFrom?: Transition;
+}
+
+/** Everything a transition's branches share, prepared once. */
+interface Context {
+  readonly options: ResolvedTransitionOptions;
+  readonly scheduler: Scheduler;
+  readonly shape: [number, number, number];
+  readonly length: number;
+  /** N: denoising steps (UNet calls) per full trajectory. */
+  readonly steps: number;
+  readonly conditioningA: Conditioning;
+  readonly conditioningB: Conditioning;
+  readonly negative: Conditioning | undefined;
+  readonly noiseA: KeyframeNoise;
+  readonly noiseB: KeyframeNoise;
+}
+
+/** One branch to compute in a batched denoising run. */
+interface BranchJob {
+  readonly fract: number;
+  readonly injectionStep: number;
+  readonly start: Float32Array;
+  /** Latents mixed in before step i (i > injectionStep), with weight crossfeed[i]. */
+  readonly feed: ((stepIndex: number) => Float32Array | undefined) | undefined;
+  readonly crossfeed: readonly number[];
+}
+
+function conditioningAtFract(a: Conditioning, b: Conditioning, fract: number): Conditioning {
+  if (fract === 0) return a;
+  if (fract === 1) return b;
+  const mixed = new Map<string, Tensor32>();
+  for (const [name, tensorA] of a) {
+    const tensorB = b.get(name)!;
+    mixed.set(name, { data: lerp(tensorA.data, tensorB.data, fract), dims: tensorA.dims });
+  }
+  return mixed;
+}
+
+function sameKeyframe(a: { prompt: string; seed: number }, b: { prompt: string; seed: number }): boolean {
+  return a.prompt === b.prompt && a.seed === b.seed;
+}
+
+export class BlendingEngine {
+  constructor(
+    readonly pipeline: DiffusionPipeline,
+    private readonly metric: SimilarityMetric,
+  ) {}
+
+  /**
+   * Computes a transition from keyframe A to keyframe B (see TransitionOptions for every option
+   * and SPEC.md for the algorithm). Cancel with `control.signal`: the run stops within one
+   * denoising step and throws an AbortError; nothing shared is left half-changed.
+   */
+  async runTransition(input: TransitionOptions, control: RunControl = {}): Promise<Transition> {
+    const started = performance.now();
+    const counters = this.counters();
+    const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
+    const context = await this.prepare(options);
+    const { steps } = context;
+    const emit = control.onEvent ?? (() => {});
+
+    // Keyframe A: reused from the previous transition of a film, or computed.
+    let branchA: Branch<Float32Array>;
+    let imageA: RgbImage;
+    const previous = control.startFrom;
+    if (previous !== undefined) {
+      this.checkReusable(previous, options);
+      branchA = { ...previous.tree.branches[previous.tree.branches.length - 1]!, fract: 0 };
+      imageA = previous.images[previous.images.length - 1]!;
+    } else {
+      throwIfAborted(control.signal);
+      const [trajectory] = await this.runJobs(context, [{ fract: 0, injectionStep: 0, start: this.startLatents(context, context.noiseA), feed: undefined, crossfeed: [] }], control.signal);
+      branchA = { fract: 0, injectionStep: 0, latents: trajectory! };
+      imageA = await this.decode(context, trajectory!);
+    }
+    emit({ type: 'frame', fract: 0, injectionStep: 0, image: imageA, index: 0 });
+
+    // Keyframe B, with branch-1 crossfeed from A.
+    const crossfeedB = branch1Crossfeed(steps, options.branch1Crossfeed);
+    const [trajectoryB] = await this.runJobs(
+      context,
+      [
+        {
+          fract: 1,
+          injectionStep: 0,
+          start: this.startLatents(context, context.noiseB),
+          feed: (stepIndex) => branchA.latents[stepIndex - 1] ?? undefined,
+          crossfeed: crossfeedB,
+        },
+      ],
+      control.signal,
+    );
+    const branchB: Branch<Float32Array> = { fract: 1, injectionStep: 0, latents: trajectoryB! };
+    const imageB = await this.decode(context, trajectoryB!);
+    emit({ type: 'frame', fract: 1, injectionStep: 0, image: imageB, index: 1 });
+    const distanceAB = await this.distance(imageA, imageB);
+    const tree = createTree(steps, branchA, branchB, distanceAB);
+
+    const plan = this.makePlan(context, counters, previous !== undefined, emit);
+    emit({ type: 'plan', plan });
+    return this.grow(context, { tree, images: [imageA, imageB] }, plan, plan.insertions, counters, started, control);
+  }
+
+  /**
+   * Adds `branches` more branches to a finished transition without recomputing any existing one.
+   * Injection steps follow the plan for the larger total (SPEC.md "The plan").
+   */
+  async refine(transition: Transition, branches: number, control: Omit<RunControl, 'startFrom'> = {}): Promise<Transition> {
+    if (!Number.isInteger(branches) || branches < 1 || branches > 4096) {
+      throw new LatentBlendError(`branches: expected an integer from 1 to 4096, got ${String(branches)}`);
+    }
+    const started = performance.now();
+    const counters = this.counters();
+    const context = await this.prepare(transition.options);
+    if (context.steps !== transition.tree.numInferenceSteps) {
+      throw new LatentBlendError(
+        `This transition has ${transition.tree.numInferenceSteps} steps per trajectory but the model's scheduler gives ${context.steps}; refine it with the model and scheduler it was made with.`,
+      );
+    }
+    const total = transition.tree.branches.length + branches;
+    const bigger = makePlan({
+      numInferenceSteps: context.steps,
+      depthStrength: transition.options.depthStrength,
+      preset: this.pipeline.defaults.preset,
+      maxBranches: Math.min(total, 4096),
+      guidanceFactor: context.negative !== undefined ? 2 : 1,
+    });
+    // The larger plan's injection steps minus those the tree already has, coarse to fine.
+    const existing = new Map<number, number>();
+    for (const branch of transition.tree.branches.slice(1, -1)) existing.set(branch.injectionStep, (existing.get(branch.injectionStep) ?? 0) + 1);
+    const insertions: PlanInsertion[] = [];
+    for (const insertion of bigger.insertions) {
+      const left = existing.get(insertion.injectionStep) ?? 0;
+      if (left > 0) existing.set(insertion.injectionStep, left - 1);
+      else insertions.push(insertion);
+    }
+    while (insertions.length < branches) insertions.push({ injectionStep: bigger.firstInjectionStep });
+    const plan: Plan = { ...bigger, insertions: insertions.slice(0, branches) };
+    control.onEvent?.({ type: 'plan', plan });
+    return this.grow(context, { tree: transition.tree, images: transition.images }, plan, plan.insertions, counters, started, control);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  private counters() {
+    const models = this.pipeline.models;
+    return {
+      unetEvaluations: this.pipeline.unet.evaluations,
+      unetCalls: this.pipeline.unet.calls,
+      unetSeconds: this.pipeline.unet.model.stats.seconds,
+      decodes: this.pipeline.vae.decodes,
+      decodeSeconds: this.pipeline.vae.decoder.stats.seconds,
+      onnxSeconds: models.reduce((sum, model) => sum + model.stats.seconds, 0),
+      metricEvaluations: this.metricEvaluations,
+      metricSeconds: this.metricSeconds,
+    };
+  }
+
+  private metricEvaluations = 0;
+  private metricSeconds = 0;
+
+  private async prepare(options: ResolvedTransitionOptions): Promise<Context> {
+    const scheduler = this.pipeline.scheduler(options.steps, options.eta !== undefined ? { eta: options.eta } : {});
+    const guided = options.guidanceScale > 1;
+    const encodeOptions = {
+      width: options.width,
+      height: options.height,
+      guided,
+      ...(options.clipSkip !== undefined ? { clipSkip: options.clipSkip } : {}),
+    };
+    const a = await this.pipeline.encode(options.keyframeA.prompt, options.negativePrompt, encodeOptions);
+    const b = await this.pipeline.encode(options.keyframeB.prompt, options.negativePrompt, { ...encodeOptions, guided: false });
+    const shape = this.pipeline.latentShape(options.width, options.height);
+    return {
+      options,
+      scheduler,
+      shape,
+      length: shape[0] * shape[1] * shape[2],
+      steps: scheduler.timesteps.length,
+      conditioningA: a.positive,
+      conditioningB: b.positive,
+      negative: a.negative,
+      noiseA: new KeyframeNoise(options.keyframeA.seed),
+      noiseB: new KeyframeNoise(options.keyframeB.seed),
+    };
+  }
+
+  private startLatents(context: Context, noise: KeyframeNoise): Float32Array {
+    const sigma = context.scheduler.initNoiseSigma;
+    return Float32Array.from(noise.start(context.length), (value) => value * sigma);
+  }
+
+  private checkReusable(previous: Transition, options: ResolvedTransitionOptions): void {
+    const before = previous.options;
+    const problems: string[] = [];
+    if (!sameKeyframe(before.keyframeB, options.keyframeA)) problems.push("the previous keyframe B is not this keyframe A (prompt and seed)");
+    for (const key of ['width', 'height', 'steps', 'guidanceScale', 'negativePrompt', 'clipSkip', 'eta'] as const) {
+      if (before[key] !== options[key]) problems.push(`${key} differs (${String(before[key])} vs ${String(options[key])})`);
+    }
+    if (problems.length > 0) {
+      throw new LatentBlendError(`Cannot continue from the previous transition: ${problems.join('; ')}.`);
+    }
+  }
+
+  /** Runs a batch of branches that share an injection step; returns each one's latents, null before it starts. */
+  private async runJobs(context: Context, jobs: readonly BranchJob[], signal: AbortSignal | undefined): Promise<(Float32Array | null)[][]> {
+    const fromStep = jobs[0]!.injectionStep;
+    const { options, noiseA, noiseB, length } = context;
+    const items: DenoiseItem[] = jobs.map((job) => {
+      const guidanceScale = guidanceScaleAt(job.fract, options.guidanceScale, options.midDamper);
+      return {
+        latents: job.start,
+        conditioning: conditioningAtFract(context.conditioningA, context.conditioningB, job.fract),
+        ...(guidanceScale > 1 && context.negative !== undefined ? { negative: context.negative } : {}),
+        guidanceScale: guidanceScale > 1 && context.negative !== undefined ? guidanceScale : 0,
+        // Neighbouring branches get neighbouring step noise (SPEC.md "Noise of stochastic schedulers").
+        stepNoise: (stepIndex: number) =>
+          job.fract === 0
+            ? noiseA.step(stepIndex, length)
+            : job.fract === 1
+              ? noiseB.step(stepIndex, length)
+              : slerp(noiseA.step(stepIndex, length), noiseB.step(stepIndex, length), job.fract),
+      };
+    });
+    const result = await denoise({
+      unet: this.pipeline.unet,
+      scheduler: context.scheduler,
+      latentShape: context.shape,
+      items,
+      fromStep,
+      toStep: context.steps,
+      ...(signal !== undefined ? { signal } : {}),
+      onStep: (event) => this.pipeline.emit({ type: 'step', ...event }),
+      beforeStep: (stepIndex, latents) => {
+        let changed = false;
+        const next = latents.map((current, index) => {
+          const job = jobs[index]!;
+          const weight = job.crossfeed[stepIndex] ?? 0;
+          if (weight <= 0 || stepIndex <= job.injectionStep || job.feed === undefined) return current;
+          const source = job.feed(stepIndex);
+          if (source === undefined) return current;
+          changed = true;
+          return slerp(current, source, weight);
+        });
+        return changed ? next : undefined;
+      },
+    });
+    return result.trajectories.map((trajectory) => [...new Array<Float32Array | null>(fromStep).fill(null), ...trajectory]);
+  }
+
+  private async decode(context: Context, trajectory: readonly (Float32Array | null)[]): Promise<RgbImage> {
+    return this.pipeline.vae.decode(trajectory[trajectory.length - 1]!, context.shape);
+  }
+
+  private async distance(a: RgbImage, b: RgbImage): Promise<number> {
+    const started = performance.now();
+    const value = await this.metric.distance(a, b);
+    this.metricEvaluations += 1;
+    this.metricSeconds += (performance.now() - started) / 1000;
+    return value;
+  }
+
+  /** The plan, sized by maxBranches, a time budget (with costs measured on A and B) or the default. */
+  private makePlan(context: Context, before: ReturnType<BlendingEngine['counters']>, reusedA: boolean, emit: (event: EngineEvent) => void): Plan {
+    const { options, steps } = context;
+    const guidanceFactor = context.negative !== undefined ? 2 : 1;
+    const base = { numInferenceSteps: steps, depthStrength: options.depthStrength, preset: this.pipeline.defaults.preset, guidanceFactor } as const;
+    if (options.timeBudget === undefined) {
+      return makePlan({ ...base, ...(options.maxBranches !== undefined ? { maxBranches: options.maxBranches } : {}) });
+    }
+    const now = this.counters();
+    const evaluations = now.unetEvaluations - before.unetEvaluations;
+    const costs: PlanCosts = {
+      unetSecondsPerStep: evaluations > 0 ? (now.unetSeconds - before.unetSeconds) / evaluations : 1e-3,
+      decodeSecondsPerImage: now.decodes > before.decodes ? (now.decodeSeconds - before.decodeSeconds) / (now.decodes - before.decodes) : 0,
+      metricSecondsPerPair: now.metricEvaluations > before.metricEvaluations ? (now.metricSeconds - before.metricSeconds) / (now.metricEvaluations - before.metricEvaluations) : 0,
+      guidanceFactor,
+    };
+    // A reused keyframe A costs nothing this time: give its predicted cost back to the budget.
+    const credit = reusedA ? steps * guidanceFactor * costs.unetSecondsPerStep + costs.decodeSecondsPerImage : 0;
+    try {
+      return makePlan({ ...base, timeBudgetSeconds: options.timeBudget + credit, costs });
+    } catch (error) {
+      if (!(error instanceof LatentBlendError)) throw error;
+      emit({ type: 'warning', message: `The time budget of ${options.timeBudget} s is too small for any branch between the keyframes on this machine; only A and B were computed.` });
+      return makePlan({ ...base, maxBranches: 2 });
+    }
+  }
+
+  /** Inserts `insertions` into the tree (in batches of the same injection step), largest gap first. */
+  private async grow(
+    context: Context,
+    state: { tree: BlendTree<Float32Array>; images: RgbImage[] | readonly RgbImage[] },
+    plan: Plan,
+    insertions: readonly PlanInsertion[],
+    before: ReturnType<BlendingEngine['counters']>,
+    started: number,
+    control: RunControl | Omit<RunControl, 'startFrom'>,
+  ): Promise<Transition> {
+    const emit = control.onEvent ?? (() => {});
+    const { options } = context;
+    let tree = state.tree;
+    const images = [...state.images];
+    const guidanceFactor = context.negative !== undefined ? 2 : 1;
+    const evaluationsTotal =
+      this.pipeline.unet.evaluations - before.unetEvaluations + insertions.reduce((sum, insertion) => sum + (context.steps - insertion.injectionStep) * guidanceFactor, 0);
+    const branchesTotal = tree.branches.length + insertions.length;
+    const progress = () => {
+      const elapsed = (performance.now() - started) / 1000;
+      const done = this.pipeline.unet.evaluations - before.unetEvaluations;
+      emit({
+        type: 'progress',
+        branchesDone: tree.branches.length,
+        branchesTotal,
+        unetEvaluationsDone: done,
+        unetEvaluationsTotal: evaluationsTotal,
+        elapsedSeconds: elapsed,
+        etaSeconds: done > 0 ? (elapsed / done) * Math.max(0, evaluationsTotal - done) : undefined,
+      });
+    };
+    progress();
+
+    let next = 0;
+    while (next < insertions.length) {
+      throwIfAborted(control.signal);
+      const injectionStep = insertions[next]!.injectionStep;
+      let count = 1;
+      while (count < options.batchSize && next + count < insertions.length && insertions[next + count]!.injectionStep === injectionStep) count++;
+      // Never more branches in one batch than there are gaps.
+      count = Math.min(count, tree.branches.length - 1);
+
+      if (options.timeBudget !== undefined) {
+        const elapsed = (performance.now() - started) / 1000;
+        const perEvaluation = elapsed / Math.max(1, this.pipeline.unet.evaluations - before.unetEvaluations);
+        const predicted = elapsed + (context.steps - injectionStep) * guidanceFactor * perEvaluation * count;
+        if (predicted > options.timeBudget) {
+          emit({ type: 'budget-stop', elapsedSeconds: elapsed, budgetSeconds: options.timeBudget, branchesSkipped: insertions.length - next });
+          break;
+        }
+      }
+
+      // The `count` largest gaps, each gets one branch (SPEC.md 4a; batched rounds).
+      const gaps = tree.gapDistances
+        .map((distance, index) => ({ distance, index }))
+        .sort((x, y) => y.distance - x.distance || x.index - y.index)
+        .slice(0, count)
+        .map((gap) => gap.index);
+      const jobs = gaps.map((leftIndex) => this.childJob(context, tree, leftIndex, injectionStep));
+      const trajectories = await this.runJobs(context, jobs, control.signal);
+      const decoded: RgbImage[] = [];
+      for (const trajectory of trajectories) decoded.push(await this.decode(context, trajectory));
+      // Insert right to left so the gap indices of the other new branches stay valid.
+      const order = gaps.map((leftIndex, job) => ({ leftIndex, job })).sort((x, y) => y.leftIndex - x.leftIndex);
+      for (const { leftIndex, job } of order) {
+        const image = decoded[job]!;
+        const toLeft = await this.distance(images[leftIndex]!, image);
+        const toRight = await this.distance(image, images[leftIndex + 1]!);
+        const inserted = insertBranch(tree, { fract: jobs[job]!.fract, injectionStep, latents: trajectories[job]! }, { toLeft, toRight });
+        tree = inserted.tree;
+        images.splice(inserted.index, 0, image);
+        emit({ type: 'frame', fract: jobs[job]!.fract, injectionStep, image, index: inserted.index });
+      }
+      next += count;
+      progress();
+    }
+
+    const after = this.counters();
+    const stats: TransitionStats = {
+      unetEvaluations: after.unetEvaluations - before.unetEvaluations,
+      unetCalls: after.unetCalls - before.unetCalls,
+      decodes: after.decodes - before.decodes,
+      metricEvaluations: after.metricEvaluations - before.metricEvaluations,
+      seconds: (performance.now() - started) / 1000,
+      onnxSeconds: after.onnxSeconds - before.onnxSeconds,
+    };
+    return { options, tree, images, plan, metric: this.metric.name, stats, frames: framesOf(tree, images) };
+  }
+
+  /** The job for a branch injected at step k into gap (leftIndex, leftIndex + 1). */
+  private childJob(context: Context, tree: BlendTree<Float32Array>, leftIndex: number, injectionStep: number): BranchJob {
+    const fract = childFract(tree, leftIndex);
+    const parents = findParents(tree, leftIndex, leftIndex + 1, injectionStep);
+    const parent1 = tree.branches[parents.left]!;
+    const parent2 = tree.branches[parents.right]!;
+    const t = mixingFraction(fract, parent1.fract, parent2.fract);
+    // Parental mix P[i] = slerp(P1[i], P2[i], t), made only for the steps that use it.
+    const mix = new Map<number, Float32Array>();
+    const mixAt = (stepIndex: number): Float32Array => {
+      let value = mix.get(stepIndex);
+      if (value === undefined) {
+        const a = parent1.latents[stepIndex];
+        const b = parent2.latents[stepIndex];
+        if (a == null || b == null) throw new Error(`parent latents at step ${stepIndex} missing`);
+        value = slerp(a, b, t);
+        mix.set(stepIndex, value);
+      }
+      return value;
+    };
+    const crossfeed = parentalCrossfeed(context.steps, injectionStep, context.options.parentalCrossfeed as CrossfeedParams);
+    return {
+      fract,
+      injectionStep,
+      start: mixAt(injectionStep - 1),
+      feed: (stepIndex) => mixAt(stepIndex - 1),
+      crossfeed,
+    };
+  }
+}
+
+/** The frames of a tree in fract order, with neighbour distances. */
+export function framesOf(tree: BlendTree<Float32Array>, images: readonly RgbImage[]): TransitionFrame[] {
+  return tree.branches.map((branch, index) => ({
+    image: images[index]!,
+    fract: branch.fract,
+    injectionStep: branch.injectionStep,
+    distanceToPrevious: index > 0 ? tree.gapDistances[index - 1] : undefined,
+    distanceToNext: index < tree.gapDistances.length ? tree.gapDistances[index] : undefined,
+  }));
+}
