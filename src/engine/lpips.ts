@@ -17,8 +17,9 @@ import type { SimilarityMetric } from './metric.ts';
 import { checkImagePair, checkMaxSide, resizeRgb } from './pixel-metric.ts';
 
 /**
- * Shortest side (pixels) fed to LPIPS. AlexNet's strided convolution and two 3x3/2 max-pools
- * need at least 31 px; smaller frames are upscaled to this.
+ * Shortest side (pixels) fed to LPIPS. AlexNet's 11x11/4 convolution and two 3x3/2 max-pools
+ * need at least 31 px (smaller inputs leave empty feature maps, which can crash ONNX Runtime);
+ * smaller frames are upscaled to this.
  */
 export const LPIPS_MIN_SIDE = 32;
 
@@ -161,7 +162,8 @@ export class LpipsMetric implements SimilarityMetric {
 
   /**
    * The model on float inputs as it sees them: `img0` and `img1` hold `batch` planar RGB images
-   * [batch, 3, height, width] (row-major) with values in [-1, 1]; no resizing happens here.
+   * [batch, 3, height, width] (row-major) with values in [-1, 1], height and width ≥
+   * {@link LPIPS_MIN_SIDE}; no resizing happens here.
    * Returns one distance per batch item, in order.
    */
   async distanceTensors(
@@ -171,6 +173,10 @@ export class LpipsMetric implements SimilarityMetric {
   ): Promise<number[]> {
     const [batch, channels, height, width] = dims;
     if (channels !== 3) throw new LatentBlendError(`LPIPS: expected 3 channels, got dims [${dims.join(', ')}].`);
+    if (!(height >= LPIPS_MIN_SIDE && width >= LPIPS_MIN_SIDE)) {
+      // Smaller inputs make AlexNet's pooling produce empty maps, which can crash the process.
+      throw new LatentBlendError(`LPIPS: inputs must be at least ${LPIPS_MIN_SIDE}x${LPIPS_MIN_SIDE} pixels, got ${width}x${height}.`);
+    }
     const length = batch * channels * height * width;
     if (img0.length !== length || img1.length !== length) {
       throw new LatentBlendError(

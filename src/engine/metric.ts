@@ -1,8 +1,19 @@
 /**
  * How different two frames look: the measure that decides where the next branch goes.
- * (Implementations are added below this interface.)
+ * Implementations: LPIPS through ONNX Runtime (./lpips.ts) and the weight-free "rms-pixel"
+ * fallback (./pixel-metric.ts); {@link chooseMetric} picks one.
  */
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { RgbImage } from '../pipeline/vae.ts';
+import { LatentBlendError } from '../errors.ts';
+import type { Device } from '../runtime/onnx.ts';
+import { loadLpipsMetric, type LpipsOptions } from './lpips.ts';
+import { PixelMetric } from './pixel-metric.ts';
+
+export { LpipsMetric, loadLpipsMetric, rgbToLpipsInput, lpipsInputSize, type LpipsOptions } from './lpips.ts';
+export { PixelMetric, rmsPixelDistance, type PixelMetricOptions } from './pixel-metric.ts';
 
 export interface SimilarityMetric {
   /** Short name for logs and saved transitions, e.g. "lpips" or "rms-pixel". */
@@ -12,17 +23,6 @@ export interface SimilarityMetric {
   /** Frees native resources. */
   release?(): Promise<void>;
 }
-
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
-import { LatentBlendError } from '../errors.ts';
-import type { Device } from '../runtime/onnx.ts';
-import { loadLpipsMetric, type LpipsOptions } from './lpips.ts';
-import { PixelMetric } from './pixel-metric.ts';
-
-export { LpipsMetric, loadLpipsMetric, rgbToLpipsInput, lpipsInputSize, type LpipsOptions } from './lpips.ts';
-export { PixelMetric, rmsPixelDistance, type PixelMetricOptions } from './pixel-metric.ts';
 
 /** Environment variable naming an LPIPS ONNX file to use when none is given explicitly. */
 export const LPIPS_ENV_VAR = 'LATENTBLEND_LPIPS';
