@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { KeyframeNoise } from '../src/pipeline/keyframe-noise.ts';
+import { benchTransitions } from './transition.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 7);
@@ -113,6 +114,24 @@ async function main(): Promise<void> {
     'outside ORT': `${(result.outsideOnnxShare * 100).toFixed(1)}%`,
   }));
   console.table(table);
+  process.stderr.write('bench: transitions…\n');
+  const transitions = await benchTransitions(
+    ROOT,
+    targets.filter(([name]) => name.startsWith('tiny-')).map(([name]) => name),
+  );
+  console.table(
+    transitions.map((result) => ({
+      model: result.model,
+      frames: result.maxBranches,
+      batch: result.batchSize,
+      'wall s': result.wallSeconds.toFixed(3),
+      'unet evals': result.unetEvaluations,
+      'unet calls': result.unetCalls,
+      decodes: result.decodes,
+      'metric evals': result.metricEvaluations,
+      'outside ORT': `${(result.outsideOnnxShare * 100).toFixed(1)}%`,
+    })),
+  );
   const out = join(ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   const report = {
@@ -122,8 +141,9 @@ async function main(): Promise<void> {
     repeats: REPEATS,
     results,
   };
+  writeFileSync(join(out, 'transition.json'), `${JSON.stringify({ ...report, kind: 'transition', results: transitions }, null, 2)}\n`);
   writeFileSync(join(out, 'backend.json'), `${JSON.stringify(report, null, 2)}\n`);
-  console.log(`written ${join('bench', 'results', 'backend.json')}`);
+  console.log(`written bench/results/backend.json and bench/results/transition.json`);
 }
 
 await main();

@@ -167,18 +167,15 @@ function runForOutput(path: string, args: string[]): Promise<string> {
   });
 }
 
-/** Names in the listing of `-encoders` / `-filters`: lines "<flags> <name> <description>" after a "---" rule. */
+/**
+ * Names in the listing of `-encoders` / `-filters`: lines "<flags> <name> <description>", where the
+ * flags are at least three of [A-Z.|]; legend lines ("T.. = Timeline support") are skipped.
+ */
 function listedNames(listing: string): Set<string> {
   const names = new Set<string>();
-  let body = false;
   for (const line of listing.split('\n')) {
-    if (/^\s*-{2,}\s*$/.test(line)) {
-      body = true;
-      continue;
-    }
-    if (!body) continue;
     const match = /^\s*[A-Z.|]{3,}\s+(\S+)/.exec(line);
-    if (match?.[1] !== undefined) names.add(match[1]);
+    if (match?.[1] !== undefined && match[1] !== '=') names.add(match[1]);
   }
   return names;
 }
