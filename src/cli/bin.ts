@@ -1,5 +1,13 @@
 #!/usr/bin/env node
-/** Process entry point of the `latentblend` command. */
+/** Process entry point of the `latentblend` command: Ctrl-C stops cleanly within a step. */
 import { runCli } from './main.ts';
 
-process.exitCode = await runCli(process.argv.slice(2));
+const controller = new AbortController();
+let interrupts = 0;
+process.on('SIGINT', () => {
+  interrupts += 1;
+  if (interrupts > 1) process.exit(130);
+  process.stderr.write('\nstopping after the current step (Ctrl-C again to quit at once)…\n');
+  controller.abort(new DOMException('Interrupted', 'AbortError'));
+});
+process.exitCode = await runCli(process.argv.slice(2), controller.signal);

@@ -6,6 +6,8 @@
 import { Command, CommanderError } from 'commander';
 import { LatentBlendError } from '../errors.ts';
 import { generateCommand } from './generate.ts';
+import { transitionCommand } from './transition.ts';
+import { refineCommand } from './refine.ts';
 
 /** Error codes that mean "fix your command or input" (exit 2) rather than "something failed" (exit 1). */
 const USAGE_CODES = new Set([
@@ -13,20 +15,22 @@ const USAGE_CODES = new Set([
   'model_not_found', 'hub_not_found', 'hub_not_onnx', 'hub_gated', 'hub_auth',
 ]);
 
-export function buildProgram(): Command {
+export function buildProgram(signal: AbortSignal = new AbortController().signal): Command {
   const program = new Command('latentblend')
     .description('Smooth video transitions between text prompts with diffusion models (latent blending) on ONNX Runtime.')
     .version('0.1.0')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
   program.addCommand(generateCommand());
+  program.addCommand(transitionCommand(signal));
+  program.addCommand(refineCommand(signal));
   for (const command of program.commands) command.exitOverride();
   return program;
 }
 
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
-export async function runCli(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
+export async function runCli(argv: readonly string[], signal?: AbortSignal): Promise<number> {
+  const program = buildProgram(signal);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;

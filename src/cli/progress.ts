@@ -1,13 +1,18 @@
 /** Renders library events on the terminal: progress bars on stderr, warnings, a quiet mode. */
 import cliProgress from 'cli-progress';
 import type { PipelineEvent } from '../pipeline/pipeline.ts';
+import type { EngineEvent } from '../engine/engine.ts';
 
 export interface Reporter {
   /** Listener to hand to the library. */
   readonly listener: (event: PipelineEvent) => void;
   /** Starts a bar for `total` units of `label`. */
-  startBar(label: string, total: number): void;
+  startBar(label: string, total: number, options?: { countSteps?: boolean }): void;
+  /** Sets the bar to `value` (and optionally a new total). */
+  updateBar(value: number, total?: number, detail?: string): void;
   stopBar(): void;
+  /** Listener for the blending engine's events. */
+  readonly engineListener: (event: EngineEvent) => void;
   warn(message: string): void;
   info(message: string): void;
 }
@@ -20,6 +25,7 @@ export function createReporter(options: { quiet: boolean }): Reporter {
   const stream = process.stderr;
   let bar: cliProgress.SingleBar | undefined;
   let done = 0;
+  let stepBar = false;
   const write = (line: string) => {
     if (bar !== undefined && stream.isTTY) stream.write('\n');
     stream.write(`${line}\n`);
@@ -27,16 +33,31 @@ export function createReporter(options: { quiet: boolean }): Reporter {
   return {
     listener(event) {
       if (event.type === 'warning') write(`warning: ${event.message}`);
-      else if (event.type === 'step' && bar !== undefined) bar.update(++done);
+      else if (event.type === 'step' && bar !== undefined && stepBar) bar.update(++done);
     },
-    startBar(label, total) {
+    engineListener(event) {
+      if (event.type === 'warning') write(`warning: ${event.message}`);
+      else if (event.type === 'budget-stop') {
+        write(`time budget of ${event.budgetSeconds} s reached after ${event.elapsedSeconds.toFixed(1)} s; ${event.branchesSkipped} planned branches skipped`);
+      } else if (event.type === 'progress' && bar !== undefined) {
+        bar.setTotal(event.unetEvaluationsTotal);
+        bar.update(event.unetEvaluationsDone, { detail: `branch ${event.branchesDone}/${event.branchesTotal}` });
+      }
+    },
+    updateBar(value, total, detail) {
+      if (bar === undefined) return;
+      if (total !== undefined) bar.setTotal(total);
+      bar.update(value, detail !== undefined ? { detail } : {});
+    },
+    startBar(label, total, barOptions = {}) {
       done = 0;
+      stepBar = barOptions.countSteps ?? label === 'denoising';
       if (options.quiet || !stream.isTTY) return;
       bar = new cliProgress.SingleBar(
-        { format: `${label.padEnd(12)} [{bar}] {value}/{total} | {eta_formatted} left`, stream, hideCursor: true, clearOnComplete: true },
+        { format: `${label.padEnd(12)} [{bar}] {value}/{total} {detail} | {eta_formatted} left`, stream, hideCursor: true, clearOnComplete: true },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(total, 0);
+      bar.start(total, 0, { detail: '' });
     },
     stopBar() {
       bar?.stop();

@@ -26,7 +26,7 @@ import {
   type Branch,
 } from '../blend/tree.ts';
 import { resolveTransitionOptions, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
-import type { SimilarityMetric } from './metric.ts';
+import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
 
 /** One computed frame of a transition, in fract order. */
@@ -354,6 +354,15 @@ export class BlendingEngine {
     return value;
   }
 
+  /** Several distances in one metric call where the metric batches. */
+  private async distances(pairs: readonly (readonly [RgbImage, RgbImage])[]): Promise<number[]> {
+    const started = performance.now();
+    const values = await distancesOf(this.metric, pairs);
+    this.metricEvaluations += pairs.length;
+    this.metricSeconds += (performance.now() - started) / 1000;
+    return values;
+  }
+
   /** The plan, sized by maxBranches, a time budget (with costs measured on A and B) or the default. */
   private makePlan(context: Context, before: ReturnType<BlendingEngine['counters']>, reusedA: boolean, emit: (event: EngineEvent) => void): Plan {
     const { options, steps } = context;
@@ -447,8 +456,10 @@ export class BlendingEngine {
       const order = gaps.map((leftIndex, job) => ({ leftIndex, job })).sort((x, y) => y.leftIndex - x.leftIndex);
       for (const { leftIndex, job } of order) {
         const image = decoded[job]!;
-        const toLeft = await this.distance(images[leftIndex]!, image);
-        const toRight = await this.distance(image, images[leftIndex + 1]!);
+        const [toLeft = 0, toRight = 0] = await this.distances([
+          [images[leftIndex]!, image],
+          [image, images[leftIndex + 1]!],
+        ]);
         const inserted = insertBranch(tree, { fract: jobs[job]!.fract, injectionStep, latents: trajectories[job]! }, { toLeft, toRight });
         tree = inserted.tree;
         images.splice(inserted.index, 0, image);

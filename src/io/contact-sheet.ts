@@ -3,7 +3,7 @@
  * "A", "0.25 k=2", "B"), as one PNG. sharp scales the thumbnails and composites them onto a dark
  * background; the captions are one SVG overlay (rendered by librsvg with the system's fonts).
  */
-import sharp from 'sharp';
+import sharp, { type OverlayOptions } from 'sharp';
 import { LatentBlendError } from '../errors.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 
@@ -122,7 +122,7 @@ export async function contactSheet(frames: readonly ContactSheetFrame[], options
 
   const maxChars = Math.max(3, Math.floor(thumbWidth / (fontSize * 0.6)));
   const texts: string[] = [];
-  const layers: sharp.OverlayOptions[] = thumbs.map(({ data, height }, index) => {
+  const layers: OverlayOptions[] = thumbs.map(({ data, height }, index) => {
     const column = index % columns;
     const row = Math.floor(index / columns);
     const left = padding + column * (thumbWidth + padding);
@@ -145,8 +145,13 @@ export async function contactSheet(frames: readonly ContactSheetFrame[], options
     layers.push({ input: Buffer.from(svg), left: 0, top: 0 });
   }
 
-  return sharp({ create: { width: layout.width, height: layout.height, channels: 3, background: BACKGROUND } })
+  // Composite first, then drop the alpha channel the SVG layer brings, so the PNG is plain RGB.
+  const { data, info } = await sharp({ create: { width: layout.width, height: layout.height, channels: 3, background: BACKGROUND } })
     .composite(layers)
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+    .removeAlpha()
     .png()
     .toBuffer();
 }

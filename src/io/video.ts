@@ -23,6 +23,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { LatentBlendError } from '../errors.ts';
@@ -260,6 +261,46 @@ function fileUrl(path: string): string {
   return `file:${path}`;
 }
 
+/** An async-or-sync iterator over the frames. */
+type FrameIterator = AsyncIterator<RgbImage> | Iterator<RgbImage>;
+
+function frameIterator(frames: AsyncIterable<RgbImage> | Iterable<RgbImage>): FrameIterator {
+  if (frames !== null && typeof frames === 'object' && Symbol.asyncIterator in frames) return frames[Symbol.asyncIterator]();
+  if (frames !== null && typeof frames === 'object' && Symbol.iterator in frames) return frames[Symbol.iterator]();
+  throw new LatentBlendError('The frames to encode must be an iterable or async iterable of RGB images.');
+}
+
+/**
+ * The next frame, or `signal.reason` as soon as the signal aborts (without waiting for a slow
+ * frame source to yield).
+ */
+async function nextFrame(iterator: FrameIterator, signal: AbortSignal | undefined): Promise<IteratorResult<RgbImage>> {
+  signal?.throwIfAborted();
+  const next = Promise.resolve(iterator.next());
+  if (signal === undefined) return next;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  next.catch(() => undefined); // a rejection after the abort won the race is not unhandled
+  try {
+    return await Promise.race([next, aborted]);
+  } finally {
+    signal.removeEventListener('abort', onAbort!);
+  }
+}
+
+/** Asks the frame source to finish early, ignoring what it answers. */
+function closeIterator(iterator: FrameIterator): void {
+  try {
+    const result = iterator.return?.();
+    if (result instanceof Promise) result.catch(() => undefined);
+  } catch {
+    // The source's own clean-up failed; the encode error is the one to report.
+  }
+}
+
 /**
  * Encodes `frames` (all the same size, RGB8) into the film `path` (mp4, webm or gif; see the module
  * comment for codecs, sizes and the quality mapping). Frames are pulled one at a time and streamed
@@ -292,9 +333,13 @@ export async function encodeVideo(
       if (process_?.running) process_.child.kill('SIGKILL');
     };
     signal?.addEventListener('abort', onAbort, { once: true });
+    const iterator = frameIterator(frames);
+    let finished = false;
     try {
-      for await (const frame of frames) {
-        signal?.throwIfAborted();
+      for (;;) {
+        const step = await nextFrame(iterator, signal);
+        if (step.done === true) break;
+        const frame = step.value;
         checkFrame(frame, written, size);
         if (size === undefined) {
           const even = format === 'mp4';
@@ -320,12 +365,15 @@ export async function encodeVideo(
         written += 1;
         onFrame?.(written);
       }
+      finished = true;
       if (process_ === undefined) throw new LatentBlendError(`${what}: there are no frames to encode.`);
       process_.child.stdin!.end();
       const exit = await process_.exited;
       signal?.throwIfAborted();
       if (exit.code !== 0) throw process_.failure(what, exit);
     } catch (error) {
+      // Let the frame source clean up (not awaited: a busy generator answers only after its current step).
+      if (!finished) closeIterator(iterator);
       await process_?.stop();
       // A kill caused by the abort makes ffmpeg fail; report the abort, not the kill.
       if (signal?.aborted) throw signal.reason;
@@ -372,6 +420,7 @@ function parseStreamLine(stderr: string): { width: number; height: number; fps?:
  * not a video, or ffmpeg fails.
  */
 export async function probeVideo(path: string, options: FfmpegOptions & { signal?: AbortSignal } = {}): Promise<VideoInfo> {
+  if (!existsSync(path)) throw new LatentBlendError(`Cannot read the video ${path}: it does not exist.`, 'not_found');
   const ffmpeg = locateFfmpeg(options);
   options.signal?.throwIfAborted();
   const args = ['-hide_banner', '-nostdin', '-nostats', '-progress', 'pipe:1', '-i', fileUrl(path), '-map', '0:v:0', '-f', 'null', '-'];

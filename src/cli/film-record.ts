@@ -1,0 +1,36 @@
+/** `<work>/film.json`: how a work folder's film is rendered, so `refine` can render it again. */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { writeFileAtomically } from '../io/files.ts';
+import { parseOptions } from '../options/validate.ts';
+import { LatentBlendError } from '../errors.ts';
+
+const filmRecordSchema = z.object({
+  kind: z.enum(['transition', 'movie']),
+  model: z.string(),
+  out: z.string(),
+  fps: z.number().positive(),
+  quality: z.number().min(0).max(100).optional(),
+  retiming: z.enum(['distance', 'equal']),
+  framesDir: z.string().optional(),
+  /** Transition folders in film order, relative to the work folder, with their durations. */
+  transitions: z.array(z.object({ dir: z.string(), durationSeconds: z.number().positive() })).min(1),
+});
+export type FilmRecord = z.infer<typeof filmRecordSchema>;
+
+export async function writeFilmRecord(workDir: string, record: FilmRecord): Promise<void> {
+  await writeFileAtomically(join(workDir, 'film.json'), `${JSON.stringify(record, null, 1)}\n`, true);
+}
+
+export function readFilmRecord(workDir: string): FilmRecord {
+  const path = join(workDir, 'film.json');
+  if (!existsSync(path)) throw new LatentBlendError(`${path} is missing: ${workDir} is not a latentblend work folder.`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new LatentBlendError(`${path} is not valid JSON: ${(error as Error).message}`);
+  }
+  return parseOptions(filmRecordSchema, raw, `film record ${path}`);
+}
