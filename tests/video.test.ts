@@ -277,6 +277,34 @@ test('an aborted encode kills ffmpeg and leaves no file', async () => {
   assert.deepEqual(listing(dir), []);
 });
 
+test('an ffmpeg failure reports its last stderr lines and leaves no file', { skip: process.platform === 'win32' }, async () => {
+  const dir = folder();
+  mkdirSync(dir, { recursive: true });
+  // A stand-in ffmpeg: answers the capability queries, then writes part of the output and fails.
+  const fake = join(dir, 'fake-ffmpeg');
+  writeFileSync(
+    fake,
+    [
+      '#!/bin/sh',
+      'for a in "$@"; do case "$a" in',
+      '  -version) echo "ffmpeg version fake"; exit 0;;',
+      '  -encoders) printf " V..... libx264 x\\n V..... libvpx-vp9 x\\n V..... gif x\\n"; exit 0;;',
+      '  -filters) printf " ... scale V->V x\\n ... format V->V x\\n ... split V->N x\\n ... palettegen V->V x\\n ... paletteuse VV->V x\\n"; exit 0;;',
+      'esac; last="$a"; done',
+      'head -c 100 > /dev/null',
+      'printf "partial" > "${last#file:}"',
+      'echo "line one" >&2; echo "Conversion failed: fake encoder exploded" >&2',
+      'exit 3',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  await assert.rejects(
+    encodeVideo(join(dir, 'film.mp4'), gradients(4), { fps: 12, ffmpegPath: fake }),
+    isLatentBlendError(/Encoding .*film\.mp4: ffmpeg exited with status 3\.\nffmpeg said:\nline one\nConversion failed: fake encoder exploded/, 'ffmpeg'),
+  );
+  assert.deepEqual(listing(dir), ['fake-ffmpeg']);
+});
+
 test('larger frames stream through the pipe (backpressure) and all arrive', async () => {
   const dir = folder();
   const path = join(dir, 'big.mp4');
