@@ -8,6 +8,7 @@ import { LatentBlendError } from '../errors.ts';
 import { generateCommand } from './generate.ts';
 import { transitionCommand } from './transition.ts';
 import { refineCommand } from './refine.ts';
+import { movieCommand } from './movie.ts';
 
 /** Error codes that mean "fix your command or input" (exit 2) rather than "something failed" (exit 1). */
 const USAGE_CODES = new Set([
@@ -23,6 +24,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
     .showHelpAfterError('(run with --help for usage)');
   program.addCommand(generateCommand());
   program.addCommand(transitionCommand(signal));
+  program.addCommand(movieCommand(signal));
   program.addCommand(refineCommand(signal));
   for (const command of program.commands) command.exitOverride();
   return program;

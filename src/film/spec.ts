@@ -401,24 +401,45 @@ function parseYaml(text: string, path: string): unknown {
   }
 }
 
+/**
+ * The first trailing comma or comment outside strings, the two mistakes JSON.parse reports
+ * least clearly (Node 20 names no position for them).
+ */
+function jsonPitfall(text: string): { offset: number; what: string } | undefined {
+  let inString = false;
+  for (let index = 0; index < text.length; index++) {
+    const char = text[index];
+    if (inString) {
+      if (char === '\\') index++;
+      else if (char === '"') inString = false;
+      continue;
+    }
+    if (char === '"') inString = true;
+    else if (char === '/' && (text[index + 1] === '/' || text[index + 1] === '*')) {
+      return { offset: index, what: 'a comment (JSON has none; write the spec in YAML to comment it)' };
+    } else if (char === ',') {
+      const next = /\S/.exec(text.slice(index + 1));
+      const closing = next === null ? undefined : next[0];
+      if (closing === '}' || closing === ']') {
+        return { offset: index, what: `a trailing comma before "${closing}" (JSON allows none: remove it, or write the spec in YAML)` };
+      }
+    }
+  }
+  return undefined;
+}
+
 function parseJson(text: string, path: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch (cause) {
     const message = (cause as Error).message;
+    const pitfall = jsonPitfall(text);
     const position = /at position (\d+)/.exec(message);
-    if (position === null) throw new LatentBlendError(`${path}: invalid JSON: ${message}`);
-    const offset = Number(position[1]);
+    const offset = pitfall?.offset ?? (position === null ? undefined : Number(position[1]));
+    if (offset === undefined) throw new LatentBlendError(`${path}: invalid JSON: ${message}`);
     const { line, column } = lineColumn(text, offset);
-    const previous = text.slice(0, offset).trimEnd().at(-1);
-    const here = text[offset];
-    const hint =
-      previous === ',' && (here === '}' || here === ']')
-        ? ' (JSON allows no trailing comma; remove the "," before it, or write the spec in YAML)'
-        : here === '/' || here === '#'
-          ? ' (JSON has no comments; write the spec in YAML to comment it)'
-          : '';
-    throw new LatentBlendError(`${path}:${line}:${column}: invalid JSON at line ${line}, column ${column}: ${message}${hint}${excerpt(text, line, column)}`);
+    const what = pitfall?.what ?? message;
+    throw new LatentBlendError(`${path}:${line}:${column}: invalid JSON at line ${line}, column ${column}: ${what}${excerpt(text, line, column)}`);
   }
 }
 
@@ -626,7 +647,7 @@ export const EXAMPLE_FILM_SPEC = `# latentblend film spec: run with  latentblend
 
 # Model folder (Optimum ONNX layout) or Hugging Face Hub repo id.
 model: stabilityai/sdxl-turbo
-# Execution provider: cpu, cuda, tensorrt, coreml, dml or webgpu (default: the best available).
+# Execution provider: cpu, cuda, tensorrt, coreml, dml or webgpu (default: cpu).
 #device: cuda
 # Which defaults apply: turbo or standard (default: read from the model's own metadata).
 #preset: turbo
@@ -661,16 +682,10 @@ negativePrompt: blurry, low quality, text, watermark
 # structure. power: the share copied at the start (0 to 1); range: the fraction of the steps during
 # which it is active; decay: the share at the end of the range, as a fraction of power.
 # Branch-1 crossfeed: from the first keyframe's run into the second's (from the model: off).
-#branch1Crossfeed:
-#  power: 0.3
-#  range: 0.3
-#  decay: 0.5
+#branch1Crossfeed: {power: 0.3, range: 0.3, decay: 0.5}
 # Parental crossfeed: from the two parent runs into each in-between image
 # (from the model: 1, 1, 1 for Turbo; 0.3, 0.6, 0.9 otherwise).
-#parentalCrossfeed:
-#  power: 0.3
-#  range: 0.6
-#  decay: 0.9
+#parentalCrossfeed: {power: 0.3, range: 0.6, decay: 0.9}
 
 # Frames per second of the video (1 to 120).
 fps: 30
