@@ -16,3 +16,12 @@ export type { Scheduler, StepInput, StepOutput } from './schedulers/scheduler.ts
 export { slerp, lerp } from './math/slerp.ts';
 export { gaussianNoise, stepNoise, NoiseStream } from './math/noise.ts';
 export { writePng, encodePng, readRgb } from './io/png.ts';
+export { BlendingEngine, framesOf, type Transition, type TransitionFrame, type TransitionStats, type EngineEvent, type RunControl } from './engine/engine.ts';
+export { resolveTransitionOptions, transitionOptionsSchema, CROSSFEED_DEFAULTS, type TransitionOptions, type ResolvedTransitionOptions, type Keyframe } from './engine/options.ts';
+export { chooseMetric, loadLpipsMetric, PixelMetric, LpipsMetric, type SimilarityMetric } from './engine/metric.ts';
+export { saveTransition, loadTransition, modelStamp, type ModelStamp } from './engine/store.ts';
+export { makePlan, planCost, type Plan, type PlanCosts } from './blend/plan.ts';
+export { retime, crossFade, type RetimeMode } from './blend/retime.ts';
+export { filmFrames, filmLength, type FilmSegment } from './film/render.ts';
+export { parseFilmSpec, loadFilmSpec, filmSpecToYaml, transitionsOf, transitionKey, EXAMPLE_FILM_SPEC, type FilmSpec } from './film/spec.ts';
+export { encodeVideo, probeVideo } from './io/video.ts';
