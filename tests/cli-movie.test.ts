@@ -82,6 +82,41 @@ describe('movie', () => {
     assert.equal((await probeVideo(out)).frames, 29);
   });
 
+  test('Ctrl-C stops cleanly: exit 130, no film, finished transitions kept for the next run', async () => {
+    const specPath = join(work, 'interrupted.yaml');
+    writeFileSync(specPath, spec(40, ['a cat', 'a dog', 'a bird']));
+    const out = join(work, 'interrupted.mp4');
+    const transitions = join(work, 'interrupted.latentblend', 'transitions');
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'bin.ts'), 'movie', specPath, '--out', out, '--quiet'], {
+      cwd: ROOT,
+      env: { ...process.env, HF_HUB_OFFLINE: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => {
+      let sent = false;
+      const timer = setInterval(() => {
+        if (!sent && existsSync(transitions) && readdirSync(transitions).some((name) => !name.startsWith('.'))) {
+          sent = true;
+          child.kill('SIGINT');
+        }
+      }, 5);
+      child.on('exit', (exitCode) => {
+        clearInterval(timer);
+        resolve(exitCode);
+      });
+    });
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /stopping after the current step/);
+    assert.doesNotMatch(stderr, /\n\s+at .*:\d+:\d+/, 'no stack trace');
+    assert.equal(existsSync(out), false, 'no film');
+    assert.deepEqual(readdirSync(join(work)).filter((name) => name.includes('.partial')), [], 'no temporary files');
+    const run = runCliProcess(['movie', specPath, '--out', out, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok((JSON.parse(run.stdout) as MovieSummary).transitionsReused >= 1);
+  });
+
   test('--example prints a spec that parses', () => {
     const run = runCliProcess(['movie', '--example']);
     assert.equal(run.code, 0, run.stderr);

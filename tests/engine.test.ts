@@ -160,6 +160,11 @@ describe('counting and determinism', () => {
     assert.equal(batched.frames.length, 10);
     assert.equal(batched.stats.unetEvaluations, single.stats.unetEvaluations);
     assert.ok(batched.stats.unetCalls < single.stats.unetCalls, `${batched.stats.unetCalls} calls vs ${single.stats.unetCalls}`);
+    // Without branch-1 crossfeed, A and B share one call per step.
+    const keyframesOnly = await new BlendingEngine(turbo, new SpyMetric()).runTransition({ ...turboOptions, maxBranches: 2, batchSize: 2 });
+    assert.deepEqual([keyframesOnly.stats.unetCalls, keyframesOnly.stats.unetEvaluations], [4, 8]);
+    const fed = await new BlendingEngine(turbo, new SpyMetric()).runTransition({ ...turboOptions, maxBranches: 2, batchSize: 2, branch1Crossfeed: { power: 0.5, range: 1, decay: 1 } });
+    assert.equal(fed.stats.unetCalls, 8, 'B waits for A when it is crossfed from it');
   });
 });
 

@@ -153,39 +153,49 @@ export class BlendingEngine {
     const { steps } = context;
     const emit = control.onEvent ?? (() => {});
 
-    // Keyframe A: reused from the previous transition of a film, or computed.
-    let branchA: Branch<Float32Array>;
-    let imageA: RgbImage;
+    // Keyframe A: reused from the previous transition of a film, or computed. Without branch-1
+    // crossfeed B does not depend on A, so with batchSize > 1 both run in one batched call.
+    const crossfeedB = branch1Crossfeed(steps, options.branch1Crossfeed);
+    const jobA: BranchJob = { fract: 0, injectionStep: 0, start: this.startLatents(context, context.noiseA), feed: undefined, crossfeed: [] };
     const previous = control.startFrom;
+    let branchA: Branch<Float32Array> | undefined;
+    let imageA: RgbImage | undefined;
+    let branchB: Branch<Float32Array> | undefined;
     if (previous !== undefined) {
       this.checkReusable(previous, options);
       branchA = { ...previous.tree.branches[previous.tree.branches.length - 1]!, fract: 0 };
       imageA = previous.images[previous.images.length - 1]!;
+    } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0)) {
+      const jobB: BranchJob = { fract: 1, injectionStep: 0, start: this.startLatents(context, context.noiseB), feed: undefined, crossfeed: [] };
+      const [trajectoryA, trajectoryB] = await this.runJobs(context, [jobA, jobB], control.signal);
+      branchA = { fract: 0, injectionStep: 0, latents: trajectoryA! };
+      branchB = { fract: 1, injectionStep: 0, latents: trajectoryB! };
     } else {
-      throwIfAborted(control.signal);
-      const [trajectory] = await this.runJobs(context, [{ fract: 0, injectionStep: 0, start: this.startLatents(context, context.noiseA), feed: undefined, crossfeed: [] }], control.signal);
+      const [trajectory] = await this.runJobs(context, [jobA], control.signal);
       branchA = { fract: 0, injectionStep: 0, latents: trajectory! };
-      imageA = await this.decode(context, trajectory!);
     }
+    imageA ??= await this.decode(context, branchA.latents);
     emit({ type: 'frame', fract: 0, injectionStep: 0, image: imageA, index: 0 });
 
     // Keyframe B, with branch-1 crossfeed from A.
-    const crossfeedB = branch1Crossfeed(steps, options.branch1Crossfeed);
-    const [trajectoryB] = await this.runJobs(
-      context,
-      [
-        {
-          fract: 1,
-          injectionStep: 0,
-          start: this.startLatents(context, context.noiseB),
-          feed: (stepIndex) => branchA.latents[stepIndex - 1] ?? undefined,
-          crossfeed: crossfeedB,
-        },
-      ],
-      control.signal,
-    );
-    const branchB: Branch<Float32Array> = { fract: 1, injectionStep: 0, latents: trajectoryB! };
-    const imageB = await this.decode(context, trajectoryB!);
+    if (branchB === undefined) {
+      const source = branchA;
+      const [trajectoryB] = await this.runJobs(
+        context,
+        [
+          {
+            fract: 1,
+            injectionStep: 0,
+            start: this.startLatents(context, context.noiseB),
+            feed: (stepIndex) => source.latents[stepIndex - 1] ?? undefined,
+            crossfeed: crossfeedB,
+          },
+        ],
+        control.signal,
+      );
+      branchB = { fract: 1, injectionStep: 0, latents: trajectoryB! };
+    }
+    const imageB = await this.decode(context, branchB.latents);
     emit({ type: 'frame', fract: 1, injectionStep: 0, image: imageB, index: 1 });
     const distanceAB = await this.distance(imageA, imageB);
     const tree = createTree(steps, branchA, branchB, distanceAB);

@@ -1,0 +1,277 @@
+/// <reference lib="dom" />
+/**
+ * The studio's HTTP API as the page sees it (docs/studio-api.md): typed fetch helpers, one
+ * error type carrying the server's `{ error: { code, message } }`, and a job watcher on the
+ * job's event stream.
+ */
+
+/** Crossfeed triple of a film spec, each in [0, 1]. */
+export interface Crossfeed {
+  power: number;
+  range: number;
+  decay: number;
+}
+
+/** `GET /api/model`. */
+export interface ModelInfo {
+  source: string;
+  family: 'sd' | 'sdxl';
+  preset: 'turbo' | 'standard';
+  defaults: {
+    width: number;
+    height: number;
+    steps: number;
+    guidanceScale: number;
+    depthStrength: number;
+    midDamper: number;
+    maxBranches: number;
+    branch1Crossfeed: Crossfeed;
+    parentalCrossfeed: Crossfeed;
+  };
+  schedulerClass: string;
+  device: string;
+  metric: string;
+}
+
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface JobProgress {
+  done: number;
+  total: number;
+  label: string;
+  etaSeconds?: number;
+}
+
+export interface PreviewResult {
+  images: { seed: number; url: string }[];
+}
+
+export interface RenderResult {
+  filmUrl: string;
+  contactSheetUrl?: string;
+  smoothnessUrl?: string;
+  frames: number;
+  filmFrames: number;
+  workDir?: string;
+}
+
+export interface Job {
+  id: string;
+  kind: 'previews' | 'render';
+  state: JobState;
+  position: number;
+  progress: JobProgress;
+  result?: unknown;
+  error?: { code?: string; message: string } | string;
+}
+
+/** A computed frame of a render, as the `frame` event reports it. */
+export interface FrameEvent {
+  index: number;
+  fract: number;
+  url: string;
+  /** Which transition of the film (asked for in docs/studio-api.md; may be absent). */
+  transition?: number;
+}
+
+/** A film spec as JSON: the keys of the CLI's film spec (src/film/spec.ts), defaults optional. */
+export interface FilmSpecJson {
+  model?: string;
+  device?: string;
+  preset?: 'turbo' | 'standard';
+  width?: number;
+  height?: number;
+  steps?: number;
+  guidanceScale?: number;
+  midDamper?: number;
+  depthStrength?: number;
+  negativePrompt?: string;
+  branchesPerTransition?: number;
+  timeBudgetPerTransition?: number;
+  batchSize?: number;
+  branch1Crossfeed?: Crossfeed;
+  parentalCrossfeed?: Crossfeed;
+  fps?: number;
+  transitionDuration?: number;
+  retiming?: 'perceptual' | 'equal';
+  quality?: number;
+  keyframes: { prompt: string; seed: number; negativePrompt?: string; duration?: number }[];
+}
+
+export interface FilmEntry {
+  id: string;
+  createdAt: string;
+  filmUrl: string;
+  spec: FilmSpecJson;
+  contactSheetUrl?: string;
+  smoothnessUrl?: string;
+  transitionIndex?: number;
+}
+
+export type VideoFormat = 'mp4' | 'webm' | 'gif';
+
+/** An error answered by the server (or the network), with the server's code when it gave one. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The human message of a job's `error` field, whatever shape the server chose. */
+export function jobErrorMessage(job: Job): string {
+  const error = job.error;
+  if (typeof error === 'string') return error;
+  if (isRecord(error) && typeof error.message === 'string') return error.message;
+  return 'the job failed without a message';
+}
+
+async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json', accept: 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  } catch (cause) {
+    throw new ApiError(`Cannot reach the studio server (${(cause as Error).message}). Is \`latentblend studio\` still running?`, 0, 'network');
+  }
+  const text = await response.text();
+  let data: unknown;
+  try {
+    data = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    data = undefined;
+  }
+  if (!response.ok) {
+    const error = isRecord(data) && isRecord(data.error) ? data.error : undefined;
+    const message = typeof error?.message === 'string' ? error.message : `${method} ${path} answered ${response.status} ${response.statusText}`;
+    const code = typeof error?.code === 'string' ? error.code : `http_${response.status}`;
+    throw new ApiError(message, response.status, code);
+  }
+  return data as T;
+}
+
+export const api = {
+  model: () => request<ModelInfo>('GET', '/api/model'),
+  jobs: () => request<{ jobs: Job[] }>('GET', '/api/jobs'),
+  job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
+  cancel: (id: string) => request<Job>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),
+  previews: (body: { prompt: string; negativePrompt?: string; seeds?: number[]; count?: number; width?: number; height?: number; steps?: number; guidanceScale?: number }) =>
+    request<Job>('POST', '/api/previews', body),
+  render: (body: { spec: FilmSpecJson; format?: VideoFormat; transitionIndex?: number }) => request<Job>('POST', '/api/renders', body),
+  films: () => request<{ films: FilmEntry[] }>('GET', '/api/films'),
+  exampleSpec: () => request<{ yaml: string }>('GET', '/api/spec/example'),
+  parseSpec: (text: string, format: 'yaml' | 'json') => request<{ spec: FilmSpecJson }>('POST', '/api/spec/parse', { text, format }),
+  specYaml: (spec: FilmSpecJson) => request<{ yaml: string }>('POST', '/api/spec/yaml', { spec }),
+};
+
+export interface JobWatch {
+  /** Resolves with the job in its final state (done, failed or cancelled). */
+  readonly finished: Promise<Job>;
+  /** Stops listening (the job itself goes on; use api.cancel for that). */
+  stop(): void;
+}
+
+const FINAL_STATES: readonly JobState[] = ['done', 'failed', 'cancelled'];
+
+export function isFinal(job: Job): boolean {
+  return FINAL_STATES.includes(job.state);
+}
+
+/**
+ * Follows a job through its event stream: `onJob` on every change, `onFrame` for every computed
+ * frame. When the stream breaks before the job ends (a proxy, a sleeping laptop), it falls back
+ * to polling `GET /api/jobs/:id` so the page never hangs on a finished job.
+ */
+export function watchJob(job: Job, handlers: { onJob?: (job: Job) => void; onFrame?: (frame: FrameEvent) => void }): JobWatch {
+  let stopped = false;
+  let source: EventSource | undefined;
+  let poll: ReturnType<typeof setTimeout> | undefined;
+  let settle: (job: Job) => void = () => undefined;
+  let fail: (error: unknown) => void = () => undefined;
+  const finished = new Promise<Job>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  let last = job;
+  const seenFrames = new Set<string>();
+
+  const update = (next: Job) => {
+    last = next;
+    handlers.onJob?.(next);
+    if (isFinal(next)) {
+      cleanUp();
+      settle(next);
+    }
+  };
+  const cleanUp = () => {
+    stopped = true;
+    source?.close();
+    if (poll !== undefined) clearTimeout(poll);
+  };
+  const startPolling = () => {
+    if (stopped) return;
+    source?.close();
+    const tick = async () => {
+      if (stopped) return;
+      try {
+        update(await api.job(job.id));
+      } catch (error) {
+        cleanUp();
+        fail(error);
+        return;
+      }
+      if (!stopped) poll = setTimeout(() => void tick(), 500);
+    };
+    void tick();
+  };
+
+  handlers.onJob?.(job);
+  if (isFinal(job)) {
+    stopped = true;
+    settle(job);
+  } else if (typeof EventSource === 'undefined') {
+    startPolling();
+  } else {
+    source = new EventSource(`/api/jobs/${encodeURIComponent(job.id)}/events`);
+    source.addEventListener('job', (event) => {
+      try {
+        update(JSON.parse((event as MessageEvent<string>).data) as Job);
+      } catch {
+        // A malformed event is skipped; the next one or the poll fallback carries the state.
+      }
+    });
+    source.addEventListener('frame', (event) => {
+      try {
+        const frame = JSON.parse((event as MessageEvent<string>).data) as FrameEvent;
+        const key = `${frame.transition ?? ''}:${frame.index}:${frame.url}`;
+        if (seenFrames.has(key)) return;
+        seenFrames.add(key);
+        handlers.onFrame?.(frame);
+      } catch {
+        // ignored, as above
+      }
+    });
+    source.addEventListener('error', () => {
+      // The server closes the stream after the job ends; if we have not seen the end, poll.
+      if (!stopped && !isFinal(last)) startPolling();
+    });
+  }
+  return {
+    finished,
+    stop: () => {
+      cleanUp();
+    },
+  };
+}
