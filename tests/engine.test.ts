@@ -10,7 +10,9 @@ import { KeyframeNoise } from '../src/pipeline/keyframe-noise.ts';
 import { slerp, lerp } from '../src/math/slerp.ts';
 import { parentalCrossfeed } from '../src/blend/crossfeed.ts';
 import { LatentBlendError } from '../src/errors.ts';
-import { modelDir } from './helpers/golden.ts';
+import { modelDir, FIXTURES } from './helpers/golden.ts';
+import { loadLpipsMetric } from '../src/engine/metric.ts';
+import { join } from 'node:path';
 
 /** RMS pixel distance that records every pair it measures. */
 class SpyMetric implements SimilarityMetric {
@@ -118,6 +120,19 @@ describe('insertion', () => {
     });
     for (let i = k; i < 4; i++) assert.deepEqual(middle!.latents[i], replay.trajectories[0]![i - k], `latents after step ${i}`);
     assert.ok(middle!.latents.slice(0, k).every((latent) => latent === null), 'no latents before the injection step');
+  });
+});
+
+describe('with the LPIPS fixture', () => {
+  test('distances come from LPIPS through ONNX Runtime: one for A–B, two per branch', async () => {
+    const metric = await loadLpipsMetric(join(FIXTURES, 'lpips', 'tiny-lpips.onnx'), 'cpu');
+    const result = await new BlendingEngine(turbo, metric).runTransition({ ...turboOptions, maxBranches: 5 });
+    assert.equal(result.metric, 'lpips');
+    assert.equal(result.stats.metricEvaluations, 1 + 2 * 3);
+    const direct = await metric.distance(result.images[0]!, result.images[1]!);
+    assert.ok(Math.abs(result.tree.gapDistances[0]! - direct) < 1e-6, 'the stored gap distance is the LPIPS distance of the two frames');
+    assert.ok(result.tree.gapDistances.every((distance) => distance > 0));
+    await metric.release?.();
   });
 });
 

@@ -78,19 +78,27 @@ export class Vae {
    * factor, as diffusers' image-to-image does with `sample_mode="argmax"`).
    */
   async encode(image: RgbImage, latentChannels = 4): Promise<Float32Array> {
-    if (this.encoder === undefined || this.encoderInputType === undefined) {
-      throw new LatentBlendError('This model folder has no vae_encoder/model.onnx, so images cannot be encoded.', 'model_folder');
-    }
     const { width, height, data } = image;
     const plane = width * height;
     const pixels = new Float32Array(plane * 3);
     for (let pixel = 0; pixel < plane; pixel++) {
       for (let channel = 0; channel < 3; channel++) pixels[channel * plane + pixel] = (data[pixel * 3 + channel]! / 255) * 2 - 1;
     }
-    const outputs = await runModel(this.encoder, { sample: floatTensor(this.encoderInputType, pixels, [1, 3, height, width]) });
-    const out = toFloat32(outputs.latent_sample ?? outputs.latent_parameters ?? Object.values(outputs)[0]!);
-    // Exports that return the distribution's parameters stack mean and log-variance on channels.
-    const mean = out.subarray(0, latentChannels * (width / this.scaleFactor) * (height / this.scaleFactor));
+    const mean = await this.encodeMean(pixels, width, height, latentChannels);
     return Float32Array.from(mean, (value) => value * this.scalingFactor);
+  }
+
+  /**
+   * The latent distribution's mean [C, h, w] for planar pixels [3, height, width] in [-1, 1],
+   * before the scaling factor.
+   */
+  async encodeMean(pixels: Float32Array, width: number, height: number, latentChannels = 4): Promise<Float32Array> {
+    if (this.encoder === undefined || this.encoderInputType === undefined) {
+      throw new LatentBlendError('This model folder has no vae_encoder/model.onnx, so images cannot be encoded.', 'model_folder');
+    }
+    const outputs = await runModel(this.encoder, { sample: floatTensor(this.encoderInputType, pixels, [1, 3, height, width]) });
+    const out = toFloat32(outputs.latent_parameters ?? outputs.latent_sample ?? Object.values(outputs)[0]!);
+    // Current exports return the distribution's parameters: mean and log-variance stacked on channels.
+    return out.slice(0, latentChannels * (width / this.scaleFactor) * (height / this.scaleFactor));
   }
 }
