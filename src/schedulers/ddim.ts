@@ -6,7 +6,15 @@
  */
 import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
-import { checkScaleIndex, checkStepInput, checkTimestepGrid, noiseTables, requireNoise, spacedTimesteps } from './betas.ts';
+import { checkStepInput, requireNoise } from './betas.ts';
+import {
+  alphaSchedule,
+  checkedTimesteps,
+  clipPredictedOriginal,
+  prevAlphaProd,
+  unscaledModelInput,
+  type AlphaSchedule,
+} from './common.ts';
 import { LatentBlendError } from '../errors.ts';
 
 /** Options of DDIM that diffusers passes to `step` rather than keeping in the config. */
@@ -45,8 +53,7 @@ export class DDIMScheduler implements Scheduler {
   readonly initNoiseSigma = 1;
   readonly needsStepNoise: boolean;
   readonly eta: number;
-  private readonly alphasCumprod: Float64Array;
-  private readonly finalAlphaCumprod: number;
+  private readonly alphas: AlphaSchedule;
   private readonly stepRatio: number;
   private readonly config: SchedulerConfig;
 
@@ -55,13 +62,10 @@ export class DDIMScheduler implements Scheduler {
     if (!(eta >= 0 && eta <= 1)) {
       throw new LatentBlendError(`DDIMScheduler: eta = ${eta} is not supported; allowed: a number from 0 to 1.`);
     }
-    const T = config.numTrainTimesteps;
-    const timesteps = spacedTimesteps(config.timestepSpacing, T, steps, config.stepsOffset, true);
-    checkTimestepGrid(this.className, config.timestepSpacing, steps, steps, timesteps, T);
-    this.alphasCumprod = noiseTables(config, false).alphasCumprod;
-    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
+    const timesteps = checkedTimesteps(this.className, config, steps, true);
+    this.alphas = alphaSchedule(config);
     // diffusers steps back by T // n whatever the spacing, not to the next listed timestep.
-    this.stepRatio = Math.floor(T / steps);
+    this.stepRatio = Math.floor(config.numTrainTimesteps / steps);
     this.timesteps = timesteps;
     this.numInferenceSteps = steps;
     this.eta = eta;
@@ -71,8 +75,7 @@ export class DDIMScheduler implements Scheduler {
 
   /** DDIM needs no input scaling. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    checkScaleIndex(this.className, this.numInferenceSteps, stepIndex);
-    return sample.slice();
+    return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
   }
 
   step(input: StepInput): StepOutput {
@@ -80,8 +83,8 @@ export class DDIMScheduler implements Scheduler {
     const { modelOutput, sample, stepIndex } = input;
     const t = this.timesteps[stepIndex]!;
     const prevT = t - this.stepRatio;
-    const alphaProd = this.alphasCumprod[t]!;
-    const alphaProdPrev = prevT >= 0 ? this.alphasCumprod[prevT]! : this.finalAlphaCumprod;
+    const alphaProd = this.alphas.alphasCumprod[t]!;
+    const alphaProdPrev = prevAlphaProd(this.alphas, prevT);
     const variance = ((1 - alphaProdPrev) / (1 - alphaProd)) * (1 - alphaProd / alphaProdPrev);
     const stdDev = this.eta * Math.sqrt(variance);
     const directionScale = Math.sqrt(1 - alphaProdPrev - stdDev * stdDev);
@@ -93,7 +96,7 @@ export class DDIMScheduler implements Scheduler {
     for (let k = 0; k < sample.length; k++) {
       let { x0, eps } = alphaSpaceEstimates(predictionType, modelOutput[k]!, sample[k]!, alphaProd);
       // Clipping changes x0 only; epsilon stays the model's (use_clipped_model_output=False).
-      if (clipSample) x0 = Math.min(Math.max(x0, -clipSampleRange), clipSampleRange);
+      x0 = clipPredictedOriginal(x0, clipSample, clipSampleRange);
       let next = sqrtAlphaPrev * x0 + directionScale * eps;
       if (noise !== undefined) next += stdDev * noise[k]!;
       prevSample[k] = next;

@@ -11,7 +11,6 @@
 import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import {
-  checkScaleIndex,
   checkStepInput,
   checkTimestepGrid,
   interpOnIndexGrid,
@@ -24,6 +23,7 @@ import {
   trainSigmas,
   logTrainSigmas,
 } from './betas.ts';
+import { finalSigma, previousState, unscaledModelInput } from './common.ts';
 
 const f32 = Math.fround;
 
@@ -36,10 +36,6 @@ interface DpmSolverState {
   readonly history: readonly Float32Array[];
   /** diffusers' `lower_order_nums`: steps taken in this trajectory, capped at solver_order. */
   readonly lowerOrderNums: number;
-}
-
-function isDpmState(value: unknown): value is DpmSolverState {
-  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'DPMSolverMultistepScheduler';
 }
 
 /** alpha_t, sigma_t and lambda_t = log(alpha_t / sigma_t) of the VP process at Karras noise level `sigma`. */
@@ -104,7 +100,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
       sigmas = timesteps.map((t) => interpOnIndexGrid(t, train));
     }
     // The final level: 0, or the smallest training sigma.
-    sigmas.push(config.finalSigmasType === 'zero' ? 0 : train[0]!);
+    sigmas.push(finalSigma(config.finalSigmasType, train));
     this.sigmas = Float64Array.from(sigmas, f32);
     this.timesteps = timesteps;
     this.numInferenceSteps = steps;
@@ -113,24 +109,14 @@ export class DPMSolverMultistepScheduler implements Scheduler {
 
   /** DPM-Solver needs no input scaling. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    checkScaleIndex(this.className, this.numInferenceSteps, stepIndex);
-    return sample.slice();
+    return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
   }
 
   step(input: StepInput): StepOutput {
     checkStepInput(this.className, this.numInferenceSteps, input);
     const { modelOutput, sample, stepIndex } = input;
     const { solverOrder, predictionType } = this.config;
-    let previous: DpmSolverState | undefined;
-    if (input.state !== undefined) {
-      if (!isDpmState(input.state)) throw new RangeError(`${this.className}.step: state does not come from this scheduler.`);
-      if (input.state.stepIndex !== stepIndex - 1) {
-        throw new RangeError(
-          `${this.className}.step: state comes from step ${input.state.stepIndex}, so the next step is ${input.state.stepIndex + 1}, not ${stepIndex}.`,
-        );
-      }
-      previous = input.state;
-    }
+    const previous = previousState<DpmSolverState>(this.className, stepIndex, input.state);
     const n = this.numInferenceSteps;
     const lowerOrderFinal =
       stepIndex === n - 1 &&

@@ -5,16 +5,8 @@
  */
 import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
-import {
-  checkScaleIndex,
-  checkStepInput,
-  checkTimestepGrid,
-  interpOnIndexGrid,
-  noiseTables,
-  requireNoise,
-  spacedTimesteps,
-  trainSigmas,
-} from './betas.ts';
+import { checkStepInput, interpOnIndexGrid, noiseTables, requireNoise, trainSigmas } from './betas.ts';
+import { checkedTimesteps, sigmaInitNoiseSigma, sigmaScaledModelInput } from './common.ts';
 import { sigmaSpacePredictedOriginal } from './euler.ts';
 
 /** EulerAncestralDiscreteScheduler prepared for a number of inference steps. */
@@ -29,26 +21,19 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
   private readonly predictionType: SchedulerConfig['predictionType'];
 
   constructor(config: SchedulerConfig, steps: number) {
-    const T = config.numTrainTimesteps;
     const { alphasCumprod } = noiseTables(config, true);
     const train = trainSigmas(alphasCumprod);
-    const timesteps = spacedTimesteps(config.timestepSpacing, T, steps, config.stepsOffset, false);
-    checkTimestepGrid(this.className, config.timestepSpacing, steps, steps, timesteps, T);
+    const timesteps = checkedTimesteps(this.className, config, steps, false);
     this.sigmas = Float64Array.from([...timesteps.map((t) => interpOnIndexGrid(t, train)), 0], Math.fround);
     this.timesteps = timesteps;
     this.numInferenceSteps = steps;
-    const maxSigma = Math.max(...this.sigmas);
-    this.initNoiseSigma =
-      config.timestepSpacing === 'linspace' || config.timestepSpacing === 'trailing' ? maxSigma : Math.sqrt(maxSigma * maxSigma + 1);
+    this.initNoiseSigma = sigmaInitNoiseSigma(config.timestepSpacing, this.sigmas);
     this.predictionType = config.predictionType;
   }
 
   /** x / sqrt(sigma^2 + 1): the denoiser sees unit-variance input. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    checkScaleIndex(this.className, this.numInferenceSteps, stepIndex);
-    const sigma = this.sigmas[stepIndex]!;
-    const scale = 1 / Math.sqrt(sigma * sigma + 1);
-    return sample.map((x) => x * scale);
+    return sigmaScaledModelInput(this.className, this.numInferenceSteps, this.sigmas, sample, stepIndex);
   }
 
   step(input: StepInput): StepOutput {

@@ -5,19 +5,8 @@
  */
 import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
-import {
-  checkScaleIndex,
-  checkStepInput,
-  checkTimestepGrid,
-  interpOnIndexGrid,
-  karrasSigmas,
-  noiseTables,
-  sigmaToT,
-  spacedTimesteps,
-  torchLinspaceF32,
-  trainSigmas,
-  logTrainSigmas,
-} from './betas.ts';
+import { checkStepInput, interpOnIndexGrid, karrasSigmas, noiseTables, sigmaToT, torchLinspaceF32, trainSigmas, logTrainSigmas } from './betas.ts';
+import { checkedTimesteps, finalSigma, sigmaInitNoiseSigma, sigmaScaledModelInput } from './common.ts';
 
 const f32 = Math.fround;
 
@@ -53,8 +42,7 @@ export class EulerDiscreteScheduler implements Scheduler {
     const T = config.numTrainTimesteps;
     const { alphasCumprod } = noiseTables(config, true);
     const train = trainSigmas(alphasCumprod);
-    let timesteps = spacedTimesteps(config.timestepSpacing, T, steps, config.stepsOffset, false);
-    checkTimestepGrid(this.className, config.timestepSpacing, steps, steps, timesteps, T);
+    let timesteps = checkedTimesteps(this.className, config, steps, false);
 
     let sigmas: number[];
     if (config.interpolationType === 'linear') {
@@ -74,7 +62,7 @@ export class EulerDiscreteScheduler implements Scheduler {
       timesteps = sigmas.map((s) => f32(sigmaToT(s, logSigmas)));
     }
     // The final level: 0, or the smallest training sigma.
-    sigmas.push(config.finalSigmasType === 'zero' ? 0 : train[0]!);
+    sigmas.push(finalSigma(config.finalSigmasType, train));
 
     this.sigmas = Float64Array.from(sigmas, f32);
     if (config.timestepType === 'continuous' && config.predictionType === 'v_prediction') {
@@ -82,18 +70,13 @@ export class EulerDiscreteScheduler implements Scheduler {
     }
     this.timesteps = timesteps;
     this.numInferenceSteps = timesteps.length;
-    const maxSigma = Math.max(...this.sigmas);
-    this.initNoiseSigma =
-      config.timestepSpacing === 'linspace' || config.timestepSpacing === 'trailing' ? maxSigma : Math.sqrt(maxSigma * maxSigma + 1);
+    this.initNoiseSigma = sigmaInitNoiseSigma(config.timestepSpacing, this.sigmas);
     this.predictionType = config.predictionType;
   }
 
   /** x / sqrt(sigma^2 + 1): the denoiser sees unit-variance input. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    checkScaleIndex(this.className, this.numInferenceSteps, stepIndex);
-    const sigma = this.sigmas[stepIndex]!;
-    const scale = 1 / Math.sqrt(sigma * sigma + 1);
-    return sample.map((x) => x * scale);
+    return sigmaScaledModelInput(this.className, this.numInferenceSteps, this.sigmas, sample, stepIndex);
   }
 
   step(input: StepInput): StepOutput {

@@ -5,7 +5,8 @@
  */
 import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
-import { checkScaleIndex, checkStepInput, noiseTables, numpyLinspace, requireNoise } from './betas.ts';
+import { checkStepInput, numpyLinspace, requireNoise } from './betas.ts';
+import { alphaSchedule, clipPredictedOriginal, prevAlphaProd, unscaledModelInput, type AlphaSchedule } from './common.ts';
 import { alphaSpaceEstimates } from './ddim.ts';
 import { LatentBlendError } from '../errors.ts';
 
@@ -16,8 +17,7 @@ export class LCMScheduler implements Scheduler {
   readonly timesteps: readonly number[];
   readonly initNoiseSigma = 1;
   readonly needsStepNoise: boolean;
-  private readonly alphasCumprod: Float64Array;
-  private readonly finalAlphaCumprod: number;
+  private readonly alphas: AlphaSchedule;
   private readonly config: SchedulerConfig;
 
   constructor(config: SchedulerConfig, steps: number) {
@@ -37,15 +37,13 @@ export class LCMScheduler implements Scheduler {
     this.timesteps = numpyLinspace(0, origin.length, steps, false).map((x) => origin[Math.floor(x)]!);
     this.numInferenceSteps = steps;
     this.needsStepNoise = steps > 1;
-    this.alphasCumprod = noiseTables(config, false).alphasCumprod;
-    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
+    this.alphas = alphaSchedule(config);
     this.config = config;
   }
 
   /** LCM needs no input scaling. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    checkScaleIndex(this.className, this.numInferenceSteps, stepIndex);
-    return sample.slice();
+    return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
   }
 
   step(input: StepInput): StepOutput {
@@ -54,8 +52,8 @@ export class LCMScheduler implements Scheduler {
     const t = this.timesteps[stepIndex]!;
     const last = stepIndex === this.numInferenceSteps - 1;
     const prevT = last ? t : this.timesteps[stepIndex + 1]!;
-    const alphaProd = this.alphasCumprod[t]!;
-    const alphaProdPrev = prevT >= 0 ? this.alphasCumprod[prevT]! : this.finalAlphaCumprod;
+    const alphaProd = this.alphas.alphasCumprod[t]!;
+    const alphaProdPrev = prevAlphaProd(this.alphas, prevT);
     // Consistency-model boundary condition with sigma_data = 0.5.
     const scaled = t * this.config.timestepScaling;
     const cSkip = 0.25 / (scaled * scaled + 0.25);
@@ -69,7 +67,7 @@ export class LCMScheduler implements Scheduler {
     for (let k = 0; k < sample.length; k++) {
       const x = sample[k]!;
       let { x0 } = alphaSpaceEstimates(predictionType, modelOutput[k]!, x, alphaProd);
-      if (clipSample) x0 = Math.min(Math.max(x0, -clipSampleRange), clipSampleRange);
+      x0 = clipPredictedOriginal(x0, clipSample, clipSampleRange);
       const d = cOut * x0 + cSkip * x;
       denoised[k] = d;
       prevSample[k] = noise === undefined ? d : sqrtAlphaPrev * d + sqrtBetaPrev * noise[k]!;

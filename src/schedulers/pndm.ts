@@ -23,7 +23,8 @@
  */
 import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
-import { checkScaleIndex, checkStepInput, checkTimestepGrid, noiseTables, spacedTimesteps } from './betas.ts';
+import { checkStepInput } from './betas.ts';
+import { alphaSchedule, checkedTimesteps, prevAlphaProd, previousState, unscaledModelInput, type AlphaSchedule } from './common.ts';
 
 /** What PLMS remembers between steps of one trajectory. */
 interface PndmState {
@@ -36,10 +37,6 @@ interface PndmState {
   readonly firstSample?: Float32Array;
 }
 
-function isPndmState(value: unknown): value is PndmState {
-  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'PNDMScheduler';
-}
-
 /** PNDMScheduler (PLMS) prepared for a number of inference steps. */
 export class PNDMScheduler implements Scheduler {
   readonly className = 'PNDMScheduler';
@@ -50,44 +47,30 @@ export class PNDMScheduler implements Scheduler {
   readonly timesteps: readonly number[];
   readonly initNoiseSigma = 1;
   readonly needsStepNoise = false;
-  private readonly alphasCumprod: Float64Array;
-  private readonly finalAlphaCumprod: number;
+  private readonly alphas: AlphaSchedule;
   private readonly stepRatio: number;
   private readonly predictionType: SchedulerConfig['predictionType'];
 
   constructor(config: SchedulerConfig, steps: number) {
-    const T = config.numTrainTimesteps;
-    const descending = spacedTimesteps(config.timestepSpacing, T, steps, config.stepsOffset, true);
-    checkTimestepGrid(this.className, config.timestepSpacing, steps, steps, descending, T);
+    const descending = checkedTimesteps(this.className, config, steps, true);
     // Descending with the second timestep repeated (diffusers' plms_timesteps).
     this.timesteps = steps === 1 ? descending : [descending[0]!, descending[1]!, ...descending.slice(1)];
     this.numInferenceSteps = this.timesteps.length;
     this.requestedSteps = steps;
-    this.alphasCumprod = noiseTables(config, false).alphasCumprod;
-    this.finalAlphaCumprod = config.setAlphaToOne ? 1 : this.alphasCumprod[0]!;
-    this.stepRatio = Math.floor(T / steps);
+    this.alphas = alphaSchedule(config);
+    this.stepRatio = Math.floor(config.numTrainTimesteps / steps);
     this.predictionType = config.predictionType;
   }
 
   /** PNDM needs no input scaling. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
-    checkScaleIndex(this.className, this.numInferenceSteps, stepIndex);
-    return sample.slice();
+    return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
   }
 
   step(input: StepInput): StepOutput {
     checkStepInput(this.className, this.numInferenceSteps, input);
     const { modelOutput, sample, stepIndex } = input;
-    let previous: PndmState | undefined;
-    if (input.state !== undefined) {
-      if (!isPndmState(input.state)) throw new RangeError(`${this.className}.step: state does not come from this scheduler.`);
-      if (input.state.stepIndex !== stepIndex - 1) {
-        throw new RangeError(
-          `${this.className}.step: state comes from step ${input.state.stepIndex}, so the next step is ${input.state.stepIndex + 1}, not ${stepIndex}.`,
-        );
-      }
-      previous = input.state;
-    }
+    const previous = previousState<PndmState>(this.className, stepIndex, input.state);
     const timestep = this.timesteps[stepIndex]!;
 
     if (stepIndex === 1 && this.numInferenceSteps > 1) {
@@ -130,8 +113,8 @@ export class PNDMScheduler implements Scheduler {
    * model output; also returns the matching x0 estimate.
    */
   private update(sample: Float32Array, t: number, prevT: number, output: Float32Array): { prevSample: Float32Array; x0: Float32Array } {
-    const alphaProd = this.alphasCumprod[t]!;
-    const alphaProdPrev = prevT >= 0 ? this.alphasCumprod[prevT]! : this.finalAlphaCumprod;
+    const alphaProd = this.alphas.alphasCumprod[t]!;
+    const alphaProdPrev = prevAlphaProd(this.alphas, prevT);
     const betaProd = 1 - alphaProd;
     const betaProdPrev = 1 - alphaProdPrev;
     const sampleCoeff = Math.sqrt(alphaProdPrev / alphaProd);
