@@ -107,7 +107,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       for (const [index, transition] of transitions.entries()) {
         const input = transitionOptionsOf(spec, index);
         const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => value);
-        const stamp = modelStamp(model, pipeline, pipeline.latentShape(pipeline.roundSize(resolved.width, 'width'), pipeline.roundSize(resolved.height, 'height')));
+        const stamp = modelStamp(model, pipeline, pipeline.latentShape(pipeline.roundedSize(resolved.width), pipeline.roundedSize(resolved.height)));
         const key = hashOf([transitionKey(spec, index), metric.name]);
         // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
         // settings that shape a trajectory are the same.

@@ -94,7 +94,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         ...engineOptionsFromFlags(flags),
       };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => value);
-      const stamp = modelStamp(flags.model, pipeline, pipeline.latentShape(pipeline.roundSize(resolved.width, 'width'), pipeline.roundSize(resolved.height, 'height')));
+      const stamp = modelStamp(flags.model, pipeline, pipeline.latentShape(pipeline.roundedSize(resolved.width), pipeline.roundedSize(resolved.height)));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
       const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name });
       reporter.startBar('blending', 1, { countSteps: false });

@@ -119,13 +119,19 @@ export class DiffusionPipeline {
     return [this.defaults.latentChannels, height / scale, width / scale];
   }
 
+  /** `value` rounded to the nearest multiple of the VAE scale factor (at least one), silently. */
+  roundedSize(value: number): number {
+    const scale = this.defaults.vaeScaleFactor;
+    return Math.max(scale, Math.round(value / scale) * scale);
+  }
+
   /**
    * Rounds a size in pixels to the nearest multiple of the VAE scale factor (at least one
    * multiple), warning when it changes.
    */
   roundSize(value: number, name: string): number {
     const scale = this.defaults.vaeScaleFactor;
-    const rounded = Math.max(scale, Math.round(value / scale) * scale);
+    const rounded = this.roundedSize(value);
     if (rounded !== value) {
       this.emit({ type: 'warning', message: `${name} ${value} rounded to ${rounded} (must be a multiple of ${scale} for this model).` });
     }
