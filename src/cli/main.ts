@@ -9,6 +9,7 @@ import { generateCommand } from './generate.ts';
 import { transitionCommand } from './transition.ts';
 import { refineCommand } from './refine.ts';
 import { movieCommand } from './movie.ts';
+import { studioCommand } from './studio.ts';
 
 /** Error codes that mean "fix your command or input" (exit 2) rather than "something failed" (exit 1). */
 const USAGE_CODES = new Set([
@@ -26,6 +27,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
   program.addCommand(transitionCommand(signal));
   program.addCommand(movieCommand(signal));
   program.addCommand(refineCommand(signal));
+  program.addCommand(studioCommand(signal));
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -1,4 +1,5 @@
 /// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
 /**
  * The studio's HTTP API as the page sees it (docs/studio-api.md): typed fetch helpers, one
  * error type carrying the server's `{ error: { code, message } }`, and a job watcher on the
@@ -31,6 +32,8 @@ export interface ModelInfo {
   schedulerClass: string;
   device: string;
   metric: string;
+  /** Video formats this server can write (when it says; else all three). */
+  formats?: string[];
 }
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -63,6 +66,8 @@ export interface Job {
   progress: JobProgress;
   result?: unknown;
   error?: { code?: string; message: string } | string;
+  /** Notes such as a size rounded to the model's grid or a time budget reached. */
+  warnings?: string[];
 }
 
 /** A computed frame of a render, as the `frame` event reports it. */

@@ -1,0 +1,78 @@
+/** `latentblend studio`: the web studio, a local server with the front end and its HTTP API. */
+import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { startStudio } from '../studio/server.ts';
+import { createReporter } from './progress.ts';
+import { integerIn } from './parse.ts';
+import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
+import { DEVICES, type Device } from '../runtime/onnx.ts';
+
+interface StudioFlags {
+  model: string;
+  port: number;
+  host: string;
+  workDir: string;
+  device: string;
+  lpips?: string;
+  ffmpeg?: string;
+  staticDir?: string;
+  quiet: boolean;
+}
+
+/** Default work folder of the studio, relative to the current folder. */
+export const DEFAULT_STUDIO_WORK_DIR = 'latentblend-studio';
+
+export function studioCommand(signal: AbortSignal): Command {
+  return new Command('studio')
+    .description('Start the web studio: previews, a keyframe timeline and film renders in the browser (a local server).')
+    .option('-m, --model <path|repo>', 'model folder in Optimum ONNX layout, or a Hugging Face Hub repo id', DEFAULT_MODEL)
+    .option('-p, --port <int>', 'port to listen on (0 = any free port)', integerIn(0, 65535), 7860)
+    .option('--host <address>', 'address to listen on; anything but a loopback address exposes the studio to your network', '127.0.0.1')
+    .option('--work-dir <dir>', 'where previews and films are kept (each film is a work folder of `latentblend movie`)', DEFAULT_STUDIO_WORK_DIR)
+    .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
+    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
+    .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
+    .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
+    .option('-q, --quiet', 'print only the URL and warnings', false)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  latentblend studio
+  latentblend studio --model fixtures/models/tiny-sdxl-turbo/onnx --port 0
+
+Open the printed URL in a browser. Stop with Ctrl-C. Every film rendered in the studio is a work
+folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refines:
+  latentblend refine <that folder>/transitions/00-… --branches 10`,
+    )
+    .action(async (flags: StudioFlags) => {
+      const reporter = createReporter({ quiet: flags.quiet });
+      const modelDir = await resolveModelForCli(flags.model, reporter, signal);
+      signal.throwIfAborted();
+      reporter.info(`loading ${flags.model} on ${flags.device}…`);
+      const studio = await startStudio({
+        modelDir,
+        // A folder is recorded absolute, so that the CLI finds it from anywhere; a Hub id as given.
+        modelSource: existsSync(flags.model) ? resolve(flags.model) : flags.model,
+        device: flags.device as Device,
+        host: flags.host,
+        port: flags.port,
+        workDir: resolve(flags.workDir),
+        ...(flags.staticDir !== undefined ? { staticDir: resolve(flags.staticDir) } : {}),
+        ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}),
+        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+        onLog: (line) => process.stderr.write(`${line}\n`),
+      });
+      if (!['127.0.0.1', 'localhost', '::1'].includes(flags.host)) {
+        reporter.warn(`listening on ${flags.host}: anyone who can reach this address can use the studio and its GPU.`);
+      }
+      process.stdout.write(`latentblend studio: ${studio.url}\n`);
+      reporter.info(`work folder: ${resolve(flags.workDir)} (Ctrl-C to stop)`);
+      await new Promise<void>((stopped) => {
+        if (signal.aborted) stopped();
+        else signal.addEventListener('abort', () => stopped(), { once: true });
+      });
+      await studio.close();
+    });
+}

@@ -1,0 +1,317 @@
+/**
+ * What the studio's jobs do: previews (one image per seed, `DiffusionPipeline.generate`) and
+ * renders (a film spec rendered with renderFilm into a CLI work folder). Each returns a
+ * JobRunner for the queue; they report progress, warnings, partial results and live frames
+ * through the job context and stop within a denoising step when the job is cancelled.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DiffusionPipeline, PipelineEvent } from '../pipeline/pipeline.ts';
+import type { BlendingEngine, EngineEvent } from '../engine/engine.ts';
+import type { SimilarityMetric } from '../engine/metric.ts';
+import { CROSSFEED_DEFAULTS, DEFAULT_DEPTH_STRENGTH, DEFAULT_MID_DAMPER, resolveTransitionOptions } from '../engine/options.ts';
+import { DEFAULT_TOTAL_FRAMES } from '../blend/plan.ts';
+import type { Device } from '../runtime/onnx.ts';
+import type { RgbImage } from '../pipeline/vae.ts';
+import { encodePng } from '../io/png.ts';
+import { writeFileAtomically } from '../io/files.ts';
+import { MAX_GIF_FPS, VIDEO_FORMATS } from '../io/video.ts';
+import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
+import { renderFilm } from '../film/render-film.ts';
+import { transitionOptionsOf } from '../cli/movie.ts';
+import type { Reporter } from '../cli/progress.ts';
+import { LatentBlendError } from '../errors.ts';
+import type { JobContext, JobRunner } from './jobs.ts';
+import { DEFAULT_PREVIEWS, MAX_PREVIEWS, type PreviewsRequest, type RenderRequest } from './requests.ts';
+import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
+
+/** Routes the pipeline's events (fixed at load time) to whichever job runs now. */
+export interface PipelineHooks {
+  step?: (() => void) | undefined;
+  warning?: ((message: string) => void) | undefined;
+}
+
+/** The loaded model and everything a job needs to use it. */
+export interface StudioModel {
+  /** The model as recorded in transitions and film specs: an absolute folder or a Hub repo id. */
+  readonly source: string;
+  readonly pipeline: DiffusionPipeline;
+  readonly metric: SimilarityMetric;
+  readonly engine: BlendingEngine;
+  readonly device: Device;
+  readonly hooks: PipelineHooks;
+  readonly ffmpegPath?: string;
+}
+
+/** The pipeline listener that feeds PipelineHooks (`fallbackWarning` when no job listens). */
+export function pipelineListener(hooks: PipelineHooks, fallbackWarning: (message: string) => void): (event: PipelineEvent) => void {
+  return (event) => {
+    if (event.type === 'step') hooks.step?.();
+    else if (event.type === 'warning') (hooks.warning ?? fallbackWarning)(event.message);
+  };
+}
+
+/** GET /api/model. */
+export function modelInfo(model: StudioModel) {
+  const { defaults } = model.pipeline;
+  const crossfeed = CROSSFEED_DEFAULTS[defaults.preset];
+  return {
+    source: model.source,
+    family: defaults.family,
+    preset: defaults.preset,
+    defaults: {
+      width: defaults.width,
+      height: defaults.height,
+      steps: defaults.steps,
+      guidanceScale: defaults.guidanceScale,
+      depthStrength: DEFAULT_DEPTH_STRENGTH,
+      midDamper: DEFAULT_MID_DAMPER,
+      maxBranches: DEFAULT_TOTAL_FRAMES[defaults.preset],
+      branch1Crossfeed: { ...crossfeed.branch1 },
+      parentalCrossfeed: { ...crossfeed.parental },
+    },
+    schedulerClass: model.pipeline.schedulerClass,
+    device: model.device,
+    metric: model.metric.name,
+    formats: [...VIDEO_FORMATS],
+    limits: { previews: MAX_PREVIEWS, bodyBytes: 1024 * 1024 },
+  };
+}
+
+async function writeImage(path: string, image: RgbImage): Promise<void> {
+  await writeFileAtomically(path, await encodePng(image), true);
+}
+
+/** The seeds of a previews request: those given, or `count` random ones. */
+export function previewSeeds(request: PreviewsRequest, random: () => number = () => Math.floor(Math.random() * 2 ** 31)): number[] {
+  if (request.seeds !== undefined) return [...request.seeds];
+  return Array.from({ length: request.count ?? DEFAULT_PREVIEWS }, random);
+}
+
+/** A previews job: one image per seed, written to the session's files as they come. */
+export function previewsJob(model: StudioModel, sessionDir: string, request: PreviewsRequest, seeds: readonly number[]): JobRunner {
+  return async (context) => {
+    const { pipeline } = model;
+    const dir = filesDir(sessionDir);
+    mkdirSync(dir, { recursive: true });
+    const steps = request.steps ?? pipeline.defaults.steps;
+    const total = seeds.length * steps;
+    const started = performance.now();
+    let done = 0;
+    const images: { seed: number; url: string }[] = [];
+    model.hooks.step = () => {
+      done = Math.min(total, done + 1);
+      const elapsed = (performance.now() - started) / 1000;
+      context.progress({ done, total, etaSeconds: (elapsed / done) * (total - done) });
+    };
+    model.hooks.warning = (message) => context.warn(message);
+    try {
+      for (const [index, seed] of seeds.entries()) {
+        context.progress({ done, total, label: `image ${index + 1} of ${seeds.length}` });
+        const { image } = await pipeline.generate({
+          prompt: request.prompt,
+          seed,
+          signal: context.signal,
+          ...(request.negativePrompt !== undefined ? { negativePrompt: request.negativePrompt } : {}),
+          ...(request.steps !== undefined ? { steps: request.steps } : {}),
+          ...(request.guidanceScale !== undefined ? { guidanceScale: request.guidanceScale } : {}),
+          ...(request.width !== undefined ? { width: request.width } : {}),
+          ...(request.height !== undefined ? { height: request.height } : {}),
+        });
+        const name = `${newId()}.png`;
+        await writeImage(join(dir, name), image);
+        images.push({ seed, url: `/api/files/${name}` });
+        done = (index + 1) * steps;
+        context.partial({ prompt: request.prompt, images: [...images] });
+      }
+    } finally {
+      model.hooks.step = undefined;
+      model.hooks.warning = undefined;
+    }
+    context.progress({ done: total, total, label: `${seeds.length} image${seeds.length === 1 ? '' : 's'}`, etaSeconds: 0 });
+    return { prompt: request.prompt, images };
+  };
+}
+
+/** The film spec as rendered by the studio: its model, never the spec's own model or device. */
+export function studioSpec(model: StudioModel, spec: FilmSpec): FilmSpec {
+  const { device: _device, ...rest } = spec;
+  return { ...rest, model: model.source };
+}
+
+/**
+ * Checks a render request against the loaded model before it is queued, so that mistakes are
+ * a 400 answer and not a failed job: the preset, every transition's options, the GIF frame rate.
+ */
+export function checkRenderRequest(model: StudioModel, request: RenderRequest): void {
+  const { pipeline } = model;
+  const spec = studioSpec(model, request.spec);
+  if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
+    throw new LatentBlendError(
+      `Invalid film spec (key spec):\n  preset: this studio's model runs with the ${pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)} (remove the key, or start the studio with another model)`,
+    );
+  }
+  if (request.format === 'gif' && spec.fps > MAX_GIF_FPS) {
+    throw new LatentBlendError(`Invalid render request:\n  format: a GIF plays at most ${MAX_GIF_FPS} fps, and the spec's fps is ${spec.fps} (lower fps or choose mp4 or webm)`);
+  }
+  for (const transition of transitionsOf(spec)) {
+    try {
+      resolveTransitionOptions(transitionOptionsOf(spec, transition.index), pipeline.defaults, (value) => value);
+    } catch (error) {
+      if (error instanceof LatentBlendError) throw new LatentBlendError(`Transition ${transition.index + 1} of the spec: ${error.message}`, error.code);
+      throw error;
+    }
+  }
+}
+
+/** Most live frames written per render job (a film with more still renders; the rest are not streamed). */
+const MAX_LIVE_FRAMES = 4096;
+/** Progress units per transition, and for encoding the film. */
+const TRANSITION_UNITS = 1000;
+const ENCODING_UNITS = 100;
+
+/**
+ * A render job: the spec rendered into the film folder `filmId` of the session, reusing
+ * finished transitions of the session's other films. Frames stream as 'frame' events.
+ */
+export function renderJob(model: StudioModel, sessionDir: string, request: RenderRequest, filmId: string): JobRunner {
+  return async (context: JobContext) => {
+    const spec = studioSpec(model, request.spec);
+    const dir = filmDir(sessionDir, filmId);
+    const others = filmIds(sessionDir)
+      .filter((id) => id !== filmId)
+      .slice(0, 20)
+      .map((id) => filmDir(sessionDir, id));
+    mkdirSync(dir, { recursive: true });
+    const framesDir = filesDir(sessionDir);
+    mkdirSync(framesDir, { recursive: true });
+    await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(spec), true);
+    const record: StudioFilmRecord = {
+      id: filmId,
+      createdAt: Date.now(),
+      state: 'rendering',
+      format: request.format,
+      jobId: context.id,
+      spec: request.rawSpec,
+      ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
+    };
+    await writeStudioFilmRecord(dir, record);
+
+    const count = transitionsOf(spec).length;
+    let step = 0;
+    let steps = 1;
+    let transitionStarted = performance.now();
+    let frameCount = 0;
+    let frameWrites: Promise<void> = Promise.resolve();
+    const total = () => steps * TRANSITION_UNITS + ENCODING_UNITS;
+    const liveFrame = (transition: number, fract: number, injectionStep: number, image: RgbImage) => {
+      if (frameCount >= MAX_LIVE_FRAMES) return;
+      const index = frameCount++;
+      const name = `${context.id}-frame-${index}.png`;
+      frameWrites = frameWrites
+        .then(async () => {
+          await writeImage(join(framesDir, name), image);
+          context.emit('frame', { index, transition, fract, filmFract: (transition + fract) / count, injectionStep, url: `/api/files/${name}` });
+        })
+        .catch((error: unknown) => context.warn(`A live frame could not be written: ${(error as Error).message}`));
+    };
+    const onEngineEvent = (index: number, event: EngineEvent) => {
+      if (event.type === 'progress') {
+        const share = event.unetEvaluationsTotal > 0 ? event.unetEvaluationsDone / event.unetEvaluationsTotal : 0;
+        const eta = event.etaSeconds;
+        const elapsed = (performance.now() - transitionStarted) / 1000;
+        context.progress({
+          done: step * TRANSITION_UNITS + Math.round(share * TRANSITION_UNITS),
+          total: total(),
+          label: `transition ${index + 1} of ${count}: frame ${event.branchesDone} of ${event.branchesTotal}`,
+          etaSeconds: eta === undefined ? undefined : eta + (steps - step - 1) * (elapsed + eta),
+        });
+      } else if (event.type === 'frame') {
+        if (!(step > 0 && event.fract === 0)) liveFrame(index, event.fract, event.injectionStep, event.image);
+      } else if (event.type === 'warning') {
+        context.warn(event.message);
+      } else if (event.type === 'budget-stop') {
+        context.warn(`Transition ${index + 1}: the time budget of ${event.budgetSeconds} s was reached; ${event.branchesSkipped} planned frames were skipped.`);
+      }
+    };
+    let encodingTotal = 1;
+    const reporter: Reporter = {
+      listener: () => {},
+      engineListener: () => {},
+      startBar: (label, barTotal) => {
+        if (label !== 'encoding') return;
+        encodingTotal = Math.max(1, barTotal);
+        context.progress({ done: steps * TRANSITION_UNITS, total: total(), label: `encoding the film (${barTotal} frames)`, etaSeconds: undefined });
+      },
+      updateBar: (value) => {
+        context.progress({ done: steps * TRANSITION_UNITS + Math.round((ENCODING_UNITS * value) / encodingTotal), total: total(), label: `encoding the film: frame ${value} of ${encodingTotal}` });
+      },
+      stopBar: () => {},
+      warn: (message) => context.warn(message),
+      info: () => {},
+    };
+    model.hooks.warning = (message) => context.warn(message);
+    const files = filmFiles(dir, request.format);
+    try {
+      const result = await renderFilm({
+        spec,
+        model: model.source,
+        pipeline: model.pipeline,
+        metric: model.metric,
+        engine: model.engine,
+        workDir: dir,
+        out: files.film,
+        force: true,
+        reporter,
+        signal: context.signal,
+        reuseFrom: others,
+        ...(model.ffmpegPath !== undefined ? { ffmpegPath: model.ffmpegPath } : {}),
+        ...(request.transitionIndex !== undefined ? { only: request.transitionIndex } : {}),
+        events: {
+          transitionStart: (info) => {
+            step = info.step;
+            steps = info.steps;
+            transitionStarted = performance.now();
+            context.progress({ done: step * TRANSITION_UNITS, total: total(), label: `transition ${info.index + 1} of ${count}`, etaSeconds: undefined });
+          },
+          engineEvent: onEngineEvent,
+          transitionDone: (info) => {
+            if (info.reused) {
+              info.transition.tree.branches.forEach((branch, position) => {
+                if (!(step > 0 && branch.fract === 0)) liveFrame(info.index, branch.fract, branch.injectionStep, info.transition.images[position]!);
+              });
+            }
+            context.progress({ done: (step + 1) * TRANSITION_UNITS, total: total() });
+          },
+        },
+      });
+      await frameWrites;
+      await writeStudioFilmRecord(dir, { ...record, state: 'done', finishedAt: Date.now(), frames: result.framesComputed, filmFrames: result.filmFrames });
+      context.progress({ done: total(), total: total(), label: `${result.filmFrames} film frames`, etaSeconds: 0 });
+      return {
+        filmId,
+        ...filmUrls(filmId, request.format),
+        format: request.format,
+        frames: result.framesComputed,
+        filmFrames: result.filmFrames,
+        transitions: result.transitions,
+        transitionsReused: result.transitionsReused,
+        unetCalls: result.unetCalls,
+        workDir: dir,
+        ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
+      };
+    } catch (error) {
+      await frameWrites;
+      const state = context.signal.aborted ? 'cancelled' : 'failed';
+      await writeStudioFilmRecord(dir, { ...record, state, finishedAt: Date.now() }).catch(() => {});
+      throw error;
+    } finally {
+      model.hooks.warning = undefined;
+    }
+  };
+}
+
+/** A new film id for a render. */
+export function newFilmId(): string {
+  return newId();
+}

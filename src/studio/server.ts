@@ -1,0 +1,351 @@
+/**
+ * `latentblend studio`: one Node process that serves the front end at `/` and the HTTP API of
+ * docs/studio-api.md under `/api`, on 127.0.0.1 by default.
+ *
+ * - One model is loaded at start; GPU work (previews, renders) runs one job at a time through
+ *   a FIFO queue (./jobs.ts); progress and live frames stream as server-sent events.
+ * - Sessions are signed cookies (./sessions.ts); every job, film and file belongs to one session
+ *   and is invisible (404) to the others.
+ * - Files are read and written only inside the work folder, under names the server made
+ *   (./storage.ts); request paths with dot segments or encoded slashes are refused, symlinks are
+ *   not followed, request bodies are JSON of at most 1 MiB.
+ * - Renders write the CLI's work-folder format, so `latentblend movie` and `latentblend refine`
+ *   continue what the studio started and the other way round.
+ * - The front end is src/studio/web bundled in memory at start-up (./web-bundle.ts), served at
+ *   `/`, `/app.js` and `/app.css`.
+ * - When bound to a loopback address, requests must name a loopback host (against DNS
+ *   rebinding), and state-changing requests from another origin are refused.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { mkdirSync, realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { DiffusionPipeline } from '../pipeline/pipeline.ts';
+import { BlendingEngine } from '../engine/engine.ts';
+import { chooseMetric } from '../engine/metric.ts';
+import type { Device } from '../runtime/onnx.ts';
+import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
+import { LatentBlendError } from '../errors.ts';
+import { JobQueue, type JobView } from './jobs.ts';
+import { SessionStore } from './sessions.ts';
+import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, COMMON_HEADERS } from './http.ts';
+import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
+import { bundleStudioWeb } from './web-bundle.ts';
+import { fileNamePath, listFilms } from './storage.ts';
+import { parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
+import {
+  checkRenderRequest,
+  modelInfo,
+  newFilmId,
+  pipelineListener,
+  previewSeeds,
+  previewsJob,
+  renderJob,
+  type PipelineHooks,
+  type StudioModel,
+} from './runners.ts';
+
+export interface StudioOptions {
+  /** A local model folder (Optimum ONNX layout), already resolved from a Hub id. */
+  readonly modelDir: string;
+  /** What the user named (folder or Hub repo id), recorded in work folders; default: modelDir, absolute. */
+  readonly modelSource?: string;
+  readonly device?: Device;
+  /** Default 127.0.0.1. */
+  readonly host?: string;
+  /** Default 7860; 0 = any free port. */
+  readonly port?: number;
+  /** The studio's work folder: sessions, previews, films. Created when missing. */
+  readonly workDir: string;
+  /** Serve the front end from this folder instead of bundling src/studio/web at start-up. */
+  readonly staticDir?: string;
+  /** LPIPS ONNX model for perceptual distances (else LATENTBLEND_LPIPS, the default location or rms-pixel). */
+  readonly lpips?: string;
+  /** ffmpeg to use instead of the bundled one. */
+  readonly ffmpegPath?: string;
+  /** Receives log lines (warnings, unexpected errors); the library never prints. */
+  readonly onLog?: (line: string) => void;
+}
+
+export interface Studio {
+  /** `http://host:port/` */
+  readonly url: string;
+  /** Cancels the jobs, closes every connection and frees the model. */
+  close(): Promise<void>;
+}
+
+/** Largest accepted request body. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+const HEARTBEAT_MS = 15_000;
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+type Handler = (context: RequestContext) => Promise<void> | void;
+
+interface RequestContext {
+  readonly request: IncomingMessage;
+  readonly response: ServerResponse;
+  readonly session: string;
+  readonly params: readonly string[];
+  readonly query: URLSearchParams;
+}
+
+interface Route {
+  readonly method: 'GET' | 'POST';
+  /** Path segments after /api; ':' matches one segment (passed in params). */
+  readonly pattern: readonly string[];
+  readonly handler: Handler;
+}
+
+function isFinished(job: JobView): boolean {
+  return job.state === 'done' || job.state === 'failed' || job.state === 'cancelled';
+}
+
+function notFound(what: string): HttpError {
+  return new HttpError(404, 'not_found', `No such ${what}.`);
+}
+
+/** Starts the studio; resolves once the model is loaded and the server listens. */
+export async function startStudio(options: StudioOptions): Promise<Studio> {
+  const log = options.onLog ?? (() => {});
+  const host = options.host ?? '127.0.0.1';
+  const device = options.device ?? 'cpu';
+  mkdirSync(options.workDir, { recursive: true, mode: 0o700 });
+  const workDir = realpathSync(options.workDir);
+  const sessions = new SessionStore(workDir);
+  // The front end is bundled while the model loads; without it the API still works.
+  const frontEndReady: Promise<FrontEnd> =
+    options.staticDir !== undefined
+      ? Promise.resolve(new StaticFolder(resolve(options.staticDir)))
+      : bundleStudioWeb().then(
+          (bundle) => new BundledFrontEnd(bundle),
+          (error: unknown) => {
+            const message = error instanceof Error ? error.message : String(error);
+            log(`warning: the studio's front end is not available: ${message}`);
+            return new BundledFrontEnd({ error: message });
+          },
+        );
+
+  const hooks: PipelineHooks = {};
+  const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
+  const metric = await chooseMetric({
+    device,
+    ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),
+    onWarning: (message) => log(`warning: ${message}`),
+  });
+  const model: StudioModel = {
+    source: options.modelSource ?? resolve(options.modelDir),
+    pipeline,
+    metric,
+    engine: new BlendingEngine(pipeline, metric),
+    device,
+    hooks,
+    ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+  };
+  const frontEnd = await frontEndReady;
+  const queue = new JobQueue({
+    onUnexpectedError: (job, error) => log(`job ${job.id} (${job.kind}) failed unexpectedly: ${(error as Error)?.stack ?? String(error)}`),
+  });
+  const streams = new Set<ServerResponse>();
+
+  const sessionDir = (session: string) => sessions.ensureDir(session);
+  const jobOf = (session: string, id: string): JobView => {
+    const job = queue.get(session, id);
+    if (job === undefined) throw notFound('job');
+    return job;
+  };
+
+  const routes: Route[] = [
+    {
+      method: 'GET',
+      pattern: ['health'],
+      handler: ({ response }) => sendJson(response, 200, { ok: true, queue: queue.counts() }),
+    },
+    { method: 'GET', pattern: ['model'], handler: ({ response }) => sendJson(response, 200, modelInfo(model)) },
+    { method: 'GET', pattern: ['jobs'], handler: ({ response, session }) => sendJson(response, 200, { jobs: queue.list(session) }) },
+    { method: 'GET', pattern: ['jobs', ':'], handler: ({ response, session, params }) => sendJson(response, 200, jobOf(session, params[0]!)) },
+    {
+      method: 'POST',
+      pattern: ['jobs', ':', 'cancel'],
+      handler: ({ response, session, params }) => {
+        const result = queue.cancel(session, params[0]!);
+        if (result === undefined) throw notFound('job');
+        if (result === 'finished') throw new HttpError(409, 'finished', `The job has already ended (${jobOf(session, params[0]!).state}).`);
+        sendJson(response, 200, result);
+      },
+    },
+    { method: 'GET', pattern: ['jobs', ':', 'events'], handler: (context) => streamEvents(context) },
+    {
+      method: 'POST',
+      pattern: ['previews'],
+      handler: async ({ request, response, session }) => {
+        const body = parsePreviewsRequest(await readJsonBody(request, MAX_BODY_BYTES));
+        const seeds = previewSeeds(body);
+        const job = queue.submit(session, 'previews', previewsJob(model, sessionDir(session), body, seeds), {
+          done: 0,
+          total: seeds.length * (body.steps ?? pipeline.defaults.steps),
+          label: 'waiting',
+        });
+        sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: ['renders'],
+      handler: async ({ request, response, session }) => {
+        const body = parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES));
+        checkRenderRequest(model, body);
+        const job = queue.submit(session, 'render', renderJob(model, sessionDir(session), body, newFilmId()), { done: 0, total: 1, label: 'waiting' });
+        sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
+      },
+    },
+    { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listFilms(sessions.dir(session)) }) },
+    { method: 'GET', pattern: ['spec', 'example'], handler: ({ response }) => sendJson(response, 200, { yaml: EXAMPLE_FILM_SPEC }) },
+    {
+      method: 'POST',
+      pattern: ['spec', 'parse'],
+      handler: async ({ request, response }) => sendJson(response, 200, { spec: parseSpecText(await readJsonBody(request, MAX_BODY_BYTES)) }),
+    },
+    {
+      method: 'POST',
+      pattern: ['spec', 'yaml'],
+      handler: async ({ request, response }) => sendJson(response, 200, { yaml: filmSpecToYaml(parseSpecYamlRequest(await readJsonBody(request, MAX_BODY_BYTES))) }),
+    },
+    {
+      method: 'GET',
+      pattern: ['files', ':'],
+      handler: async ({ request, response, session, params, query }) => {
+        const name = params[0]!;
+        const relativePath = fileNamePath(name);
+        if (relativePath === undefined) throw new HttpError(404, 'not_found', 'No such file (file names are those the studio hands out).');
+        const download: Record<string, string> = query.get('download') === '1' ? { 'Content-Disposition': `attachment; filename="${name}"` } : {};
+        await serveFile(request, response, sessions.dir(session), relativePath, download);
+      },
+    },
+  ];
+
+  /** GET /api/jobs/:id/events: the job's events as text/event-stream, until the job ends. */
+  function streamEvents({ response, session, params }: RequestContext): void {
+    jobOf(session, params[0]!);
+    response.writeHead(200, {
+      ...COMMON_HEADERS,
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-store',
+      Connection: 'keep-alive',
+      'X-Accel-Buffering': 'no',
+    });
+    response.write('retry: 2000\n\n');
+    streams.add(response);
+    let ended = false;
+    let unsubscribe: (() => void) | undefined;
+    const heartbeat = setInterval(() => response.write(': ping\n\n'), HEARTBEAT_MS);
+    const end = () => {
+      if (ended) return;
+      ended = true;
+      clearInterval(heartbeat);
+      unsubscribe?.();
+      streams.delete(response);
+      response.end();
+    };
+    unsubscribe = queue.subscribe(session, params[0]!, (event) => {
+      if (ended) return;
+      if (event.type === 'job' && 'job' in event) {
+        response.write(`event: job\ndata: ${JSON.stringify(event.job)}\n\n`);
+        if (isFinished(event.job)) end();
+      } else if ('data' in event) {
+        response.write(`event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
+      }
+    });
+    if (ended) unsubscribe?.();
+    // The client went away (or the studio closes the stream).
+    response.on('close', end);
+  }
+
+  let allowedHosts: Set<string> | undefined;
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const rawUrl = request.url ?? '/';
+    const queryAt = rawUrl.indexOf('?');
+    const rawPath = queryAt < 0 ? rawUrl : rawUrl.slice(0, queryAt);
+    const query = new URLSearchParams(queryAt < 0 ? '' : rawUrl.slice(queryAt + 1));
+    if (allowedHosts !== undefined && !allowedHosts.has((request.headers.host ?? '').toLowerCase())) {
+      throw new HttpError(403, 'bad_host', 'This studio answers only requests addressed to its own loopback address.');
+    }
+    const method = request.method ?? 'GET';
+    const origin = request.headers.origin;
+    if (method !== 'GET' && method !== 'HEAD' && origin !== undefined && origin !== `http://${request.headers.host ?? ''}`) {
+      throw new HttpError(403, 'bad_origin', 'Requests from other sites are refused.');
+    }
+    const segments = pathSegments(rawPath);
+
+    let session = sessions.sessionOf(request.headers.cookie);
+    if (session === undefined) {
+      const created = sessions.create();
+      session = created.id;
+      response.setHeader('Set-Cookie', created.setCookie);
+    }
+
+    if (segments[0] !== 'api') {
+      if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${method} is not allowed here.`, { Allow: 'GET, HEAD' });
+      await frontEnd.serve(request, response, segments);
+      return;
+    }
+    const rest = segments.slice(1);
+    const matching = routes.filter((route) => route.pattern.length === rest.length && route.pattern.every((part, index) => part === ':' || part === rest[index]));
+    if (matching.length === 0) throw new HttpError(404, 'not_found', `No API endpoint ${rawPath}.`);
+    const effective = method === 'HEAD' ? 'GET' : method;
+    const route = matching.find((candidate) => candidate.method === effective);
+    if (route === undefined) {
+      const allowed = [...new Set(matching.map((candidate) => candidate.method))].join(', ');
+      throw new HttpError(405, 'method_not_allowed', `${method} is not allowed on ${rawPath}; use ${allowed}.`, { Allow: allowed });
+    }
+    const params = route.pattern.flatMap((part, index) => (part === ':' ? [rest[index]!] : []));
+    await route.handler({ request, response, session, params, query });
+  }
+
+  const server = createServer({ headersTimeout: 30_000 }, (request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      if (response.headersSent) {
+        response.destroy();
+        return;
+      }
+      if (error instanceof HttpError) {
+        sendError(response, error.status, error.code, error.message, error.headers);
+      } else if (error instanceof LatentBlendError) {
+        // User mistakes are 400; a full queue 429; a studio shutting down 503.
+        const status = error.code === 'queue_full' ? 429 : error.code === 'unavailable' ? 503 : 400;
+        sendError(response, status, error.code, error.message);
+      } else {
+        log(`unexpected error on ${request.method} ${request.url}: ${(error as Error)?.stack ?? String(error)}`);
+        sendError(response, 500, 'internal', 'Unexpected server error; the studio log has the details.');
+      }
+    });
+  });
+
+  await new Promise<void>((listening, fail) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      fail(error.code === 'EADDRINUSE' ? new LatentBlendError(`Port ${options.port ?? 7860} on ${host} is in use; choose another with --port (0 = any free port).`, 'unavailable') : error);
+    });
+    server.listen(options.port ?? 7860, host, () => listening());
+  });
+  const { port } = server.address() as AddressInfo;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  if (LOOPBACK.has(host)) allowedHosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost}:${port}/`,
+    close() {
+      closing ??= (async () => {
+        await queue.close();
+        for (const stream of streams) stream.end();
+        await new Promise<void>((closed) => {
+          server.close(() => closed());
+          server.closeAllConnections();
+        });
+        await metric.release?.();
+        for (const onnx of pipeline.models) await onnx.session.release().catch(() => {});
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+/// <reference lib="dom" />
+/// <reference lib="dom.iterable" />
+/**
+ * The studio page: loads the model's description, restores the draft film, and wires the
+ * panels (find keyframes, timeline, render, options, spec, films) to one shared Studio object.
+ */
+import { api, ApiError } from './api.ts';
+import type { Studio, ToastKind } from './context.ts';
+import { byId, h } from './dom.ts';
+import { setupFilms } from './films.ts';
+import { setupPreviews } from './previews.ts';
+import { setupRender } from './render.ts';
+import { setupSettings } from './settings.ts';
+import { setupSpecIo } from './spec-io.ts';
+import { Store } from './state.ts';
+import { setupTimeline } from './timeline.ts';
+
+function toaster(): (message: string, kind?: ToastKind) => void {
+  const polite = byId('toasts', HTMLElement);
+  const urgent = byId('alerts', HTMLElement);
+  return (message, kind = 'info') => {
+    const box = kind === 'error' ? urgent : polite;
+    const close = h('button', { type: 'button', class: 'icon-button subtle', 'aria-label': 'Dismiss message' }, '×');
+    const toast = h('div', { class: `toast ${kind}` }, h('p', {}, message), close);
+    const remove = () => toast.remove();
+    close.addEventListener('click', remove);
+    box.append(toast);
+    setTimeout(remove, kind === 'error' ? 12_000 : 4_000);
+    while (box.children.length > 4) box.firstElementChild?.remove();
+  };
+}
+
+async function boot(): Promise<void> {
+  const toast = toaster();
+  let model;
+  try {
+    model = await api.model();
+  } catch (error) {
+    const message = error instanceof ApiError ? error.message : String(error);
+    byId('boot-error', HTMLElement).hidden = false;
+    byId('boot-error-text', HTMLElement).textContent = `The studio could not describe its model: ${message}`;
+    document.body.dataset.state = 'error';
+    return;
+  }
+  const store = Store.restore();
+  const replaceListeners = new Set<(id: string | undefined) => void>();
+  let replacing: string | undefined;
+  const studio: Studio = {
+    store,
+    model,
+    toast,
+    replaceTarget: () => replacing,
+    setReplaceTarget(id) {
+      replacing = id;
+      for (const listener of replaceListeners) listener(id);
+    },
+    onReplaceTarget(listener) {
+      replaceListeners.add(listener);
+    },
+    // Filled in by the panels that own these actions.
+    renderTransition: () => undefined,
+    makeKeyframeImage: () => undefined,
+    imagePending: () => false,
+    refreshFilms: () => undefined,
+    focusPrompt: () => undefined,
+  };
+  store.subscribe(() => {
+    if (replacing !== undefined && !store.keyframes.some((keyframe) => keyframe.id === replacing)) studio.setReplaceTarget(undefined);
+  });
+  const settings = setupSettings(studio);
+  setupPreviews(studio);
+  setupTimeline(studio);
+  const player = setupRender(studio, settings);
+  setupFilms(studio, player);
+  setupSpecIo(studio);
+  document.title = `latentblend studio · ${model.source.split(/[\\/]/).filter((part) => part !== '' && part !== 'onnx').pop() ?? model.source}`;
+  document.body.dataset.state = 'ready';
+}
+
+void boot();
