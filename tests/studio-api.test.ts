@@ -16,7 +16,7 @@ import { JobQueue } from '../src/studio/jobs.ts';
 import { probeVideo } from '../src/io/video.ts';
 import { loadTransition } from '../src/engine/store.ts';
 import { parseFilmSpec } from '../src/film/spec.ts';
-import { readFilmRecord } from '../src/cli/film-record.ts';
+import { readFilmRecord } from '../src/film/film-record.ts';
 import { modelDir } from './helpers/golden.ts';
 import { runCliProcess } from './helpers/cli.ts';
 

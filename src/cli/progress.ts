@@ -1,21 +1,9 @@
 /** Renders library events on the terminal: progress bars on stderr, warnings, a quiet mode. */
 import cliProgress from 'cli-progress';
-import type { PipelineEvent } from '../pipeline/pipeline.ts';
-import type { EngineEvent } from '../engine/engine.ts';
+import type { Reporter } from '../film/progress.ts';
 
-export interface Reporter {
-  /** Listener to hand to the library. */
-  readonly listener: (event: PipelineEvent) => void;
-  /** Starts a bar for `total` units of `label`. */
-  startBar(label: string, total: number, options?: { countSteps?: boolean }): void;
-  /** Sets the bar to `value` (and optionally a new total). */
-  updateBar(value: number, total?: number, detail?: string): void;
-  stopBar(): void;
-  /** Listener for the blending engine's events. */
-  readonly engineListener: (event: EngineEvent) => void;
-  warn(message: string): void;
-  info(message: string): void;
-}
+export type { Reporter };
+
 
 /**
  * A reporter writing to stderr (stdout stays free for `--json`). Bars are drawn only on a TTY;

@@ -6,8 +6,8 @@ import { loadTransition, saveTransition, checkSameModel, modelStamp } from '../e
 import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { loadForFilm } from './transition.ts';
-import { readFilmRecord } from './film-record.ts';
-import { writeFilm } from './film-output.ts';
+import { readFilmRecord } from '../film/film-record.ts';
+import { writeFilm } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { Option } from 'commander';
 import type { Transition } from '../engine/engine.ts';

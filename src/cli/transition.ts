@@ -10,8 +10,8 @@ import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { addEngineFlags, engineOptionsFromFlags, type EngineFlags } from './engine-flags.ts';
-import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from './film-output.ts';
-import { writeFilmRecord } from './film-record.ts';
+import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
+import { writeFilmRecord } from '../film/film-record.ts';
 import type { Device } from '../runtime/onnx.ts';
 
 interface TransitionFlags extends EngineFlags {

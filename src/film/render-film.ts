@@ -20,10 +20,9 @@ import type { SimilarityMetric } from '../engine/metric.ts';
 import { modelStamp, type ModelStamp } from '../engine/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 import { transitionsOf, transitionKey, type FilmSpec, type FilmTransition } from './spec.ts';
-import { transitionOptionsOf } from '../cli/movie.ts';
-import { cachedTransition, hashOf, writeFilm } from '../cli/film-output.ts';
-import { writeFilmRecord } from '../cli/film-record.ts';
-import type { Reporter } from '../cli/progress.ts';
+import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
+import { writeFilmRecord } from './film-record.ts';
+import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
 
 export interface RenderFilmEvents {
@@ -77,6 +76,30 @@ export interface RenderFilmResult {
   readonly segments: readonly { readonly dir: string; readonly durationSeconds: number }[];
 }
 
+/** The engine options of transition `index` of a film spec. */
+export function transitionOptionsOf(spec: FilmSpec, index: number): Record<string, unknown> {
+  const transition = transitionsOf(spec)[index]!;
+  const optional = {
+    negativePrompt: transition.negativePrompt,
+    width: spec.width,
+    height: spec.height,
+    steps: spec.steps,
+    guidanceScale: spec.guidanceScale,
+    midDamper: spec.midDamper,
+    depthStrength: spec.depthStrength,
+    maxBranches: spec.branchesPerTransition,
+    timeBudget: spec.timeBudgetPerTransition,
+    branch1Crossfeed: spec.branch1Crossfeed,
+    parentalCrossfeed: spec.parentalCrossfeed,
+  };
+  return {
+    keyframeA: { prompt: transition.from.prompt, seed: transition.from.seed },
+    keyframeB: { prompt: transition.to.prompt, seed: transition.to.seed },
+    batchSize: spec.batchSize,
+    ...Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)),
+  };
+}
+
 class NotCached extends Error {}
 
 /** Whether keyframe B of a transition depends on its keyframe A (then transitions chain). */
@@ -120,7 +143,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     events.transitionStart?.({ index, step, steps: indices.length, transition });
     const input = transitionOptionsOf(spec, index);
     const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => value);
-    const stamp = modelStamp(model, pipeline, pipeline.latentShape(pipeline.roundSize(resolved.width, 'width'), pipeline.roundSize(resolved.height, 'height')));
+    const stamp = modelStamp(model, pipeline, pipeline.latentShape(pipeline.roundedSize(resolved.width), pipeline.roundedSize(resolved.height)));
     const key = hashOf([transitionKey(spec, index), metric.name]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).

@@ -230,14 +230,21 @@ export function setupTimeline(studio: Studio): void {
       placeholder: store.settings.negativePrompt?.trim() ? store.settings.negativePrompt : 'the film’s',
       value: keyframe.negativePrompt ?? '',
     });
-    negative.addEventListener('change', () => store.editKeyframe(keyframe.id, { negativePrompt: negative.value.trim() === '' ? undefined : negative.value }, true));
+    const summaryText = () => (keyframe.negativePrompt === undefined ? 'Negative' : 'Negative (own)');
+    const summary = h('summary', { title: 'A negative prompt for this transition only' }, summaryText());
+    negative.addEventListener('change', () => {
+      store.editKeyframe(keyframe.id, { negativePrompt: negative.value.trim() === '' ? undefined : negative.value }, true);
+      summary.textContent = summaryText();
+      summary.classList.toggle('set', keyframe.negativePrompt !== undefined);
+    });
+    if (keyframe.negativePrompt !== undefined) summary.classList.add('set');
     return h(
       'div',
       { class: 'transition-card', role: 'group', 'aria-label': `Transition ${index + 1} → ${index + 2}` },
       h('div', { class: 'transition-arrow', 'aria-hidden': 'true' }),
       h('label', { class: 'duration-label' }, duration, h('span', { class: 'muted' }, 's')),
       h('button', { type: 'button', class: 'small', 'aria-label': `Render ${name}`, title: 'Render only this transition', onclick: () => studio.renderTransition(index) }, '▶ Render'),
-      h('details', { class: 'transition-more' }, h('summary', {}, 'Negative'), h('label', { class: 'mini-field' }, h('span', {}, 'Negative prompt of this transition'), negative)),
+      h('details', { class: 'transition-more' }, summary, h('label', { class: 'mini-field' }, h('span', {}, 'Negative prompt of this transition'), negative)),
     );
   };
 

@@ -1,6 +1,6 @@
 /** Shared by `transition`, `movie` and `refine`: the work folder, cached transitions and the film files. */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Transition } from '../engine/engine.ts';
 import { loadTransition, saveTransition, checkSameModel, type ModelStamp } from '../engine/store.ts';
@@ -9,7 +9,7 @@ import { contactSheet } from '../io/contact-sheet.ts';
 import { smoothnessPlot } from '../io/plot.ts';
 import { encodePng } from '../io/png.ts';
 import { writeFileAtomically, prepareOutput } from '../io/files.ts';
-import { filmFrames, filmLength, type FilmSegment } from '../film/render.ts';
+import { filmFrames, filmLength, type FilmSegment } from './render.ts';
 import type { RetimeMode } from '../blend/retime.ts';
 import type { Reporter } from './progress.ts';
 
@@ -45,13 +45,6 @@ export async function cachedTransition(
   const transition = await compute();
   await saveTransition(dir, transition, stamp, { force: true });
   return { transition, dir, reused: false };
-}
-
-/** Saved transitions in a work folder that no longer belong to the film (for cleaning up). */
-export function staleTransitions(workDir: string, keep: readonly string[]): string[] {
-  const folder = join(workDir, 'transitions');
-  if (!existsSync(folder)) return [];
-  return readdirSync(folder).filter((name) => !keep.includes(join(folder, name)));
 }
 
 export interface FilmOutputOptions {
