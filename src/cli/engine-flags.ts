@@ -62,3 +62,13 @@ export function engineOptionsFromFlags(flags: EngineFlags): Record<string, unkno
   for (const key of keys) if (flags[key] !== undefined) options[key] = flags[key];
   return options;
 }
+
+/** Flags every film command shares: where the work folder and ffmpeg are, and how it reports. */
+export function addFilmOutputFlags(command: Command, workDirHelp: string): Command {
+  return command
+    .option('--work-dir <dir>', `${workDirHelp} (default: <out>.latentblend beside the film)`)
+    .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
+    .option('-f, --force', 'overwrite existing output files', false)
+    .option('--json', 'print a JSON summary on stdout', false)
+    .option('-q, --quiet', 'no progress output', false);
+}

@@ -9,6 +9,7 @@ import { DEFAULT_MODEL } from './model-source.ts';
 import { loadForFilm } from './transition.ts';
 import { checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
+import { addFilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
 
 interface MovieFlags {
@@ -24,18 +25,14 @@ interface MovieFlags {
 }
 
 export function movieCommand(signal: AbortSignal): Command {
-  return new Command('movie')
+  const command = new Command('movie')
     .description('Render a film through several keyframes, described in a YAML or JSON spec.')
     .argument('[spec]', 'film spec (.yaml, .yml or .json); see --example')
     .option('-o, --out <file>', 'the film: .mp4 (H.264), .webm (VP9) or .gif')
     .option('--example', 'print a commented example spec and exit', false)
     .addOption(new Option('-d, --device <name>', "execution provider (default: the spec's, else cpu)").choices(DEVICES))
-    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
-    .option('--work-dir <dir>', 'where finished transitions are kept for resuming (default: <out>.latentblend beside the film)')
-    .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
-    .option('-f, --force', 'overwrite existing output files', false)
-    .option('--json', 'print a JSON summary on stdout', false)
-    .option('-q, --quiet', 'no progress output', false)
+    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances');
+  return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
       'after',
       `

@@ -9,7 +9,7 @@ import { modelStamp } from '../engine/store.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
-import { addEngineFlags, engineOptionsFromFlags, type EngineFlags } from './engine-flags.ts';
+import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags } from './engine-flags.ts';
 import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
 import { writeFilmRecord } from '../film/film-record.ts';
 import type { Device } from '../runtime/onnx.ts';
@@ -67,12 +67,8 @@ export function transitionCommand(signal: AbortSignal): Command {
     .option('--quality <0-100>', 'video quality (higher = bigger file)', integerIn(0, 100))
     .addOption(new Option('--retiming <mode>', 'perceptual: constant perceived change per second; equal: the same time for every gap (as the Python project)').choices(['perceptual', 'equal']).default('perceptual'))
     .requiredOption('-o, --out <file>', 'the film: .mp4 (H.264), .webm (VP9) or .gif')
-    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs')
-    .option('--work-dir <dir>', 'where the computed transition is kept for resuming and refining (default: <out>.latentblend beside the film)')
-    .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
-    .option('-f, --force', 'overwrite existing output files', false)
-    .option('--json', 'print a JSON summary on stdout', false)
-    .option('-q, --quiet', 'no progress output', false)
+    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
+  addFilmOutputFlags(command, 'where the computed transition is kept for resuming and refining')
     .addHelpText(
       'after',
       `
