@@ -36,10 +36,12 @@ describe('movie', () => {
     const specPath = join(work, 'three.yaml');
     writeFileSync(specPath, spec(5, ['a cat', 'a dog', 'a bird']));
     const out = join(work, 'three.mp4');
-    const run = runCliProcess(['movie', specPath, '--out', out, '--json']);
+    const framesDir = join(work, 'three-frames');
+    const run = runCliProcess(['movie', specPath, '--out', out, '--json', '--frames-dir', framesDir]);
     assert.equal(run.code, 0, run.stderr);
     const summary = JSON.parse(run.stdout) as MovieSummary;
     assert.equal(summary.transitions, 2);
+    assert.equal(readdirSync(framesDir).length, 9, 'computed frames as PNGs, the shared keyframe once');
     // 2 s + 1 s at 10 fps, the shared keyframe shown once.
     assert.equal(summary.filmFrames, 29);
     assert.equal(summary.framesComputed, 5 + 4);

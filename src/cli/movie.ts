@@ -17,6 +17,7 @@ interface MovieFlags {
   example: boolean;
   device?: string;
   lpips?: string;
+  framesDir?: string;
   workDir?: string;
   ffmpeg?: string;
   force: boolean;
@@ -31,7 +32,8 @@ export function movieCommand(signal: AbortSignal): Command {
     .option('-o, --out <file>', 'the film: .mp4 (H.264), .webm (VP9) or .gif')
     .option('--example', 'print a commented example spec and exit', false)
     .addOption(new Option('-d, --device <name>', "execution provider (default: the spec's, else cpu)").choices(DEVICES))
-    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances');
+    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
+    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
   return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
       'after',
@@ -81,6 +83,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         reporter,
         signal,
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+        ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
       });
       await metric.release?.();
       const summary = {

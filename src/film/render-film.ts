@@ -53,6 +53,8 @@ export interface RenderFilmOptions {
   readonly reporter: Reporter;
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
+  /** Also write the computed frames there as PNGs (film order, a shared keyframe once). */
+  readonly framesDir?: string;
   /** Render only this transition (0-based) as the film; film.json is then not written. */
   readonly only?: number;
   /** Work folders to copy finished transitions from. */
@@ -193,6 +195,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       force: options.force,
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
     },
     reporter,
   );
