@@ -2,14 +2,15 @@
  * The studio's HTTP API against a running server (`startStudio`, port 0, a temporary work
  * folder) on the tiny SD-Turbo fixture: health and model info, previews, bad input, a film
  * render in the CLI's work-folder format (refined by the CLI afterwards), the job queue, cancel,
- * session isolation, the event stream and refused path traversal.
+ * session isolation, the event stream, refused path traversal, and loading another model
+ * (tiny SDXL-Turbo: from a folder, confined to --models-dir, downloaded from a fake Hub).
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import sharp from 'sharp';
 import { startStudio, type Studio } from '../src/studio/server.ts';
 import { JobQueue } from '../src/studio/jobs.ts';
@@ -19,6 +20,7 @@ import { parseFilmSpec } from '../src/film/spec.ts';
 import { readFilmRecord } from '../src/film/film-record.ts';
 import { modelDir } from './helpers/golden.ts';
 import { runCliProcess } from './helpers/cli.ts';
+import { FakeHub } from './helpers/fake-hub.ts';
 
 interface Reply {
   status: number;
@@ -36,6 +38,7 @@ interface Job {
   progress: { done: number; total: number; label: string; etaSeconds?: number };
   result?: any;
   error?: { code: string; message: string };
+  warnings: string[];
   startedAt?: string;
   finishedAt?: string;
 }
@@ -543,6 +546,208 @@ describe('studio API', () => {
     assert.equal((await alice.get('/missing.css')).status, 404);
     assert.equal((await alice.request('POST', '/index.html', { json: {} })).status, 405);
     assert.equal((await alice.get('/%2e%2e/studio/studio-secret')).status, 400);
+  });
+});
+
+/** Every file under a folder (relative paths), for copying a fixture into a fake Hub repo. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => relative(dir, join(entry.parentPath, entry.name)));
+}
+
+describe('studio API: loading another model', () => {
+  const SDXL = modelDir('tiny-sdxl-turbo');
+
+  test('plainly bad sources are a 400; a missing folder, a file or a folder that is no model fail the job, naming it', async () => {
+    await alice.idle();
+    const cases: [unknown, RegExp][] = [
+      [{}, /source: expected a model folder or a Hugging Face repo id/],
+      [{ source: '' }, /source: expected a model folder .* of 1 to 1000 characters, got ""/],
+      [{ source: '   ' }, /source: expected a model folder/],
+      [{ source: 'x'.repeat(1001) }, /source: expected a model folder .* of 1 to 1000 characters/],
+      [{ source: `${SDXL}\0` }, /source: expected no NUL characters/],
+      [{ source: 42 }, /source: expected a model folder/],
+      [{ source: SDXL, device: 'cuda' }, /unknown key "device"/],
+    ];
+    for (const [body, message] of cases) {
+      const reply = await alice.post('/api/model', body);
+      assert.equal(reply.status, 400, `${JSON.stringify(body).slice(0, 80)}: ${reply.text.slice(0, 200)}`);
+      assert.match(reply.json.error.message, message);
+    }
+
+    const missing = join(work, 'no-such-model');
+    const notModel = join(work, 'not-a-model');
+    mkdirSync(notModel, { recursive: true });
+    writeFileSync(join(notModel, 'readme.txt'), 'no model here');
+    const file = join(notModel, 'readme.txt');
+    const expected: [string, RegExp][] = [
+      [missing, /Model folder .*no-such-model does not exist/],
+      [notModel, /not-a-model.*model_index\.json|model_index\.json.*not-a-model/],
+      [file, /readme\.txt is a file/],
+    ];
+    for (const [source, message] of expected) {
+      const reply = await alice.post('/api/model', { source });
+      assert.equal(reply.status, 202, reply.text);
+      assert.equal(reply.json.kind, 'model');
+      assert.equal(reply.headers.location, `/api/jobs/${reply.json.id}`);
+      const job = await alice.waitFor(reply.json.id);
+      assert.equal(job.state, 'failed', source);
+      assert.match(job.error!.message, message);
+      assert.ok(job.error!.message.includes(source), `the message names ${source}: ${job.error!.message}`);
+      assert.notEqual(job.error!.code, 'internal');
+    }
+    const model = await alice.get('/api/model');
+    assert.equal(model.json.source, resolve(MODEL), 'the model in use did not change');
+    assert.equal(model.json.modelsDir, undefined);
+  });
+
+  test('a model job waits its turn; then every session previews and renders with the new model, and films keep theirs', async () => {
+    await alice.idle();
+    const onSd = await alice.waitFor((await alice.post('/api/previews', { prompt: 'a cat', seeds: [5], steps: 2 })).json.id);
+    const sdImage = (await alice.get(onSd.result.images[0].url)).body;
+
+    const busy = await alice.post('/api/previews', LONG_PREVIEWS);
+    const load = await bob.post('/api/model', { source: SDXL });
+    assert.equal(load.status, 202, load.text);
+    assert.deepEqual([load.json.kind, load.json.state, load.json.position], ['model', 'queued', 1]);
+    const next = await alice.post('/api/previews', { prompt: 'a cat', seeds: [5], steps: 2 });
+    assert.deepEqual([next.json.state, next.json.position], ['queued', 2]);
+    assert.equal((await bob.get(`/api/jobs/${load.json.id}`)).json.position, 1, 'its place, seen by its session');
+    assert.equal((await alice.get(`/api/jobs/${load.json.id}`)).status, 404, "another session's job");
+    assert.equal((await alice.get('/api/model')).json.family, 'sd', 'the old model while the job waits');
+
+    const stream = await bob.events(load.json.id);
+    const states = stream.events.filter((event) => event.event === 'job').map((event) => (event.data as Job).state);
+    assert.deepEqual([states[0], states.at(-1)], ['queued', 'done']);
+    assert.ok(states.includes('running'));
+    const loaded = await bob.waitFor(load.json.id);
+    const busyJob = await alice.waitFor(busy.json.id);
+    assert.equal(busyJob.state, 'done');
+    assert.ok(Date.parse(loaded.startedAt!) >= Date.parse(busyJob.finishedAt!), 'loaded only after the running job ended');
+    assert.equal(loaded.result.family, 'sdxl');
+    assert.equal(loaded.result.source, resolve(SDXL));
+
+    for (const client of [alice, bob]) {
+      const model = await client.get('/api/model');
+      assert.equal(model.status, 200);
+      assert.deepEqual([model.json.family, model.json.preset, model.json.source], ['sdxl', 'turbo', resolve(SDXL)]);
+      assert.deepEqual([model.json.defaults.width, model.json.defaults.height, model.json.defaults.steps], [64, 64, 4]);
+    }
+
+    // The preview queued behind the model job ran on the new model: same prompt and seed, another image.
+    const onSdxl = await alice.waitFor(next.json.id);
+    assert.equal(onSdxl.state, 'done', JSON.stringify(onSdxl.error));
+    const sdxlImage = (await alice.get(onSdxl.result.images[0].url)).body;
+    assert.deepEqual(pngSize(sdxlImage), { width: 64, height: 64 });
+    assert.notDeepEqual(sdxlImage, sdImage, 'another model, another image');
+
+    // A render now uses (and records) the new model; nothing is reused from the SD films.
+    const render = await alice.post('/api/renders', { spec: filmSpec(['a cat', 'a dog']) });
+    assert.equal(render.status, 202, render.text);
+    const rendered = await alice.waitFor(render.json.id);
+    assert.equal(rendered.state, 'done', JSON.stringify(rendered.error));
+    assert.equal(rendered.result.transitionsReused, 0);
+    const folder = rendered.result.workDir as string;
+    assert.equal(parseFilmSpec(readFileSync(join(folder, 'spec.yaml'), 'utf8'), { path: 'spec.yaml' }).model, resolve(SDXL));
+    const record = readFilmRecord(folder);
+    assert.equal((await loadTransition(join(folder, record.transitions[0]!.dir))).model.source, resolve(SDXL));
+    // The earlier films keep the model they were made with.
+    const films = (await alice.get('/api/films')).json.films as { model?: string; workDir: string }[];
+    assert.equal(films[0]!.model, resolve(SDXL));
+    assert.equal(films.at(-1)!.model, resolve(MODEL));
+    assert.equal(parseFilmSpec(readFileSync(join(films.at(-1)!.workDir, 'spec.yaml'), 'utf8'), { path: 'spec.yaml' }).model, resolve(MODEL));
+
+    // Loading the same folder again loads nothing.
+    const again = await alice.waitFor((await alice.post('/api/model', { source: SDXL })).json.id);
+    assert.equal(again.state, 'done');
+    assert.deepEqual(again.warnings, ['This model is already loaded.']);
+  });
+
+  test('--models-dir: folders outside it are refused, a name inside it loads, a symlink out of it fails; Hub ids still resolve', async () => {
+    const models = join(work, 'models');
+    mkdirSync(models, { recursive: true });
+    cpSync(SDXL, join(models, 'sdxl'), { recursive: true });
+    symlinkSync(resolve(MODEL), join(models, 'escape'));
+    const confined = await startStudio({
+      modelDir: MODEL,
+      workDir: join(work, 'studio-confined'),
+      port: 0,
+      staticDir: join(work, 'static-confined'),
+      modelsDir: models,
+      hub: { offline: true, cacheDir: join(work, 'empty-hub-cache'), env: {} },
+    });
+    try {
+      const client = new Client(new URL(confined.url));
+      const realModels = realpathSync(models);
+      assert.equal((await client.get('/api/model')).json.modelsDir, realModels);
+      for (const source of [resolve(SDXL), '../studio', join(realModels, '..', 'models-elsewhere'), '~/models']) {
+        const reply = await client.post('/api/model', { source });
+        assert.equal(reply.status, 400, `${source}: ${reply.text}`);
+        assert.equal(reply.json.error.code, 'outside_models_dir');
+        assert.match(reply.json.error.message, /is outside the models folder/);
+      }
+      const escape = await client.waitFor((await client.post('/api/model', { source: 'escape' })).json.id);
+      assert.equal(escape.state, 'failed');
+      assert.match(escape.error!.message, /escape leads outside the models folder/);
+      const hub = await client.waitFor((await client.post('/api/model', { source: 'test-org/never-downloaded' })).json.id);
+      assert.equal(hub.state, 'failed');
+      assert.match(hub.error!.message, /test-org\/never-downloaded at revision main is not in the local cache .*offline/);
+
+      const inside = await client.post('/api/model', { source: 'sdxl' });
+      assert.equal(inside.status, 202, inside.text);
+      const job = await client.waitFor(inside.json.id);
+      assert.equal(job.state, 'done', JSON.stringify(job.error));
+      const model = (await client.get('/api/model')).json;
+      assert.deepEqual([model.family, model.source], ['sdxl', join(realModels, 'sdxl')]);
+    } finally {
+      await confined.close();
+    }
+  });
+
+  test('a Hub id is downloaded into the Hugging Face cache with its bytes as progress, then used', async () => {
+    const files: Record<string, Uint8Array> = {};
+    for (const path of filesUnder(SDXL)) files[path] = readFileSync(join(SDXL, path));
+    const hub = await FakeHub.start({
+      'test-org/tiny-sdxl-turbo': { commit: 'd'.repeat(40), files, lfs: Object.keys(files).filter((path) => path.endsWith('.onnx')) },
+    });
+    const cacheDir = join(work, 'hub-cache');
+    // Slow transfers down a little, so that progress is reported while they run.
+    const slowFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      if ((init?.method ?? 'GET') === 'GET' && Number(response.headers.get('content-length') ?? 0) > 20_000) await new Promise((wait) => setTimeout(wait, 150));
+      return response;
+    };
+    const online = await startStudio({
+      modelDir: MODEL,
+      workDir: join(work, 'studio-hub'),
+      port: 0,
+      staticDir: join(work, 'static-hub'),
+      hub: { endpoint: hub.endpoint, cacheDir, offline: false, env: {}, fetch: slowFetch },
+    });
+    try {
+      const client = new Client(new URL(online.url));
+      const reply = await client.post('/api/model', { source: 'test-org/tiny-sdxl-turbo' });
+      assert.equal(reply.status, 202, reply.text);
+      const stream = await client.events(reply.json.id);
+      const jobs = stream.events.filter((event) => event.event === 'job').map((event) => event.data as Job);
+      const final = jobs.at(-1)!;
+      assert.equal(final.state, 'done', JSON.stringify(final.error));
+      const downloading = jobs.filter((job) => job.state === 'running' && /^Downloading test-org\/tiny-sdxl-turbo/.test(job.progress.label));
+      assert.ok(downloading.length > 0, `download progress: ${jobs.map((job) => job.progress.label).join(' / ')}`);
+      const total = downloading[0]!.progress.total;
+      assert.ok(total > 1_000_000, `total bytes ${total}`);
+      for (const job of downloading) assert.ok(job.progress.done <= job.progress.total && job.progress.total === total);
+      assert.equal(final.result.source, 'test-org/tiny-sdxl-turbo', 'a Hub id is recorded as given');
+      assert.equal(final.result.family, 'sdxl');
+      assert.ok(existsSync(join(cacheDir, 'models--test-org--tiny-sdxl-turbo', 'snapshots', 'd'.repeat(40), 'unet', 'model.onnx')));
+      const previews = await client.waitFor((await client.post('/api/previews', { prompt: 'a cat', seeds: [1], steps: 1 })).json.id);
+      assert.equal(previews.state, 'done', JSON.stringify(previews.error));
+      assert.deepEqual(pngSize((await client.get(previews.result.images[0].url)).body), { width: 64, height: 64 });
+    } finally {
+      await online.close();
+      await hub.stop();
+    }
   });
 });
 

@@ -3,7 +3,8 @@
  * real server on the tiny SD-Turbo fixture (64×64): previews, a 3-keyframe timeline (add,
  * reorder by button and by drag, delete, re-add, replace), durations, a film rendered with live
  * progress and frames, the video playing, the mp4 downloaded, the page reloaded (draft and film
- * found again), the spec saved as YAML and loaded back, and a render cancelled.
+ * found again), the spec saved as YAML and loaded back, a render cancelled, and another model
+ * (tiny SDXL, standard preset) loaded from the Model card.
  * Screenshots go to test-artifacts/studio/.
  */
 import { after, before, describe, test } from 'node:test';
@@ -267,6 +268,33 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
     assert.match(await page.locator('#render-progress .progress-status').innerText(), /Cancelled/);
     assert.ok(await page.getByRole('button', { name: 'Render film (2 transitions)' }).isEnabled());
     await shot('07-cancelled');
+  });
+
+  test('another model is loaded from the Model card; its facts and defaults show', async () => {
+    const field = page.getByLabel('Model folder or Hub id');
+    assert.match(await field.inputValue(), /tiny-sd-turbo/);
+    const steps = page.getByRole('spinbutton', { name: 'Denoising steps' });
+    assert.equal(await steps.getAttribute('placeholder'), '4');
+    // A folder that does not exist: the job fails, the message shows under the field, the model stays.
+    await field.fill(join(workDir, 'no-model-here'));
+    await page.getByRole('button', { name: 'Load model' }).click();
+    await page.locator('#model-error').filter({ hasText: /no-model-here does not exist/ }).waitFor({ timeout: STEP_TIMEOUT });
+    assert.equal(await field.getAttribute('aria-invalid'), 'true');
+    assert.match(await page.locator('#model-source').innerText(), /tiny-sd-turbo/);
+
+    await field.fill(modelDir('tiny-sdxl'));
+    await page.getByRole('button', { name: 'Load model' }).click();
+    await page.locator('#model-card[data-family="sdxl"]').waitFor({ timeout: STEP_TIMEOUT });
+    assert.match(await page.locator('#model-source').innerText(), /tiny-sdxl\/onnx$/);
+    const chips = await page.getByRole('list', { name: 'Model facts' }).getByRole('listitem').allInnerTexts();
+    assert.deepEqual(chips.slice(0, 4), ['SDXL', 'standard preset', '64×64 px', '30 steps']);
+    assert.equal(await page.locator('#model-error').innerText(), '');
+    // The options' defaults follow the model.
+    assert.equal(await steps.getAttribute('placeholder'), '30');
+    assert.match(await page.locator('#setting-steps-help').innerText(), /Empty: 30 \(from the model\)/);
+    assert.ok(await page.getByRole('button', { name: 'Load model' }).isEnabled());
+    assert.match(await page.title(), /tiny-sdxl$/);
+    await shot('08-model');
   });
 
   test('the page raised no script errors', () => {

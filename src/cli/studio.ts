@@ -17,6 +17,7 @@ interface StudioFlags {
   lpips?: string;
   ffmpeg?: string;
   staticDir?: string;
+  modelsDir?: string;
   quiet: boolean;
 }
 
@@ -33,6 +34,7 @@ export function studioCommand(signal: AbortSignal): Command {
     .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
     .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
+    .option('--models-dir <dir>', 'models loaded from the page (Model card) must be folders inside this one (or Hub ids); default: any folder')
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
     .option('-q, --quiet', 'print only the URL and warnings', false)
     .addHelpText(
@@ -41,6 +43,10 @@ export function studioCommand(signal: AbortSignal): Command {
 Examples:
   latentblend studio
   latentblend studio --model fixtures/models/tiny-sdxl-turbo/onnx --port 0
+  latentblend studio --models-dir ~/models
+
+Another model can be loaded from the page (a folder or a Hub id); it is then used for the later
+previews and renders of every open page. With --models-dir, only folders inside it are accepted.
 
 Open the printed URL in a browser. Stop with Ctrl-C. Every film rendered in the studio is a work
 folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refines:
@@ -62,6 +68,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
         ...(flags.staticDir !== undefined ? { staticDir: resolve(flags.staticDir) } : {}),
         ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}),
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+        ...(flags.modelsDir !== undefined ? { modelsDir: resolve(flags.modelsDir) } : {}),
         onLog: (line) => process.stderr.write(`${line}\n`),
       });
       if (!['127.0.0.1', 'localhost', '::1'].includes(flags.host)) {

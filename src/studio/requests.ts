@@ -100,3 +100,26 @@ const specYamlSchema = z.strictObject({
 export function parseSpecYamlRequest(body: unknown): FilmSpec {
   return parseSpecObject(parseOptions(specYamlSchema, body, 'spec request').spec);
 }
+
+/** Longest model source accepted by POST /api/model. */
+export const MAX_MODEL_SOURCE = 1000;
+
+const modelSourceMessage = `expected a model folder or a Hugging Face repo id (owner/name[@revision]) of 1 to ${MAX_MODEL_SOURCE} characters`;
+
+const modelSchema = z.strictObject({
+  source: z
+    .string({ error: modelSourceMessage })
+    .max(MAX_MODEL_SOURCE, { error: modelSourceMessage })
+    .refine((value) => value.trim() !== '', { error: modelSourceMessage })
+    .refine((value) => !value.includes('\0'), { error: 'expected no NUL characters in the model source' }),
+});
+
+export interface ModelRequest {
+  /** The folder or Hub id, trimmed. */
+  readonly source: string;
+}
+
+/** POST /api/model: the model source to load, checked for what is plainly wrong (nothing on disk yet). */
+export function parseModelRequest(body: unknown): ModelRequest {
+  return { source: parseOptions(modelSchema, body, 'model request').source.trim() };
+}

@@ -1,8 +1,10 @@
 /**
  * What the studio's jobs do: previews (one image per seed, `DiffusionPipeline.generate`) and
- * renders (a film spec rendered with renderFilm into a CLI work folder). Each returns a
- * JobRunner for the queue; they report progress, warnings, partial results and live frames
- * through the job context and stop within a denoising step when the job is cancelled.
+ * renders (a film spec rendered with renderFilm into a CLI work folder); loading another model
+ * is ./model-switch.ts. Each returns a JobRunner for the queue; they report progress, warnings,
+ * partial results and live frames through the job context and stop within a denoising step when
+ * the job is cancelled. A job takes the model in use when it starts (the model can change while
+ * it waits in the queue), so it is handed a function that returns the current model.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,8 +53,11 @@ export function pipelineListener(hooks: PipelineHooks, fallbackWarning: (message
   };
 }
 
-/** GET /api/model. */
-export function modelInfo(model: StudioModel) {
+/** The model in use now (it changes when a 'model' job installs another one). */
+export type CurrentModel = () => StudioModel;
+
+/** GET /api/model (`modelsDir`: the studio's --models-dir, when it has one). */
+export function modelInfo(model: StudioModel, options: { readonly modelsDir?: string } = {}) {
   const { defaults } = model.pipeline;
   const crossfeed = CROSSFEED_DEFAULTS[defaults.preset];
   return {
@@ -75,6 +80,7 @@ export function modelInfo(model: StudioModel) {
     metric: model.metric.name,
     formats: [...VIDEO_FORMATS],
     limits: { previews: MAX_PREVIEWS, bodyBytes: 1024 * 1024 },
+    ...(options.modelsDir !== undefined ? { modelsDir: options.modelsDir } : {}),
   };
 }
 
@@ -89,8 +95,9 @@ export function previewSeeds(request: PreviewsRequest, random: () => number = ()
 }
 
 /** A previews job: one image per seed, written to the session's files as they come. */
-export function previewsJob(model: StudioModel, sessionDir: string, request: PreviewsRequest, seeds: readonly number[]): JobRunner {
+export function previewsJob(currentModel: CurrentModel, sessionDir: string, request: PreviewsRequest, seeds: readonly number[]): JobRunner {
   return async (context) => {
+    const model = currentModel();
     const { pipeline } = model;
     const dir = filesDir(sessionDir);
     mkdirSync(dir, { recursive: true });
@@ -148,7 +155,7 @@ export function checkRenderRequest(model: StudioModel, request: RenderRequest): 
   const spec = studioSpec(model, request.spec);
   if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
     throw new LatentBlendError(
-      `Invalid film spec (key spec):\n  preset: this studio's model runs with the ${pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)} (remove the key, or start the studio with another model)`,
+      `Invalid film spec (key spec):\n  preset: this studio's model runs with the ${pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)} (remove the key, or load another model)`,
     );
   }
   if (request.format === 'gif' && spec.fps > MAX_GIF_FPS) {
@@ -174,8 +181,11 @@ const ENCODING_UNITS = 100;
  * A render job: the spec rendered into the film folder `filmId` of the session, reusing
  * finished transitions of the session's other films. Frames stream as 'frame' events.
  */
-export function renderJob(model: StudioModel, sessionDir: string, request: RenderRequest, filmId: string): JobRunner {
+export function renderJob(currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string): JobRunner {
   return async (context: JobContext) => {
+    const model = currentModel();
+    // Checked again: another model may have been loaded since the request was accepted.
+    checkRenderRequest(model, request);
     const spec = studioSpec(model, request.spec);
     const dir = filmDir(sessionDir, filmId);
     const others = filmIds(sessionDir)
@@ -192,6 +202,7 @@ export function renderJob(model: StudioModel, sessionDir: string, request: Rende
       state: 'rendering',
       format: request.format,
       jobId: context.id,
+      model: model.source,
       spec: request.rawSpec,
       ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
     };

@@ -2,8 +2,10 @@
  * `latentblend studio`: one Node process that serves the front end at `/` and the HTTP API of
  * docs/studio-api.md under `/api`, on 127.0.0.1 by default.
  *
- * - One model is loaded at start; GPU work (previews, renders) runs one job at a time through
- *   a FIFO queue (./jobs.ts); progress and live frames stream as server-sent events.
+ * - One model is loaded at start; GPU work (previews, renders, loading another model) runs one
+ *   job at a time through a FIFO queue (./jobs.ts); progress and live frames stream as
+ *   server-sent events. A 'model' job (./model-switch.ts) swaps the model shared by all
+ *   sessions between two jobs; films record the model they were made with.
  * - Sessions are signed cookies (./sessions.ts); every job, film and file belongs to one session
  *   and is invisible (404) to the others.
  * - Files are read and written only inside the work folder, under names the server made
@@ -32,7 +34,8 @@ import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, 
 import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
 import { fileNamePath, listFilms } from './storage.ts';
-import { parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
+import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
+import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
 import {
   checkRenderRequest,
   modelInfo,
@@ -63,6 +66,14 @@ export interface StudioOptions {
   readonly lpips?: string;
   /** ffmpeg to use instead of the bundled one. */
   readonly ffmpegPath?: string;
+  /**
+   * When set, POST /api/model accepts only local folders inside this one (relative sources are
+   * taken relative to it); Hub ids are still accepted. Default: any local folder, relative
+   * sources relative to the current folder.
+   */
+  readonly modelsDir?: string;
+  /** Hub settings for POST /api/model (default: the HF_* environment variables). */
+  readonly hub?: StudioHubOptions;
   /** Receives log lines (warnings, unexpected errors); the library never prints. */
   readonly onLog?: (line: string) => void;
 }
@@ -70,7 +81,7 @@ export interface StudioOptions {
 export interface Studio {
   /** `http://host:port/` */
   readonly url: string;
-  /** Cancels the jobs, closes every connection and frees the model. */
+  /** Cancels the jobs, closes every connection and frees the model in use. */
   close(): Promise<void>;
 }
 
@@ -111,6 +122,14 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const device = options.device ?? 'cpu';
   mkdirSync(options.workDir, { recursive: true, mode: 0o700 });
   const workDir = realpathSync(options.workDir);
+  let modelsDir: string | undefined;
+  if (options.modelsDir !== undefined) {
+    try {
+      modelsDir = realpathSync(resolve(options.modelsDir));
+    } catch {
+      throw new LatentBlendError(`The models folder ${resolve(options.modelsDir)} (--models-dir) does not exist.`, 'model_not_found');
+    }
+  }
   const sessions = new SessionStore(workDir);
   // The front end is bundled while the model loads; without it the API still works.
   const frontEndReady: Promise<FrontEnd> =
@@ -132,7 +151,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),
     onWarning: (message) => log(`warning: ${message}`),
   });
-  const model: StudioModel = {
+  /** The model in use: replaced by a 'model' job, read by every job when it starts. */
+  let model: StudioModel = {
     source: options.modelSource ?? resolve(options.modelDir),
     pipeline,
     metric,
@@ -146,6 +166,26 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     onUnexpectedError: (job, error) => log(`job ${job.id} (${job.kind}) failed unexpectedly: ${(error as Error)?.stack ?? String(error)}`),
   });
   const streams = new Set<ServerResponse>();
+  const currentModel = () => model;
+  const switchOptions: ModelSwitchOptions = {
+    device,
+    metric,
+    hooks,
+    ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+    ...(modelsDir !== undefined ? { modelsDir } : {}),
+    ...(options.hub !== undefined ? { hub: options.hub } : {}),
+    current: currentModel,
+    install: async (next) => {
+      const previous = model;
+      model = next;
+      if (previous.pipeline === next.pipeline) return;
+      for (const onnx of previous.pipeline.models) {
+        await onnx.session.release().catch((error: unknown) => log(`warning: freeing the previous model failed: ${(error as Error)?.message ?? String(error)}`));
+      }
+    },
+    describe: (loaded) => modelInfo(loaded, modelsDir !== undefined ? { modelsDir } : {}),
+    log,
+  };
 
   const sessionDir = (session: string) => sessions.ensureDir(session);
   const jobOf = (session: string, id: string): JobView => {
@@ -160,7 +200,17 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       pattern: ['health'],
       handler: ({ response }) => sendJson(response, 200, { ok: true, queue: queue.counts() }),
     },
-    { method: 'GET', pattern: ['model'], handler: ({ response }) => sendJson(response, 200, modelInfo(model)) },
+    { method: 'GET', pattern: ['model'], handler: ({ response }) => sendJson(response, 200, switchOptions.describe(model)) },
+    {
+      method: 'POST',
+      pattern: ['model'],
+      handler: async ({ request, response, session }) => {
+        const { source } = parseModelRequest(await readJsonBody(request, MAX_BODY_BYTES));
+        const location = locateModelSource(source, modelsDir !== undefined ? { modelsDir } : {});
+        const job = queue.submit(session, 'model', modelJob(switchOptions, location), { done: 0, total: 0, label: 'waiting' });
+        sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
+      },
+    },
     { method: 'GET', pattern: ['jobs'], handler: ({ response, session }) => sendJson(response, 200, { jobs: queue.list(session) }) },
     { method: 'GET', pattern: ['jobs', ':'], handler: ({ response, session, params }) => sendJson(response, 200, jobOf(session, params[0]!)) },
     {
@@ -180,9 +230,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       handler: async ({ request, response, session }) => {
         const body = parsePreviewsRequest(await readJsonBody(request, MAX_BODY_BYTES));
         const seeds = previewSeeds(body);
-        const job = queue.submit(session, 'previews', previewsJob(model, sessionDir(session), body, seeds), {
+        const job = queue.submit(session, 'previews', previewsJob(currentModel, sessionDir(session), body, seeds), {
           done: 0,
-          total: seeds.length * (body.steps ?? pipeline.defaults.steps),
+          total: seeds.length * (body.steps ?? model.pipeline.defaults.steps),
           label: 'waiting',
         });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
@@ -194,7 +244,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       handler: async ({ request, response, session }) => {
         const body = parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES));
         checkRenderRequest(model, body);
-        const job = queue.submit(session, 'render', renderJob(model, sessionDir(session), body, newFilmId()), { done: 0, total: 1, label: 'waiting' });
+        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: 1, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
     },
@@ -343,7 +393,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
           server.closeAllConnections();
         });
         await metric.release?.();
-        for (const onnx of pipeline.models) await onnx.session.release().catch(() => {});
+        for (const onnx of model.pipeline.models) await onnx.session.release().catch(() => {});
       })();
       return closing;
     },

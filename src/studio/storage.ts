@@ -81,6 +81,8 @@ const filmRecordSchema = z.object({
   format: z.enum(VIDEO_FORMATS),
   transitionIndex: z.number().int().optional(),
   jobId: z.string(),
+  /** The model the film was rendered with (folder or Hub id); absent in records of older studios. */
+  model: z.string().optional(),
   spec: z.unknown(),
   frames: z.number().int().optional(),
   filmFrames: z.number().int().optional(),
@@ -127,6 +129,7 @@ export function listFilms(sessionDir: string) {
       format: record.format,
       ...filmUrls(id, record.format),
       spec: record.spec,
+      ...(record.model !== undefined ? { model: record.model } : {}),
       ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}),
       ...(record.frames !== undefined ? { frames: record.frames } : {}),
       ...(record.filmFrames !== undefined ? { filmFrames: record.filmFrames } : {}),

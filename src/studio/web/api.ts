@@ -34,6 +34,8 @@ export interface ModelInfo {
   metric: string;
   /** Video formats this server can write (when it says; else all three). */
   formats?: string[];
+  /** When the studio was started with --models-dir: the folder that models loaded here must be in. */
+  modelsDir?: string;
 }
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -60,7 +62,7 @@ export interface RenderResult {
 
 export interface Job {
   id: string;
-  kind: 'previews' | 'render';
+  kind: 'previews' | 'render' | 'model';
   state: JobState;
   position: number;
   progress: JobProgress;
@@ -108,6 +110,8 @@ export interface FilmEntry {
   createdAt: string;
   filmUrl: string;
   spec: FilmSpecJson;
+  /** The model the film was rendered with. */
+  model?: string;
   contactSheetUrl?: string;
   smoothnessUrl?: string;
   transitionIndex?: number;
@@ -169,6 +173,8 @@ async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown):
 
 export const api = {
   model: () => request<ModelInfo>('GET', '/api/model'),
+  /** Queues loading another model (a folder or a Hub id); the job's result is the new ModelInfo. */
+  loadModel: (source: string) => request<Job>('POST', '/api/model', { source }),
   jobs: () => request<{ jobs: Job[] }>('GET', '/api/jobs'),
   job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
   cancel: (id: string) => request<Job>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),

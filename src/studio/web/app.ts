@@ -2,12 +2,14 @@
 /// <reference lib="dom.iterable" />
 /**
  * The studio page: loads the model's description, restores the draft film, and wires the
- * panels (find keyframes, timeline, render, options, spec, films) to one shared Studio object.
+ * panels (model, find keyframes, timeline, render, options, spec, films) to one shared Studio
+ * object.
  */
-import { api, ApiError } from './api.ts';
+import { api, ApiError, type ModelInfo } from './api.ts';
 import type { Studio, ToastKind } from './context.ts';
 import { byId, h } from './dom.ts';
 import { setupFilms } from './films.ts';
+import { setupModel } from './model.ts';
 import { setupPreviews } from './previews.ts';
 import { setupRender } from './render.ts';
 import { setupSettings } from './settings.ts';
@@ -30,9 +32,15 @@ function toaster(): (message: string, kind?: ToastKind) => void {
   };
 }
 
+/** "latentblend studio · tiny-sd-turbo": the page title names the model's folder or repo. */
+function pageTitle(model: ModelInfo): string {
+  const name = model.source.split(/[\\/]/).filter((part) => part !== '' && part !== 'onnx').pop() ?? model.source;
+  return `latentblend studio · ${name}`;
+}
+
 async function boot(): Promise<void> {
   const toast = toaster();
-  let model;
+  let model: ModelInfo;
   try {
     model = await api.model();
   } catch (error) {
@@ -44,10 +52,20 @@ async function boot(): Promise<void> {
   }
   const store = Store.restore();
   const replaceListeners = new Set<(id: string | undefined) => void>();
+  const modelListeners = new Set<(model: ModelInfo) => void>();
   let replacing: string | undefined;
   const studio: Studio = {
     store,
-    model,
+    get model() {
+      return model;
+    },
+    setModel(next) {
+      model = next;
+      for (const listener of modelListeners) listener(next);
+    },
+    onModel(listener) {
+      modelListeners.add(listener);
+    },
     toast,
     replaceTarget: () => replacing,
     setReplaceTarget(id) {
@@ -67,13 +85,17 @@ async function boot(): Promise<void> {
   store.subscribe(() => {
     if (replacing !== undefined && !store.keyframes.some((keyframe) => keyframe.id === replacing)) studio.setReplaceTarget(undefined);
   });
+  setupModel(studio);
   const settings = setupSettings(studio);
   setupPreviews(studio);
   setupTimeline(studio);
   const player = setupRender(studio, settings);
   setupFilms(studio, player);
   setupSpecIo(studio);
-  document.title = `latentblend studio · ${model.source.split(/[\\/]/).filter((part) => part !== '' && part !== 'onnx').pop() ?? model.source}`;
+  document.title = pageTitle(model);
+  studio.onModel((next) => {
+    document.title = pageTitle(next);
+  });
   document.body.dataset.state = 'ready';
 }
 

@@ -1,6 +1,10 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
-/** What the parts of the page share: the draft, the model, messages and cross-panel actions. */
+/**
+ * What the parts of the page share: the draft, the model, messages and cross-panel actions. The
+ * model can change (the Model card loads another one): read `studio.model` when it is needed,
+ * and listen with `onModel` to refresh what shows its facts or defaults.
+ */
 import type { ModelInfo } from './api.ts';
 import type { Store } from './state.ts';
 
@@ -8,7 +12,11 @@ export type ToastKind = 'info' | 'success' | 'error';
 
 export interface Studio {
   readonly store: Store;
+  /** The model the studio serves now. */
   readonly model: ModelInfo;
+  /** Makes `model` the current one and tells the listeners. */
+  setModel(model: ModelInfo): void;
+  onModel(listener: (model: ModelInfo) => void): void;
   toast(message: string, kind?: ToastKind): void;
   /** The keyframe that the next chosen preview replaces, if the user asked to replace one. */
   replaceTarget(): string | undefined;

@@ -22,6 +22,13 @@ function filmTitle(film: FilmEntry): string {
   return `Film of ${keyframes.length} keyframes`;
 }
 
+/** The last meaningful part of a model folder or Hub id ("tiny-sd-turbo", "stabilityai/sdxl-turbo"). */
+function modelName(source: string): string {
+  // Folders are recorded absolute; Hub ids as given.
+  if (!/^[/\\.~]|^[A-Za-z]:/.test(source)) return source;
+  return source.split(/[\\/]/).filter((part) => part !== '' && part !== 'onnx').pop() ?? source;
+}
+
 export function setupFilms(studio: Studio, player: RenderPanel): void {
   const list = byId('films-list', HTMLUListElement);
   const empty = byId('films-empty', HTMLElement);
@@ -55,6 +62,7 @@ export function setupFilms(studio: Studio, player: RenderPanel): void {
             { class: 'film-info' },
             h('p', { class: 'film-title' }, title, ' ', h('span', { class: 'muted' }, when(film.createdAt))),
             h('p', { class: 'film-prompts', title: prompts.join(' → ') }, prompts.join(' → ')),
+            film.model === undefined ? null : h('p', { class: 'film-model muted small-print', title: film.model }, `Model: ${modelName(film.model)}`),
             h(
               'div',
               { class: 'film-actions' },

@@ -1,9 +1,10 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 /**
- * The model card (which model the studio serves, and the picture size) and the blending
- * options, each with a plain-words explanation (SPEC.md). An empty field means "the model's
- * default", shown as its placeholder, and stays out of the film spec.
+ * The picture size (in the model card) and the blending options, each with a plain-words
+ * explanation (SPEC.md). An empty field means "the model's default", shown as its placeholder,
+ * and stays out of the film spec; the defaults shown follow the model when another one is
+ * loaded (./model.ts shows the model itself).
  */
 import type { Crossfeed } from './api.ts';
 import type { Studio } from './context.ts';
@@ -190,13 +191,14 @@ export interface SettingsPanel {
 }
 
 export function setupSettings(studio: Studio): SettingsPanel {
-  const { store, model } = studio;
+  const { store } = studio;
   const inputs = new Map<string, { input: HTMLInputElement; check: () => string | undefined; sync: () => void; label: string }>();
+  /** Show the current model's defaults again (placeholders and "Empty: …" notes). */
+  const showDefaults: (() => void)[] = [];
 
   /** A labelled number field with its explanation and its own error line. */
   const numberField = (field: NumberField, options: { compact?: boolean } = {}): HTMLElement => {
     const id = `setting-${field.key}`;
-    const fallback = field.fallback(studio);
     const input = h('input', {
       id,
       type: 'number',
@@ -204,7 +206,6 @@ export function setupSettings(studio: Studio): SettingsPanel {
       min: field.min,
       max: field.max,
       step: field.step,
-      placeholder: fallback === undefined ? '' : `${formatNumber(fallback)}`,
       'aria-describedby': field.help === '' ? `${id}-error` : `${id}-help ${id}-error`,
     });
     const error = h('p', { id: `${id}-error`, class: 'field-error', 'aria-live': 'polite' });
@@ -239,33 +240,28 @@ export function setupSettings(studio: Studio): SettingsPanel {
     inputs.set(field.key, { input, check, sync, label: field.label });
     sync();
     const unit = field.unit === undefined ? '' : ` ${field.unit}`;
-    const defaultNote = fallback === undefined ? '' : ` Empty: ${formatNumber(fallback)}${unit}${field.fromModel ? ' (from the model)' : ''}.`;
+    const note = h('span', { class: 'muted' });
+    const showDefault = () => {
+      const fallback = field.fallback(studio);
+      input.placeholder = fallback === undefined ? '' : formatNumber(fallback);
+      note.textContent = fallback === undefined ? '' : ` Empty: ${formatNumber(fallback)}${unit}${field.fromModel ? ' (from the model)' : ''}.`;
+    };
+    showDefault();
+    showDefaults.push(showDefault);
     return h(
       'div',
       { class: `field${options.compact ? ' compact' : ''}` },
       h('label', { for: id }, field.label, field.unit === undefined ? '' : h('span', { class: 'unit' }, ` (${field.unit})`)),
       input,
-      field.help === '' ? null : h('p', { id: `${id}-help`, class: 'help' }, field.help, h('span', { class: 'muted' }, defaultNote)),
+      field.help === '' ? null : h('p', { id: `${id}-help`, class: 'help' }, field.help, note),
       error,
     );
   };
 
-  // --- Model card: the model served, and the picture size.
-  const modelCard = byId('model-card', HTMLElement);
-  const chips = [
-    model.family === 'sdxl' ? 'SDXL' : 'SD',
-    model.preset === 'turbo' ? 'Turbo preset' : 'standard preset',
-    `${model.defaults.steps} steps`,
-    model.device,
-  ];
-  byId('model-source', HTMLElement).textContent = model.source;
-  byId('model-source', HTMLElement).title = model.source;
-  byId('model-chips', HTMLElement).replaceChildren(...chips.map((chip) => h('li', { class: 'chip' }, chip)));
-  byId('model-details', HTMLElement).textContent = `Scheduler ${model.schedulerClass}; image distance ${model.metric}.`;
+  // --- Model card: the picture size.
   const sizeWidth = numberField(FIELDS.width, { compact: true });
   const sizeHeight = numberField(FIELDS.height, { compact: true });
   byId('size-fields', HTMLElement).replaceChildren(sizeWidth, h('span', { class: 'times', 'aria-hidden': 'true' }, '×'), sizeHeight);
-  modelCard.hidden = false;
 
   // --- Blending options.
   const budgetRadio = (mode: FilmSettings['budgetMode'], label: string) => {
@@ -289,7 +285,7 @@ export function setupSettings(studio: Studio): SettingsPanel {
   };
 
   const crossfeedGroup = (key: CrossfeedKey) => {
-    const defaults = model.defaults[key];
+    const defaultsNow = () => studio.model.defaults[key];
     const partInputs = CROSSFEED_PARTS.map((part) => {
       const id = `setting-${key}-${part.key}`;
       const input = h('input', {
@@ -299,7 +295,6 @@ export function setupSettings(studio: Studio): SettingsPanel {
         max: 1,
         step: 0.05,
         inputmode: 'decimal',
-        placeholder: formatNumber(defaults[part.key]),
         'aria-describedby': `${key}-help`,
       });
       const check = () => {
@@ -329,10 +324,19 @@ export function setupSettings(studio: Studio): SettingsPanel {
         return;
       }
       // The spec needs all three; an empty one takes the model's default.
+      const defaults = defaultsNow();
       const crossfeed: Crossfeed = { power: values[0] ?? defaults.power, range: values[1] ?? defaults.range, decay: values[2] ?? defaults.decay };
       store.editSettings({ [key]: crossfeed }, true);
     };
     for (const entry of partInputs) entry.input.addEventListener('input', commit);
+    const note = h('span', { class: 'muted' });
+    const showDefault = () => {
+      const defaults = defaultsNow();
+      for (const entry of partInputs) entry.input.placeholder = formatNumber(defaults[entry.part.key]);
+      note.textContent = `Empty: ${formatNumber(defaults.power)}, ${formatNumber(defaults.range)}, ${formatNumber(defaults.decay)} (from the model).`;
+    };
+    showDefault();
+    showDefaults.push(showDefault);
     return h(
       'fieldset',
       { class: 'crossfeed' },
@@ -342,7 +346,7 @@ export function setupSettings(studio: Studio): SettingsPanel {
         { id: `${key}-help`, class: 'help' },
         CROSSFEEDS[key].help,
         ' ',
-        h('span', { class: 'muted' }, `Empty: ${formatNumber(defaults.power)}, ${formatNumber(defaults.range)}, ${formatNumber(defaults.decay)} (from the model).`),
+        note,
       ),
       h(
         'div',
@@ -419,6 +423,9 @@ export function setupSettings(studio: Studio): SettingsPanel {
     for (const entry of inputs.values()) if (document.activeElement !== entry.input) entry.sync();
     retiming.value = store.settings.retiming ?? FILM_DEFAULTS.retiming;
     showBudget();
+  });
+  studio.onModel(() => {
+    for (const show of showDefaults) show();
   });
 
   return {

@@ -18,7 +18,7 @@ function formatOfText(text: string, name?: string): 'yaml' | 'json' {
 }
 
 export function setupSpecIo(studio: Studio): void {
-  const { store, model } = studio;
+  const { store } = studio;
   const text = byId('spec-text', HTMLTextAreaElement);
   const error = byId('spec-error', HTMLElement);
   const file = byId('spec-file', HTMLInputElement);
@@ -30,7 +30,7 @@ export function setupSpecIo(studio: Studio): void {
       studio.toast('A film spec needs at least two keyframes on the timeline.', 'error');
       return undefined;
     }
-    return { model: model.source, ...toSpec(store.draft) };
+    return { model: studio.model.source, ...toSpec(store.draft) };
   };
 
   const showError = (message: string) => {
@@ -43,7 +43,8 @@ export function setupSpecIo(studio: Studio): void {
     try {
       const { spec } = await api.parseSpec(source, format);
       store.load(spec);
-      const note = spec.model !== undefined && spec.model !== model.source ? ` It names the model ${spec.model}; the studio renders with ${model.source}.` : '';
+      const current = studio.model.source;
+      const note = spec.model !== undefined && spec.model !== current ? ` It names the model ${spec.model}; the studio renders with ${current}.` : '';
       status.textContent = `Loaded ${from}: ${spec.keyframes.length} keyframes.${note}`;
       studio.toast(`Loaded ${from}: ${spec.keyframes.length} keyframes on the timeline.`, 'success');
     } catch (cause) {
