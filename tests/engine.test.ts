@@ -199,6 +199,23 @@ describe('films, refine, budget, cancel', () => {
     );
   });
 
+  test('the negative prompt blocks reuse only where guidance uses it', async () => {
+    const turboEngine = new BlendingEngine(turbo, new SpyMetric());
+    const first = await turboEngine.runTransition({ ...turboOptions, maxBranches: 2, negativePrompt: 'blurry' });
+    const next = await turboEngine.runTransition(
+      { keyframeA: turboOptions.keyframeB, keyframeB: { prompt: 'a desert', seed: 33 }, maxBranches: 2, negativePrompt: 'people' },
+      { startFrom: first },
+    );
+    assert.equal(next.stats.unetEvaluations, 4, 'guidance 0: the negative prompt changes nothing, keyframe A is reused');
+    const guided = { steps: 4, guidanceScale: 3, maxBranches: 2 };
+    const sdEngine = new BlendingEngine(sd15, new SpyMetric());
+    const guidedFirst = await sdEngine.runTransition({ ...turboOptions, ...guided, negativePrompt: 'blurry' });
+    await assert.rejects(
+      sdEngine.runTransition({ keyframeA: turboOptions.keyframeB, keyframeB: { prompt: 'a desert', seed: 33 }, ...guided, negativePrompt: 'people' }, { startFrom: guidedFirst }),
+      /negativePrompt differs \(blurry vs people\)/,
+    );
+  });
+
   test('refine adds branches without recomputing existing ones', async () => {
     const engine = new BlendingEngine(turbo, new SpyMetric());
     const base = await engine.runTransition({ ...turboOptions, maxBranches: 4 });

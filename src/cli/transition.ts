@@ -89,8 +89,8 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         keyframeB: { prompt: flags.prompt2, seed: flags.seed2 },
         ...engineOptionsFromFlags(flags),
       };
-      const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => value);
-      const stamp = modelStamp(flags.model, pipeline, pipeline.latentShape(pipeline.roundedSize(resolved.width), pipeline.roundedSize(resolved.height)));
+      const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
+      const stamp = modelStamp(flags.model, pipeline, pipeline.latentShape(resolved.width, resolved.height));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
       const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name });
       reporter.startBar('blending', 1, { countSteps: false });

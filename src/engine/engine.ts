@@ -295,12 +295,7 @@ export class BlendingEngine {
   }
 
   private checkReusable(previous: Transition, options: ResolvedTransitionOptions): void {
-    const before = previous.options;
-    const problems: string[] = [];
-    if (!sameKeyframe(before.keyframeB, options.keyframeA)) problems.push("the previous keyframe B is not this keyframe A (prompt and seed)");
-    for (const key of ['width', 'height', 'steps', 'guidanceScale', 'negativePrompt', 'clipSkip', 'eta'] as const) {
-      if (before[key] !== options[key]) problems.push(`${key} differs (${String(before[key])} vs ${String(options[key])})`);
-    }
+    const problems = continuationProblems(previous, options);
     if (problems.length > 0) {
       throw new LatentBlendError(`Cannot continue from the previous transition: ${problems.join('; ')}.`);
     }
@@ -520,6 +515,22 @@ export class BlendingEngine {
       crossfeed,
     };
   }
+}
+
+/**
+ * Why keyframe B of `previous` cannot serve as keyframe A of a transition with `options` (empty
+ * when it can): it must be the same keyframe, computed with the same settings. The negative
+ * prompt matters only where classifier-free guidance is on.
+ */
+export function continuationProblems(previous: Transition, options: ResolvedTransitionOptions): string[] {
+  const before = previous.options;
+  const problems: string[] = [];
+  if (!sameKeyframe(before.keyframeB, options.keyframeA)) problems.push('the previous keyframe B is not this keyframe A (prompt and seed)');
+  const guided = before.guidanceScale > 1 || options.guidanceScale > 1;
+  for (const key of ['width', 'height', 'steps', 'guidanceScale', 'clipSkip', 'eta', ...(guided ? (['negativePrompt'] as const) : [])] as const) {
+    if (before[key] !== options[key]) problems.push(`${key} differs (${String(before[key])} vs ${String(options[key])})`);
+  }
+  return problems;
 }
 
 /** The frames of a tree in fract order, with neighbour distances. */

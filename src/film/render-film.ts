@@ -15,7 +15,7 @@
  */
 import { relative } from 'node:path';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
-import type { BlendingEngine, EngineEvent, Transition } from '../engine/engine.ts';
+import { continuationProblems, type BlendingEngine, type EngineEvent, type Transition } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
 import { modelStamp, type ModelStamp } from '../engine/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
@@ -144,17 +144,13 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     const transition = transitions[index]!;
     events.transitionStart?.({ index, step, steps: indices.length, transition });
     const input = transitionOptionsOf(spec, index);
-    const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => value);
-    const stamp = modelStamp(model, pipeline, pipeline.latentShape(pipeline.roundedSize(resolved.width), pipeline.roundedSize(resolved.height)));
+    const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
+    const stamp = modelStamp(model, pipeline, pipeline.latentShape(resolved.width, resolved.height));
     const key = hashOf([transitionKey(spec, index), metric.name]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).
     const startFrom =
-      previous !== undefined &&
-      previous.index === index - 1 &&
-      previous.transition.options.negativePrompt === resolved.negativePrompt &&
-      previous.transition.options.width === resolved.width &&
-      previous.transition.options.height === resolved.height
+      previous !== undefined && previous.index === index - 1 && continuationProblems(previous.transition, resolved).length === 0
         ? previous.transition
         : undefined;
     reporter.info(`transition ${index + 1} of ${transitions.length}: "${transition.from.prompt}" → "${transition.to.prompt}"`);
