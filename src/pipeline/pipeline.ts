@@ -93,7 +93,9 @@ export class DiffusionPipeline {
     const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const encoderModel = folder.vaeEncoder === undefined ? undefined : await timed('VAE encoder', folder.vaeEncoder);
     const vae = new Vae(decoderModel, encoderModel, defaults.vaeScalingFactor, defaults.vaeScaleFactor);
-    if (defaults.vaeForceUpcast && decoderModel.inputTypes.get('latent_sample') === 'float16') {
+    // diffusers' default VAE config says force_upcast for every model, but only SDXL's VAE is
+    // known to overflow in float16 (decodeRaw also reports NaN output).
+    if (folder.family === 'sdxl' && defaults.vaeForceUpcast && decoderModel.inputTypes.get('latent_sample') === 'float16') {
       listener?.({
         type: 'warning',
         message: 'The VAE decoder is float16 but the model asks for float32 decoding (force_upcast); images may come out black. Prefer a float32 VAE decoder.',
