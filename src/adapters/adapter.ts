@@ -34,7 +34,7 @@ export interface ModelAdapter {
   /**
    * Encodes the negative prompt for classifier-free guidance. `undefined` means "none given":
    * SD then encodes the empty string, SDXL uses zeros when the model asks for it
-   * (`force_zeros_for_empty_prompt`), as diffusers does.
+   * (`force_zeros_for_empty_prompt`), as diffusers does, shaped like `positive`.
    */
-  encodeNegative(negativePrompt: string | undefined, options: EncodeOptions): Promise<EncodedPrompt>;
+  encodeNegative(negativePrompt: string | undefined, options: EncodeOptions, positive: Conditioning): Promise<EncodedPrompt>;
 }

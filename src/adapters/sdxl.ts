@@ -49,17 +49,16 @@ export class SdxlAdapter implements ModelAdapter {
     return { conditioning, droppedTokens: Math.max(first.droppedTokens, second.droppedTokens) };
   }
 
-  async encodeNegative(negativePrompt: string | undefined, options: EncodeOptions): Promise<EncodedPrompt> {
+  async encodeNegative(negativePrompt: string | undefined, options: EncodeOptions, positive: Conditioning): Promise<EncodedPrompt> {
     // diffusers applies clip_skip to the positive prompt only.
-    options = { width: options.width, height: options.height };
+    const plain = { width: options.width, height: options.height };
     if (negativePrompt === undefined && this.forceZerosForEmptyPrompt) {
-      const shaped = await this.encodePrompt('', options);
       const zeros = new Map<string, Tensor32>();
-      for (const [name, tensor] of shaped.conditioning) {
+      for (const [name, tensor] of positive) {
         zeros.set(name, name === 'time_ids' ? tensor : { data: new Float32Array(tensor.data.length), dims: tensor.dims });
       }
       return { conditioning: zeros, droppedTokens: 0 };
     }
-    return this.encodePrompt(negativePrompt ?? '', options);
+    return this.encodePrompt(negativePrompt ?? '', plain);
   }
 }

@@ -63,6 +63,15 @@ export function engineOptionsFromFlags(flags: EngineFlags): Record<string, unkno
   return options;
 }
 
+/** Values of the flags added by addFilmOutputFlags. */
+export interface FilmOutputFlags {
+  workDir?: string;
+  ffmpeg?: string;
+  force: boolean;
+  json: boolean;
+  quiet: boolean;
+}
+
 /** Flags every film command shares: where the work folder and ffmpeg are, and how it reports. */
 export function addFilmOutputFlags(command: Command, workDirHelp: string): Command {
   return command

@@ -9,20 +9,15 @@ import { DEFAULT_MODEL } from './model-source.ts';
 import { loadForFilm } from './transition.ts';
 import { checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
-import { addFilmOutputFlags } from './engine-flags.ts';
+import { addFilmOutputFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
 
-interface MovieFlags {
+interface MovieFlags extends FilmOutputFlags {
   out?: string;
   example: boolean;
   device?: string;
   lpips?: string;
   framesDir?: string;
-  workDir?: string;
-  ffmpeg?: string;
-  force: boolean;
-  json: boolean;
-  quiet: boolean;
 }
 
 export function movieCommand(signal: AbortSignal): Command {

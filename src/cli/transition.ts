@@ -9,12 +9,12 @@ import { modelStamp } from '../engine/store.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
-import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags } from './engine-flags.ts';
+import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
 import { writeFilmRecord } from '../film/film-record.ts';
 import type { Device } from '../runtime/onnx.ts';
 
-interface TransitionFlags extends EngineFlags {
+interface TransitionFlags extends EngineFlags, FilmOutputFlags {
   model: string;
   prompt1: string;
   prompt2: string;
@@ -26,11 +26,6 @@ interface TransitionFlags extends EngineFlags {
   retiming: 'perceptual' | 'equal';
   out: string;
   framesDir?: string;
-  workDir?: string;
-  ffmpeg?: string;
-  force: boolean;
-  json: boolean;
-  quiet: boolean;
 }
 
 /** Loads the model and the similarity metric for a film command. */

@@ -155,7 +155,7 @@ export class DiffusionPipeline {
       });
     }
     if (!options.guided) return { positive: positive.conditioning };
-    const negative = await this.adapter.encodeNegative(negativePrompt, encodeOptions);
+    const negative = await this.adapter.encodeNegative(negativePrompt, encodeOptions, positive.conditioning);
     if (negative.droppedTokens > 0) {
       this.emit({ type: 'warning', message: `The negative prompt is too long: ${negative.droppedTokens} tokens were dropped.` });
     }
