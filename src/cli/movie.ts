@@ -50,7 +50,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       const out = flags.out;
       const started = performance.now();
       const spec = loadFilmSpec(specPath);
-      checkOutputs({ out, force: flags.force });
+      checkOutputs({ out, force: flags.force, ...(flags.workDir !== undefined ? { workDir: flags.workDir } : {}) });
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;

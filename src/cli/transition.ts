@@ -11,7 +11,7 @@ import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
-import { writeFilmRecord } from '../film/film-record.ts';
+import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
 import type { Device } from '../runtime/onnx.ts';
 
 interface TransitionFlags extends EngineFlags, FilmOutputFlags {
@@ -85,12 +85,13 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         ...engineOptionsFromFlags(flags),
       };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
-      const stamp = modelStamp(flags.model, pipeline, pipeline.latentShape(resolved.width, resolved.height));
+      const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
       const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name });
       reporter.startBar('blending', 1, { countSteps: false });
       const { transition, dir, reused } = await cachedTransition(workDir, 0, key, stamp, () =>
         engine.runTransition(input, { signal, onEvent: reporter.engineListener }),
+        (message) => reporter.warn(`${message} Computing it again.`),
       );
       reporter.stopBar();
       if (reused) reporter.info(`reusing the finished transition in ${dir}`);
@@ -106,18 +107,19 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
           ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
           ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
           ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+          beforeFilm: () =>
+            writeFilmRecord(workDir, {
+              kind: 'transition',
+              model: recordedModel(flags.model),
+              out: relative(workDir, flags.out),
+              fps: flags.fps,
+              retiming,
+              ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
+              transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
+            }),
         },
         reporter,
       );
-      await writeFilmRecord(workDir, {
-        kind: 'transition',
-        model: flags.model,
-        out: relative(workDir, flags.out),
-        fps: flags.fps,
-        retiming,
-        ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
-        transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
-      });
       await metric.release?.();
       const summary = {
         out: flags.out,

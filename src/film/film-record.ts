@@ -1,6 +1,6 @@
 /** `<work>/film.json`: how a work folder's film is rendered, so `refine` can render it again. */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomically } from '../io/files.ts';
 import { parseOptions } from '../options/validate.ts';
@@ -33,4 +33,24 @@ export function readFilmRecord(workDir: string): FilmRecord {
     throw new LatentBlendError(`${path} is not valid JSON: ${(error as Error).message}`);
   }
   return parseOptions(filmRecordSchema, raw, `film record ${path}`);
+}
+
+/**
+ * The model as recorded in a work folder: a local folder as an absolute path (so that `refine`
+ * finds it from any current folder), a Hub repo id as given.
+ */
+export function recordedModel(model: string): string {
+  return !isAbsolute(model) && existsSync(model) ? resolve(model) : model;
+}
+
+/**
+ * Where a recorded model is: absolute paths and Hub ids as recorded; a relative folder is looked
+ * up relative to the work folder first (work folders written before models were recorded
+ * absolute), then to the current folder.
+ */
+export function locateRecordedModel(model: string, workDir: string): string {
+  if (isAbsolute(model)) return model;
+  const besideWork = resolve(workDir, model);
+  if (existsSync(besideWork)) return besideWork;
+  return existsSync(model) ? resolve(model) : model;
 }
