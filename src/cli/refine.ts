@@ -8,9 +8,8 @@ import { integerIn } from './parse.ts';
 import { loadForFilm } from './transition.ts';
 import { readFilmRecord, locateRecordedModel } from '../film/film-record.ts';
 import { resolveInside } from '../io/inside.ts';
-import { videoFormatFromPath } from '../io/video.ts';
 import { prepareOutput } from '../io/files.ts';
-import { writeFilm } from '../film/work-folder.ts';
+import { checkFilmSettings, writeFilm } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { Option } from 'commander';
 import type { Transition } from '../engine/engine.ts';
@@ -51,8 +50,15 @@ export function refineCommand(signal: AbortSignal): Command {
           : record === undefined
             ? undefined
             : resolveInside(dirname(workDir), resolve(workDir, record.out), `the film named in ${join(workDir, 'film.json')} (out)`);
-      if (out !== undefined) videoFormatFromPath(out);
-      if (flags.out !== undefined) prepareOutput(out!, flags.force);
+      if (flags.out !== undefined) prepareOutput(resolve(flags.out), flags.force);
+      if (out !== undefined && record !== undefined) {
+        await checkFilmSettings({
+          out,
+          fps: record.fps,
+          durations: record.transitions.map((entry) => entry.durationSeconds),
+          ...(record.quality !== undefined ? { quality: record.quality } : {}),
+        });
+      }
       const recordDirs = record?.transitions.map((entry) => resolveInside(workDir, entry.dir, `a transition named in ${join(workDir, 'film.json')}`));
       const here = realpathSync(transitionDir);
       if (recordDirs !== undefined && !recordDirs.includes(here)) {

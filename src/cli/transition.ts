@@ -10,7 +10,7 @@ import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags, type FilmOutputFlags } from './engine-flags.ts';
-import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
+import { cachedTransition, checkFilmSettings, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
 import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
 import type { Device } from '../runtime/onnx.ts';
 
@@ -37,6 +37,7 @@ export async function loadForFilm(flags: EngineFlags & { model: string }, report
       device: flags.device as Device,
       ...(flags.preset !== undefined ? { preset: flags.preset } : {}),
       ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
+      ...(flags.maxArea !== undefined ? { maxAreaFactor: flags.maxArea } : {}),
     },
     reporter.listener,
   );
@@ -77,6 +78,13 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
     .action(async (flags: TransitionFlags) => {
       const started = performance.now();
       checkOutputs(flags);
+      await checkFilmSettings({
+        out: flags.out,
+        fps: flags.fps,
+        durations: [flags.duration],
+        ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
+        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+      });
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal);
       const input = {

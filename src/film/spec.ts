@@ -24,6 +24,7 @@ import { Document, parseDocument } from 'yaml';
 import { LatentBlendError } from '../errors.ts';
 import { PRESETS, type Preset } from '../model/preset.ts';
 import { formatPath, parseOptions, seedSchema } from '../options/validate.ts';
+import { checkNesting, checkSpecText, filmTimingProblems, isStackOverflow, nonDecimalNumbers } from './spec-guards.ts';
 import type { Device } from '../runtime/onnx.ts';
 
 /**
@@ -381,7 +382,13 @@ function excerpt(text: string, line: number, column: number): string {
 }
 
 function parseYaml(text: string, path: string): unknown {
-  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  let document: ReturnType<typeof parseDocument>;
+  try {
+    document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  } catch (cause) {
+    if (isStackOverflow(cause)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
+    throw cause;
+  }
   const error = document.errors[0];
   if (error !== undefined) {
     const { line, column } = lineColumn(text, error.pos[0]);
@@ -394,9 +401,12 @@ function parseYaml(text: string, path: string): unknown {
     const more = document.errors.length > 1 ? ` (and ${document.errors.length - 1} more)` : '';
     throw new LatentBlendError(`${path}:${line}:${column}: YAML syntax error at line ${line}, column ${column}: ${what}${more}${excerpt(text, line, column)}`);
   }
+  const numbers = nonDecimalNumbers(document, text);
+  if (numbers.length > 0) throw new LatentBlendError(`${path}: ${numbers.join('; ')}.`);
   try {
     return document.toJS();
   } catch (cause) {
+    if (isStackOverflow(cause)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
     throw new LatentBlendError(`${path}: YAML error: ${(cause as Error).message}`);
   }
 }
@@ -462,7 +472,9 @@ export function parseFilmSpec(text: string, source: FilmSpecSource): FilmSpec {
   if (body.trim() === '') {
     throw new LatentBlendError(`${path} is empty: expected film settings and a "keyframes" list (see \`latentblend movie --example\`)`);
   }
+  checkSpecText(body, path);
   const raw = format === 'json' ? parseJson(body, path) : parseYaml(body, path);
+  checkNesting(raw, path);
   if (raw === null || raw === undefined) {
     throw new LatentBlendError(`${path} has no settings (only comments?): expected film settings and a "keyframes" list (see \`latentblend movie --example\`)`);
   }
@@ -478,6 +490,14 @@ export function parseFilmSpec(text: string, source: FilmSpecSource): FilmSpec {
     if (!(error instanceof LatentBlendError)) throw error;
     // parseOptions' message is a header line followed by one indented line per problem.
     problems.push(...error.message.split('\n').slice(1).map((line) => line.trim()));
+  }
+  if (spec !== undefined) {
+    const timing = filmTimingProblems(
+      spec.fps,
+      transitionsOf(spec).map((transition) => transition.duration),
+      spec.keyframes.slice(0, -1).map((keyframe, index) => (keyframe.duration !== undefined ? `keyframes[${index}].duration` : 'transitionDuration')),
+    );
+    problems.push(...new Set(timing.map(([key, text]) => `${key}: ${text}`)));
   }
   if (problems.length > 0 || spec === undefined) {
     throw new LatentBlendError(`Invalid ${what}:\n  ${problems.join('\n  ')}`);

@@ -4,7 +4,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Transition } from '../engine/engine.ts';
 import { loadTransition, saveTransition, checkSameModel, type ModelStamp } from '../engine/store.ts';
-import { encodeVideo, videoFormatFromPath } from '../io/video.ts';
+import { checkVideoOutput, encodeVideo, videoFormatFromPath } from '../io/video.ts';
+import { filmFrameCount } from '../blend/retime.ts';
+import { MAX_FILM_FRAMES } from './spec-guards.ts';
 import { contactSheet } from '../io/contact-sheet.ts';
 import { smoothnessPlot } from '../io/plot.ts';
 import { encodePng } from '../io/png.ts';
@@ -94,6 +96,31 @@ export function checkOutputs(options: { out: string; force: boolean; workDir?: s
   const side = sideFiles(options.out);
   prepareOutput(side.contactSheet, options.force || unfinished);
   prepareOutput(side.smoothness, options.force || unfinished);
+}
+
+/**
+ * Checks a film's settings before any computing: the encoder can honour format and fps (GIF at
+ * most 50 fps), the ffmpeg to be used works, every transition gets at least 2 film frames
+ * (duration × fps), and the film has at most MAX_FILM_FRAMES frames.
+ */
+export async function checkFilmSettings(options: { out: string; fps: number; quality?: number; durations: readonly number[]; ffmpegPath?: string }): Promise<void> {
+  let total = 0;
+  options.durations.forEach((duration, index) => {
+    const frames = filmFrameCount(duration, options.fps);
+    const which = options.durations.length > 1 ? `transition ${index + 1}: ` : '';
+    if (frames < 2) {
+      throw new LatentBlendError(`${which}a duration of ${duration} s at ${options.fps} fps gives ${frames} film frame(s); a transition needs at least 2 (a first and a last). Make it longer or raise fps.`);
+    }
+    total += frames;
+  });
+  if (total > MAX_FILM_FRAMES) {
+    throw new LatentBlendError(`The film would have ${total} frames; the limit is ${MAX_FILM_FRAMES} (an hour at 120 fps). Shorten the durations or lower fps.`, 'too_large');
+  }
+  await checkVideoOutput(options.out, {
+    fps: options.fps,
+    ...(options.quality !== undefined ? { quality: options.quality } : {}),
+    ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+  });
 }
 
 /**
