@@ -390,6 +390,8 @@ function parseYaml(text: string, path: string): unknown {
     throw cause;
   }
   const error = document.errors[0];
+  // The parser reports its own stack overflow (a document nested thousands of levels) as an error.
+  if (error !== undefined && /call stack/i.test(error.message)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
   if (error !== undefined) {
     const { line, column } = lineColumn(text, error.pos[0]);
     const what =

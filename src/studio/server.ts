@@ -27,7 +27,6 @@ import { BlendingEngine } from '../engine/engine.ts';
 import { chooseMetric } from '../engine/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
-import { MAX_GIF_FPS } from '../io/video.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { JobQueue, type JobView } from './jobs.ts';
 import { SessionStore } from './sessions.ts';
@@ -252,9 +251,6 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const body = parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES));
         checkRenderRequest(model, body);
         checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
-        if (body.format === 'gif' && body.spec.fps > MAX_GIF_FPS) {
-          throw new LatentBlendError(`Invalid render request:\n  spec.fps: expected at most ${MAX_GIF_FPS} for a gif, got ${body.spec.fps}`);
-        }
         const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: 1, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
