@@ -52,7 +52,8 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       if (flags.out === undefined) throw new LatentBlendError("movie: --out <file> is required (the film's .mp4, .webm or .gif).");
       const out = flags.out;
       const started = performance.now();
-      const spec = loadFilmSpec(specPath);
+      const reporter = createReporter({ quiet: flags.quiet || flags.json });
+      const spec = loadFilmSpec(specPath, { onWarning: (message) => reporter.warn(message) });
       checkOutputs({ out, force: flags.force, ...(flags.workDir !== undefined ? { workDir: flags.workDir } : {}) });
       await checkFilmSettings({
         out,
@@ -61,7 +62,6 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         durations: transitionsOf(spec).map((transition) => transition.duration),
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
-      const reporter = createReporter({ quiet: flags.quiet || flags.json });
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);

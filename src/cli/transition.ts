@@ -103,7 +103,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       );
       reporter.stopBar();
       if (reused) reporter.info(`reusing the finished transition in ${dir}`);
-      const retiming = flags.retiming === 'equal' ? 'equal' : 'distance';
+      const retiming = flags.retiming === 'equal' ? 'equal' : 'perceptual';
       const film = await writeFilm(
         [{ transition, durationSeconds: flags.duration }],
         {

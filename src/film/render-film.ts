@@ -89,8 +89,8 @@ export function transitionOptionsOf(spec: FilmSpec, index: number): Record<strin
     guidanceScale: spec.guidanceScale,
     midDamper: spec.midDamper,
     depthStrength: spec.depthStrength,
-    maxBranches: spec.branchesPerTransition,
-    timeBudget: spec.timeBudgetPerTransition,
+    maxBranches: spec.maxBranches ?? spec.branchesPerTransition,
+    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition,
     branch1Crossfeed: spec.branch1Crossfeed,
     parentalCrossfeed: spec.parentalCrossfeed,
   };
@@ -180,7 +180,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     previous = { transition: result.transition, index };
   }
 
-  const retiming = spec.retiming === 'equal' ? 'equal' : 'distance';
+  const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
   // film.json is written before the film appears, so a film in place always has its record.
   const writeRecord = () =>
     writeFilmRecord(workDir, {
