@@ -10,7 +10,7 @@ import { MAX_FILM_FRAMES } from './spec-guards.ts';
 import { contactSheet } from '../io/contact-sheet.ts';
 import { smoothnessPlot } from '../io/plot.ts';
 import { encodePng } from '../io/png.ts';
-import { writeFileAtomically, prepareOutput, ensureFolder } from '../io/files.ts';
+import { writeFileAtomically, prepareOutput, ensureFolder, checkFolderCreatable } from '../io/files.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { filmFrames, filmLength, type FilmSegment } from './render.ts';
 import type { RetimeMode } from '../blend/retime.ts';
@@ -92,7 +92,10 @@ export function sideFiles(out: string): { contactSheet: string; smoothness: stri
 export function checkOutputs(options: { out: string; force: boolean; workDir?: string }): void {
   videoFormatFromPath(options.out);
   prepareOutput(options.out, options.force);
-  const unfinished = existsSync(options.workDir ?? defaultWorkDir(options.out));
+  const workDir = options.workDir ?? defaultWorkDir(options.out);
+  // Finished transitions go there: a folder that cannot be made must not be found after computing.
+  checkFolderCreatable(workDir);
+  const unfinished = existsSync(workDir);
   const side = sideFiles(options.out);
   prepareOutput(side.contactSheet, options.force || unfinished);
   prepareOutput(side.smoothness, options.force || unfinished);

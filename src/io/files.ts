@@ -6,7 +6,7 @@
  * (see fileSystemError), nothing half-written stays behind, and leftovers of a killed run
  * (`.<name>.<pid>-<random>.partial`) are removed by the next run that writes the same output.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, basename, join, resolve, parse, sep } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
@@ -40,6 +40,37 @@ export function ensureFolder(dir: string): void {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST' && statSync(current, { throwIfNoEntry: false })?.isDirectory()) continue;
       throw fileSystemError(error, current, 'write');
     }
+  }
+}
+
+/**
+ * Checks, without creating anything, that the folder `dir` exists and takes new files, or can be
+ * created: its deepest existing ancestor must be a writable folder. Throws like ensureFolder.
+ */
+export function checkFolderCreatable(dir: string): void {
+  let current = resolve(dir);
+  for (;;) {
+    let stat: ReturnType<typeof statSync> | undefined;
+    try {
+      stat = statSync(current, { throwIfNoEntry: false });
+    } catch (error) {
+      // ENOTDIR: a part above is a file; it is found (and named) further up.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOTDIR') throw fileSystemError(error, current, 'write');
+    }
+    if (stat !== undefined) {
+      if (!stat.isDirectory()) {
+        throw new LatentBlendError(`cannot write into ${dir}: ${current} is a file, not a folder (ENOTDIR); remove or rename that file, or choose another path.`, 'file_system');
+      }
+      try {
+        accessSync(current, constants.W_OK);
+      } catch (error) {
+        throw fileSystemError(error, current, 'write');
+      }
+      return;
+    }
+    const parent = dirname(current);
+    if (parent === current) return;
+    current = parent;
   }
 }
 
