@@ -25,3 +25,4 @@ export { retime, crossFade, type RetimeMode } from './blend/retime.ts';
 export { filmFrames, filmLength, type FilmSegment } from './film/render.ts';
 export { parseFilmSpec, loadFilmSpec, filmSpecToYaml, transitionsOf, transitionKey, EXAMPLE_FILM_SPEC, type FilmSpec } from './film/spec.ts';
 export { encodeVideo, probeVideo } from './io/video.ts';
+export { writeFilm, type WriteFilmOptions } from './film/write-film.ts';

@@ -234,7 +234,7 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
     const path = join(ARTIFACTS, 'film.yaml');
     await download.saveAs(path);
     const yaml = readFileSync(path, 'utf8');
-    for (const expected of ['keyframes:', 'prompt: a blue sphere', 'seed: 8', 'duration: 1', 'duration: 0.5', 'fps: 8', 'branchesPerTransition: 5', 'tiny-sd-turbo']) {
+    for (const expected of ['keyframes:', 'prompt: a blue sphere', 'seed: 8', 'duration: 1', 'duration: 0.5', 'fps: 8', 'maxBranches: 5', 'tiny-sd-turbo']) {
       assert.ok(yaml.includes(expected), `the YAML has "${expected}":\n${yaml}`);
     }
     assert.equal(await page.getByLabel('Spec text').inputValue(), yaml);

@@ -1,7 +1,7 @@
 /** `latentblend generate`: one image from a prompt. */
 import { Command, Option } from 'commander';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
-import { writePng } from '../io/png.ts';
+import { imageFormatFromPath, writeImage } from '../io/image-file.ts';
 import { prepareOutput } from '../io/files.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { PRESETS } from '../model/preset.ts';
@@ -23,6 +23,7 @@ interface GenerateFlags {
   preset?: 'turbo' | 'standard';
   scheduler?: string;
   out: string;
+  maxArea?: number;
   force: boolean;
   json: boolean;
   quiet: boolean;
@@ -30,7 +31,7 @@ interface GenerateFlags {
 
 export function generateCommand(): Command {
   return new Command('generate')
-    .description('Generate one image from a prompt and write it as a PNG.')
+    .description('Generate one image from a prompt and write it as a PNG, JPEG or WebP (by the extension of --out).')
     .option('-m, --model <path|repo>', 'model folder in Optimum ONNX layout, or a Hugging Face Hub repo id (downloaded once)', DEFAULT_MODEL)
     .requiredOption('-p, --prompt <text>', 'what to draw')
     .option('-n, --negative-prompt <text>', 'what to avoid (used with guidance scale > 1)')
@@ -43,7 +44,8 @@ export function generateCommand(): Command {
     .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
     .addOption(new Option('--preset <name>', "defaults to use; by default read from the model's scheduler config").choices(PRESETS))
     .option('--scheduler <class>', "replace the model's scheduler, e.g. EulerDiscreteScheduler")
-    .requiredOption('-o, --out <file.png>', 'where to write the PNG')
+    .option('--max-area <factor>', "largest picture area, as a multiple of the model's native area (default 4)", numberIn(1, 1024))
+    .requiredOption('-o, --out <file>', 'where to write the picture: .png, .jpg/.jpeg or .webp')
     .option('-f, --force', 'overwrite --out if it exists', false)
     .option('--json', 'print a JSON summary on stdout', false)
     .option('-q, --quiet', 'no progress output', false)
@@ -55,6 +57,7 @@ Examples:
   latentblend generate --model fixtures/models/tiny-sdxl-turbo/onnx --prompt "a cat" --seed 1 --out cat.png`,
     )
     .action(async (flags: GenerateFlags) => {
+      imageFormatFromPath(flags.out);
       prepareOutput(flags.out, flags.force);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const modelDir = await resolveModelForCli(flags.model, reporter);
@@ -64,9 +67,12 @@ Examples:
           device: flags.device as (typeof DEVICES)[number],
           ...(flags.preset !== undefined ? { preset: flags.preset } : {}),
           ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
+          ...(flags.maxArea !== undefined ? { maxAreaFactor: flags.maxArea } : {}),
         },
         reporter.listener,
       );
+      // Sizes are checked before anything runs (the pipeline checks again, after rounding).
+      pipeline.checkSize(pipeline.roundedSize(flags.width ?? pipeline.defaults.width), pipeline.roundedSize(flags.height ?? pipeline.defaults.height));
       const steps = flags.steps ?? pipeline.defaults.steps;
       reporter.startBar('denoising', steps);
       const unetBefore = { ...pipeline.unet.model.stats };
@@ -81,7 +87,7 @@ Examples:
         ...(flags.clipSkip !== undefined ? { clipSkip: flags.clipSkip } : {}),
       });
       reporter.stopBar();
-      await writePng(flags.out, result.image, flags.force);
+      await writeImage(flags.out, result.image, flags.force);
       const unetCalls = pipeline.unet.model.stats.calls - unetBefore.calls;
       const unetSeconds = pipeline.unet.model.stats.seconds - unetBefore.seconds;
       const decode = pipeline.vae.decoder.stats;

@@ -2,15 +2,16 @@
 import { Command, Option } from 'commander';
 import { dirname, isAbsolute, join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { loadFilmSpec, EXAMPLE_FILM_SPEC } from '../film/spec.ts';
+import { loadFilmSpec, transitionsOf, EXAMPLE_FILM_SPEC } from '../film/spec.ts';
 import { renderFilm } from '../film/render-film.ts';
 import { createReporter } from './progress.ts';
 import { DEFAULT_MODEL } from './model-source.ts';
 import { loadForFilm } from './transition.ts';
-import { checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
+import { checkFilmSettings, checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { addFilmOutputFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
+import { numberIn } from './parse.ts';
 
 interface MovieFlags extends FilmOutputFlags {
   out?: string;
@@ -18,6 +19,7 @@ interface MovieFlags extends FilmOutputFlags {
   device?: string;
   lpips?: string;
   framesDir?: string;
+  maxArea?: number;
 }
 
 export function movieCommand(signal: AbortSignal): Command {
@@ -28,7 +30,8 @@ export function movieCommand(signal: AbortSignal): Command {
     .option('--example', 'print a commented example spec and exit', false)
     .addOption(new Option('-d, --device <name>', "execution provider (default: the spec's, else cpu)").choices(DEVICES))
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
-    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
+    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs')
+    .option('--max-area <factor>', "largest frame area, as a multiple of the model's native area (default 4)", numberIn(1, 1024));
   return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
       'after',
@@ -49,9 +52,16 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       if (flags.out === undefined) throw new LatentBlendError("movie: --out <file> is required (the film's .mp4, .webm or .gif).");
       const out = flags.out;
       const started = performance.now();
-      const spec = loadFilmSpec(specPath);
-      checkOutputs({ out, force: flags.force });
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
+      const spec = loadFilmSpec(specPath, { onWarning: (message) => reporter.warn(message) });
+      checkOutputs({ out, force: flags.force, ...(flags.workDir !== undefined ? { workDir: flags.workDir } : {}) });
+      await checkFilmSettings({
+        out,
+        fps: spec.fps,
+        quality: spec.quality,
+        durations: transitionsOf(spec).map((transition) => transition.duration),
+        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+      });
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
@@ -61,6 +71,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
           device: flags.device ?? spec.device ?? 'cpu',
           ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
           ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}),
+          ...(flags.maxArea !== undefined ? { maxArea: flags.maxArea } : {}),
         },
         reporter,
         signal,

@@ -1,13 +1,15 @@
 /** `latentblend refine`: more branches for a saved transition, then its film rendered again. */
 import { Command } from 'commander';
 import { dirname, join, resolve, relative } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { loadTransition, saveTransition, checkSameModel, modelStamp } from '../engine/store.ts';
 import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { loadForFilm } from './transition.ts';
-import { readFilmRecord } from '../film/film-record.ts';
-import { writeFilm } from '../film/work-folder.ts';
+import { readFilmRecord, locateRecordedModel } from '../film/film-record.ts';
+import { resolveInside } from '../io/inside.ts';
+import { prepareOutput } from '../io/files.ts';
+import { checkFilmSettings, writeFilm } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { Option } from 'commander';
 import type { Transition } from '../engine/engine.ts';
@@ -15,8 +17,10 @@ import { LatentBlendError } from '../errors.ts';
 
 interface RefineFlags {
   branches: number;
+  out?: string;
   device: string;
   lpips?: string;
+  force: boolean;
   json: boolean;
   quiet: boolean;
 }
@@ -28,6 +32,8 @@ export function refineCommand(signal: AbortSignal): Command {
     .requiredOption('-b, --branches <int>', 'how many branches to add', integerIn(1, 4096))
     .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
     .option('--lpips <file.onnx>', 'LPIPS model (use the same metric as the first run)')
+    .option('-o, --out <file>', "write the film here instead of where film.json says (needed when that is outside the work folder's parent folder)")
+    .option('-f, --force', 'overwrite --out if it exists', false)
     .option('--json', 'print a JSON summary on stdout', false)
     .option('-q, --quiet', 'no progress output', false)
     .addHelpText('after', '\nExample:\n  latentblend refine movie.latentblend/transitions/00-3f2a9c… --branches 10\n\nThe film recorded in the work folder (film.json) is rendered again, replacing its previous version.')
@@ -36,9 +42,31 @@ export function refineCommand(signal: AbortSignal): Command {
       const stored = await loadTransition(transitionDir);
       const workDir = dirname(dirname(resolve(transitionDir)));
       const record = existsSync(join(workDir, 'film.json')) ? readFilmRecord(workDir) : undefined;
+      // film.json is untrusted: the film it names is written only inside the folder that holds
+      // the work folder (where the CLI puts it), and its transitions only come from the work folder.
+      const out =
+        flags.out !== undefined
+          ? resolve(flags.out)
+          : record === undefined
+            ? undefined
+            : resolveInside(dirname(workDir), resolve(workDir, record.out), `the film named in ${join(workDir, 'film.json')} (out)`);
+      if (flags.out !== undefined) prepareOutput(resolve(flags.out), flags.force);
+      if (out !== undefined && record !== undefined) {
+        await checkFilmSettings({
+          out,
+          fps: record.fps,
+          durations: record.transitions.map((entry) => entry.durationSeconds),
+          ...(record.quality !== undefined ? { quality: record.quality } : {}),
+        });
+      }
+      const recordDirs = record?.transitions.map((entry) => resolveInside(workDir, entry.dir, `a transition named in ${join(workDir, 'film.json')}`));
+      const here = realpathSync(transitionDir);
+      if (recordDirs !== undefined && !recordDirs.includes(here)) {
+        throw new LatentBlendError(`${transitionDir} is not one of the transitions of ${join(workDir, 'film.json')}.`);
+      }
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const { pipeline, metric, engine } = await loadForFilm(
-        { model: stored.model.source, device: flags.device, ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}) },
+        { model: locateRecordedModel(record?.model ?? stored.model.source, workDir), device: flags.device, ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}) },
         reporter,
         signal,
       );
@@ -53,18 +81,13 @@ export function refineCommand(signal: AbortSignal): Command {
       await saveTransition(transitionDir, refined, stored.model, { replace: true });
 
       let filmFrames = 0;
-      if (record !== undefined) {
-        const here = resolve(transitionDir);
+      if (record !== undefined && out !== undefined && recordDirs !== undefined) {
         const segments: { transition: Transition; durationSeconds: number }[] = [];
-        for (const entry of record.transitions) {
-          const dir = resolve(workDir, entry.dir);
+        for (const [index, entry] of record.transitions.entries()) {
+          const dir = recordDirs[index]!;
           const transition = dir === here ? refined : (await loadTransition(dir)).transition;
           segments.push({ transition, durationSeconds: entry.durationSeconds });
         }
-        if (!segments.some((segment) => segment.transition === refined)) {
-          throw new LatentBlendError(`${transitionDir} is not one of the transitions of ${join(workDir, 'film.json')}.`);
-        }
-        const out = resolve(workDir, record.out);
         const result = await writeFilm(
           segments,
           { out, fps: record.fps, retiming: record.retiming, force: true, signal, ...(record.quality !== undefined ? { quality: record.quality } : {}) },
@@ -75,7 +98,7 @@ export function refineCommand(signal: AbortSignal): Command {
       }
       await metric.release?.();
       const summary = {
-        out: record === undefined ? null : resolve(workDir, record.out),
+        out: out ?? null,
         transitionDir,
         framesComputed: refined.frames.length,
         filmFrames,

@@ -74,6 +74,11 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
       if (!['127.0.0.1', 'localhost', '::1'].includes(flags.host)) {
         reporter.warn(`listening on ${flags.host}: anyone who can reach this address can use the studio and its GPU.`);
       }
+      // One server serves every session: a stray error (a bug in a callback, a client gone at the
+      // wrong moment) is logged, and the server goes on serving the others.
+      const keepServing = (error: unknown) => process.stderr.write(`studio: unexpected error, still serving: ${(error as Error)?.stack ?? String(error)}\n`);
+      process.on('uncaughtException', keepServing);
+      process.on('unhandledRejection', keepServing);
       process.stdout.write(`latentblend studio: ${studio.url}\n`);
       reporter.info(`work folder: ${resolve(flags.workDir)} (Ctrl-C to stop)`);
       await new Promise<void>((stopped) => {
@@ -81,5 +86,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
         else signal.addEventListener('abort', () => stopped(), { once: true });
       });
       await studio.close();
+      process.off('uncaughtException', keepServing);
+      process.off('unhandledRejection', keepServing);
     });
 }

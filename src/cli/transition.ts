@@ -10,8 +10,8 @@ import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags, type FilmOutputFlags } from './engine-flags.ts';
-import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
-import { writeFilmRecord } from '../film/film-record.ts';
+import { cachedTransition, checkFilmSettings, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
+import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
 import type { Device } from '../runtime/onnx.ts';
 
 interface TransitionFlags extends EngineFlags, FilmOutputFlags {
@@ -37,6 +37,7 @@ export async function loadForFilm(flags: EngineFlags & { model: string }, report
       device: flags.device as Device,
       ...(flags.preset !== undefined ? { preset: flags.preset } : {}),
       ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
+      ...(flags.maxArea !== undefined ? { maxAreaFactor: flags.maxArea } : {}),
     },
     reporter.listener,
   );
@@ -77,6 +78,13 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
     .action(async (flags: TransitionFlags) => {
       const started = performance.now();
       checkOutputs(flags);
+      await checkFilmSettings({
+        out: flags.out,
+        fps: flags.fps,
+        durations: [flags.duration],
+        ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
+        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+      });
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal);
       const input = {
@@ -85,16 +93,17 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         ...engineOptionsFromFlags(flags),
       };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
-      const stamp = modelStamp(flags.model, pipeline, pipeline.latentShape(resolved.width, resolved.height));
+      const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
       const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name });
       reporter.startBar('blending', 1, { countSteps: false });
       const { transition, dir, reused } = await cachedTransition(workDir, 0, key, stamp, () =>
         engine.runTransition(input, { signal, onEvent: reporter.engineListener }),
+        (message) => reporter.warn(`${message} Computing it again.`),
       );
       reporter.stopBar();
       if (reused) reporter.info(`reusing the finished transition in ${dir}`);
-      const retiming = flags.retiming === 'equal' ? 'equal' : 'distance';
+      const retiming = flags.retiming === 'equal' ? 'equal' : 'perceptual';
       const film = await writeFilm(
         [{ transition, durationSeconds: flags.duration }],
         {
@@ -106,18 +115,19 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
           ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
           ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
           ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+          beforeFilm: () =>
+            writeFilmRecord(workDir, {
+              kind: 'transition',
+              model: recordedModel(flags.model),
+              out: relative(workDir, flags.out),
+              fps: flags.fps,
+              retiming,
+              ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
+              transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
+            }),
         },
         reporter,
       );
-      await writeFilmRecord(workDir, {
-        kind: 'transition',
-        model: flags.model,
-        out: relative(workDir, flags.out),
-        fps: flags.fps,
-        retiming,
-        ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
-        transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
-      });
       await metric.release?.();
       const summary = {
         out: flags.out,

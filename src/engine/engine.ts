@@ -149,6 +149,7 @@ export class BlendingEngine {
     const started = performance.now();
     const counters = this.counters();
     const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
+    this.pipeline.checkSize(options.width, options.height);
     const context = await this.prepare(options);
     const { steps } = context;
     const emit = control.onEvent ?? (() => {});

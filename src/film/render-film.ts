@@ -21,7 +21,7 @@ import { modelStamp, type ModelStamp } from '../engine/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 import { transitionsOf, transitionKey, type FilmSpec, type FilmTransition } from './spec.ts';
 import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
-import { writeFilmRecord } from './film-record.ts';
+import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
 
@@ -89,8 +89,8 @@ export function transitionOptionsOf(spec: FilmSpec, index: number): Record<strin
     guidanceScale: spec.guidanceScale,
     midDamper: spec.midDamper,
     depthStrength: spec.depthStrength,
-    maxBranches: spec.branchesPerTransition,
-    timeBudget: spec.timeBudgetPerTransition,
+    maxBranches: spec.maxBranches ?? spec.branchesPerTransition,
+    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition,
     branch1Crossfeed: spec.branch1Crossfeed,
     parentalCrossfeed: spec.parentalCrossfeed,
   };
@@ -145,7 +145,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     events.transitionStart?.({ index, step, steps: indices.length, transition });
     const input = transitionOptionsOf(spec, index);
     const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
-    const stamp = modelStamp(model, pipeline, pipeline.latentShape(resolved.width, resolved.height));
+    const stamp = modelStamp(recordedModel(model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
     const key = hashOf([transitionKey(spec, index), metric.name]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).
@@ -170,7 +170,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
         },
         ...(startFrom !== undefined ? { startFrom } : {}),
       });
-    });
+    }, (message) => reporter.warn(`${message} Computing it again.`));
     reporter.stopBar();
     const reused = result.reused || copied;
     if (reused) reusedCount += 1;
@@ -180,7 +180,18 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     previous = { transition: result.transition, index };
   }
 
-  const retiming = spec.retiming === 'equal' ? 'equal' : 'distance';
+  const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
+  // film.json is written before the film appears, so a film in place always has its record.
+  const writeRecord = () =>
+    writeFilmRecord(workDir, {
+      kind: 'movie',
+      model: recordedModel(model),
+      out: relative(workDir, options.out),
+      fps: spec.fps,
+      quality: spec.quality,
+      retiming,
+      transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
+    });
   const film = await writeFilm(
     segments,
     {
@@ -192,20 +203,10 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
+      ...(only === undefined ? { beforeFilm: writeRecord } : {}),
     },
     reporter,
   );
-  if (only === undefined) {
-    await writeFilmRecord(workDir, {
-      kind: 'movie',
-      model,
-      out: relative(workDir, options.out),
-      fps: spec.fps,
-      quality: spec.quality,
-      retiming,
-      transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
-    });
-  }
   return {
     out: options.out,
     workDir,

@@ -24,6 +24,7 @@ import { Document, parseDocument } from 'yaml';
 import { LatentBlendError } from '../errors.ts';
 import { PRESETS, type Preset } from '../model/preset.ts';
 import { formatPath, parseOptions, seedSchema } from '../options/validate.ts';
+import { checkNesting, checkSpecText, filmTimingProblems, isStackOverflow, nonDecimalNumbers } from './spec-guards.ts';
 import type { Device } from '../runtime/onnx.ts';
 
 /**
@@ -88,9 +89,13 @@ export interface FilmSpec {
   readonly depthStrength?: number;
   /** Default negative prompt of every transition. */
   readonly negativePrompt?: string;
-  /** Total frames computed per transition, keyframes included (the engine's maxBranches). */
+  /** Total frames computed per transition, keyframes included (the CLI's --max-branches). */
+  readonly maxBranches?: number;
+  /** Compute budget per transition in seconds (the CLI's --time-budget). */
+  readonly timeBudget?: number;
+  /** @deprecated The former name of maxBranches, still read (with a warning); parsed specs carry both. */
   readonly branchesPerTransition?: number;
-  /** Compute budget per transition in seconds (the engine's timeBudget). */
+  /** @deprecated The former name of timeBudget, still read (with a warning); parsed specs carry both. */
   readonly timeBudgetPerTransition?: number;
   /** Branches denoised together in one batched UNet call. */
   readonly batchSize: number;
@@ -187,6 +192,8 @@ const filmSpecSchema = z.object({
     .lt(1, { error: 'expected a number in (0, 1)' })
     .optional(),
   negativePrompt: z.string({ error: 'expected a negative prompt string' }).optional(),
+  maxBranches: integerIn(2, 4096).optional(),
+  timeBudget: positiveSeconds().optional(),
   branchesPerTransition: integerIn(2, 4096).optional(),
   timeBudgetPerTransition: positiveSeconds().optional(),
   batchSize: integerIn(1, 64).default(FILM_DEFAULTS.batchSize),
@@ -206,16 +213,36 @@ const TOP_KEYS = Object.keys(filmSpecSchema.shape);
 const KEYFRAME_KEYS = Object.keys(keyframeSchema.shape);
 const CROSSFEED_KEYS = Object.keys(crossfeedSchema.shape);
 
+/**
+ * Keys renamed so that a spec uses the CLI's names (--max-branches, --time-budget) in camelCase:
+ * new name → former name. The former names are still read, with a deprecation warning.
+ */
+const FORMER_KEYS = { maxBranches: 'branchesPerTransition', timeBudget: 'timeBudgetPerTransition' } as const;
+
+/**
+ * The spec with each renamed setting under both names (see FORMER_KEYS), warning through
+ * `onWarning` when only a former name was used.
+ */
+function withCurrentNames(spec: FilmSpec, path: string, onWarning: ((message: string) => void) | undefined): FilmSpec {
+  const merged: Record<string, unknown> = { ...spec };
+  for (const [key, former] of Object.entries(FORMER_KEYS)) {
+    const value = merged[key] ?? merged[former];
+    if (value === undefined) continue;
+    if (merged[key] === undefined) onWarning?.(`${path}: "${former}" is deprecated; call it "${key}" (the CLI's --${key === 'maxBranches' ? 'max-branches' : 'time-budget'}).`);
+    merged[key] = value;
+    merged[former] = value;
+  }
+  return merged as unknown as FilmSpec;
+}
+
 /** Names from the engine, the Python project or plain guesses, mapped to our keys. */
 const TOP_ALIASES: Readonly<Record<string, string>> = {
-  maxBranches: 'branchesPerTransition',
-  max_branches: 'branchesPerTransition',
-  nmb_max_branches: 'branchesPerTransition',
-  branches: 'branchesPerTransition',
-  frames: 'branchesPerTransition',
-  timeBudget: 'timeBudgetPerTransition',
-  time_budget: 'timeBudgetPerTransition',
-  budget: 'timeBudgetPerTransition',
+  max_branches: 'maxBranches',
+  nmb_max_branches: 'maxBranches',
+  branches: 'maxBranches',
+  frames: 'maxBranches',
+  time_budget: 'timeBudget',
+  budget: 'timeBudget',
   num_inference_steps: 'steps',
   numInferenceSteps: 'steps',
   guidance: 'guidanceScale',
@@ -308,10 +335,17 @@ function structuralProblems(input: Record<string, unknown>): Problem[] {
     const index = problems.findIndex((problem) => problem.path.length === 1 && problem.path[0] === misplaced);
     if (index >= 0) problems[index] = { path: [misplaced], text: `unknown key here: each keyframe has its own ${misplaced} (keyframes[i].${misplaced})` };
   }
-  if (input.branchesPerTransition !== undefined && input.timeBudgetPerTransition !== undefined) {
+  for (const [key, former] of Object.entries(FORMER_KEYS)) {
+    if (input[key] !== undefined && input[former] !== undefined && input[key] !== input[former]) {
+      problems.push({ path: [former], text: `the former name of ${key}, which is also given: keep only ${key}, got ${describe(input[former])} and ${describe(input[key])}` });
+    }
+  }
+  const branches = input.maxBranches ?? input.branchesPerTransition;
+  const budget = input.timeBudget ?? input.timeBudgetPerTransition;
+  if (branches !== undefined && budget !== undefined) {
     problems.push({
-      path: ['timeBudgetPerTransition'],
-      text: `give either branchesPerTransition (frames) or timeBudgetPerTransition (seconds), not both, got ${describe(input.branchesPerTransition)} and ${describe(input.timeBudgetPerTransition)}`,
+      path: [input.timeBudget !== undefined ? 'timeBudget' : 'timeBudgetPerTransition'],
+      text: `give either maxBranches (frames) or timeBudget (seconds), not both, got ${describe(branches)} and ${describe(budget)}`,
     });
   }
   for (const group of ['branch1Crossfeed', 'parentalCrossfeed'] as const) {
@@ -352,6 +386,8 @@ function structuralProblems(input: Record<string, unknown>): Problem[] {
 /** Where a film spec's text came from: its path (for messages) and, optionally, its format. */
 export interface FilmSpecSource {
   readonly path: string;
+  /** Receives deprecation warnings (former key names). */
+  readonly onWarning?: (message: string) => void;
   /** Default: from the extension (.yaml, .yml or .json). */
   readonly format?: 'yaml' | 'json';
 }
@@ -381,8 +417,16 @@ function excerpt(text: string, line: number, column: number): string {
 }
 
 function parseYaml(text: string, path: string): unknown {
-  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  let document: ReturnType<typeof parseDocument>;
+  try {
+    document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  } catch (cause) {
+    if (isStackOverflow(cause)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
+    throw cause;
+  }
   const error = document.errors[0];
+  // The parser reports its own stack overflow (a document nested thousands of levels) as an error.
+  if (error !== undefined && /call stack/i.test(error.message)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
   if (error !== undefined) {
     const { line, column } = lineColumn(text, error.pos[0]);
     const what =
@@ -394,9 +438,12 @@ function parseYaml(text: string, path: string): unknown {
     const more = document.errors.length > 1 ? ` (and ${document.errors.length - 1} more)` : '';
     throw new LatentBlendError(`${path}:${line}:${column}: YAML syntax error at line ${line}, column ${column}: ${what}${more}${excerpt(text, line, column)}`);
   }
+  const numbers = nonDecimalNumbers(document, text);
+  if (numbers.length > 0) throw new LatentBlendError(`${path}: ${numbers.join('; ')}.`);
   try {
     return document.toJS();
   } catch (cause) {
+    if (isStackOverflow(cause)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
     throw new LatentBlendError(`${path}: YAML error: ${(cause as Error).message}`);
   }
 }
@@ -462,7 +509,9 @@ export function parseFilmSpec(text: string, source: FilmSpecSource): FilmSpec {
   if (body.trim() === '') {
     throw new LatentBlendError(`${path} is empty: expected film settings and a "keyframes" list (see \`latentblend movie --example\`)`);
   }
+  checkSpecText(body, path);
   const raw = format === 'json' ? parseJson(body, path) : parseYaml(body, path);
+  checkNesting(raw, path);
   if (raw === null || raw === undefined) {
     throw new LatentBlendError(`${path} has no settings (only comments?): expected film settings and a "keyframes" list (see \`latentblend movie --example\`)`);
   }
@@ -479,14 +528,22 @@ export function parseFilmSpec(text: string, source: FilmSpecSource): FilmSpec {
     // parseOptions' message is a header line followed by one indented line per problem.
     problems.push(...error.message.split('\n').slice(1).map((line) => line.trim()));
   }
+  if (spec !== undefined) {
+    const timing = filmTimingProblems(
+      spec.fps,
+      transitionsOf(spec).map((transition) => transition.duration),
+      spec.keyframes.slice(0, -1).map((keyframe, index) => (keyframe.duration !== undefined ? `keyframes[${index}].duration` : 'transitionDuration')),
+    );
+    problems.push(...new Set(timing.map(([key, text]) => `${key}: ${text}`)));
+  }
   if (problems.length > 0 || spec === undefined) {
     throw new LatentBlendError(`Invalid ${what}:\n  ${problems.join('\n  ')}`);
   }
-  return spec;
+  return withCurrentNames(spec, path, source.onWarning);
 }
 
 /** Reads and parses the film spec at `path` (.yaml, .yml or .json). */
-export function loadFilmSpec(path: string): FilmSpec {
+export function loadFilmSpec(path: string, options: { onWarning?: (message: string) => void } = {}): FilmSpec {
   const format = filmSpecFormatOf(path);
   let text: string;
   try {
@@ -503,7 +560,7 @@ export function loadFilmSpec(path: string): FilmSpec {
             : (cause as Error).message;
     throw new LatentBlendError(`Cannot read film spec ${path}: ${why}`, code === 'ENOENT' ? 'not_found' : 'invalid_input');
   }
-  return parseFilmSpec(text, { path, format });
+  return parseFilmSpec(text, { path, format, ...(options.onWarning !== undefined ? { onWarning: options.onWarning } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -547,7 +604,7 @@ function branch1CrossfeedActive(spec: FilmSpec): boolean {
  *
  * In the key: model (as written; callers that fill in a default model should put it into the
  * spec first), preset, width, height, steps, guidanceScale, midDamper, depthStrength,
- * branchesPerTransition or timeBudgetPerTransition, batchSize (a batched round fills the
+ * maxBranches or timeBudget, batchSize (a batched round fills the
  * `batchSize` largest gaps at once instead of re-measuring after each branch, so it changes the
  * tree), both crossfeeds, both keyframes' prompt and seed, and the transition's negative prompt.
  * Unset settings enter as null. When branch-1 crossfeed is active, keyframe B's trajectory
@@ -574,8 +631,8 @@ export function transitionKey(spec: FilmSpec, index: number): string {
     guidanceScale: spec.guidanceScale ?? null,
     midDamper: spec.midDamper ?? null,
     depthStrength: spec.depthStrength ?? null,
-    branches: spec.branchesPerTransition ?? null,
-    timeBudget: spec.timeBudgetPerTransition ?? null,
+    branches: spec.maxBranches ?? spec.branchesPerTransition ?? null,
+    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition ?? null,
     batchSize: spec.batchSize,
     branch1Crossfeed: crossfeedForKey(spec.branch1Crossfeed),
     parentalCrossfeed: crossfeedForKey(spec.parentalCrossfeed),
@@ -603,8 +660,8 @@ const WRITE_ORDER: readonly (keyof FilmSpec)[] = [
   'midDamper',
   'depthStrength',
   'negativePrompt',
-  'branchesPerTransition',
-  'timeBudgetPerTransition',
+  'maxBranches',
+  'timeBudget',
   'batchSize',
   'branch1Crossfeed',
   'parentalCrossfeed',
@@ -620,8 +677,9 @@ const WRITE_ORDER: readonly (keyof FilmSpec)[] = [
  */
 export function filmSpecToYaml(spec: FilmSpec): string {
   const plain: Record<string, unknown> = {};
+  const named = withCurrentNames(spec, 'spec', undefined);
   for (const key of WRITE_ORDER) {
-    const value = spec[key];
+    const value = named[key];
     if (value === undefined) continue;
     plain[key] = isPlainObject(value) ? { power: value.power, range: value.range, decay: value.decay } : value;
   }
@@ -671,10 +729,10 @@ depthStrength: 0.5
 negativePrompt: blurry, low quality, text, watermark
 
 # How many images to compute per transition, the two keyframes included (from the model: 10 for Turbo).
-# More images: smoother motion, more compute. Give this OR timeBudgetPerTransition, not both.
-#branchesPerTransition: 10
+# More images: smoother motion, more compute. Give this OR timeBudget, not both.
+#maxBranches: 10
 # Or: seconds of compute per transition; as many images as fit are computed.
-#timeBudgetPerTransition: 20
+#timeBudget: 20
 # Images denoised together in one batch (1 to 64; default 1). Changes which in-between images are made.
 #batchSize: 1
 

@@ -386,6 +386,18 @@ export async function encodeVideo(
   return { path, format, frames: written, width: size!.outWidth, height: size!.outHeight, fps: options.fps, crf };
 }
 
+/**
+ * Checks, before anything is computed, everything encodeVideo would refuse about its options:
+ * the format from `path`, fps (GIF at most 50), quality, and that the ffmpeg to be used exists
+ * and has the format's encoder and filters. Throws a LatentBlendError naming the problem.
+ */
+export async function checkVideoOutput(path: string, options: Pick<EncodeVideoOptions, 'fps' | 'quality' | 'format' | 'ffmpegPath'>): Promise<VideoFormat> {
+  const { format } = validateOptions(path, options);
+  const ffmpeg = locateFfmpeg(options);
+  await requireFfmpegFeatures(ffmpeg, REQUIRED_FEATURES[format].encoders, REQUIRED_FEATURES[format].filters);
+  return format;
+}
+
 /** What ffmpeg finds in a film. */
 export interface VideoInfo {
   /** Frames decoded, counted exactly by decoding the whole first video stream. */

@@ -20,6 +20,7 @@ import { denoise, type StepEvent } from './denoise.ts';
 import { KeyframeNoise } from './keyframe-noise.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
+import { checkPictureSize, DEFAULT_MAX_AREA_FACTOR } from './size-limit.ts';
 
 /** Events the library emits; front ends render them (the library never prints). */
 export type PipelineEvent =
@@ -39,6 +40,8 @@ export const loadOptionsSchema = z.strictObject({
   scheduler: z.string().optional(),
   /** Scheduler config fields to change (e.g. { prediction_type: 'v_prediction' }). */
   schedulerConfig: z.record(z.string(), z.unknown()).optional(),
+  /** Largest picture area as a multiple of the model's native area (default 4); see size-limit.ts. */
+  maxAreaFactor: z.number({ error: 'expected a number >= 1' }).min(1, { error: 'expected a number >= 1' }).optional(),
 });
 export type LoadOptions = z.input<typeof loadOptionsSchema>;
 
@@ -55,6 +58,8 @@ export class DiffusionPipeline {
     readonly schedulerConfig: Readonly<Record<string, unknown>>,
     readonly models: readonly OnnxModel[],
     private readonly listener: EventListener | undefined,
+    /** Largest picture area as a multiple of the native area (see checkSize). */
+    readonly maxAreaFactor: number = DEFAULT_MAX_AREA_FACTOR,
   ) {}
 
   /** Loads the model folder on the given device. */
@@ -102,7 +107,7 @@ export class DiffusionPipeline {
       });
     }
     const models = [...encoderModels, unetModel, decoderModel, ...(encoderModel ? [encoderModel] : [])];
-    return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener);
+    return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener, parsed.maxAreaFactor);
   }
 
   /** Emits an event to the listener given at load time. */
@@ -119,6 +124,14 @@ export class DiffusionPipeline {
   latentShape(width: number, height: number): [number, number, number] {
     const scale = this.defaults.vaeScaleFactor;
     return [this.defaults.latentChannels, height / scale, width / scale];
+  }
+
+  /**
+   * Refuses a picture size that cannot fit in memory (above maxAreaFactor times the model's
+   * native area) with the estimated memory in the message; called before any model runs.
+   */
+  checkSize(width: number, height: number): void {
+    checkPictureSize(width, height, this.defaults, this.maxAreaFactor);
   }
 
   /** `value` rounded to the nearest multiple of the VAE scale factor (at least one), silently. */
@@ -167,6 +180,7 @@ export class DiffusionPipeline {
     const parsed = parseOptions(generateOptionsSchema, options, 'generate options');
     const width = this.roundSize(parsed.width ?? this.defaults.width, 'width');
     const height = this.roundSize(parsed.height ?? this.defaults.height, 'height');
+    this.checkSize(width, height);
     const steps = parsed.steps ?? this.defaults.steps;
     const guidanceScale = parsed.guidanceScale ?? this.defaults.guidanceScale;
     const scheduler = this.scheduler(steps, parsed.eta !== undefined ? { eta: parsed.eta } : {});

@@ -158,7 +158,15 @@ export async function runModel(model: OnnxModel, feeds: Record<string, ort.Tenso
   try {
     return (await model.session.run(feeds)) as Record<string, ort.Tensor>;
   } catch (error) {
-    throw new Error(`${model.role} (${model.path}) failed: ${(error as Error).message}`);
+    const message = (error as Error)?.message ?? String(error);
+    // Running out of memory is the user's to fix (a smaller size or batch), not a bug.
+    if (/bad_alloc|Failed to allocate|out of memory|OOM|allocation failed|cudaMalloc|Insufficient memory/i.test(message)) {
+      throw new LatentBlendError(
+        `Not enough memory to run the ${model.role} (${model.path}): ${message.split('\n')[0]!.slice(0, 300)}. Use a smaller width and height, a smaller batch size, or a device with more memory.`,
+        'out_of_memory',
+      );
+    }
+    throw new Error(`${model.role} (${model.path}) failed: ${message}`);
   } finally {
     model.stats.calls += 1;
     model.stats.seconds += (performance.now() - started) / 1000;

@@ -7,7 +7,7 @@
  * is tested without either.
  */
 import { randomBytes } from 'node:crypto';
-import { LatentBlendError } from '../errors.ts';
+import { LatentBlendError, fileSystemError } from '../errors.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -85,6 +85,8 @@ interface JobRecord {
 export interface JobQueueOptions {
   /** Most jobs one owner may have waiting or running at once (default 16). */
   readonly maxPendingPerOwner?: number;
+  /** Most jobs of all owners together waiting or running at once (default 64). */
+  readonly maxPendingTotal?: number;
   /** Finished jobs kept per owner for GET /jobs (oldest dropped first; default 100). */
   readonly keepFinishedPerOwner?: number;
   /** Most job-specific events kept per job for replay (default 2000). */
@@ -107,7 +109,8 @@ function isAbort(error: unknown, signal: AbortSignal): boolean {
 }
 
 /** A JSON error for a failed job: the message of a user-facing error, or a generic one. */
-function errorOf(error: unknown): { code: string; message: string } {
+function errorOf(caught: unknown): { code: string; message: string } {
+  const error = fileSystemError(caught);
   if (error instanceof LatentBlendError) return { code: error.code, message: error.message };
   const message = error instanceof Error ? error.message : String(error);
   return { code: 'internal', message: `Unexpected error: ${message}` };
@@ -136,6 +139,10 @@ export class JobQueue {
     if (this.closed) throw new LatentBlendError('The studio is shutting down.', 'unavailable');
     const pending = [...this.jobs.values()].filter((job) => job.owner === owner && (job.state === 'queued' || job.state === 'running')).length;
     if (pending >= this.maxPending) throw new QueueFullError(this.maxPending);
+    const total = this.waiting.length + (this.running === undefined ? 0 : 1);
+    if (total >= (this.options.maxPendingTotal ?? 64)) {
+      throw new LatentBlendError(`The studio already has ${total} jobs waiting or running (all sessions together); try again when some have finished.`, 'queue_full');
+    }
     const record: JobRecord = {
       id: randomBytes(12).toString('hex'),
       owner,
@@ -343,7 +350,7 @@ export class JobQueue {
         this.finish(record, 'cancelled');
       } else {
         record.error = errorOf(error);
-        if (!(error instanceof LatentBlendError)) this.options.onUnexpectedError?.(this.view(record), error);
+        if (!(fileSystemError(error) instanceof LatentBlendError)) this.options.onUnexpectedError?.(this.view(record), error);
         this.finish(record, 'failed');
       }
     } finally {

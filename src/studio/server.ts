@@ -27,7 +27,7 @@ import { BlendingEngine } from '../engine/engine.ts';
 import { chooseMetric } from '../engine/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
-import { LatentBlendError } from '../errors.ts';
+import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { JobQueue, type JobView } from './jobs.ts';
 import { SessionStore } from './sessions.ts';
 import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, COMMON_HEADERS } from './http.ts';
@@ -113,6 +113,11 @@ function isFinished(job: JobView): boolean {
 
 function notFound(what: string): HttpError {
   return new HttpError(404, 'not_found', `No such ${what}.`);
+}
+
+/** Refuses (400) a picture size above the model's limit before a job is queued. */
+function checkStudioSize(pipeline: DiffusionPipeline, width: number | undefined, height: number | undefined): void {
+  pipeline.checkSize(pipeline.roundedSize(width ?? pipeline.defaults.width), pipeline.roundedSize(height ?? pipeline.defaults.height));
 }
 
 /** Starts the studio; resolves once the model is loaded and the server listens. */
@@ -229,6 +234,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       pattern: ['previews'],
       handler: async ({ request, response, session }) => {
         const body = parsePreviewsRequest(await readJsonBody(request, MAX_BODY_BYTES));
+        checkStudioSize(model.pipeline, body.width, body.height);
         const seeds = previewSeeds(body);
         const job = queue.submit(session, 'previews', previewsJob(currentModel, sessionDir(session), body, seeds), {
           done: 0,
@@ -244,6 +250,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       handler: async ({ request, response, session }) => {
         const body = parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES));
         checkRenderRequest(model, body);
+        checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
         const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: 1, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
@@ -353,7 +360,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   }
 
   const server = createServer({ headersTimeout: 30_000 }, (request, response) => {
-    handle(request, response).catch((error: unknown) => {
+    handle(request, response).catch((caught: unknown) => {
+      const error = fileSystemError(caught);
       if (response.headersSent) {
         response.destroy();
         return;
