@@ -21,10 +21,10 @@
  *   estimate), and the correction needs x_{t_0}, which a new trajectory lacks; so the step returns
  *   the sample unchanged and the model output is not used. Start at 0 or >= 2 to avoid wasting it.
  */
-import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
+import type { NoiseLevel, Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import { checkStepInput } from './betas.ts';
-import { alphaSchedule, checkedTimesteps, prevAlphaProd, previousState, unscaledModelInput, type AlphaSchedule } from './common.ts';
+import { alphaNoiseLevel, checkLevelIndex, alphaSchedule, checkedTimesteps, prevAlphaProd, previousState, unscaledModelInput, type AlphaSchedule } from './common.ts';
 
 /** What PLMS remembers between steps of one trajectory. */
 interface PndmState {
@@ -65,6 +65,13 @@ export class PNDMScheduler implements Scheduler {
   /** PNDM needs no input scaling. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
     return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
+  }
+
+  /** sqrt(alphas_cumprod[t]) and sqrt(1 - alphas_cumprod[t]); after the last step, the final alpha. */
+  noiseLevel(stepIndex: number): NoiseLevel {
+    checkLevelIndex(this.className, this.numInferenceSteps, stepIndex);
+    if (stepIndex === this.numInferenceSteps) return alphaNoiseLevel(this.alphas.finalAlphaCumprod);
+    return alphaNoiseLevel(this.alphas.alphasCumprod[this.timesteps[stepIndex]!]!);
   }
 
   step(input: StepInput): StepOutput {
