@@ -56,18 +56,10 @@ function oneLine(error: unknown): string {
   return String((error as Error)?.message ?? error).split('\n')[0]!.trim();
 }
 
-/**
- * Reads a picture (PNG, JPEG, WebP, TIFF, AVIF, GIF: what sharp reads) as RGB8, resized to
- * `width` × `height` if given. See the module comment for orientation, alpha, colour and limits.
- */
-export async function readPicture(source: string | PictureSource, options: ReadPictureOptions = {}): Promise<RgbImage> {
-  const { name, bytes } = await loadSource(source);
-  if ((options.width === undefined) !== (options.height === undefined)) {
-    throw new RangeError('readPicture: give both width and height, or neither.');
-  }
+/** The picture's size from its header (nothing decoded); refuses unreadable headers and huge pictures. */
+async function headerSize(name: string, bytes: Buffer): Promise<{ width: number; height: number }> {
   let metadata: Awaited<ReturnType<ReturnType<typeof sharp>['metadata']>>;
   try {
-    // Header only: nothing is decoded yet.
     metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (error) {
     throw new LatentBlendError(`${name}: not a picture that can be read (${oneLine(error)}).`);
@@ -80,6 +72,19 @@ export async function readPicture(source: string | PictureSource, options: ReadP
       `${name}: ${width}×${height} pixels is too large; at most ${MAX_PICTURE_PIXELS / 1e6} megapixels are read. Scale it down first.`,
     );
   }
+  return { width, height };
+}
+
+/**
+ * Reads a picture (PNG, JPEG, WebP, TIFF, AVIF, GIF: what sharp reads) as RGB8, resized to
+ * `width` × `height` if given. See the module comment for orientation, alpha, colour and limits.
+ */
+export async function readPicture(source: string | PictureSource, options: ReadPictureOptions = {}): Promise<RgbImage> {
+  const { name, bytes } = await loadSource(source);
+  if ((options.width === undefined) !== (options.height === undefined)) {
+    throw new RangeError('readPicture: give both width and height, or neither.');
+  }
+  await headerSize(name, bytes);
   try {
     // pages: 1 = the first frame of an animation; failOn 'error' refuses truncated files.
     let image = sharp(bytes, { pages: 1, failOn: 'error', limitInputPixels: MAX_PICTURE_PIXELS })
@@ -99,6 +104,15 @@ export async function readPicture(source: string | PictureSource, options: ReadP
   } catch (error) {
     throw new LatentBlendError(`${name}: the picture cannot be decoded (${oneLine(error)}).`);
   }
+}
+
+/**
+ * Checks a picture file cheaply, before any model work: readable, a format sharp knows, within
+ * the pixel limit (header only, nothing decoded). readPicture may still find it truncated.
+ */
+export async function checkPicture(path: string): Promise<void> {
+  const { name, bytes } = await loadSource(path);
+  await headerSize(name, bytes);
 }
 
 /** SHA-256 (hex) of the picture file's bytes: changes exactly when the file's content changes. */

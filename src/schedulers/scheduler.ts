@@ -73,4 +73,9 @@ export interface Scheduler {
    * is the level after the last step (the scheduler's final alpha or sigma).
    */
   noiseLevel(stepIndex: number): NoiseLevel;
+  /**
+   * The state diffusers' image-to-image pipelines start a trajectory with at step `fromStep`
+   * (only multistep schedulers whose warm-up restarts there have one; undefined otherwise).
+   */
+  img2imgState?(fromStep: number): SchedulerState;
 }

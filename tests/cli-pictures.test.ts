@@ -1,0 +1,63 @@
+/** The CLI with pictures: generate --image (img2img), bad picture files refused before any model work. */
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, existsSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { runCliProcess } from './helpers/cli.ts';
+import { modelDir } from './helpers/golden.ts';
+import { readRgb } from '../src/io/png.ts';
+import { readPicture } from '../src/io/picture.ts';
+import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
+
+const work = mkdtempSync(join(tmpdir(), 'latentblend-cli-pictures-'));
+const photo = join(work, 'photo.jpg');
+const model = modelDir('tiny-sd-turbo');
+
+before(async () => {
+  // 96×64 so that cover has something to crop.
+  const data = Buffer.alloc(96 * 64 * 3);
+  for (let y = 0; y < 64; y++) for (let x = 0; x < 96; x++) data.set([x * 2, y * 3, 255 - x * 2], (y * 96 + x) * 3);
+  writeFileSync(photo, await sharp(data, { raw: { width: 96, height: 64, channels: 3 } }).jpeg({ quality: 90 }).toBuffer());
+});
+
+describe('generate --image (img2img)', () => {
+  test('writes the image the library computes from the picture', async () => {
+    const out = join(work, 'img2img.png');
+    const run = runCliProcess(['generate', '--model', model, '--prompt', 'a cat', '--seed', '3', '--image', photo, '--strength', '0.5', '--out', out, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    const summary = JSON.parse(run.stdout) as { unetCalls: number; strength: number; image: string };
+    assert.equal(summary.strength, 0.5);
+    const pipeline = await DiffusionPipeline.load({ modelDir: model });
+    const image = await readPicture(photo, { width: 64, height: 64, fit: 'cover' });
+    const expected = await pipeline.generate({ prompt: 'a cat', seed: 3, image, strength: 0.5 });
+    assert.deepEqual(Buffer.from((await readRgb(out)).data), Buffer.from(expected.image.data));
+    // 4 steps at strength 0.5 run the last 2.
+    assert.equal(summary.unetCalls, 2);
+    assert.equal(expected.trajectory.length, 2);
+    const text2image = await pipeline.generate({ prompt: 'a cat', seed: 3 });
+    assert.notDeepEqual(Buffer.from(text2image.image.data), Buffer.from(expected.image.data), 'the picture matters');
+  });
+
+  test('bad pictures and flags are refused with one line, before the model loads, and nothing is written', () => {
+    const notPicture = join(work, 'notes.png');
+    writeFileSync(notPicture, 'hello');
+    const cases: [string[], RegExp][] = [
+      [['--image', join(work, 'missing.png')], /missing\.png: cannot read the picture \(no such file\)/],
+      [['--image', notPicture], /notes\.png: not a picture that can be read/],
+      [['--strength', '0.5'], /--strength needs --image/],
+      [['--image', photo, '--strength', '1.5'], /--strength.*expected a number from 0 to 1/],
+      [['--image', photo, '--fit', 'stretch'], /--fit.*cover, contain/],
+    ];
+    for (const [flags, pattern] of cases) {
+      const out = join(work, 'refused.png');
+      // A model folder that does not exist: the picture must be refused before it is looked at.
+      const run = runCliProcess(['generate', '--model', join(work, 'no-model'), '--prompt', 'x', '--out', out, ...flags]);
+      assert.equal(run.code, 2, `${flags.join(' ')}: ${run.stderr}`);
+      assert.match(run.stderr, pattern);
+      assert.equal(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`);
+      assert.ok(!existsSync(out));
+    }
+  });
+});
