@@ -9,6 +9,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { pictureLatents } from '../src/pipeline/picture-latents.ts';
+import { invertLatents } from '../src/pipeline/inversion.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { FIXTURES, goldenModels, modelDir, readJson, floats, tensor, maxAbsDiff, maxAbs, type TensorEntry } from './helpers/golden.ts';
 
@@ -89,6 +90,52 @@ for (const model of goldenModels()) {
         const u8 = tensor(inPictures(model), { tensors: golden.tensors }, 'image_u8').data as Uint8Array;
         assert.ok(maxAbsDiff(result.image.data, u8) <= 1, `${key}: RGB8 image within 1 level (${maxAbsDiff(result.image.data, u8)})`);
       });
+    }
+  });
+}
+
+interface InversionGolden {
+  prompt: string;
+  num_inference_steps: number;
+  width: number;
+  height: number;
+  forward_scheduler_config: Record<string, unknown>;
+  tensors: Record<string, TensorEntry>;
+}
+
+for (const model of goldenModels()) {
+  if (!existsSync(join(FIXTURES, 'goldens', model, 'pictures', 'inversion.json'))) continue;
+  test(`${model}: DDIM inversion matches diffusers' DDIMInverseScheduler at every step`, async () => {
+    const golden = readJson<InversionGolden>('goldens', model, 'pictures', 'inversion.json');
+    const at = (entry: string) => floats(inPictures(model), golden, entry);
+    // Our inversion runs at the levels of the model's scheduler; with DDIMScheduler they are DDIMInverseScheduler's.
+    const pipeline = await DiffusionPipeline.load({ modelDir: modelDir(model), scheduler: 'DDIMScheduler', schedulerConfig: golden.forward_scheduler_config });
+    try {
+      const image = picture(model, golden);
+      const x0 = await pictureLatents(pipeline, image);
+      assert.ok(maxAbsDiff(x0, at('x0')) < 1e-4, `picture latents differ by ${maxAbsDiff(x0, at('x0'))}`);
+      const scheduler = pipeline.scheduler(golden.num_inference_steps);
+      const steps = scheduler.timesteps.length;
+      assert.deepEqual([...at('timesteps')], [...scheduler.timesteps].reverse(), 'inverse timesteps = forward ones reversed');
+      const { positive } = await pipeline.encode(golden.prompt, undefined, { width: golden.width, height: golden.height, guided: false });
+      const result = await invertLatents(pipeline, {
+        latents: at('x0'),
+        latentShape: pipeline.latentShape(golden.width, golden.height),
+        scheduler,
+        conditioning: positive,
+        toStep: 0,
+      });
+      assert.equal(result.unetCalls, steps);
+      const latents = at('latents');
+      const length = x0.length;
+      for (let j = 0; j < steps; j++) {
+        const expected = latents.subarray(j * length, (j + 1) * length);
+        const ours = result.samples[steps - 1 - j]!;
+        const diff = maxAbsDiff(ours, expected);
+        assert.ok(diff <= LATENT_RELATIVE_TOLERANCE * Math.max(1, maxAbs(expected)), `inverse step ${j}: differs by ${diff}`);
+      }
+    } finally {
+      for (const onnx of pipeline.models) await onnx.session.release();
     }
   });
 }
