@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
-import { BlendingEngine, type Transition } from '../src/engine/engine.ts';
+import { BlendingEngine, pictureEndStep, type Transition } from '../src/engine/engine.ts';
 import type { SimilarityMetric } from '../src/engine/metric.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { readPicture, pictureHash } from '../src/io/picture.ts';
@@ -80,8 +80,14 @@ describe('picture keyframes', () => {
     assert.equal(result.options.keyframeA.image?.method, 'noise', 'Turbo preset: noise by default');
     assert.equal(result.options.keyframeA.image?.hash, await pictureHash(pictureA), 'content hash recorded');
     assert.equal(result.frames.length, 5);
-    // Keyframe A costs no UNet call: B (4 steps) and 3 branches from k0 = 2 (2 steps each).
-    assert.equal(result.stats.unetCalls, 4 + 3 * 2);
+    // Keyframe A costs no UNet call: B (4 steps) and the branches (from their injection step on).
+    const branchCalls = result.frames.slice(1, -1).reduce((sum, frame) => sum + (4 - frame.injectionStep), 0);
+    assert.equal(result.stats.unetCalls, 4 + branchCalls);
+    // Branches next to the picture start one step deeper than their inner neighbour (graded end).
+    const steps = result.frames.map((frame) => frame.injectionStep);
+    assert.equal(steps[0], 0);
+    assert.ok(steps.slice(1, -1).every((step) => step === 2 || step === 3), `injection steps ${steps.join(',')}`);
+    if (steps[2] !== 0 && steps[1] !== 2) assert.equal(steps[1], Math.min(3, steps[2]! + 1), 'graded towards the picture');
     assert.equal(result.stats.inversionUnetCalls, undefined);
   });
 
@@ -111,6 +117,21 @@ describe('picture keyframes', () => {
     const contained = await readPicture(pictureB, { width: 64, height: 64, fit: 'contain' });
     const endB = await sd15.vae.decode(await sd15.vae.encode(contained), sd15.latentShape(64, 64));
     assert.deepEqual(Buffer.from(result.frames.at(-1)!.image.data), Buffer.from(endB.data), 'fit: contain');
+  });
+
+  test('end-gap injection steps: one deeper than the inner neighbour next to a picture end, the plan elsewhere', () => {
+    const branch = (fract: number, injectionStep: number) => ({ fract, injectionStep, latents: [] as Float32Array[] });
+    const tree = { numInferenceSteps: 10, branches: [branch(0, 0), branch(0.25, 6), branch(0.5, 5), branch(1, 0)], gapDistances: [1, 1, 1] };
+    const options = (a: boolean, b: boolean) =>
+      ({ keyframeA: { prompt: '', seed: 0, ...(a ? { image: { path: 'a.png', fit: 'cover' as const } } : {}) }, keyframeB: { prompt: '', seed: 1, ...(b ? { image: { path: 'b.png', fit: 'cover' as const } } : {}) } }) as unknown as Transition['options'];
+    assert.equal(pictureEndStep({ options: options(true, false), steps: 10 }, tree, 0, 5), 7, 'next to picture A: inner step 6 + 1');
+    assert.equal(pictureEndStep({ options: options(false, false), steps: 10 }, tree, 0, 5), 5, 'prompt keyframes: the plan');
+    assert.equal(pictureEndStep({ options: options(true, false), steps: 10 }, tree, 1, 5), 5, 'inner gaps: the plan');
+    assert.equal(pictureEndStep({ options: options(false, true), steps: 10 }, tree, 2, 4), 6, 'next to picture B: inner step 5 + 1');
+    const deep = { ...tree, branches: [branch(0, 0), branch(0.1, 9), branch(0.5, 5), branch(1, 0)] };
+    assert.equal(pictureEndStep({ options: options(true, true), steps: 10 }, deep, 0, 5), 9, 'at most N - 1');
+    const first = { ...tree, branches: [branch(0, 0), branch(1, 0)], gapDistances: [1] };
+    assert.equal(pictureEndStep({ options: options(true, true), steps: 10 }, first, 0, 5), 5, 'the first branch: the plan');
   });
 
   test('a picture whose content changed since its hash was taken is refused', async () => {
