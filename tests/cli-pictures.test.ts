@@ -1,7 +1,7 @@
 /** The CLI with pictures: generate --image (img2img), bad picture files refused before any model work. */
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, existsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, existsSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -59,5 +59,59 @@ describe('generate --image (img2img)', () => {
       assert.equal(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`);
       assert.ok(!existsSync(out));
     }
+  });
+});
+
+describe('transition --image1 --image2', () => {
+  interface Summary { framesComputed: number; unetCalls: number; inversionUnetCalls?: number; resumed: boolean; transitionDir: string }
+  const pictureB = join(work, 'b.png');
+  const out = join(work, 'pictures.mp4');
+  const frames = join(work, 'frames');
+  const args = () => ['transition', '--model', model, '--image1', photo, '--image2', pictureB, '--prompt2', 'a dog', '--duration', '1', '--fps', '8', '--max-branches', '4', '--out', out, '--frames-dir', frames, '--json', '--force'];
+  let first: Summary;
+
+  before(async () => {
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 30, g: 160, b: 90 } } }).png().toFile(pictureB);
+  });
+
+  test('the film starts and ends exactly on the pictures (VAE round trip)', async () => {
+    const run = runCliProcess(args());
+    assert.equal(run.code, 0, run.stderr);
+    first = JSON.parse(run.stdout) as Summary;
+    assert.equal(first.framesComputed, 4);
+    assert.equal(first.inversionUnetCalls, undefined, 'Turbo: noise method, no inversion');
+    const pipeline = await DiffusionPipeline.load({ modelDir: model });
+    const names = readdirSync(frames).filter((name) => name.endsWith('.png')).sort();
+    assert.equal(names.length, 4);
+    for (const [path, name] of [[photo, names[0]!], [pictureB, names.at(-1)!]] as const) {
+      const picture = await readPicture(path, { width: 64, height: 64, fit: 'cover' });
+      const roundTrip = await pipeline.vae.decode(await pipeline.vae.encode(picture), pipeline.latentShape(64, 64));
+      assert.deepEqual(Buffer.from((await readRgb(join(frames, name))).data), Buffer.from(roundTrip.data), name);
+    }
+  });
+
+  test('the same command resumes; a changed picture is computed again', async () => {
+    const again = runCliProcess(args());
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal((JSON.parse(again.stdout) as Summary).resumed, true);
+    await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 40, b: 40 } } }).png().toFile(pictureB);
+    const changed = runCliProcess(args());
+    assert.equal(changed.code, 0, changed.stderr);
+    const summary = JSON.parse(changed.stdout) as Summary;
+    assert.equal(summary.resumed, false);
+    assert.notEqual(summary.transitionDir, first.transitionDir);
+  });
+
+  test('inversion is reported; a side with neither prompt nor picture is refused', () => {
+    const run = runCliProcess(['transition', '--model', model, '--image1', photo, '--prompt2', 'a dog', '--image-method', 'inversion', '--duration', '1', '--fps', '4', '--max-branches', '3', '--out', join(work, 'inv.mp4'), '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((JSON.parse(run.stdout) as Summary).inversionUnetCalls, 3, 'N - 1 = 3 UNet calls for 4 steps');
+    const refused = runCliProcess(['transition', '--model', join(work, 'no-model'), '--image1', photo, '--out', join(work, 'none.mp4')]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /keyframe B needs --prompt2, --image2 or both/);
+    const bad = runCliProcess(['transition', '--model', join(work, 'no-model'), '--image1', join(work, 'notes.png'), '--prompt2', 'x', '--out', join(work, 'none.mp4')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /notes\.png: not a picture that can be read/);
+    assert.ok(!existsSync(join(work, 'none.mp4')));
   });
 });
