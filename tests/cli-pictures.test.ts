@@ -10,6 +10,7 @@ import { modelDir } from './helpers/golden.ts';
 import { readRgb } from '../src/io/png.ts';
 import { readPicture } from '../src/io/picture.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
+import { loadTransition } from '../src/engine/store.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'latentblend-cli-pictures-'));
 const photo = join(work, 'photo.jpg');
@@ -88,6 +89,16 @@ describe('transition --image1 --image2', () => {
       const roundTrip = await pipeline.vae.decode(await pipeline.vae.encode(picture), pipeline.latentShape(64, 64));
       assert.deepEqual(Buffer.from((await readRgb(join(frames, name))).data), Buffer.from(roundTrip.data), name);
     }
+  });
+
+  test('refine adds branches to a picture transition; its ends stay the pictures', async () => {
+    const before = await readRgb(join(frames, readdirSync(frames).sort()[0]!));
+    const run = runCliProcess(['refine', first.transitionDir, '--branches', '2', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal((JSON.parse(run.stdout) as Summary).framesComputed, 6);
+    const stored = await loadTransition(first.transitionDir);
+    assert.deepEqual(Buffer.from(stored.transition.images[0]!.data), Buffer.from(before.data));
+    assert.equal(stored.transition.options.keyframeA.image?.path, photo, 'the picture keyframe is recorded');
   });
 
   test('the same command resumes; a changed picture is computed again', async () => {
