@@ -12,6 +12,7 @@ import { readRgb } from '../src/io/png.ts';
 import { readPicture } from '../src/io/picture.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { LatentBlendError } from '../src/errors.ts';
+import { checkRenderRequest, type StudioModel } from '../src/studio/runners.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'latentblend-film-pictures-'));
 
@@ -25,6 +26,12 @@ describe('film spec: image keys', () => {
     assert.equal(spec.keyframes[1]!.image, undefined);
     assert.deepEqual(spec.keyframes[2], { prompt: 'a bird', image: '/abs/c.jpg', imageMethod: 'inversion', seed: 3 });
     assert.deepEqual(parseFilmSpec(filmSpecToYaml(spec), { path: '/elsewhere/x.yaml' }), spec);
+  });
+
+  test('the studio refuses picture keyframes in specs from the page (no server-side file reads)', () => {
+    const spec = parseFilmSpec('keyframes:\n  - {image: /etc/hostname, seed: 1}\n  - {prompt: b, seed: 2}\n', { path: 'spec', format: 'yaml' });
+    const model = { source: 'm', pipeline: { defaults: { preset: 'turbo' } } } as unknown as StudioModel;
+    assert.throws(() => checkRenderRequest(model, { spec, rawSpec: {}, format: 'mp4' }), /keyframes\[0\]\.image: pictures as keyframes are not available in the studio yet/);
   });
 
   test('a keyframe needs a prompt or an image; fit and imageMethod only with an image', () => {
