@@ -16,6 +16,9 @@ export type { Scheduler, StepInput, StepOutput } from './schedulers/scheduler.ts
 export { slerp, lerp } from './math/slerp.ts';
 export { gaussianNoise, stepNoise, NoiseStream } from './math/noise.ts';
 export { writePng, encodePng, readRgb } from './io/png.ts';
+export { readPicture, checkPicture, pictureHash, loadPicture, MAX_PICTURE_PIXELS, PICTURE_BACKGROUND, type PictureFit } from './io/picture.ts';
+export { pictureLatents, encodePosterior, img2imgStart, type PosteriorMode } from './pipeline/picture-latents.ts';
+export { invertLatents } from './pipeline/inversion.ts';
 export { BlendingEngine, framesOf, type Transition, type TransitionFrame, type TransitionStats, type EngineEvent, type RunControl } from './engine/engine.ts';
 export { resolveTransitionOptions, transitionOptionsSchema, CROSSFEED_DEFAULTS, type TransitionOptions, type ResolvedTransitionOptions, type Keyframe } from './engine/options.ts';
 export { chooseMetric, loadLpipsMetric, PixelMetric, LpipsMetric, type SimilarityMetric } from './engine/metric.ts';

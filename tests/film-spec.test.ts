@@ -149,7 +149,7 @@ const BAD_SPECS: { name: string; text: string; path?: string; fragments: string[
   {
     name: 'missing prompt',
     text: 'keyframes:\n  - seed: 1\n  - prompt: b\n    seed: 2\n',
-    fragments: ['keyframes[0].prompt: expected a prompt (a non-empty string), got nothing'],
+    fragments: ['keyframes[0].prompt: expected a prompt, an image or both, got nothing'],
   },
   {
     name: 'blank prompt',
@@ -220,7 +220,7 @@ const BAD_SPECS: { name: string; text: string; path?: string; fragments: string[
   {
     name: 'keyframe key without a guess',
     text: 'keyframes:\n  - {prompt: a, seed: 1, strength: 3}\n  - {prompt: b, seed: 2}\n',
-    fragments: ['keyframes[0].strength: unknown key, a keyframe takes prompt, negativePrompt, seed, duration'],
+    fragments: ['keyframes[0].strength: unknown key, a keyframe takes prompt, image, fit, imageMethod, negativePrompt, seed, duration'],
   },
   {
     name: 'snake_case keys',

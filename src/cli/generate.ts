@@ -2,12 +2,14 @@
 import { Command, Option } from 'commander';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { imageFormatFromPath, writeImage } from '../io/image-file.ts';
+import { LatentBlendError } from '../errors.ts';
 import { prepareOutput } from '../io/files.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { PRESETS } from '../model/preset.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
+import { checkPicture, readPicture, PICTURE_FITS, type PictureFit } from '../io/picture.ts';
 
 interface GenerateFlags {
   model: string;
@@ -27,6 +29,9 @@ interface GenerateFlags {
   force: boolean;
   json: boolean;
   quiet: boolean;
+  image?: string;
+  strength?: number;
+  fit: PictureFit;
 }
 
 export function generateCommand(): Command {
@@ -49,16 +54,22 @@ export function generateCommand(): Command {
     .option('-f, --force', 'overwrite --out if it exists', false)
     .option('--json', 'print a JSON summary on stdout', false)
     .option('-q, --quiet', 'no progress output', false)
+    .option('--image <file>', 'image-to-image: start from this picture (PNG, JPEG, WebP, TIFF, AVIF), resized to the image size')
+    .option('--strength <number>', 'image-to-image: how much to change the picture, above 0 (keep) to 1 (ignore it); default 0.6', numberIn(0, 1))
+    .addOption(new Option('--fit <mode>', 'image-to-image: cover (fill and crop the centre) or contain (fit whole, pad white)').choices(PICTURE_FITS).default('cover'))
     .addHelpText(
       'after',
       `
 Examples:
   latentblend generate --prompt "a lighthouse at dawn, oil painting" --seed 7 --out lighthouse.png
-  latentblend generate --model fixtures/models/tiny-sdxl-turbo/onnx --prompt "a cat" --seed 1 --out cat.png`,
+  latentblend generate --model fixtures/models/tiny-sdxl-turbo/onnx --prompt "a cat" --seed 1 --out cat.png
+  latentblend generate --image photo.jpg --strength 0.6 --prompt "a watercolour painting" --out painted.png`,
     )
     .action(async (flags: GenerateFlags) => {
       imageFormatFromPath(flags.out);
       prepareOutput(flags.out, flags.force);
+      if (flags.image !== undefined) await checkPicture(flags.image);
+      else if (flags.strength !== undefined) throw new LatentBlendError('--strength needs --image (image-to-image).');
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const modelDir = await resolveModelForCli(flags.model, reporter);
       const pipeline = await DiffusionPipeline.load(
@@ -74,6 +85,9 @@ Examples:
       // Sizes are checked before anything runs (the pipeline checks again, after rounding).
       pipeline.checkSize(pipeline.roundedSize(flags.width ?? pipeline.defaults.width), pipeline.roundedSize(flags.height ?? pipeline.defaults.height));
       const steps = flags.steps ?? pipeline.defaults.steps;
+      const width = pipeline.roundSize(flags.width ?? pipeline.defaults.width, 'width');
+      const height = pipeline.roundSize(flags.height ?? pipeline.defaults.height, 'height');
+      const image = flags.image !== undefined ? await readPicture(flags.image, { width, height, fit: flags.fit }) : undefined;
       reporter.startBar('denoising', steps);
       const unetBefore = { ...pipeline.unet.model.stats };
       const result = await pipeline.generate({
@@ -82,9 +96,10 @@ Examples:
         seed: flags.seed,
         steps,
         ...(flags.guidanceScale !== undefined ? { guidanceScale: flags.guidanceScale } : {}),
-        ...(flags.width !== undefined ? { width: flags.width } : {}),
-        ...(flags.height !== undefined ? { height: flags.height } : {}),
+        width,
+        height,
         ...(flags.clipSkip !== undefined ? { clipSkip: flags.clipSkip } : {}),
+        ...(image !== undefined ? { image, ...(flags.strength !== undefined ? { strength: flags.strength } : {}) } : {}),
       });
       reporter.stopBar();
       await writeImage(flags.out, result.image, flags.force);
@@ -97,6 +112,7 @@ Examples:
         height: result.height,
         steps: result.steps,
         seed: flags.seed,
+        ...(flags.image !== undefined ? { image: flags.image, strength: flags.strength ?? 0.6 } : {}),
         guidanceScale: result.guidanceScale,
         preset: pipeline.defaults.preset,
         unetCalls,

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { dirname, isAbsolute, join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { loadFilmSpec, transitionsOf, EXAMPLE_FILM_SPEC } from '../film/spec.ts';
-import { renderFilm } from '../film/render-film.ts';
+import { renderFilm, filmPictureHashes } from '../film/render-film.ts';
 import { createReporter } from './progress.ts';
 import { DEFAULT_MODEL } from './model-source.ts';
 import { loadForFilm } from './transition.ts';
@@ -62,6 +62,8 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         durations: transitionsOf(spec).map((transition) => transition.duration),
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
+      // Bad pictures are refused before the model loads (renderFilm checks them again, cheaply).
+      await filmPictureHashes(spec);
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);

@@ -4,7 +4,9 @@ import { relative } from 'node:path';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
 import { chooseMetric } from '../engine/metric.ts';
-import { resolveTransitionOptions } from '../engine/options.ts';
+import { resolveTransitionOptions, IMAGE_METHODS, type ImageMethod, type Keyframe } from '../engine/options.ts';
+import { checkPicture, pictureHash, PICTURE_FITS, type PictureFit } from '../io/picture.ts';
+import { LatentBlendError } from '../errors.ts';
 import { modelStamp } from '../engine/store.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
@@ -16,8 +18,12 @@ import type { Device } from '../runtime/onnx.ts';
 
 interface TransitionFlags extends EngineFlags, FilmOutputFlags {
   model: string;
-  prompt1: string;
-  prompt2: string;
+  prompt1?: string;
+  prompt2?: string;
+  image1?: string;
+  image2?: string;
+  fit: PictureFit;
+  imageMethod?: ImageMethod;
   seed1: number;
   seed2: number;
   duration: number;
@@ -49,12 +55,37 @@ export async function loadForFilm(flags: EngineFlags & { model: string }, report
   return { pipeline, metric, engine: new BlendingEngine(pipeline, metric) };
 }
 
+/**
+ * A keyframe from the CLI: a prompt, a picture, or both. The picture is checked (header, size
+ * limit) and hashed here, so that a bad file fails before any model work and a changed file
+ * changes the transition's key (it is computed again instead of reused).
+ */
+async function cliKeyframe(
+  side: '1' | '2',
+  prompt: string | undefined,
+  image: string | undefined,
+  seed: number,
+  flags: { fit: PictureFit; imageMethod?: ImageMethod },
+): Promise<Keyframe> {
+  if (image === undefined) {
+    if (prompt === undefined) throw new LatentBlendError(`keyframe ${side === '1' ? 'A' : 'B'} needs --prompt${side}, --image${side} or both.`);
+    return { prompt, seed };
+  }
+  await checkPicture(image);
+  const hash = await pictureHash(image);
+  return { prompt: prompt ?? '', seed, image: { path: image, fit: flags.fit, hash, ...(flags.imageMethod !== undefined ? { method: flags.imageMethod } : {}) } };
+}
+
 export function transitionCommand(signal: AbortSignal): Command {
   const command = new Command('transition')
-    .description('Compute a smooth transition between two prompts and render it as a film (mp4, webm or gif).')
+    .description('Compute a smooth transition between two prompts or pictures and render it as a film (mp4, webm or gif).')
     .option('-m, --model <path|repo>', 'model folder in Optimum ONNX layout, or a Hugging Face Hub repo id', DEFAULT_MODEL)
-    .requiredOption('--prompt1 <text>', 'prompt of keyframe A (the start)')
-    .requiredOption('--prompt2 <text>', 'prompt of keyframe B (the end)')
+    .option('--prompt1 <text>', 'prompt of keyframe A (the start); with --image1, what the picture shows')
+    .option('--prompt2 <text>', 'prompt of keyframe B (the end); with --image2, what the picture shows')
+    .option('--image1 <file>', 'picture as keyframe A: the film starts exactly on it (PNG, JPEG, WebP, TIFF, AVIF)')
+    .option('--image2 <file>', 'picture as keyframe B: the film ends exactly on it')
+    .addOption(new Option('--fit <mode>', 'how pictures fill the frame: cover (crop the centre) or contain (pad white)').choices(PICTURE_FITS).default('cover'))
+    .addOption(new Option('--image-method <method>', "how a picture's trajectory is built: noise (cheap, Turbo's default) or inversion (DDIM inversion, N-1 UNet calls, the default of standard models)").choices(IMAGE_METHODS))
     .option('--seed1 <int>', 'seed of keyframe A', seedValue, 1)
     .option('--seed2 <int>', 'seed of keyframe B', seedValue, 2);
   addEngineFlags(command)
@@ -71,6 +102,7 @@ export function transitionCommand(signal: AbortSignal): Command {
 Examples:
   latentblend transition --prompt1 "a lighthouse at dawn" --prompt2 "a lighthouse in a storm" --duration 12 --out storm.mp4
   latentblend transition --model fixtures/models/tiny-sdxl-turbo/onnx --prompt1 "a cat" --prompt2 "a dog" --duration 2 --fps 10 --out cat-dog.mp4
+  latentblend transition --image1 summer.jpg --image2 winter.jpg --prompt1 "a park in summer" --prompt2 "a park in winter" --out seasons.mp4
 
 Re-running the same command resumes: a transition that finished is not computed again.
 Add branches later with: latentblend refine <out>.latentblend/transitions/00-… --branches 10`,
@@ -85,13 +117,12 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
+      // Keyframes first: a bad picture is refused before the model loads.
+      const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
+      const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal);
-      const input = {
-        keyframeA: { prompt: flags.prompt1, seed: flags.seed1 },
-        keyframeB: { prompt: flags.prompt2, seed: flags.seed2 },
-        ...engineOptionsFromFlags(flags),
-      };
+      const input = { keyframeA, keyframeB, ...engineOptionsFromFlags(flags) };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
       const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
@@ -137,6 +168,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         filmFrames: film.filmFrames,
         unetCalls: reused ? 0 : transition.stats.unetCalls,
         unetEvaluations: reused ? 0 : transition.stats.unetEvaluations,
+        ...(transition.stats.inversionUnetCalls !== undefined ? { inversionUnetCalls: reused ? 0 : transition.stats.inversionUnetCalls } : {}),
         metric: metric.name,
         resumed: reused,
         wallSeconds: (performance.now() - started) / 1000,

@@ -25,7 +25,8 @@ import {
   type BlendTree,
   type Branch,
 } from '../blend/tree.ts';
-import { resolveTransitionOptions, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
+import { resolveTransitionOptions, type Keyframe, type KeyframeImage, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
+import { pictureTrajectory, withPictureHash, type PictureTrajectory } from './picture-keyframe.ts';
 import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
 
@@ -51,6 +52,8 @@ export interface TransitionStats {
   readonly seconds: number;
   /** Seconds inside ONNX Runtime (all models), to tell engine overhead apart. */
   readonly onnxSeconds: number;
+  /** UNet calls spent on DDIM inversion of picture keyframes (included in unetCalls). */
+  readonly inversionUnetCalls?: number;
 }
 
 /** A finished (or partly refined) transition: everything needed to render, save or refine it. */
@@ -107,6 +110,8 @@ interface Context {
   readonly negative: Conditioning | undefined;
   readonly noiseA: KeyframeNoise;
   readonly noiseB: KeyframeNoise;
+  /** UNet calls spent inverting picture keyframes in this run. */
+  readonly inversionUnetCalls?: number;
 }
 
 /** One branch to compute in a batched denoising run. */
@@ -130,8 +135,14 @@ function conditioningAtFract(a: Conditioning, b: Conditioning, fract: number): C
   return mixed;
 }
 
-function sameKeyframe(a: { prompt: string; seed: number }, b: { prompt: string; seed: number }): boolean {
-  return a.prompt === b.prompt && a.seed === b.seed;
+function sameKeyframe(a: Keyframe, b: Keyframe): boolean {
+  return a.prompt === b.prompt && a.seed === b.seed && samePicture(a.image, b.image);
+}
+
+/** Same picture keyframe settings; content hashes compared where both are known. */
+function samePicture(a: KeyframeImage | undefined, b: KeyframeImage | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.path === b.path && a.fit === b.fit && a.method === b.method && (a.hash === undefined || b.hash === undefined || a.hash === b.hash);
 }
 
 export class BlendingEngine {
@@ -148,17 +159,41 @@ export class BlendingEngine {
   async runTransition(input: TransitionOptions, control: RunControl = {}): Promise<Transition> {
     const started = performance.now();
     const counters = this.counters();
-    const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
-    this.pipeline.checkSize(options.width, options.height);
-    const context = await this.prepare(options);
+    const resolved = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
+    this.pipeline.checkSize(resolved.width, resolved.height);
+    let context = await this.prepare(resolved);
     const { steps } = context;
     const emit = control.onEvent ?? (() => {});
+    const previous = control.startFrom;
+
+    // Picture keyframes: their trajectories (noised or inverted picture latents) replace full runs.
+    const picture = async (keyframe: Keyframe, conditioning: Conditioning): Promise<PictureTrajectory | undefined> =>
+      keyframe.image === undefined
+        ? undefined
+        : pictureTrajectory(this.pipeline, {
+            keyframe: keyframe as Keyframe & { image: KeyframeImage },
+            scheduler: context.scheduler,
+            shape: context.shape,
+            width: resolved.width,
+            height: resolved.height,
+            conditioning,
+            ...(control.signal !== undefined ? { signal: control.signal } : {}),
+          });
+    const pictureA = previous === undefined ? await picture(resolved.keyframeA, context.conditioningA) : undefined;
+    const pictureB = await picture(resolved.keyframeB, context.conditioningB);
+    const options: ResolvedTransitionOptions = {
+      ...resolved,
+      // A reused keyframe A keeps the hash its transition recorded (checkReusable compares them).
+      keyframeA: withPictureHash(resolved.keyframeA, previous !== undefined ? (resolved.keyframeA.image?.hash ?? previous.options.keyframeB.image?.hash) : pictureA?.hash),
+      keyframeB: withPictureHash(resolved.keyframeB, pictureB?.hash),
+    };
+    const inversionUnetCalls = (pictureA?.unetCalls ?? 0) + (pictureB?.unetCalls ?? 0);
+    context = { ...context, options, ...(inversionUnetCalls > 0 ? { inversionUnetCalls } : {}) };
 
     // Keyframe A: reused from the previous transition of a film, or computed. Without branch-1
     // crossfeed B does not depend on A, so with batchSize > 1 both run in one batched call.
     const crossfeedB = branch1Crossfeed(steps, options.branch1Crossfeed);
     const jobA: BranchJob = { fract: 0, injectionStep: 0, start: this.startLatents(context, context.noiseA), feed: undefined, crossfeed: [] };
-    const previous = control.startFrom;
     let branchA: Branch<Float32Array> | undefined;
     let imageA: RgbImage | undefined;
     let branchB: Branch<Float32Array> | undefined;
@@ -166,7 +201,9 @@ export class BlendingEngine {
       this.checkReusable(previous, options);
       branchA = { ...previous.tree.branches[previous.tree.branches.length - 1]!, fract: 0 };
       imageA = previous.images[previous.images.length - 1]!;
-    } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0)) {
+    } else if (pictureA !== undefined) {
+      branchA = { fract: 0, injectionStep: 0, latents: pictureA.latents };
+    } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0) && pictureB === undefined) {
       const jobB: BranchJob = { fract: 1, injectionStep: 0, start: this.startLatents(context, context.noiseB), feed: undefined, crossfeed: [] };
       const [trajectoryA, trajectoryB] = await this.runJobs(context, [jobA, jobB], control.signal);
       branchA = { fract: 0, injectionStep: 0, latents: trajectoryA! };
@@ -178,6 +215,7 @@ export class BlendingEngine {
     imageA ??= await this.decode(context, branchA.latents);
     emit({ type: 'frame', fract: 0, injectionStep: 0, image: imageA, index: 0 });
 
+    if (pictureB !== undefined) branchB = { fract: 1, injectionStep: 0, latents: pictureB.latents };
     // Keyframe B, with branch-1 crossfeed from A.
     if (branchB === undefined) {
       const source = branchA;
@@ -454,8 +492,14 @@ export class BlendingEngine {
         .sort((x, y) => y.distance - x.distance || x.index - y.index)
         .slice(0, count)
         .map((gap) => gap.index);
-      const jobs = gaps.map((leftIndex) => this.childJob(context, tree, leftIndex, injectionStep));
-      const trajectories = await this.runJobs(context, jobs, control.signal);
+      const jobs = gaps.map((leftIndex) => this.childJob(context, tree, leftIndex, pictureEndStep(context, tree, leftIndex, injectionStep)));
+      // Jobs share a batch only when they start at the same step (picture ends may go deeper).
+      const trajectories: (Float32Array | null)[][] = new Array(jobs.length);
+      for (const step of new Set(jobs.map((job) => job.injectionStep))) {
+        const members = jobs.flatMap((job, index) => (job.injectionStep === step ? [index] : []));
+        const results = await this.runJobs(context, members.map((index) => jobs[index]!), control.signal);
+        members.forEach((index, position) => (trajectories[index] = results[position]!));
+      }
       const decoded: RgbImage[] = [];
       for (const trajectory of trajectories) decoded.push(await this.decode(context, trajectory));
       // Insert right to left so the gap indices of the other new branches stay valid.
@@ -466,10 +510,11 @@ export class BlendingEngine {
           [images[leftIndex]!, image],
           [image, images[leftIndex + 1]!],
         ]);
-        const inserted = insertBranch(tree, { fract: jobs[job]!.fract, injectionStep, latents: trajectories[job]! }, { toLeft, toRight });
+        const step = jobs[job]!.injectionStep;
+        const inserted = insertBranch(tree, { fract: jobs[job]!.fract, injectionStep: step, latents: trajectories[job]! }, { toLeft, toRight });
         tree = inserted.tree;
         images.splice(inserted.index, 0, image);
-        emit({ type: 'frame', fract: jobs[job]!.fract, injectionStep, image, index: inserted.index });
+        emit({ type: 'frame', fract: jobs[job]!.fract, injectionStep: step, image, index: inserted.index });
       }
       next += count;
       progress();
@@ -483,6 +528,7 @@ export class BlendingEngine {
       metricEvaluations: after.metricEvaluations - before.metricEvaluations,
       seconds: (performance.now() - started) / 1000,
       onnxSeconds: after.onnxSeconds - before.onnxSeconds,
+      ...(context.inversionUnetCalls !== undefined ? { inversionUnetCalls: context.inversionUnetCalls } : {}),
     };
     return { options, tree, images, plan, metric: this.metric.name, stats, frames: framesOf(tree, images) };
   }
@@ -516,6 +562,24 @@ export class BlendingEngine {
       crossfeed,
     };
   }
+}
+
+/**
+ * The injection step of a branch in gap (leftIndex, leftIndex + 1). A picture keyframe's end frame
+ * is the picture itself, while branches are regenerated by the model from step k on, so the gap
+ * next to a picture end jumps. Branches in that gap therefore start one step deeper than their
+ * inner neighbour (up to the last step): each split of the end gap lands closer to the picture,
+ * grading from the plan's step in the middle to N - 1 at the picture (SPEC.md's plan elsewhere).
+ */
+export function pictureEndStep(context: { options: ResolvedTransitionOptions; steps: number }, tree: BlendTree<Float32Array>, leftIndex: number, planStep: number): number {
+  const last = tree.branches.length - 1;
+  const touchesA = leftIndex === 0 && context.options.keyframeA.image !== undefined;
+  const touchesB = leftIndex + 1 === last && context.options.keyframeB.image !== undefined;
+  if (!touchesA && !touchesB) return planStep;
+  const inner = tree.branches[touchesA ? leftIndex + 1 : leftIndex]!;
+  // The inner neighbour is the other keyframe (step 0): nothing to grade from yet.
+  if (inner.injectionStep === 0) return planStep;
+  return Math.max(planStep, Math.min(context.steps - 1, inner.injectionStep + 1));
 }
 
 /**

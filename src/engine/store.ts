@@ -37,7 +37,11 @@ export interface ModelStamp {
 }
 
 const crossfeed = z.object({ power: z.number(), range: z.number(), decay: z.number() });
-const keyframe = z.object({ prompt: z.string(), seed: z.number().int() });
+const keyframe = z.object({
+  prompt: z.string(),
+  seed: z.number().int(),
+  image: z.object({ path: z.string(), fit: z.enum(['cover', 'contain']), method: z.enum(['noise', 'inversion']).optional(), hash: z.string().optional() }).optional(),
+});
 const manifestSchema = z.object({
   format: z.literal(TRANSITION_FORMAT),
   version: z.literal(TRANSITION_VERSION),

@@ -13,13 +13,14 @@
  *   are copied in instead of computed;
  * - `events`: hooks for progress and live frames.
  */
-import { relative } from 'node:path';
+import { basename, relative } from 'node:path';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { continuationProblems, type BlendingEngine, type EngineEvent, type Transition } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
 import { modelStamp, type ModelStamp } from '../engine/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
-import { transitionsOf, transitionKey, type FilmSpec, type FilmTransition } from './spec.ts';
+import { transitionsOf, transitionKey, type FilmKeyframe, type FilmSpec, type FilmTransition } from './spec.ts';
+import { checkPicture, pictureHash } from '../io/picture.ts';
 import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
 import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
@@ -78,8 +79,49 @@ export interface RenderFilmResult {
   readonly segments: readonly { readonly dir: string; readonly durationSeconds: number }[];
 }
 
-/** The engine options of transition `index` of a film spec. */
-export function transitionOptionsOf(spec: FilmSpec, index: number): Record<string, unknown> {
+/** A film keyframe as the engine's keyframe (a picture keyframe with its content hash when known). */
+function engineKeyframe(keyframe: FilmKeyframe, pictureHashes?: ReadonlyMap<string, string>): Record<string, unknown> {
+  if (keyframe.image === undefined) return { prompt: keyframe.prompt, seed: keyframe.seed };
+  const hash = pictureHashes?.get(keyframe.image);
+  return {
+    prompt: keyframe.prompt,
+    seed: keyframe.seed,
+    image: {
+      path: keyframe.image,
+      fit: keyframe.fit ?? 'cover',
+      ...(keyframe.imageMethod !== undefined ? { method: keyframe.imageMethod } : {}),
+      ...(hash !== undefined ? { hash } : {}),
+    },
+  };
+}
+
+/**
+ * Checks every picture of a film (readable, within the size limit; nothing decoded) and hashes
+ * its content, before any model work. Keys: the spec's (resolved) picture paths.
+ */
+export async function filmPictureHashes(spec: FilmSpec): Promise<Map<string, string>> {
+  const hashes = new Map<string, string>();
+  for (const keyframe of spec.keyframes) {
+    if (keyframe.image === undefined || hashes.has(keyframe.image)) continue;
+    await checkPicture(keyframe.image);
+    hashes.set(keyframe.image, await pictureHash(keyframe.image));
+  }
+  return hashes;
+}
+
+/**
+ * The picture part of transition `index`'s cache key (content hash, fit, method of each picture
+ * end), or undefined when neither end is a picture (then keys stay as they were).
+ */
+function pictureKeyOf(transition: FilmTransition, hashes: ReadonlyMap<string, string>): unknown[] | undefined {
+  const part = (keyframe: FilmKeyframe) =>
+    keyframe.image === undefined ? null : [hashes.get(keyframe.image) ?? null, keyframe.fit ?? 'cover', keyframe.imageMethod ?? null];
+  if (transition.from.image === undefined && transition.to.image === undefined) return undefined;
+  return ['pictures', part(transition.from), part(transition.to)];
+}
+
+/** The engine options of transition `index` of a film spec (with picture hashes when given). */
+export function transitionOptionsOf(spec: FilmSpec, index: number, pictureHashes?: ReadonlyMap<string, string>): Record<string, unknown> {
   const transition = transitionsOf(spec)[index]!;
   const optional = {
     negativePrompt: transition.negativePrompt,
@@ -95,8 +137,8 @@ export function transitionOptionsOf(spec: FilmSpec, index: number): Record<strin
     parentalCrossfeed: spec.parentalCrossfeed,
   };
   return {
-    keyframeA: { prompt: transition.from.prompt, seed: transition.from.seed },
-    keyframeB: { prompt: transition.to.prompt, seed: transition.to.seed },
+    keyframeA: engineKeyframe(transition.from, pictureHashes),
+    keyframeB: engineKeyframe(transition.to, pictureHashes),
     batchSize: spec.batchSize,
     ...Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)),
   };
@@ -136,6 +178,8 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     only === undefined ? transitions.map((_, index) => index) : chained(spec) ? transitions.slice(0, only + 1).map((_, index) => index) : [only];
   const inFilm = (index: number) => only === undefined || index === only;
 
+  // Bad pictures fail here, before any UNet call; their content hashes go into the keys.
+  const pictureHashes = await filmPictureHashes(spec);
   const segments: { transition: Transition; durationSeconds: number; dir: string; index: number }[] = [];
   let unetCalls = 0;
   let reusedCount = 0;
@@ -143,17 +187,19 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
   for (const [step, index] of indices.entries()) {
     const transition = transitions[index]!;
     events.transitionStart?.({ index, step, steps: indices.length, transition });
-    const input = transitionOptionsOf(spec, index);
+    const input = transitionOptionsOf(spec, index, pictureHashes);
     const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
     const stamp = modelStamp(recordedModel(model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
-    const key = hashOf([transitionKey(spec, index), metric.name]);
+    const pictureKey = pictureKeyOf(transition, pictureHashes);
+    const key = hashOf(pictureKey === undefined ? [transitionKey(spec, index), metric.name] : [transitionKey(spec, index), metric.name, pictureKey]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).
     const startFrom =
       previous !== undefined && previous.index === index - 1 && continuationProblems(previous.transition, resolved).length === 0
         ? previous.transition
         : undefined;
-    reporter.info(`transition ${index + 1} of ${transitions.length}: "${transition.from.prompt}" → "${transition.to.prompt}"`);
+    const label = (keyframe: FilmKeyframe) => (keyframe.image !== undefined ? `${basename(keyframe.image)}${keyframe.prompt !== '' ? ` ("${keyframe.prompt}")` : ''}` : `"${keyframe.prompt}"`);
+    reporter.info(`transition ${index + 1} of ${transitions.length}: ${label(transition.from)} → ${label(transition.to)}`);
     reporter.startBar(`transition ${index + 1}`, 1, { countSteps: false });
     let copied = false;
     const result = await cachedTransition(workDir, index, key, stamp, async () => {

@@ -18,7 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { Document, parseDocument } from 'yaml';
 import { LatentBlendError } from '../errors.ts';
@@ -61,9 +61,16 @@ export interface FilmCrossfeed {
   readonly decay: number;
 }
 
-/** One keyframe of a film: an image described by a prompt and a seed. */
+/** One keyframe of a film: an image described by a prompt and a seed, or a picture (+ prompt) and a seed. */
 export interface FilmKeyframe {
+  /** '' when the keyframe is a picture without a prompt. */
   readonly prompt: string;
+  /** A picture file as the keyframe (resolved against the spec file's folder when read). */
+  readonly image?: string;
+  /** How the picture fills the frame: cover (default, crop the centre) or contain (pad white). */
+  readonly fit?: 'cover' | 'contain';
+  /** How the picture's trajectory is built: noise or inversion (default: the preset's). */
+  readonly imageMethod?: 'noise' | 'inversion';
   /** Integer seed of the keyframe's start noise (and step noise of stochastic schedulers). */
   readonly seed: number;
   /** Negative prompt of the transition that follows this keyframe (overrides the global one). */
@@ -159,7 +166,10 @@ const crossfeedSchema = z.object({
 
 const keyframeSchema = z.object(
   {
-    prompt: nonEmptyString('a prompt'),
+    prompt: nonEmptyString('a prompt').optional(),
+    image: nonEmptyString('the path of a picture file').optional(),
+    fit: z.enum(['cover', 'contain'], { error: 'expected cover or contain' }).optional(),
+    imageMethod: z.enum(['noise', 'inversion'], { error: 'expected noise or inversion' }).optional(),
     negativePrompt: z.string({ error: 'expected a negative prompt string' }).optional(),
     seed: seedSchema,
     duration: positiveSeconds().optional(),
@@ -168,6 +178,22 @@ const keyframeSchema = z.object(
 );
 
 const keyframesMessage = 'expected a list of at least 2 keyframes';
+
+/** A keyframe needs a prompt, an image or both; a picture without a prompt gets the prompt ''. */
+function keyframeWithPicture() {
+  return keyframeSchema
+    .superRefine((keyframe, context) => {
+      if (keyframe.prompt === undefined && keyframe.image === undefined) {
+        context.addIssue({ code: 'custom', path: ['prompt'], message: 'expected a prompt, an image or both' });
+      }
+      for (const key of ['fit', 'imageMethod'] as const) {
+        if (keyframe[key] !== undefined && keyframe.image === undefined) {
+          context.addIssue({ code: 'custom', path: [key], message: `only with an image on this keyframe, got ${JSON.stringify(keyframe[key])}` });
+        }
+      }
+    })
+    .transform(({ prompt, ...rest }) => ({ prompt: prompt ?? '', ...rest }));
+}
 
 /**
  * Unknown keys are not rejected by zod here (objects strip them): `structuralProblems` reports
@@ -203,7 +229,7 @@ const filmSpecSchema = z.object({
   transitionDuration: positiveSeconds().default(FILM_DEFAULTS.transitionDuration),
   retiming: z.enum(RETIMING_MODES, { error: `expected one of ${RETIMING_MODES.join(', ')}` }).default(FILM_DEFAULTS.retiming),
   quality: numberIn(0, 100).default(FILM_DEFAULTS.quality),
-  keyframes: z.array(keyframeSchema, { error: keyframesMessage }).min(2, { error: keyframesMessage }),
+  keyframes: z.array(keyframeWithPicture(), { error: keyframesMessage }).min(2, { error: keyframesMessage }),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -539,6 +565,11 @@ export function parseFilmSpec(text: string, source: FilmSpecSource): FilmSpec {
   if (problems.length > 0 || spec === undefined) {
     throw new LatentBlendError(`Invalid ${what}:\n  ${problems.join('\n  ')}`);
   }
+  // Picture paths are relative to the spec file.
+  if (spec.keyframes.some((keyframe) => keyframe.image !== undefined)) {
+    const base = dirname(path);
+    spec = { ...spec, keyframes: spec.keyframes.map((keyframe) => (keyframe.image === undefined ? keyframe : { ...keyframe, image: resolve(base, keyframe.image) })) };
+  }
   return withCurrentNames(spec, path, source.onWarning);
 }
 
@@ -684,7 +715,10 @@ export function filmSpecToYaml(spec: FilmSpec): string {
     plain[key] = isPlainObject(value) ? { power: value.power, range: value.range, decay: value.decay } : value;
   }
   plain.keyframes = spec.keyframes.map((keyframe) => {
-    const entry: Record<string, unknown> = { prompt: keyframe.prompt, seed: keyframe.seed };
+    const entry: Record<string, unknown> = keyframe.image !== undefined && keyframe.prompt === '' ? { seed: keyframe.seed } : { prompt: keyframe.prompt, seed: keyframe.seed };
+    if (keyframe.image !== undefined) entry.image = keyframe.image;
+    if (keyframe.fit !== undefined) entry.fit = keyframe.fit;
+    if (keyframe.imageMethod !== undefined) entry.imageMethod = keyframe.imageMethod;
     if (keyframe.negativePrompt !== undefined) entry.negativePrompt = keyframe.negativePrompt;
     if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
     return entry;

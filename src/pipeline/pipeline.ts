@@ -18,6 +18,7 @@ import { Unet } from './unet.ts';
 import { Vae, type RgbImage } from './vae.ts';
 import { denoise, type StepEvent } from './denoise.ts';
 import { KeyframeNoise } from './keyframe-noise.ts';
+import { img2imgStart } from './picture-latents.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
 import { checkPictureSize, DEFAULT_MAX_AREA_FACTOR } from './size-limit.ts';
@@ -195,8 +196,30 @@ export class DiffusionPipeline {
     const shape = this.latentShape(width, height);
     const noise = new KeyframeNoise(parsed.seed);
     const length = shape[0] * shape[1] * shape[2];
-    const start = parsed.startLatents ?? noise.start(length);
-    const latents = Float32Array.from(start, (value) => value * scheduler.initNoiseSigma);
+    let fromStep = 0;
+    let latents: Float32Array;
+    let schedulerState: unknown;
+    if (parsed.image !== undefined) {
+      // Image-to-image (diffusers' StableDiffusion(XL)Img2ImgPipeline): see img2imgStart.
+      if (parsed.image.width !== width || parsed.image.height !== height) {
+        throw new LatentBlendError(`The picture is ${parsed.image.width}×${parsed.image.height} but the image size is ${width}×${height}; read it at that size.`);
+      }
+      const start = await img2imgStart(this, scheduler, {
+        image: parsed.image,
+        steps,
+        strength: parsed.strength,
+        seed: parsed.seed,
+        mode: parsed.imageLatents,
+        ...(parsed.posteriorNoise !== undefined ? { posteriorNoise: parsed.posteriorNoise } : {}),
+        ...(parsed.startLatents !== undefined ? { noise: parsed.startLatents } : {}),
+      });
+      fromStep = start.fromStep;
+      latents = start.latents;
+      schedulerState = scheduler.img2imgState?.(fromStep);
+    } else {
+      const start = parsed.startLatents ?? noise.start(length);
+      latents = Float32Array.from(start, (value) => value * scheduler.initNoiseSigma);
+    }
     const result = await denoise({
       unet: this.unet,
       scheduler,
@@ -208,9 +231,10 @@ export class DiffusionPipeline {
           ...(negative !== undefined ? { negative } : {}),
           guidanceScale,
           stepNoise: parsed.stepNoise ?? ((stepIndex) => noise.step(stepIndex, length)),
+          ...(schedulerState !== undefined ? { schedulerState } : {}),
         },
       ],
-      fromStep: 0,
+      fromStep,
       toStep: scheduler.timesteps.length,
       onStep: (event) => this.emit({ type: 'step', ...event }),
       ...(parsed.signal !== undefined ? { signal: parsed.signal } : {}),
@@ -242,13 +266,21 @@ export const generateOptionsSchema = z.strictObject({
   /** Step noise for stochastic schedulers instead of the seed's stream. */
   stepNoise: z.custom<(stepIndex: number) => Float32Array>((value) => typeof value === 'function', { error: 'expected a function' }).optional(),
   signal: z.instanceof(AbortSignal).optional(),
+  /** Image-to-image: the input picture, RGB8 at the output size (see src/io/picture.ts). */
+  image: z.custom<RgbImage>((value) => typeof value === 'object' && value !== null && (value as RgbImage).data instanceof Uint8Array, { error: 'expected an RGB8 image' }).optional(),
+  /** Image-to-image: how much of the schedule runs, 0 (keep the picture) to 1 (ignore it); default 0.6. */
+  strength: z.number({ error: 'expected a strength from 0 to 1' }).gt(0, { error: 'expected a strength above 0 and at most 1' }).max(1, { error: 'expected a strength above 0 and at most 1' }).default(0.6),
+  /** Image-to-image: the picture's latents from the VAE posterior's seeded `sample` (diffusers' default) or its `mean`. */
+  imageLatents: z.enum(['sample', 'mean'], { error: 'expected sample or mean' }).default('sample'),
+  /** Image-to-image: unit-Gaussian posterior noise instead of the seed's (tests). */
+  posteriorNoise: z.custom<Float32Array>((value) => value instanceof Float32Array, { error: 'expected a Float32Array' }).optional(),
 });
 /** Options of `generate`: prompt, seed, steps (default: model's), guidance scale, size in pixels, clip skip. */
 export type GenerateOptions = z.input<typeof generateOptionsSchema>;
 
 export interface GenerateResult {
   readonly image: RgbImage;
-  /** Latents after every step. */
+  /** Latents after every step run (image-to-image: only the steps it runs). */
   readonly trajectory: readonly Float32Array[];
   readonly width: number;
   readonly height: number;

@@ -153,6 +153,12 @@ export function studioSpec(model: StudioModel, spec: FilmSpec): FilmSpec {
 export function checkRenderRequest(model: StudioModel, request: RenderRequest): void {
   const { pipeline } = model;
   const spec = studioSpec(model, request.spec);
+  // A spec from the page must not make the server read files from its disk: picture keyframes
+  // need an upload route first (not in the studio yet; `latentblend movie` takes them).
+  const withPicture = spec.keyframes.findIndex((keyframe) => keyframe.image !== undefined);
+  if (withPicture >= 0) {
+    throw new LatentBlendError(`Invalid film spec (key spec):\n  keyframes[${withPicture}].image: pictures as keyframes are not available in the studio yet; render this spec with latentblend movie`);
+  }
   if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
     throw new LatentBlendError(
       `Invalid film spec (key spec):\n  preset: this studio's model runs with the ${pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)} (remove the key, or load another model)`,
