@@ -15,8 +15,9 @@
  *   continue what the studio started and the other way round.
  * - The front end is src/studio/web bundled in memory at start-up (./web-bundle.ts), served at
  *   `/`, `/app.js` and `/app.css`.
- * - When bound to a loopback address, requests must name a loopback host (against DNS
- *   rebinding), and state-changing requests from another origin are refused.
+ * - Access (./access.ts): bound to a loopback address, requests must name a loopback host (any
+ *   port) or an allowed host (against DNS rebinding); bound to any other address, an access
+ *   token is required on every request; state-changing requests from another origin are refused.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdirSync, realpathSync } from 'node:fs';
@@ -33,6 +34,7 @@ import { SessionStore } from './sessions.ts';
 import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, COMMON_HEADERS } from './http.ts';
 import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
+import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
 import { fileNamePath, listFilms } from './storage.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
 import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
@@ -56,6 +58,16 @@ export interface StudioOptions {
   readonly device?: Device;
   /** Default 127.0.0.1. */
   readonly host?: string;
+  /**
+   * Host names accepted besides the loopback names when bound to loopback (a reverse proxy's
+   * public name, e.g. `studio.example.com`; with `:port` only that port). Default none.
+   */
+  readonly allowedHosts?: readonly string[];
+  /**
+   * Access token required on every request (docs/studio-api.md, "Access"). Default: none on a
+   * loopback bind; a new random one on any other bind (then in `Studio.url` and `Studio.token`).
+   */
+  readonly token?: string;
   /** Default 7860; 0 = any free port. */
   readonly port?: number;
   /** The studio's work folder: sessions, previews, films. Created when missing. */
@@ -79,8 +91,10 @@ export interface StudioOptions {
 }
 
 export interface Studio {
-  /** `http://host:port/` */
+  /** `http://host:port/`, with `?token=…` when a token is needed. */
   readonly url: string;
+  /** The access token, when one is needed. */
+  readonly token?: string;
   /** Cancels the jobs, closes every connection and frees the model in use. */
   close(): Promise<void>;
 }
@@ -88,7 +102,6 @@ export interface Studio {
 /** Largest accepted request body. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 type Handler = (context: RequestContext) => Promise<void> | void;
 
@@ -131,6 +144,13 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     }
   }
   const sessions = new SessionStore(workDir);
+  const token = options.token !== undefined ? checkAccessToken(options.token) : isLoopbackBind(host) ? undefined : newAccessToken();
+  const access = new AccessGuard({
+    bind: host,
+    ...(options.allowedHosts !== undefined ? { allowedHosts: options.allowedHosts } : {}),
+    ...(token !== undefined ? { token } : {}),
+    secret: sessions.deriveKey('access'),
+  });
   // The front end is bundled while the model loads; without it the API still works.
   const frontEndReady: Promise<FrontEnd> =
     options.staticDir !== undefined
@@ -310,20 +330,37 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     response.on('close', end);
   }
 
-  let allowedHosts: Set<string> | undefined;
-
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const rawUrl = request.url ?? '/';
     const queryAt = rawUrl.indexOf('?');
     const rawPath = queryAt < 0 ? rawUrl : rawUrl.slice(0, queryAt);
     const query = new URLSearchParams(queryAt < 0 ? '' : rawUrl.slice(queryAt + 1));
-    if (allowedHosts !== undefined && !allowedHosts.has((request.headers.host ?? '').toLowerCase())) {
-      throw new HttpError(403, 'bad_host', 'This studio answers only requests addressed to its own loopback address.');
-    }
     const method = request.method ?? 'GET';
-    const origin = request.headers.origin;
-    if (method !== 'GET' && method !== 'HEAD' && origin !== undefined && origin !== `http://${request.headers.host ?? ''}`) {
-      throw new HttpError(403, 'bad_origin', 'Requests from other sites are refused.');
+    const isPage = !rawPath.startsWith('/api/') && rawPath !== '/api';
+    let granted;
+    try {
+      granted = access.check(request, query, isPage);
+    } catch (error) {
+      // A browser visiting without the token gets a page that asks for it.
+      if (error instanceof HttpError && error.status === 401 && isPage && method === 'GET' && (request.headers.accept ?? '').includes('text/html')) {
+        const page = tokenPage();
+        response.writeHead(401, {
+          ...COMMON_HEADERS,
+          'Content-Type': 'text/html; charset=utf-8',
+          'Content-Length': Buffer.byteLength(page),
+          'Cache-Control': 'no-store',
+          'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+          ...error.headers,
+        });
+        response.end(page);
+        return;
+      }
+      throw error;
+    }
+    if (granted.kind === 'redirect') {
+      response.writeHead(303, { ...COMMON_HEADERS, Location: granted.location, 'Set-Cookie': granted.setCookie, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+      response.end();
+      return;
     }
     const segments = pathSegments(rawPath);
 
@@ -379,11 +416,11 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   });
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  if (LOOPBACK.has(host)) allowedHosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}/`,
+    url: `http://${urlHost}:${port}/${token === undefined ? '' : `?token=${token}`}`,
+    ...(token !== undefined ? { token } : {}),
     close() {
       closing ??= (async () => {
         await queue.close();
