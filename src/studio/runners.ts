@@ -181,7 +181,7 @@ const ENCODING_UNITS = 100;
  * A render job: the spec rendered into the film folder `filmId` of the session, reusing
  * finished transitions of the session's other films. Frames stream as 'frame' events.
  */
-export function renderJob(currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string): JobRunner {
+export function renderJob(currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string, resumed?: StudioFilmRecord): JobRunner {
   return async (context: JobContext) => {
     const model = currentModel();
     // Checked again: another model may have been loaded since the request was accepted.
@@ -198,7 +198,10 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
     await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(spec), true);
     const record: StudioFilmRecord = {
       id: filmId,
-      createdAt: Date.now(),
+      // A resumed film keeps its place in the list and its title.
+      createdAt: resumed?.createdAt ?? Date.now(),
+      ...(resumed?.title !== undefined ? { title: resumed.title } : {}),
+      ...(resumed !== undefined ? { earlierJobIds: [...(resumed.earlierJobIds ?? []), resumed.jobId].slice(-50) } : {}),
       state: 'rendering',
       format: request.format,
       jobId: context.id,

@@ -35,7 +35,8 @@ import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, 
 import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
 import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
-import { fileNamePath, listFilms } from './storage.ts';
+import { fileNamePath, FILM_ID } from './storage.ts';
+import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
 import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
 import {
@@ -114,7 +115,7 @@ interface RequestContext {
 }
 
 interface Route {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** Path segments after /api; ':' matches one segment (passed in params). */
   readonly pattern: readonly string[];
   readonly handler: Handler;
@@ -268,7 +269,35 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
     },
-    { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listFilms(sessions.dir(session)) }) },
+    { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listSessionFilms(sessions.dir(session), renderActive(session)) }) },
+    {
+      method: 'PATCH',
+      pattern: ['films', ':'],
+      handler: async ({ request, response, session, params }) => {
+        const record = await renameFilm(sessions.dir(session), params[0]!, await readJsonBody(request, MAX_BODY_BYTES));
+        sendJson(response, 200, filmEntry(sessions.dir(session), record.id, record, renderActive(session)));
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: ['films', ':'],
+      handler: async ({ response, session, params }) => {
+        await deleteFilm(sessions.dir(session), params[0]!, renderActive(session));
+        sendJson(response, 200, { deleted: params[0]! });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: ['films', ':', 'resume'],
+      handler: ({ response, session, params }) => {
+        const dir = sessions.dir(session);
+        const record = resumableFilm(dir, params[0]!, renderActive(session), model.source);
+        const body = parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) });
+        checkRenderRequest(model, body);
+        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: 1, label: 'waiting' });
+        sendJson(response, 202, { ...job, filmId: record.id }, { Location: `/api/jobs/${job.id}` });
+      },
+    },
     { method: 'GET', pattern: ['spec', 'example'], handler: ({ response }) => sendJson(response, 200, { yaml: EXAMPLE_FILM_SPEC }) },
     {
       method: 'POST',
@@ -287,11 +316,33 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const name = params[0]!;
         const relativePath = fileNamePath(name);
         if (relativePath === undefined) throw new HttpError(404, 'not_found', 'No such file (file names are those the studio hands out).');
-        const download: Record<string, string> = query.get('download') === '1' ? { 'Content-Disposition': `attachment; filename="${name}"` } : {};
+        const download: Record<string, string> = query.get('download') === '1' ? { 'Content-Disposition': downloadHeader(session, name) } : {};
         await serveFile(request, response, sessions.dir(session), relativePath, download);
       },
     },
   ];
+
+  /** Whether a render job of the session runs or waits now (its film is then 'rendering'). */
+  function renderActive(session: string): (jobId: string) => boolean {
+    return (jobId) => {
+      const job = queue.get(session, jobId);
+      return job !== undefined && !isFinished(job);
+    };
+  }
+
+  /** A film's files download under its title (or first prompt); other files under their name. */
+  function downloadHeader(session: string, name: string): string {
+    const film = /^([0-9a-f]{24})(-contact-sheet|-smoothness)?\.([a-z0-9]+)$/.exec(name);
+    if (film !== null && FILM_ID.test(film[1]!)) {
+      try {
+        const record = filmRecordOf(sessions.dir(session), film[1]!);
+        return attachmentHeader(`${filmName(record)}${film[2] ?? ''}`, film[3]!);
+      } catch {
+        // not a film of this session: the file is then 404 anyway
+      }
+    }
+    return `attachment; filename="${name}"`;
+  }
 
   /** GET /api/jobs/:id/events: the job's events as text/event-stream, until the job ends. */
   function streamEvents({ response, session, params }: RequestContext): void {
