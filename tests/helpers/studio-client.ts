@@ -14,6 +14,11 @@ export class StudioClient {
 
   constructor(public base: URL) {}
 
+  /** Sets a cookie by hand (e.g. the session of a browser). */
+  setCookie(name: string, value: string): void {
+    this.cookies.set(name, value);
+  }
+
   get cookie(): string {
     return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
   }

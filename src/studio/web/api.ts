@@ -105,10 +105,21 @@ export interface FilmSpecJson {
   keyframes: { prompt: string; seed: number; negativePrompt?: string; duration?: number }[];
 }
 
+export type FilmState = 'done' | 'rendering' | 'interrupted' | 'cancelled' | 'failed';
+
 export interface FilmEntry {
   id: string;
+  /** Absent from older servers: then every listed film is done. */
+  state?: FilmState;
+  /** The title given, else the first prompt. */
+  title?: string;
   createdAt: string;
-  filmUrl: string;
+  /** Only for done films. */
+  filmUrl?: string;
+  downloadName?: string;
+  resumable?: boolean;
+  transitionsFinished?: number;
+  transitionsTotal?: number;
   spec: FilmSpecJson;
   /** The model the film was rendered with. */
   model?: string;
@@ -143,7 +154,7 @@ export function jobErrorMessage(job: Job): string {
   return 'the job failed without a message';
 }
 
-async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+async function request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
@@ -182,6 +193,10 @@ export const api = {
     request<Job>('POST', '/api/previews', body),
   render: (body: { spec: FilmSpecJson; format?: VideoFormat; transitionIndex?: number }) => request<Job>('POST', '/api/renders', body),
   films: () => request<{ films: FilmEntry[] }>('GET', '/api/films'),
+  /** Renders an unfinished film again in its folder, reusing its finished transitions. */
+  resumeFilm: (id: string) => request<Job & { filmId: string }>('POST', `/api/films/${encodeURIComponent(id)}/resume`),
+  renameFilm: (id: string, title: string) => request<FilmEntry>('PATCH', `/api/films/${encodeURIComponent(id)}`, { title }),
+  deleteFilm: (id: string) => request<{ deleted: string }>('DELETE', `/api/films/${encodeURIComponent(id)}`),
   exampleSpec: () => request<{ yaml: string }>('GET', '/api/spec/example'),
   parseSpec: (text: string, format: 'yaml' | 'json') => request<{ spec: FilmSpecJson }>('POST', '/api/spec/parse', { text, format }),
   specYaml: (spec: FilmSpecJson) => request<{ yaml: string }>('POST', '/api/spec/yaml', { spec }),

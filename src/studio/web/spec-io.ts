@@ -42,11 +42,13 @@ export function setupSpecIo(studio: Studio): void {
     showError('');
     try {
       const { spec } = await api.parseSpec(source, format);
-      store.load(spec);
+      if (!(await studio.replaceTimeline(spec, from))) {
+        status.textContent = `Not loaded: your timeline was kept.`;
+        return;
+      }
       const current = studio.model.source;
       const note = spec.model !== undefined && spec.model !== current ? ` It names the model ${spec.model}; the studio renders with ${current}.` : '';
       status.textContent = `Loaded ${from}: ${spec.keyframes.length} keyframes.${note}`;
-      studio.toast(`Loaded ${from}: ${spec.keyframes.length} keyframes on the timeline.`, 'success');
     } catch (cause) {
       status.textContent = '';
       showError(cause instanceof ApiError ? cause.message : String(cause));
