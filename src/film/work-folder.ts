@@ -56,6 +56,8 @@ export interface FilmOutputOptions {
   readonly framesDir?: string;
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
+  /** Stored in the film's metadata comment (e.g. its spec). */
+  readonly comment?: string;
 }
 
 /** Side files written beside the film. */
@@ -83,6 +85,7 @@ export async function writeFilm(segments: readonly FilmSegment[], options: FilmO
     ...(options.quality !== undefined ? { quality: options.quality } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+    ...(options.comment !== undefined ? { comment: options.comment } : {}),
     onFrame: (written) => reporter.updateBar(written),
   });
   reporter.stopBar();

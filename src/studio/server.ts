@@ -36,6 +36,7 @@ import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
 import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
 import { fileNamePath, FILM_ID } from './storage.ts';
+import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
 import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
@@ -257,6 +258,15 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
           label: 'waiting',
         });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
+      },
+    },
+    { method: 'GET', pattern: ['previews'], handler: ({ response, session }) => sendJson(response, 200, { batches: listPreviewBatches(sessions.dir(session)) }) },
+    {
+      method: 'DELETE',
+      pattern: ['previews', ':'],
+      handler: async ({ response, session, params }) => {
+        await deletePreviewBatch(sessions.dir(session), params[0]!);
+        sendJson(response, 200, { deleted: params[0]! });
       },
     },
     {
