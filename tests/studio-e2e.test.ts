@@ -230,7 +230,7 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
 
   test('the spec is saved as YAML and loaded back', async () => {
     const download = await downloadOf(() => page.getByRole('button', { name: 'Save spec (YAML)' }).click());
-    assert.equal(download.suggestedFilename(), 'film.yaml');
+    assert.equal(download.suggestedFilename(), 'a-blue-sphere.yaml', 'named after the film (its first prompt)');
     const path = join(ARTIFACTS, 'film.yaml');
     await download.saveAs(path);
     const yaml = readFileSync(path, 'utf8');

@@ -109,9 +109,14 @@ describe('provenance on a studio', () => {
     const eve = new StudioClient(alice.base);
     assert.deepEqual((await eve.get('/api/previews')).json.batches, [], 'per session');
     assert.equal((await eve.request('DELETE', `/api/previews/${job.id}`)).status, 404);
-    const removed = await alice.request('DELETE', `/api/previews/${job.id}`);
+    // Without ?images=1 the images stay (a keyframe may show one); with it they go.
+    const second = await alice.waitFor((await alice.post('/api/previews', { prompt: 'a blue sphere', seeds: [3], steps: 1 })).json.id);
+    assert.equal((await alice.request('DELETE', `/api/previews/${second.id}`)).status, 200);
+    assert.equal((await alice.get(second.result.images[0].url)).status, 200);
+    const removed = await alice.request('DELETE', `/api/previews/${job.id}?images=1`);
     assert.equal(removed.status, 200, removed.text);
     assert.equal((await alice.get(job.result.images[0].url)).status, 404, 'its images are gone');
+    assert.equal((await alice.get(job.result.images[1].url)).status, 404);
     assert.deepEqual((await alice.get('/api/previews')).json.batches, []);
   });
 

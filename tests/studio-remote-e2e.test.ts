@@ -2,7 +2,8 @@
  * The studio as used on a remote GPU machine, in a real browser (Debian's headless Chromium
  * through playwright-core) on the tiny SD-Turbo fixture: token access on a non-loopback bind
  * (the token form, then the cookie), and a loopback studio reached through a tunnel on another
- * port (a TCP relay, as `ssh -L` is). Screenshots go to test-artifacts/studio-remote/.
+ * port (a TCP relay, as `ssh -L` is), where a preview PNG dropped on the page restores its
+ * keyframe from its text chunks. Screenshots go to test-artifacts/studio-remote/.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,6 +78,42 @@ async function preview(page: Page, prompt: string, seed: number): Promise<void> 
   });
 }
 
+/** Drops files (name and bytes) on the page as a file manager would. */
+async function dropFiles(page: Page, files: { name: string; bytes: number[] }[]): Promise<void> {
+  const transfer = await page.evaluateHandle((list) => {
+    const data = new DataTransfer();
+    for (const file of list) data.items.add(new File([new Uint8Array(file.bytes)], file.name, { type: 'image/png' }));
+    return data;
+  }, files);
+  await page.dispatchEvent('#timeline-panel', 'dragover', { dataTransfer: transfer });
+  await page.dispatchEvent('#timeline-panel', 'drop', { dataTransfer: transfer });
+}
+
+/** A preview PNG downloaded from the page, dropped back on an empty timeline, becomes its keyframe again. */
+async function dropRestoresKeyframe(page: Page): Promise<void> {
+  const url = await page.locator('#preview-batches img').first().getAttribute('src');
+  const bytes = await page.evaluate(async (src) => [...new Uint8Array(await (await fetch(src!)).arrayBuffer())], url);
+  // A PNG without our parameters is refused with a message.
+  const plain = await page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 4;
+    const blob = await new Promise<Blob>((done) => canvas.toBlob((value) => done(value!), 'image/png'));
+    return [...new Uint8Array(await blob.arrayBuffer())];
+  });
+  await dropFiles(page, [{ name: 'holiday.png', bytes: plain }]);
+  await page.locator('#alerts .toast').filter({ hasText: 'holiday.png has no latentblend parameters' }).waitFor({ timeout: STEP_TIMEOUT });
+  assert.equal(await page.getByRole('list', { name: 'Timeline' }).getByRole('textbox').count(), 0);
+  await page.getByLabel('Prompt', { exact: true }).fill('');
+  await dropFiles(page, [{ name: 'a-red-cube-seed-1.png', bytes }]);
+  const prompt = page.getByRole('textbox', { name: 'Prompt of keyframe 1' });
+  await prompt.waitFor({ timeout: STEP_TIMEOUT });
+  assert.equal(await prompt.inputValue(), 'a red cube');
+  assert.equal(await page.getByRole('spinbutton', { name: 'Seed of keyframe 1' }).inputValue(), '1');
+  assert.equal(await page.getByLabel('Prompt', { exact: true }).inputValue(), 'a red cube', 'the prompt field too');
+  await page.locator('#toasts .toast').filter({ hasText: 'restored from a-red-cube-seed-1.png' }).waitFor({ timeout: STEP_TIMEOUT });
+  await shot(page, '04-png-dropped');
+}
+
 describe('studio on a remote machine, in a browser', { timeout: 90_000 }, () => {
   before(async () => {
     if (!existsSync(CHROMIUM)) throw new Error(`This test needs Debian's Chromium at ${CHROMIUM} (apt-get install -y chromium, or set LATENTBLEND_CHROMIUM).`);
@@ -129,6 +166,7 @@ describe('studio on a remote machine, in a browser', { timeout: 90_000 }, () => 
       await page.waitForSelector('body[data-state="ready"]', { timeout: STEP_TIMEOUT });
       await preview(page, 'a red cube', 1);
       await shot(page, '03-tunnel');
+      await dropRestoresKeyframe(page);
       await page.context().close();
     } finally {
       await relay.close();

@@ -14,7 +14,10 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { parseOptions } from '../options/validate.ts';
 import { HttpError } from './http.ts';
+import { attachmentHeader, safeFileStem } from './names.ts';
 import { filesDir, filmDir, filmFiles, filmIds, filmUrls, FILM_ID, readStudioFilmRecord, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
+
+export { attachmentHeader, safeFileStem };
 
 /** What the page shows of a film. */
 export type FilmState = 'done' | 'rendering' | 'interrupted' | 'cancelled' | 'failed';
@@ -34,27 +37,6 @@ export function filmName(record: Pick<StudioFilmRecord, 'title' | 'spec'>): stri
   const title = record.title?.trim();
   if (title !== undefined && title !== '') return title;
   return promptsOf(record.spec)[0]?.trim() || 'film';
-}
-
-/**
- * A file name made from a title: letters (any script) and digits kept, every other run of
- * characters one '-', at most 80 characters, never empty ("film"), never a dot file.
- */
-export function safeFileStem(title: string): string {
-  const stem = title
-    .normalize('NFKC')
-    .replace(/[^\p{L}\p{N}]+/gu, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 80)
-    .replace(/-+$/, '');
-  return stem === '' ? 'film' : stem;
-}
-
-/** `Content-Disposition` for downloading a file named after `title` (ASCII fallback and UTF-8 name). */
-export function attachmentHeader(title: string, extension: string): string {
-  const name = `${safeFileStem(title)}.${extension}`;
-  const ascii = name.normalize('NFKD').replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, '') || `film.${extension}`;
-  return `attachment; filename="${ascii.startsWith('.') ? `film${ascii}` : ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }
 
 /** Finished transitions in a film's work folder (complete transition folders). */

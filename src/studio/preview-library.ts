@@ -2,7 +2,8 @@
  * A session's previews, kept on the server (GET /api/previews): each previews job that made at
  * least one image leaves `<session>/previews/<job-id>.json` naming its prompt, settings and
  * images (the PNGs in `<session>/files/`, which carry the same facts in their text chunks).
- * The page lists them after a reload or on another device, and removes a batch with its images.
+ * The page lists them after a reload or on another device, and removes a batch (with its images
+ * when no keyframe uses them).
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -63,13 +64,16 @@ export function listPreviewBatches(sessionDir: string): PreviewBatch[] {
   return batches;
 }
 
-/** Removes a batch and its images; 404 for an unknown id. */
-export async function deletePreviewBatch(sessionDir: string, id: string): Promise<void> {
+/**
+ * Removes a batch from the list; with `images`, its PNG files too (the page keeps those that a
+ * keyframe of its timeline still shows). 404 for an unknown id.
+ */
+export async function deletePreviewBatch(sessionDir: string, id: string, options: { readonly images: boolean }): Promise<void> {
   const path = join(previewsDir(sessionDir), `${id}.json`);
   if (!BATCH_ID.test(id) || !existsSync(path)) throw new HttpError(404, 'not_found', 'No such previews.');
   let images: PreviewBatch['images'] = [];
   try {
-    images = batchSchema.parse(JSON.parse(readFileSync(path, 'utf8'))).images;
+    if (options.images) images = batchSchema.parse(JSON.parse(readFileSync(path, 'utf8'))).images;
   } catch {
     // a broken record: only the record goes
   }

@@ -264,8 +264,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     {
       method: 'DELETE',
       pattern: ['previews', ':'],
-      handler: async ({ response, session, params }) => {
-        await deletePreviewBatch(sessions.dir(session), params[0]!);
+      handler: async ({ response, session, params, query }) => {
+        await deletePreviewBatch(sessions.dir(session), params[0]!, { images: query.get('images') === '1' });
         sendJson(response, 200, { deleted: params[0]! });
       },
     },

@@ -197,6 +197,10 @@ export const api = {
   resumeFilm: (id: string) => request<Job & { filmId: string }>('POST', `/api/films/${encodeURIComponent(id)}/resume`),
   renameFilm: (id: string, title: string) => request<FilmEntry>('PATCH', `/api/films/${encodeURIComponent(id)}`, { title }),
   deleteFilm: (id: string) => request<{ deleted: string }>('DELETE', `/api/films/${encodeURIComponent(id)}`),
+  /** This session's preview batches kept on the server, newest first (absent from older servers). */
+  previewBatches: () => request<{ batches: { id: string; prompt: string; images: { seed: number; url: string }[] }[] }>('GET', '/api/previews'),
+  /** Removes a batch from the server's list; `images`: its PNG files too. */
+  deletePreviews: (id: string, images: boolean) => request<{ deleted: string }>('DELETE', `/api/previews/${encodeURIComponent(id)}${images ? '?images=1' : ''}`),
   exampleSpec: () => request<{ yaml: string }>('GET', '/api/spec/example'),
   parseSpec: (text: string, format: 'yaml' | 'json') => request<{ spec: FilmSpecJson }>('POST', '/api/spec/parse', { text, format }),
   specYaml: (spec: FilmSpecJson) => request<{ yaml: string }>('POST', '/api/spec/yaml', { spec }),

@@ -15,6 +15,7 @@ import { setupRender } from './render.ts';
 import { setupSettings } from './settings.ts';
 import { setupSpecIo } from './spec-io.ts';
 import { setupReplace } from './replace.ts';
+import { setupPngDrop } from './png-drop.ts';
 import { Store } from './state.ts';
 import { setupTimeline } from './timeline.ts';
 
@@ -103,6 +104,7 @@ async function boot(): Promise<void> {
   const player = setupRender(studio, settings);
   setupFilms(studio, player);
   setupSpecIo(studio);
+  setupPngDrop(studio);
   document.title = pageTitle(model);
   studio.onModel((next) => {
     document.title = pageTitle(next);
