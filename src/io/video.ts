@@ -59,7 +59,7 @@ export interface EncodeVideoOptions extends FfmpegOptions {
   signal?: AbortSignal;
   /** Called after each frame was handed to ffmpeg with the number of frames handed over so far (1, 2, …). */
   onFrame?: (framesWritten: number) => void;
-  /** Text stored as the container's `comment` metadata (MP4 ©cmt, WebM COMMENT; GIF: a comment extension where ffmpeg writes one). */
+  /** Text stored as the container's `comment` metadata (MP4 ©cmt, WebM COMMENT; GIF files keep none). */
   comment?: string;
 }
 
