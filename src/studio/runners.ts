@@ -19,6 +19,7 @@ import { encodePng } from '../io/png.ts';
 import { withPngText } from '../io/png-text.ts';
 import { frameText, previewText } from './provenance.ts';
 import { savePreviewBatch } from './preview-library.ts';
+import { compatibleSchedulers } from './model-catalog.ts';
 import { writeFileAtomically } from '../io/files.ts';
 import { MAX_GIF_FPS, VIDEO_FORMATS } from '../io/video.ts';
 import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
@@ -79,6 +80,9 @@ export function modelInfo(model: StudioModel, options: { readonly modelsDir?: st
       parentalCrossfeed: { ...crossfeed.parental },
     },
     schedulerClass: model.pipeline.schedulerClass,
+    /** The scheduler the model ships, and the project's schedulers that suit it (POST /api/model `scheduler`). */
+    shippedScheduler: model.pipeline.folder.schedulerClass,
+    schedulers: compatibleSchedulers(model.pipeline.folder.schedulerClass, defaults.preset),
     device: model.device,
     metric: model.metric.name,
     formats: [...VIDEO_FORMATS],

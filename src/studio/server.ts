@@ -37,6 +37,7 @@ import { bundleStudioWeb } from './web-bundle.ts';
 import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
 import { fileNamePath, FILM_ID } from './storage.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
+import { listModels } from './model-catalog.ts';
 import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
 import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
@@ -227,11 +228,17 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       method: 'POST',
       pattern: ['model'],
       handler: async ({ request, response, session }) => {
-        const { source } = parseModelRequest(await readJsonBody(request, MAX_BODY_BYTES));
+        const { source, scheduler } = parseModelRequest(await readJsonBody(request, MAX_BODY_BYTES));
         const location = locateModelSource(source, modelsDir !== undefined ? { modelsDir } : {});
-        const job = queue.submit(session, 'model', modelJob(switchOptions, location), { done: 0, total: 0, label: 'waiting' });
+        const job = queue.submit(session, 'model', modelJob(switchOptions, location, scheduler), { done: 0, total: 0, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
+    },
+    {
+      method: 'GET',
+      pattern: ['models'],
+      handler: ({ response }) =>
+        sendJson(response, 200, listModels({ ...(modelsDir !== undefined ? { modelsDir } : {}), ...(options.hub?.cacheDir !== undefined ? { hubCache: options.hub.cacheDir } : {}), ...(options.hub?.env !== undefined ? { env: options.hub.env } : {}) })),
     },
     { method: 'GET', pattern: ['jobs'], handler: ({ response, session }) => sendJson(response, 200, { jobs: queue.list(session) }) },
     { method: 'GET', pattern: ['jobs', ':'], handler: ({ response, session, params }) => sendJson(response, 200, jobOf(session, params[0]!)) },

@@ -36,6 +36,24 @@ export interface ModelInfo {
   formats?: string[];
   /** When the studio was started with --models-dir: the folder that models loaded here must be in. */
   modelsDir?: string;
+  /** The scheduler the model ships, and the project's schedulers that suit it (newer servers). */
+  shippedScheduler?: string;
+  schedulers?: string[];
+}
+
+/** A model the server can load (GET /api/models). */
+export interface CatalogModel {
+  source: string;
+  origin: 'models-dir' | 'hub-cache';
+  name: string;
+  family: 'sd' | 'sdxl';
+  preset: 'turbo' | 'standard';
+  width: number;
+  height: number;
+  sizeBytes: number;
+  precision: 'float32' | 'float16' | 'unknown';
+  scheduler: string;
+  schedulers: string[];
 }
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -185,7 +203,9 @@ async function request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: str
 export const api = {
   model: () => request<ModelInfo>('GET', '/api/model'),
   /** Queues loading another model (a folder or a Hub id); the job's result is the new ModelInfo. */
-  loadModel: (source: string) => request<Job>('POST', '/api/model', { source }),
+  loadModel: (source: string, scheduler?: string) => request<Job>('POST', '/api/model', { source, ...(scheduler !== undefined ? { scheduler } : {}) }),
+  /** Models found in --models-dir and the Hugging Face cache. */
+  models: () => request<{ models: CatalogModel[]; modelsDir?: string; hubCache: string }>('GET', '/api/models'),
   jobs: () => request<{ jobs: Job[] }>('GET', '/api/jobs'),
   job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
   cancel: (id: string) => request<Job>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),
