@@ -16,12 +16,14 @@ import { setupSettings } from './settings.ts';
 import { setupSpecIo } from './spec-io.ts';
 import { setupReplace } from './replace.ts';
 import { setupPngDrop } from './png-drop.ts';
+import { maxToasts, setupToastPlacement } from './toast-place.ts';
 import { Store } from './state.ts';
 import { setupTimeline } from './timeline.ts';
 
 function toaster(): (message: string, kind?: ToastKind, action?: ToastAction) => void {
   const polite = byId('toasts', HTMLElement);
   const urgent = byId('alerts', HTMLElement);
+  if (polite.parentElement !== null) setupToastPlacement(polite.parentElement);
   return (message, kind = 'info', action) => {
     const box = kind === 'error' ? urgent : polite;
     const close = h('button', { type: 'button', class: 'icon-button subtle', 'aria-label': 'Dismiss message' }, '×');
@@ -38,7 +40,7 @@ function toaster(): (message: string, kind?: ToastKind, action?: ToastAction) =>
     box.append(toast);
     // A toast with a button stays long enough to use it.
     setTimeout(remove, kind === 'error' ? 12_000 : action !== undefined ? 10_000 : 4_000);
-    while (box.children.length > 4) box.firstElementChild?.remove();
+    while (box.children.length > maxToasts()) box.firstElementChild?.remove();
   };
 }
 
@@ -46,6 +48,18 @@ function toaster(): (message: string, kind?: ToastKind, action?: ToastAction) =>
 function pageTitle(model: ModelInfo): string {
   const name = model.source.split(/[\\/]/).filter((part) => part !== '' && part !== 'onnx').pop() ?? model.source;
   return `latentblend studio · ${name}`;
+}
+
+/**
+ * Keeps the sticky header from hiding what the page scrolls to (the Render panel, Cancel):
+ * scroll margins follow the header's height, which changes as it wraps.
+ */
+function setupLayout(): void {
+  const header = document.querySelector<HTMLElement>('.topbar');
+  if (header === null) return;
+  const update = () => document.documentElement.style.setProperty('--header-height', `${Math.ceil(header.getBoundingClientRect().height)}px`);
+  update();
+  new ResizeObserver(update).observe(header);
 }
 
 async function boot(): Promise<void> {
@@ -109,6 +123,7 @@ async function boot(): Promise<void> {
   studio.onModel((next) => {
     document.title = pageTitle(next);
   });
+  setupLayout();
   document.body.dataset.state = 'ready';
 }
 

@@ -46,6 +46,8 @@ export function setupModel(studio: Studio): void {
   const load = byId('load-model', HTMLButtonElement);
   const cancel = byId('cancel-model', HTMLButtonElement);
   const error = byId('model-error', HTMLElement);
+  /** The folded part of the card: loading another model (opened while that is under way or failed). */
+  const change = byId('model-change', HTMLDetailsElement);
   const pickField = byId('model-pick-field', HTMLElement);
   const pick = byId('model-pick', HTMLSelectElement);
   const pickHelp = byId('model-pick-help', HTMLElement);
@@ -134,6 +136,7 @@ export function setupModel(studio: Studio): void {
 
   const setError = (message: string) => {
     error.textContent = message;
+    if (message !== '') change.open = true;
     if (message === '') input.removeAttribute('aria-invalid');
     else input.setAttribute('aria-invalid', 'true');
   };
@@ -147,6 +150,7 @@ export function setupModel(studio: Studio): void {
 
   const follow = (job: Job) => {
     running = job;
+    change.open = true;
     setBusy(true);
     const watch = watchJob(job, { onJob: (update) => progress.show(update) });
     watch.finished
