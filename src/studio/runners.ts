@@ -215,6 +215,11 @@ const MAX_LIVE_FRAMES = 4096;
 const TRANSITION_UNITS = 1000;
 const ENCODING_UNITS = 100;
 
+/** Progress units of a render of `transitions` transitions (what its progress counts to), for queue estimates. */
+export function renderUnits(transitions: number): number {
+  return transitions * TRANSITION_UNITS + ENCODING_UNITS;
+}
+
 /**
  * A render job: the spec rendered into the film folder `filmId` of the session, reusing
  * finished transitions of the session's other films. Frames stream as 'frame' events.

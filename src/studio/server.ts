@@ -49,6 +49,7 @@ import {
   previewSeeds,
   previewsJob,
   renderJob,
+  renderUnits,
   type PipelineHooks,
   type StudioModel,
 } from './runners.ts';
@@ -282,7 +283,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       handler: async ({ request, response, session }) => {
         const body = parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES));
         checkRenderRequest(model, body);
-        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: 1, label: 'waiting' });
+        const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
+        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: units, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
     },

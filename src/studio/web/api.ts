@@ -83,6 +83,10 @@ export interface Job {
   kind: 'previews' | 'render' | 'model';
   state: JobState;
   position: number;
+  /** While queued: what runs before it (newer servers). */
+  ahead?: { kind: string; state: 'running' | 'queued'; etaSeconds?: number }[];
+  /** While queued: about how many seconds until it starts. */
+  waitSeconds?: number;
   progress: JobProgress;
   result?: unknown;
   error?: { code?: string; message: string } | string;
