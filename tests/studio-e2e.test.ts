@@ -230,7 +230,7 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
 
   test('the spec is saved as YAML and loaded back', async () => {
     const download = await downloadOf(() => page.getByRole('button', { name: 'Save spec (YAML)' }).click());
-    assert.equal(download.suggestedFilename(), 'film.yaml');
+    assert.equal(download.suggestedFilename(), 'a-blue-sphere.yaml', 'named after the film (its first prompt)');
     const path = join(ARTIFACTS, 'film.yaml');
     await download.saveAs(path);
     const yaml = readFileSync(path, 'utf8');
@@ -271,7 +271,10 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
   });
 
   test('another model is loaded from the Model card; its facts and defaults show', async () => {
+    // The card is folded: loading another model is behind one click.
     const field = page.getByLabel('Model folder or Hub id');
+    assert.equal(await field.isVisible(), false);
+    await page.getByText('Change model or scheduler').click();
     assert.match(await field.inputValue(), /tiny-sd-turbo/);
     const steps = page.getByRole('spinbutton', { name: 'Denoising steps' });
     assert.equal(await steps.getAttribute('placeholder'), '4');

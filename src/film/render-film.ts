@@ -61,6 +61,8 @@ export interface RenderFilmOptions {
   /** Work folders to copy finished transitions from. */
   readonly reuseFrom?: readonly string[];
   readonly events?: RenderFilmEvents;
+  /** Stored in the film's metadata comment (the studio stores the film's spec there). */
+  readonly comment?: string;
 }
 
 export interface RenderFilmResult {
@@ -250,6 +252,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
       ...(only === undefined ? { beforeFilm: writeRecord } : {}),
+      ...(options.comment !== undefined ? { comment: options.comment } : {}),
     },
     reporter,
   );

@@ -75,6 +75,8 @@ export interface FilmOutputOptions {
    * film.json): the film appears last, so a film in place always has its side files and record.
    */
   readonly beforeFilm?: () => Promise<void> | void;
+  /** Stored in the film's metadata comment (e.g. its spec). */
+  readonly comment?: string;
 }
 
 /** Side files written beside the film. */
@@ -186,6 +188,7 @@ export async function writeFilm(segments: readonly FilmSegment[], options: FilmO
     ...(options.quality !== undefined ? { quality: options.quality } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+    ...(options.comment !== undefined ? { comment: options.comment } : {}),
     onFrame: (written) => reporter.updateBar(written),
   });
   reporter.stopBar();

@@ -59,6 +59,8 @@ export interface EncodeVideoOptions extends FfmpegOptions {
   signal?: AbortSignal;
   /** Called after each frame was handed to ffmpeg with the number of frames handed over so far (1, 2, …). */
   onFrame?: (framesWritten: number) => void;
+  /** Text stored as the container's `comment` metadata (MP4 ©cmt, WebM COMMENT; GIF files keep none). */
+  comment?: string;
 }
 
 /** What was written. */
@@ -354,6 +356,7 @@ export async function encodeVideo(
             '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-video_size', `${size.outWidth}x${size.outHeight}`, '-framerate', String(options.fps),
             '-i', 'pipe:0',
             '-an', '-map_metadata', '-1',
+            ...(options.comment !== undefined ? ['-metadata', `comment=${options.comment}`] : []),
             ...codecArguments(format, crf),
             fileUrl(temporary),
           ];

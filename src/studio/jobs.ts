@@ -26,6 +26,17 @@ export interface JobView {
   readonly state: JobState;
   /** 1-based place in the queue while queued (1 = next to run), 0 when running or finished. */
   readonly position: number;
+  /**
+   * While queued: the jobs that run before it, in order (the running one first), by kind only
+   * (other sessions' jobs are not identified), with the running one's seconds left when known.
+   */
+  readonly ahead?: readonly { readonly kind: string; readonly state: 'running' | 'queued'; readonly etaSeconds?: number }[];
+  /**
+   * While queued: about how many seconds until it starts, from the running job's estimate and
+   * the speed of earlier jobs of the same kinds (progress units per second); absent when a job
+   * ahead cannot be estimated yet.
+   */
+  readonly waitSeconds?: number;
   readonly progress: JobProgress;
   /** The job's result when done; while running, what it has produced so far (if anything). */
   readonly result?: unknown;
@@ -126,6 +137,10 @@ export class JobQueue {
   private readonly keepFinished: number;
   private readonly keepEvents: number;
   private readonly progressInterval: number;
+  /** Seconds and progress units of finished jobs, per kind: how fast a unit of each kind goes. */
+  private readonly speed = new Map<string, { seconds: number; units: number }>();
+  /** When the waiting jobs were last told about the running one's progress. */
+  private lastQueueNotify = 0;
 
   constructor(private readonly options: JobQueueOptions = {}) {
     this.maxPending = options.maxPendingPerOwner ?? 16;
@@ -243,12 +258,40 @@ export class JobQueue {
     return record.state === 'done' || record.state === 'failed' || record.state === 'cancelled';
   }
 
+  /** Seconds a job of this kind and total progress units takes, from earlier ones; undefined when none finished yet. */
+  private estimate(record: JobRecord): number | undefined {
+    const speed = this.speed.get(record.kind);
+    if (speed === undefined || speed.units <= 0 || record.progress.total <= 0) return undefined;
+    return (speed.seconds / speed.units) * record.progress.total;
+  }
+
+  /** What runs before a queued job, and about when it starts. */
+  private queueView(record: JobRecord): Pick<JobView, 'ahead' | 'waitSeconds'> {
+    const index = this.waiting.indexOf(record);
+    if (record.state !== 'queued' || index < 0) return {};
+    const before = this.waiting.slice(0, index);
+    const running = this.running;
+    const ahead = [
+      ...(running !== undefined
+        ? [{ kind: running.kind, state: 'running' as const, ...(running.progress.etaSeconds !== undefined ? { etaSeconds: running.progress.etaSeconds } : {}) }]
+        : []),
+      ...before.map((job) => ({ kind: job.kind, state: 'queued' as const })),
+    ];
+    let wait: number | undefined = running === undefined ? 0 : running.progress.etaSeconds;
+    for (const job of before) {
+      const seconds = this.estimate(job);
+      wait = wait === undefined || seconds === undefined ? undefined : wait + seconds;
+    }
+    return { ahead, ...(wait !== undefined && Number.isFinite(wait) ? { waitSeconds: wait } : {}) };
+  }
+
   private view(record: JobRecord): JobView {
     return {
       id: record.id,
       kind: record.kind,
       state: record.state,
       position: record.state === 'queued' ? this.waiting.indexOf(record) + 1 : 0,
+      ...this.queueView(record),
       progress: record.progress,
       ...(record.result !== undefined ? { result: record.result } : {}),
       ...(record.error !== undefined ? { error: record.error } : {}),
@@ -285,6 +328,10 @@ export class JobQueue {
   private finish(record: JobRecord, state: 'done' | 'failed' | 'cancelled'): void {
     record.state = state;
     record.finishedAt = Date.now();
+    if (state === 'done' && record.startedAt !== undefined && record.progress.total > 0) {
+      const speed = this.speed.get(record.kind) ?? { seconds: 0, units: 0 };
+      this.speed.set(record.kind, { seconds: speed.seconds + (record.finishedAt - record.startedAt) / 1000, units: speed.units + record.progress.total });
+    }
     this.notify(record, true);
     record.listeners.clear();
     this.prune(record.owner);
@@ -322,6 +369,12 @@ export class JobQueue {
         if (merged.etaSeconds === undefined) delete merged.etaSeconds;
         record.progress = merged as unknown as JobProgress;
         this.notify(record, false);
+        // The jobs waiting behind it learn its new estimate, every few seconds.
+        const now = Date.now();
+        if (this.waiting.length > 0 && now - this.lastQueueNotify >= 2000) {
+          this.lastQueueNotify = now;
+          for (const other of this.waiting) this.notify(other, true);
+        }
       },
       partial: (result) => {
         record.result = result;
