@@ -4,6 +4,7 @@ import { DEVICES } from '../runtime/onnx.ts';
 import { PRESETS } from '../model/preset.ts';
 import { integerIn, numberIn } from './parse.ts';
 import type { CrossfeedParams } from '../blend/crossfeed.ts';
+import { metricOption } from './metric-flags.ts';
 
 /** Parses "P,R,D" (power, range, decay), each in [0, 1]. */
 export function crossfeedValue(value: string): CrossfeedParams {
@@ -32,6 +33,7 @@ export interface EngineFlags {
   preset?: 'turbo' | 'standard';
   scheduler?: string;
   lpips?: string;
+  metric?: string;
 }
 
 /** Adds the engine flags to `command`. */
@@ -52,7 +54,8 @@ export function addEngineFlags(command: Command): Command {
     .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
     .addOption(new Option('--preset <name>', "defaults to use; by default read from the model's scheduler config").choices(PRESETS))
     .option('--scheduler <class>', "replace the model's scheduler, e.g. EulerDiscreteScheduler")
-    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances (default: $LATENTBLEND_LPIPS or ~/.cache/latentblend/lpips-alex.onnx; else a pixel distance)');
+    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances (default: $LATENTBLEND_LPIPS or ~/.cache/latentblend/lpips-alex.onnx; else a pixel distance)')
+    .addOption(metricOption());
 }
 
 /** The transition options the flags set (keyframes excluded); unset flags stay unset. */

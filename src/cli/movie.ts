@@ -11,12 +11,14 @@ import { checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { addFilmOutputFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
+import { metricOption } from './metric-flags.ts';
 
 interface MovieFlags extends FilmOutputFlags {
   out?: string;
   example: boolean;
   device?: string;
   lpips?: string;
+  metric?: string;
   framesDir?: string;
 }
 
@@ -28,6 +30,7 @@ export function movieCommand(signal: AbortSignal): Command {
     .option('--example', 'print a commented example spec and exit', false)
     .addOption(new Option('-d, --device <name>', "execution provider (default: the spec's, else cpu)").choices(DEVICES))
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
+    .addOption(metricOption())
     .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
   return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
@@ -55,12 +58,13 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
-      const { pipeline, metric, engine } = await loadForFilm(
+      const { pipeline, metric, metricFallback, engine } = await loadForFilm(
         {
           model,
           device: flags.device ?? spec.device ?? 'cpu',
           ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
           ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}),
+          ...(flags.metric !== undefined ? { metric: flags.metric } : {}),
         },
         reporter,
         signal,
@@ -79,6 +83,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         signal,
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
         ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+        ...(metricFallback !== undefined ? { metricFallback } : {}),
       });
       await metric.release?.();
       const summary = {
@@ -90,6 +95,8 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         filmFrames: result.filmFrames,
         unetCalls: result.unetCalls,
         metric: result.metric,
+        ...(metricFallback !== undefined ? { metricFallback: true } : {}),
+        smoothness: result.smoothness,
         wallSeconds: (performance.now() - started) / 1000,
       };
       if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

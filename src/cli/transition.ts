@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { relative } from 'node:path';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { chooseMetric } from '../engine/metric.ts';
+import { metricFromFlags } from './metric-flags.ts';
 import { resolveTransitionOptions } from '../engine/options.ts';
 import { modelStamp } from '../engine/store.ts';
 import { createReporter } from './progress.ts';
@@ -40,12 +40,8 @@ export async function loadForFilm(flags: EngineFlags & { model: string }, report
     },
     reporter.listener,
   );
-  const metric = await chooseMetric({
-    device: flags.device as Device,
-    ...(flags.lpips !== undefined ? { lpipsModel: flags.lpips } : {}),
-    onWarning: (message) => reporter.warn(message),
-  });
-  return { pipeline, metric, engine: new BlendingEngine(pipeline, metric) };
+  const { metric, fallback } = await metricFromFlags(flags, reporter);
+  return { pipeline, metric, metricFallback: fallback, engine: new BlendingEngine(pipeline, metric) };
 }
 
 export function transitionCommand(signal: AbortSignal): Command {
@@ -78,7 +74,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       const started = performance.now();
       checkOutputs(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
-      const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal);
+      const { pipeline, metric, metricFallback, engine } = await loadForFilm(flags, reporter, signal);
       const input = {
         keyframeA: { prompt: flags.prompt1, seed: flags.seed1 },
         keyframeB: { prompt: flags.prompt2, seed: flags.seed2 },
@@ -106,6 +102,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
           ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
           ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
           ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+          metric,
         },
         reporter,
       );
@@ -117,6 +114,9 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         retiming,
         ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
         transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
+        metric: metric.name,
+        ...(metricFallback !== undefined ? { metricFallback } : {}),
+        ...(film.smoothness !== undefined ? { smoothness: { ...film.smoothness } } : {}),
       });
       await metric.release?.();
       const summary = {
@@ -128,6 +128,8 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         unetCalls: reused ? 0 : transition.stats.unetCalls,
         unetEvaluations: reused ? 0 : transition.stats.unetEvaluations,
         metric: metric.name,
+        ...(metricFallback !== undefined ? { metricFallback: true } : {}),
+        smoothness: film.smoothness,
         resumed: reused,
         wallSeconds: (performance.now() - started) / 1000,
       };

@@ -24,6 +24,7 @@ import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
 import { writeFilmRecord } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
+import type { SmoothnessReport } from '../eval/report.ts';
 
 export interface RenderFilmEvents {
   /** A transition begins: its index in the spec, and its place among the transitions this render goes through. */
@@ -60,6 +61,8 @@ export interface RenderFilmOptions {
   /** Work folders to copy finished transitions from. */
   readonly reuseFrom?: readonly string[];
   readonly events?: RenderFilmEvents;
+  /** Set when `metric` is the rms-pixel fallback (no LPIPS model found): the warning, recorded in film.json. */
+  readonly metricFallback?: string;
 }
 
 export interface RenderFilmResult {
@@ -76,6 +79,8 @@ export interface RenderFilmResult {
   readonly metric: string;
   /** The film's transition folders, in film order. */
   readonly segments: readonly { readonly dir: string; readonly durationSeconds: number }[];
+  /** The film's smoothness report, measured with `metric`. */
+  readonly smoothness?: SmoothnessReport;
 }
 
 /** The engine options of transition `index` of a film spec. */
@@ -192,6 +197,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
+      metric,
     },
     reporter,
   );
@@ -204,6 +210,9 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       quality: spec.quality,
       retiming,
       transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
+      metric: metric.name,
+      ...(options.metricFallback !== undefined ? { metricFallback: options.metricFallback } : {}),
+      ...(film.smoothness !== undefined ? { smoothness: { ...film.smoothness } } : {}),
     });
   }
   return {
@@ -216,5 +225,6 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     unetCalls,
     metric: metric.name,
     segments: segments.map((segment) => ({ dir: segment.dir, durationSeconds: segment.durationSeconds })),
+    ...(film.smoothness !== undefined ? { smoothness: film.smoothness } : {}),
   };
 }

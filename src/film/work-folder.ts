@@ -12,6 +12,8 @@ import { writeFileAtomically, prepareOutput } from '../io/files.ts';
 import { filmFrames, filmLength, type FilmSegment } from './render.ts';
 import type { RetimeMode } from '../blend/retime.ts';
 import type { Reporter } from './progress.ts';
+import type { SimilarityMetric } from '../engine/metric.ts';
+import { filmSmoothness, summaryLine, type SmoothnessReport } from '../eval/report.ts';
 
 /** The work folder of a film: `<out without extension>.latentblend` beside the output. */
 export function defaultWorkDir(out: string): string {
@@ -56,6 +58,8 @@ export interface FilmOutputOptions {
   readonly framesDir?: string;
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
+  /** Measure the film's smoothness with this metric (report returned, figures on the plot). */
+  readonly metric?: SimilarityMetric;
 }
 
 /** Side files written beside the film. */
@@ -74,7 +78,11 @@ export function checkOutputs(options: { out: string; force: boolean }): void {
 }
 
 /** Writes the film, its contact sheet, its smoothness plot and (optionally) the computed frames. */
-export async function writeFilm(segments: readonly FilmSegment[], options: FilmOutputOptions, reporter: Reporter): Promise<{ filmFrames: number }> {
+export async function writeFilm(
+  segments: readonly FilmSegment[],
+  options: FilmOutputOptions,
+  reporter: Reporter,
+): Promise<{ filmFrames: number; smoothness?: SmoothnessReport }> {
   const total = filmLength(segments, options.fps, options.retiming);
   reporter.startBar('encoding', total);
   await encodeVideo(options.out, filmFrames(segments, options.fps, options.retiming), {
@@ -109,10 +117,23 @@ export async function writeFilm(segments: readonly FilmSegment[], options: FilmO
     }),
   );
   const span = segments.length;
+  let smoothness: SmoothnessReport | undefined;
+  if (options.metric !== undefined) {
+    reporter.startBar('measuring', 1, { countSteps: false });
+    smoothness = await filmSmoothness(segments, options.metric, {
+      fps: options.fps,
+      retiming: options.retiming,
+      reuseStoredDistances: true,
+      onProgress: (done, total) => reporter.updateBar(done, total),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+    reporter.stopBar();
+  }
   await writeFileAtomically(
     side.smoothness,
     await smoothnessPlot(points.map((point) => ({ fract: point.fract / span, distance: point.distance })), {
       title: 'distance between neighbouring computed frames',
+      ...(smoothness !== undefined ? { caption: summaryLine(smoothness.metric, smoothness.whole.computed) } : {}),
     }),
     options.force,
   );
@@ -124,5 +145,5 @@ export async function writeFilm(segments: readonly FilmSegment[], options: FilmO
       writeFileSync(join(options.framesDir, `${String(number++).padStart(4, '0')}.png`), await encodePng(frame.image));
     }
   }
-  return { filmFrames: total };
+  return { filmFrames: total, ...(smoothness !== undefined ? { smoothness } : {}) };
 }
