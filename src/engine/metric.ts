@@ -11,9 +11,21 @@ import { LatentBlendError } from '../errors.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { loadLpipsMetric, type LpipsOptions } from './lpips.ts';
 import { PixelMetric } from './pixel-metric.ts';
+import { loadTwoFileLpipsMetric, twoFileLpipsPaths } from './lpips-two-file.ts';
 
 export { LpipsMetric, loadLpipsMetric, rgbToLpipsInput, lpipsInputSize, type LpipsOptions } from './lpips.ts';
 export { PixelMetric, rmsPixelDistance, type PixelMetricOptions } from './pixel-metric.ts';
+export { TwoFileLpipsMetric, loadTwoFileLpipsMetric, twoFileLpipsPaths } from './lpips-two-file.ts';
+
+/**
+ * Loads LPIPS from `path` in either form: a folder holding lpips_feature.onnx and
+ * lpips_diff.onnx (or one of those two files) is the two-file form of deepghs/imgutils-models;
+ * any other file is the one-file form of tools/export_lpips.py.
+ */
+export async function loadAnyLpipsMetric(path: string, device: Device, options: LpipsOptions = {}): Promise<SimilarityMetric> {
+  const twoFile = twoFileLpipsPaths(path);
+  return twoFile !== undefined ? loadTwoFileLpipsMetric(twoFile, device, options) : loadLpipsMetric(path, device, options);
+}
 
 export interface SimilarityMetric {
   /** Short name for logs and saved transitions, e.g. "lpips" or "rms-pixel". */
@@ -98,12 +110,12 @@ export async function chooseMetricWithReason(options: ChooseMetricOptions): Prom
   }
   const env = options.env ?? process.env;
   if (options.lpipsModel !== undefined && options.lpipsModel !== '') {
-    return { metric: await loadLpipsMetric(options.lpipsModel, options.device, options.lpips) };
+    return { metric: await loadAnyLpipsMetric(options.lpipsModel, options.device, options.lpips) };
   }
   const fromEnv = env[LPIPS_ENV_VAR];
   if (fromEnv !== undefined && fromEnv !== '') {
     try {
-      return { metric: await loadLpipsMetric(fromEnv, options.device, options.lpips) };
+      return { metric: await loadAnyLpipsMetric(fromEnv, options.device, options.lpips) };
     } catch (error) {
       if (error instanceof LatentBlendError) throw new LatentBlendError(`${LPIPS_ENV_VAR}: ${error.message}`, error.code);
       throw error;
