@@ -15,12 +15,23 @@ export function metricOption(): Option {
 /** Loads the metric the flags ask for; a fallback warning goes to the reporter and is returned. */
 export async function metricFromFlags(
   flags: { metric?: string; lpips?: string; device: string },
-  reporter: Pick<Reporter, 'warn'>,
+  reporter: Pick<Reporter, 'warn' | 'startBar' | 'updateBar' | 'stopBar'>,
 ): Promise<ChosenMetric> {
-  return chooseMetricWithReason({
-    device: flags.device as Device,
-    ...(flags.metric !== undefined ? { kind: flags.metric as MetricName } : {}),
-    ...(flags.lpips !== undefined ? { lpipsModel: flags.lpips } : {}),
-    onWarning: (message) => reporter.warn(message),
-  });
+  let downloading = false;
+  try {
+    return await chooseMetricWithReason({
+      device: flags.device as Device,
+      ...(flags.metric !== undefined ? { kind: flags.metric as MetricName } : {}),
+      ...(flags.lpips !== undefined ? { lpipsModel: flags.lpips } : {}),
+      onWarning: (message) => reporter.warn(message),
+      // The first use of the Hub LPIPS downloads it (a few MB), with a bar.
+      onDownload: (progress) => {
+        if (!downloading) reporter.startBar('LPIPS', Math.max(1, progress.totalBytes), { countSteps: false });
+        downloading = true;
+        reporter.updateBar(progress.bytesDone, Math.max(1, progress.totalBytes), progress.file);
+      },
+    });
+  } finally {
+    if (downloading) reporter.stopBar();
+  }
 }
