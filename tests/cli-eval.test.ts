@@ -155,6 +155,21 @@ describe('eval', () => {
     assert.match(record.metricFallback, /No LPIPS model/);
   });
 
+  test('eval --ppl runs the model and reports the perceptual path length per transition and overall', () => {
+    const run = runCliProcess(['eval', workDir, '--json', '--metric', 'rms-pixel', '--ppl', '3']);
+    assert.equal(run.code, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as { ppl: { transitions: { index: number; samples: number; mean: number; epsilon: number }[]; whole: { samples: number; mean: number } } };
+    assert.deepEqual(report.ppl.transitions.map((entry) => [entry.index, entry.samples, entry.epsilon]), [[0, 3, 1e-4], [1, 3, 1e-4]]);
+    assert.equal(report.ppl.whole.samples, 6);
+    for (const entry of report.ppl.transitions) assert.ok(entry.mean > 0);
+    const table = runCliProcess(['eval', workDir, '--metric', 'rms-pixel', '--ppl', '2']);
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /perceptual path length \(rms-pixel, d\/ε²\)\ntransition 1: [\d.e+]+ ± /);
+    const frames = runCliProcess(['eval', framesDir, '--metric', 'rms-pixel', '--ppl', '2']);
+    assert.equal(frames.code, 2);
+    assert.match(frames.stderr, /--ppl needs a work folder or a transition folder/);
+  });
+
   test('eval refuses what is not a film, a transition or frames', () => {
     const empty = mkdtempSync(join(tmpdir(), 'latentblend-eval-empty-'));
     const run = runCliProcess(['eval', empty, '--metric', 'rms-pixel']);

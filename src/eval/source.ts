@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { loadTransition } from '../engine/store.ts';
+import { loadTransition, type ModelStamp } from '../engine/store.ts';
 import type { Transition } from '../engine/engine.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { readRgb } from '../io/png.ts';
@@ -17,7 +17,7 @@ import { LatentBlendError } from '../errors.ts';
 export interface FilmSource {
   readonly kind: 'work-folder' | 'transition';
   readonly path: string;
-  readonly segments: readonly { readonly transition: Transition; readonly durationSeconds: number; readonly dir: string }[];
+  readonly segments: readonly { readonly transition: Transition; readonly model: ModelStamp; readonly durationSeconds: number; readonly dir: string }[];
   readonly fps: number;
   readonly retiming: RetimeMode;
   /** Where the timing came from: the work folder's film.json, or the defaults given. */
@@ -54,12 +54,13 @@ export async function loadEvalSource(path: string, defaults: TimingDefaults): Pr
     const segments = [];
     for (const entry of record.transitions) {
       const dir = resolve(path, entry.dir);
-      segments.push({ transition: (await loadTransition(dir)).transition, durationSeconds: entry.durationSeconds, dir });
+      const { transition, model } = await loadTransition(dir);
+      segments.push({ transition, model, durationSeconds: entry.durationSeconds, dir });
     }
     return { kind: 'work-folder', path, segments, fps: record.fps, retiming: record.retiming, timing: 'film.json' };
   }
   if (existsSync(join(path, 'transition.json'))) {
-    const { transition } = await loadTransition(path);
+    const { transition, model } = await loadTransition(path);
     // Timed as in its film when the work folder around it has a film.json that lists it.
     const workDir = dirname(dirname(resolve(path)));
     if (basename(dirname(resolve(path))) === 'transitions' && existsSync(join(workDir, 'film.json'))) {
@@ -69,7 +70,7 @@ export async function loadEvalSource(path: string, defaults: TimingDefaults): Pr
         return {
           kind: 'transition',
           path,
-          segments: [{ transition, durationSeconds: entry.durationSeconds, dir: path }],
+          segments: [{ transition, model, durationSeconds: entry.durationSeconds, dir: path }],
           fps: record.fps,
           retiming: record.retiming,
           timing: 'film.json',
@@ -79,7 +80,7 @@ export async function loadEvalSource(path: string, defaults: TimingDefaults): Pr
     return {
       kind: 'transition',
       path,
-      segments: [{ transition, durationSeconds: defaults.durationSeconds, dir: path }],
+      segments: [{ transition, model, durationSeconds: defaults.durationSeconds, dir: path }],
       fps: defaults.fps,
       retiming: defaults.retiming,
       timing: 'defaults',
