@@ -170,6 +170,18 @@ describe('eval', () => {
     assert.match(frames.stderr, /--ppl needs a work folder or a transition folder/);
   });
 
+  test('refine rewrites the smoothness figures in film.json', () => {
+    const transitionDir = join(workDir, 'transitions', readdirSync(join(workDir, 'transitions')).sort()[0]!);
+    const before = JSON.parse(readFileSync(join(workDir, 'film.json'), 'utf8')).smoothness as Report;
+    const run = runCliProcess(['refine', transitionDir, '--branches', '1', '--json'], { env: noLpips });
+    assert.equal(run.code, 0, run.stderr);
+    const record = JSON.parse(readFileSync(join(workDir, 'film.json'), 'utf8'));
+    assert.equal(record.smoothness.transitions[0].computed.frames, before.transitions[0]!.computed.frames + 1);
+    assert.equal(record.smoothness.transitions[1].computed.frames, before.transitions[1]!.computed.frames);
+    assert.equal(record.metric, 'rms-pixel');
+    assert.match(record.metricFallback, /No LPIPS model/, 'refine without LPIPS fell back, and says so');
+  });
+
   test('eval refuses what is not a film, a transition or frames', () => {
     const empty = mkdtempSync(join(tmpdir(), 'latentblend-eval-empty-'));
     const run = runCliProcess(['eval', empty, '--metric', 'rms-pixel']);

@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gini, percentileOfSorted, perceptualPathLength, smoothnessFigures } from '../src/eval/smoothness.ts';
 import { LatentBlendError } from '../src/errors.ts';
+import { smoothnessPlotSvg } from '../src/io/plot.ts';
+import { formatReport, summaryLine } from '../src/eval/report.ts';
 
 function close(actual: number | null, expected: number, what: string, tolerance = 1e-12): void {
   assert.ok(actual !== null && Math.abs(actual - expected) <= tolerance, `${what}: ${String(actual)} vs ${expected}`);
@@ -87,4 +89,15 @@ test('perceptual path length: d/ε², 1st–99th percentiles kept, mean ± popul
   close(result.std, Math.sqrt(3234), 'std', 1e-9);
   assert.equal(result.epsilon, epsilon);
   assert.throws(() => perceptualPathLength([1], 0), /ε must be/);
+});
+
+test('the plot caption and the table show the figures and name the metric', () => {
+  const figures = smoothnessFigures([1, 2, 3, 6], 4);
+  const line = summaryLine('lpips', figures);
+  assert.equal(line, 'lpips: Σd 12, max 6, mean 3, max/mean 2, smoothness 0.667, directness 3');
+  const svg = smoothnessPlotSvg([{ fract: 0.5, distance: 1 }], { caption: `${line} & more` });
+  assert.ok(svg.includes('lpips: Σd 12, max 6, mean 3, max/mean 2, smoothness 0.667, directness 3 &amp; more'));
+  const table = formatReport({ metric: 'rms-pixel', transitions: [], whole: { computed: { frames: 5, ...figures }, film: null } });
+  assert.match(table, /^distance between neighbouring frames: rms-pixel\n/);
+  assert.match(table, /frames +5 +12 +6 +3 +2 +0\.667 +3\n?$/);
 });

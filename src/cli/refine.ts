@@ -6,7 +6,7 @@ import { loadTransition, saveTransition, checkSameModel, modelStamp } from '../e
 import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { loadForFilm } from './transition.ts';
-import { readFilmRecord } from '../film/film-record.ts';
+import { readFilmRecord, writeFilmRecord } from '../film/film-record.ts';
 import { writeFilm } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { Option } from 'commander';
@@ -37,7 +37,7 @@ export function refineCommand(signal: AbortSignal): Command {
       const workDir = dirname(dirname(resolve(transitionDir)));
       const record = existsSync(join(workDir, 'film.json')) ? readFilmRecord(workDir) : undefined;
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
-      const { pipeline, metric, engine } = await loadForFilm(
+      const { pipeline, metric, metricFallback, engine } = await loadForFilm(
         { model: stored.model.source, device: flags.device, ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}) },
         reporter,
         signal,
@@ -67,10 +67,20 @@ export function refineCommand(signal: AbortSignal): Command {
         const out = resolve(workDir, record.out);
         const result = await writeFilm(
           segments,
-          { out, fps: record.fps, retiming: record.retiming, force: true, signal, ...(record.quality !== undefined ? { quality: record.quality } : {}) },
+          { out, fps: record.fps, retiming: record.retiming, force: true, signal, metric, ...(record.quality !== undefined ? { quality: record.quality } : {}) },
           reporter,
         );
         filmFrames = result.filmFrames;
+        // The record's smoothness figures describe the film as it is now.
+        if (result.smoothness !== undefined) {
+          const { metricFallback: _previous, ...rest } = record;
+          await writeFilmRecord(workDir, {
+            ...rest,
+            metric: metric.name,
+            ...(metricFallback !== undefined ? { metricFallback } : {}),
+            smoothness: { ...result.smoothness },
+          });
+        }
         reporter.info(`re-rendered ${relative(process.cwd(), out) || out}`);
       }
       await metric.release?.();

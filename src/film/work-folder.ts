@@ -133,7 +133,13 @@ export async function writeFilm(
     side.smoothness,
     await smoothnessPlot(points.map((point) => ({ fract: point.fract / span, distance: point.distance })), {
       title: 'distance between neighbouring computed frames',
-      ...(smoothness !== undefined ? { caption: summaryLine(smoothness.metric, smoothness.whole.computed) } : {}),
+      ...(smoothness !== undefined
+        ? {
+            caption:
+              summaryLine(smoothness.metric, smoothness.whole.computed) +
+              (smoothness.whole.film !== null ? `; film frames: smoothness ${smoothness.whole.film.smoothness.toFixed(3)}` : ''),
+          }
+        : {}),
     }),
     options.force,
   );
