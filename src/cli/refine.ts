@@ -12,11 +12,13 @@ import { DEVICES } from '../runtime/onnx.ts';
 import { Option } from 'commander';
 import type { Transition } from '../engine/engine.ts';
 import { LatentBlendError } from '../errors.ts';
+import { metricOption } from './metric-flags.ts';
 
 interface RefineFlags {
   branches: number;
   device: string;
   lpips?: string;
+  metric?: string;
   json: boolean;
   quiet: boolean;
 }
@@ -28,6 +30,7 @@ export function refineCommand(signal: AbortSignal): Command {
     .requiredOption('-b, --branches <int>', 'how many branches to add', integerIn(1, 4096))
     .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
     .option('--lpips <file.onnx>', 'LPIPS model (use the same metric as the first run)')
+    .addOption(metricOption())
     .option('--json', 'print a JSON summary on stdout', false)
     .option('-q, --quiet', 'no progress output', false)
     .addHelpText('after', '\nExample:\n  latentblend refine movie.latentblend/transitions/00-3f2a9c… --branches 10\n\nThe film recorded in the work folder (film.json) is rendered again, replacing its previous version.')
@@ -38,7 +41,12 @@ export function refineCommand(signal: AbortSignal): Command {
       const record = existsSync(join(workDir, 'film.json')) ? readFilmRecord(workDir) : undefined;
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const { pipeline, metric, metricFallback, engine } = await loadForFilm(
-        { model: stored.model.source, device: flags.device, ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}) },
+        {
+          model: stored.model.source,
+          device: flags.device,
+          ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}),
+          ...(flags.metric !== undefined ? { metric: flags.metric } : {}),
+        },
         reporter,
         signal,
       );
