@@ -13,6 +13,7 @@ import os from 'node:os';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { KeyframeNoise } from '../src/pipeline/keyframe-noise.ts';
 import { benchTransitions } from './transition.ts';
+import { benchSmoothness, DEFAULT_SMOOTHNESS_MODELS, writeSmoothnessResults } from './smoothness.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 7);
@@ -144,6 +145,9 @@ async function main(): Promise<void> {
   writeFileSync(join(out, 'transition.json'), `${JSON.stringify({ ...report, kind: 'transition', results: transitions }, null, 2)}\n`);
   writeFileSync(join(out, 'backend.json'), `${JSON.stringify(report, null, 2)}\n`);
   console.log(`written bench/results/backend.json and bench/results/transition.json`);
+  process.stderr.write('bench: smoothness…\n');
+  const tiny = targets.map(([name]) => name).filter((name) => DEFAULT_SMOOTHNESS_MODELS.includes(name));
+  writeSmoothnessResults(ROOT, await benchSmoothness(ROOT, tiny));
 }
 
 await main();

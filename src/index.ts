@@ -23,6 +23,10 @@ export { BlendingEngine, framesOf, type Transition, type TransitionFrame, type T
 export { resolveTransitionOptions, transitionOptionsSchema, CROSSFEED_DEFAULTS, type TransitionOptions, type ResolvedTransitionOptions, type Keyframe } from './engine/options.ts';
 export { chooseMetric, loadLpipsMetric, PixelMetric, LpipsMetric, type SimilarityMetric } from './engine/metric.ts';
 export { saveTransition, loadTransition, modelStamp, type ModelStamp } from './engine/store.ts';
+export { chooseMetricWithReason, loadAnyLpipsMetric, TwoFileLpipsMetric, METRIC_NAMES, type MetricName } from './engine/metric.ts';
+export { smoothnessFigures, gini, perceptualPathLength, type SmoothnessFigures, type PathLength } from './eval/smoothness.ts';
+export { filmSmoothness, sequenceSmoothness, formatReport, type SmoothnessReport } from './eval/report.ts';
+export { transitionPathLength } from './eval/ppl.ts';
 export { makePlan, planCost, type Plan, type PlanCosts } from './blend/plan.ts';
 export { retime, crossFade, type RetimeMode } from './blend/retime.ts';
 export { filmFrames, filmLength, type FilmSegment } from './film/render.ts';

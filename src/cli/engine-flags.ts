@@ -4,6 +4,7 @@ import { DEVICES } from '../runtime/onnx.ts';
 import { PRESETS } from '../model/preset.ts';
 import { decimalNumber, integerIn, numberIn } from './parse.ts';
 import type { CrossfeedParams } from '../blend/crossfeed.ts';
+import { metricOption } from './metric-flags.ts';
 
 /** Parses "P,R,D" (power, range, decay), each in [0, 1]. */
 export function crossfeedValue(value: string): CrossfeedParams {
@@ -33,6 +34,7 @@ export interface EngineFlags {
   scheduler?: string;
   lpips?: string;
   maxArea?: number;
+  metric?: string;
 }
 
 /** Adds the engine flags to `command`. */
@@ -54,7 +56,8 @@ export function addEngineFlags(command: Command): Command {
     .addOption(new Option('--preset <name>', "defaults to use; by default read from the model's scheduler config").choices(PRESETS))
     .option('--scheduler <class>', "replace the model's scheduler, e.g. EulerDiscreteScheduler")
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances (default: $LATENTBLEND_LPIPS or ~/.cache/latentblend/lpips-alex.onnx; else a pixel distance)')
-    .option('--max-area <factor>', "largest frame area, as a multiple of the model's native area (default 4)", numberIn(1, 1024));
+    .option('--max-area <factor>', "largest frame area, as a multiple of the model's native area (default 4)", numberIn(1, 1024))
+    .addOption(metricOption());
 }
 
 /** The transition options the flags set (keyframes excluded); unset flags stay unset. */

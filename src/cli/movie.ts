@@ -12,12 +12,14 @@ import { DEVICES } from '../runtime/onnx.ts';
 import { addFilmOutputFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
 import { numberIn } from './parse.ts';
+import { metricOption } from './metric-flags.ts';
 
 interface MovieFlags extends FilmOutputFlags {
   out?: string;
   example: boolean;
   device?: string;
   lpips?: string;
+  metric?: string;
   framesDir?: string;
   maxArea?: number;
 }
@@ -31,7 +33,8 @@ export function movieCommand(signal: AbortSignal): Command {
     .addOption(new Option('-d, --device <name>', "execution provider (default: the spec's, else cpu)").choices(DEVICES))
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
     .option('--frames-dir <dir>', 'also write the computed frames there as PNGs')
-    .option('--max-area <factor>', "largest frame area, as a multiple of the model's native area (default 4)", numberIn(1, 1024));
+    .option('--max-area <factor>', "largest frame area, as a multiple of the model's native area (default 4)", numberIn(1, 1024))
+    .addOption(metricOption());
   return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
       'after',
@@ -67,13 +70,14 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
-      const { pipeline, metric, engine } = await loadForFilm(
+      const { pipeline, metric, metricFallback, engine } = await loadForFilm(
         {
           model,
           device: flags.device ?? spec.device ?? 'cpu',
           ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
           ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}),
           ...(flags.maxArea !== undefined ? { maxArea: flags.maxArea } : {}),
+          ...(flags.metric !== undefined ? { metric: flags.metric } : {}),
         },
         reporter,
         signal,
@@ -92,6 +96,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         signal,
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
         ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+        ...(metricFallback !== undefined ? { metricFallback } : {}),
       });
       await metric.release?.();
       const summary = {
@@ -103,6 +108,8 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         filmFrames: result.filmFrames,
         unetCalls: result.unetCalls,
         metric: result.metric,
+        ...(metricFallback !== undefined ? { metricFallback: true } : {}),
+        smoothness: result.smoothness,
         wallSeconds: (performance.now() - started) / 1000,
       };
       if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

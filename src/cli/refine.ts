@@ -6,7 +6,7 @@ import { loadTransition, saveTransition, checkSameModel, modelStamp } from '../e
 import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { loadForFilm } from './transition.ts';
-import { readFilmRecord, locateRecordedModel } from '../film/film-record.ts';
+import { readFilmRecord, writeFilmRecord, locateRecordedModel } from '../film/film-record.ts';
 import { resolveInside } from '../io/inside.ts';
 import { prepareOutput } from '../io/files.ts';
 import { checkFilmSettings, writeFilm } from '../film/work-folder.ts';
@@ -14,6 +14,7 @@ import { DEVICES } from '../runtime/onnx.ts';
 import { Option } from 'commander';
 import type { Transition } from '../engine/engine.ts';
 import { LatentBlendError } from '../errors.ts';
+import { metricOption } from './metric-flags.ts';
 
 interface RefineFlags {
   branches: number;
@@ -21,6 +22,7 @@ interface RefineFlags {
   device: string;
   lpips?: string;
   force: boolean;
+  metric?: string;
   json: boolean;
   quiet: boolean;
 }
@@ -34,6 +36,7 @@ export function refineCommand(signal: AbortSignal): Command {
     .option('--lpips <file.onnx>', 'LPIPS model (use the same metric as the first run)')
     .option('-o, --out <file>', "write the film here instead of where film.json says (needed when that is outside the work folder's parent folder)")
     .option('-f, --force', 'overwrite --out if it exists', false)
+    .addOption(metricOption())
     .option('--json', 'print a JSON summary on stdout', false)
     .option('-q, --quiet', 'no progress output', false)
     .addHelpText('after', '\nExample:\n  latentblend refine movie.latentblend/transitions/00-3f2a9c… --branches 10\n\nThe film recorded in the work folder (film.json) is rendered again, replacing its previous version.')
@@ -65,8 +68,13 @@ export function refineCommand(signal: AbortSignal): Command {
         throw new LatentBlendError(`${transitionDir} is not one of the transitions of ${join(workDir, 'film.json')}.`);
       }
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
-      const { pipeline, metric, engine } = await loadForFilm(
-        { model: locateRecordedModel(record?.model ?? stored.model.source, workDir), device: flags.device, ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}) },
+      const { pipeline, metric, metricFallback, engine } = await loadForFilm(
+        {
+          model: locateRecordedModel(record?.model ?? stored.model.source, workDir),
+          device: flags.device,
+          ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}),
+          ...(flags.metric !== undefined ? { metric: flags.metric } : {}),
+        },
         reporter,
         signal,
       );
@@ -90,10 +98,20 @@ export function refineCommand(signal: AbortSignal): Command {
         }
         const result = await writeFilm(
           segments,
-          { out, fps: record.fps, retiming: record.retiming, force: true, signal, ...(record.quality !== undefined ? { quality: record.quality } : {}) },
+          { out, fps: record.fps, retiming: record.retiming, force: true, signal, metric, ...(record.quality !== undefined ? { quality: record.quality } : {}) },
           reporter,
         );
         filmFrames = result.filmFrames;
+        // The record's smoothness figures describe the film as it is now.
+        if (result.smoothness !== undefined) {
+          const { metricFallback: _previous, ...rest } = record;
+          await writeFilmRecord(workDir, {
+            ...rest,
+            metric: metric.name,
+            ...(metricFallback !== undefined ? { metricFallback } : {}),
+            smoothness: { ...result.smoothness },
+          });
+        }
         reporter.info(`re-rendered ${relative(process.cwd(), out) || out}`);
       }
       await metric.release?.();

@@ -3,7 +3,7 @@ import { Command, Option } from 'commander';
 import { relative } from 'node:path';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { chooseMetric } from '../engine/metric.ts';
+import { metricFromFlags } from './metric-flags.ts';
 import { resolveTransitionOptions, IMAGE_METHODS, type ImageMethod, type Keyframe } from '../engine/options.ts';
 import { checkPicture, pictureHash, PICTURE_FITS, type PictureFit } from '../io/picture.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -47,12 +47,8 @@ export async function loadForFilm(flags: EngineFlags & { model: string }, report
     },
     reporter.listener,
   );
-  const metric = await chooseMetric({
-    device: flags.device as Device,
-    ...(flags.lpips !== undefined ? { lpipsModel: flags.lpips } : {}),
-    onWarning: (message) => reporter.warn(message),
-  });
-  return { pipeline, metric, engine: new BlendingEngine(pipeline, metric) };
+  const { metric, fallback } = await metricFromFlags(flags, reporter);
+  return { pipeline, metric, metricFallback: fallback, engine: new BlendingEngine(pipeline, metric) };
 }
 
 /**
@@ -121,7 +117,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
       const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
-      const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal);
+      const { pipeline, metric, metricFallback, engine } = await loadForFilm(flags, reporter, signal);
       const input = { keyframeA, keyframeB, ...engineOptionsFromFlags(flags) };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
       const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
@@ -146,7 +142,8 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
           ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
           ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
           ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
-          beforeFilm: () =>
+          metric,
+          beforeFilm: (smoothness) =>
             writeFilmRecord(workDir, {
               kind: 'transition',
               model: recordedModel(flags.model),
@@ -155,6 +152,9 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
               retiming,
               ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
               transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
+              metric: metric.name,
+              ...(metricFallback !== undefined ? { metricFallback } : {}),
+              ...(smoothness !== undefined ? { smoothness: { ...smoothness } } : {}),
             }),
         },
         reporter,
@@ -170,6 +170,8 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         unetEvaluations: reused ? 0 : transition.stats.unetEvaluations,
         ...(transition.stats.inversionUnetCalls !== undefined ? { inversionUnetCalls: reused ? 0 : transition.stats.inversionUnetCalls } : {}),
         metric: metric.name,
+        ...(metricFallback !== undefined ? { metricFallback: true } : {}),
+        smoothness: film.smoothness,
         resumed: reused,
         wallSeconds: (performance.now() - started) / 1000,
       };

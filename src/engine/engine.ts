@@ -533,9 +533,37 @@ export class BlendingEngine {
     return { options, tree, images, plan, metric: this.metric.name, stats, frames: framesOf(tree, images) };
   }
 
-  /** The job for a branch injected at step k into gap (leftIndex, leftIndex + 1). */
-  private childJob(context: Context, tree: BlendTree<Float32Array>, leftIndex: number, injectionStep: number): BranchJob {
-    const fract = childFract(tree, leftIndex);
+  /**
+   * Raw decoded frames (the VAE's output [3, H, W], about [-1, 1], before 8-bit rounding) of a
+   * finished transition at positions `fracts` (each in [0, 1]), each computed as a branch
+   * injected at `injectionStep` (default: the plan's last insertion's) into the gap holding it,
+   * as the engine inserts branches, all in one batch; the transition is not changed. For
+   * perceptual path length (src/eval/ppl.ts).
+   */
+  async rawFramesAt(
+    transition: Transition,
+    fracts: readonly number[],
+    options: { readonly injectionStep?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<{ width: number; height: number; frames: Float32Array[] }> {
+    const context = await this.prepare(transition.options);
+    const { tree, plan } = transition;
+    const chosen = options.injectionStep ?? plan.insertions[plan.insertions.length - 1]?.injectionStep ?? plan.firstInjectionStep;
+    const injectionStep = Math.min(context.steps - 1, Math.max(1, chosen));
+    const jobs = fracts.map((fract) => {
+      if (!(fract >= 0 && fract <= 1)) throw new LatentBlendError(`fract: expected a number in [0, 1], got ${fract}`);
+      const next = tree.branches.findIndex((branch) => branch.fract > fract);
+      const leftIndex = next <= 0 ? tree.branches.length - 2 : next - 1;
+      return this.childJob(context, tree, leftIndex, injectionStep, fract);
+    });
+    const trajectories = await this.runJobs(context, jobs, options.signal);
+    const frames: Float32Array[] = [];
+    for (const trajectory of trajectories) frames.push(await this.pipeline.vae.decodeRaw(trajectory[trajectory.length - 1]!, context.shape));
+    const scale = this.pipeline.vae.scaleFactor;
+    return { width: context.shape[2] * scale, height: context.shape[1] * scale, frames };
+  }
+
+  /** The job for a branch injected at step k into gap (leftIndex, leftIndex + 1), at its middle unless `fract` is given. */
+  private childJob(context: Context, tree: BlendTree<Float32Array>, leftIndex: number, injectionStep: number, fract = childFract(tree, leftIndex)): BranchJob {
     const parents = findParents(tree, leftIndex, leftIndex + 1, injectionStep);
     const parent1 = tree.branches[parents.left]!;
     const parent2 = tree.branches[parents.right]!;

@@ -17,6 +17,12 @@ const filmRecordSchema = z.object({
   framesDir: z.string().optional(),
   /** Transition folders in film order, relative to the work folder, with their durations. */
   transitions: z.array(z.object({ dir: z.string(), durationSeconds: z.number().positive() })).min(1),
+  /** The metric that measured the frames ("lpips" or "rms-pixel"). */
+  metric: z.string().optional(),
+  /** Set when rms-pixel was used only because no LPIPS model was found: the warning given then. */
+  metricFallback: z.string().optional(),
+  /** The smoothness report of the film (src/eval/report.ts), as written after rendering. */
+  smoothness: z.record(z.string(), z.unknown()).optional(),
 });
 export type FilmRecord = z.infer<typeof filmRecordSchema>;
 

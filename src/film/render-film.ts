@@ -25,6 +25,7 @@ import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
 import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
+import type { SmoothnessReport } from '../eval/report.ts';
 
 export interface RenderFilmEvents {
   /** A transition begins: its index in the spec, and its place among the transitions this render goes through. */
@@ -63,6 +64,8 @@ export interface RenderFilmOptions {
   readonly events?: RenderFilmEvents;
   /** Stored in the film's metadata comment (the studio stores the film's spec there). */
   readonly comment?: string;
+  /** Set when `metric` is the rms-pixel fallback (no LPIPS model found): the warning, recorded in film.json. */
+  readonly metricFallback?: string;
 }
 
 export interface RenderFilmResult {
@@ -79,6 +82,8 @@ export interface RenderFilmResult {
   readonly metric: string;
   /** The film's transition folders, in film order. */
   readonly segments: readonly { readonly dir: string; readonly durationSeconds: number }[];
+  /** The film's smoothness report, measured with `metric`. */
+  readonly smoothness?: SmoothnessReport;
 }
 
 /** A film keyframe as the engine's keyframe (a picture keyframe with its content hash when known). */
@@ -230,7 +235,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
 
   const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
   // film.json is written before the film appears, so a film in place always has its record.
-  const writeRecord = () =>
+  const writeRecord = (smoothness: SmoothnessReport | undefined) =>
     writeFilmRecord(workDir, {
       kind: 'movie',
       model: recordedModel(model),
@@ -239,6 +244,9 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       quality: spec.quality,
       retiming,
       transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
+      metric: metric.name,
+      ...(options.metricFallback !== undefined ? { metricFallback: options.metricFallback } : {}),
+      ...(smoothness !== undefined ? { smoothness: { ...smoothness } } : {}),
     });
   const film = await writeFilm(
     segments,
@@ -251,6 +259,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
+      metric,
       ...(only === undefined ? { beforeFilm: writeRecord } : {}),
       ...(options.comment !== undefined ? { comment: options.comment } : {}),
     },
@@ -266,5 +275,6 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     unetCalls,
     metric: metric.name,
     segments: segments.map((segment) => ({ dir: segment.dir, durationSeconds: segment.durationSeconds })),
+    ...(film.smoothness !== undefined ? { smoothness: film.smoothness } : {}),
   };
 }

@@ -15,6 +15,8 @@ import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { filmFrames, filmLength, type FilmSegment } from './render.ts';
 import type { RetimeMode } from '../blend/retime.ts';
 import type { Reporter } from './progress.ts';
+import type { SimilarityMetric } from '../engine/metric.ts';
+import { filmSmoothness, summaryLine, type SmoothnessReport } from '../eval/report.ts';
 
 /** The work folder of a film: `<out without extension>.latentblend` beside the output. */
 export function defaultWorkDir(out: string): string {
@@ -74,9 +76,11 @@ export interface FilmOutputOptions {
    * Called once the side files are written and before the film is encoded (e.g. to write
    * film.json): the film appears last, so a film in place always has its side files and record.
    */
-  readonly beforeFilm?: () => Promise<void> | void;
+  readonly beforeFilm?: (smoothness: SmoothnessReport | undefined) => Promise<void> | void;
   /** Stored in the film's metadata comment (e.g. its spec). */
   readonly comment?: string;
+  /** Measure the film's smoothness with this metric (report returned, figures on the plot). */
+  readonly metric?: SimilarityMetric;
 }
 
 /** Side files written beside the film. */
@@ -133,7 +137,11 @@ export async function checkFilmSettings(options: { out: string; fps: number; qua
  * `beforeFilm`, and only then encodes the film: a film in place is a finished one, and a render
  * stopped on the way (full disk, Ctrl-C) is resumed by running the same command again.
  */
-export async function writeFilm(segments: readonly FilmSegment[], options: FilmOutputOptions, reporter: Reporter): Promise<{ filmFrames: number }> {
+export async function writeFilm(
+  segments: readonly FilmSegment[],
+  options: FilmOutputOptions,
+  reporter: Reporter,
+): Promise<{ filmFrames: number; smoothness?: SmoothnessReport }> {
   const total = filmLength(segments, options.fps, options.retiming);
   const labelled = segments.flatMap((segment, index) =>
     segment.transition.tree.branches
@@ -159,10 +167,29 @@ export async function writeFilm(segments: readonly FilmSegment[], options: FilmO
     }),
   );
   const span = segments.length;
+  let smoothness: SmoothnessReport | undefined;
+  if (options.metric !== undefined) {
+    reporter.startBar('measuring', 1, { countSteps: false });
+    smoothness = await filmSmoothness(segments, options.metric, {
+      fps: options.fps,
+      retiming: options.retiming,
+      reuseStoredDistances: true,
+      onProgress: (done, total) => reporter.updateBar(done, total),
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    });
+    reporter.stopBar();
+  }
   await writeFileAtomically(
     side.smoothness,
     await smoothnessPlot(points.map((point) => ({ fract: point.fract / span, distance: point.distance })), {
       title: 'distance between neighbouring computed frames',
+      ...(smoothness !== undefined
+        ? {
+            caption:
+              summaryLine(smoothness.metric, smoothness.whole.computed) +
+              (smoothness.whole.film !== null ? `; film frames: smoothness ${smoothness.whole.film.smoothness.toFixed(3)}` : ''),
+          }
+        : {}),
     }),
     true,
   );
@@ -179,7 +206,7 @@ export async function writeFilm(segments: readonly FilmSegment[], options: FilmO
       }
     }
   }
-  await options.beforeFilm?.();
+  await options.beforeFilm?.(smoothness);
 
   reporter.startBar('encoding', total);
   await encodeVideo(options.out, filmFrames(segments, options.fps, options.retiming), {
@@ -192,5 +219,5 @@ export async function writeFilm(segments: readonly FilmSegment[], options: FilmO
     onFrame: (written) => reporter.updateBar(written),
   });
   reporter.stopBar();
-  return { filmFrames: total };
+  return { filmFrames: total, ...(smoothness !== undefined ? { smoothness } : {}) };
 }
