@@ -47,7 +47,7 @@ describe('eval', () => {
   before(() => {
     writeFileSync(
       specPath,
-      [`model: ${modelDir('tiny-sd-turbo')}`, 'fps: 10', 'transitionDuration: 1', 'branchesPerTransition: 4', 'keyframes:', '  - prompt: a cat', '    seed: 1', '  - prompt: a dog', '    seed: 2', '  - prompt: a bird', '    seed: 3'].join('\n'),
+      [`model: ${modelDir('tiny-sd-turbo')}`, 'fps: 10', 'transitionDuration: 1', 'maxBranches: 4', 'keyframes:', '  - prompt: a cat', '    seed: 1', '  - prompt: a dog', '    seed: 2', '  - prompt: a bird', '    seed: 3'].join('\n'),
     );
     const run = runCliProcess(['movie', specPath, '--out', out, '--json', '--metric', 'rms-pixel', '--frames-dir', framesDir], { env: noLpips });
     assert.equal(run.code, 0, run.stderr);

@@ -65,7 +65,7 @@ describe('movie: picture → prompt → picture', () => {
     await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 20, g: 60, b: 200 } } }).png().toFile(pictureC);
     writeFileSync(
       specPath,
-      [`model: ${model}`, 'fps: 6', 'transitionDuration: 1', 'branchesPerTransition: 4', 'keyframes:', '  - {image: pics/a.png, seed: 1}', '  - {prompt: a dog, seed: 2}', '  - {image: pics/c.png, prompt: the sea, seed: 3}', ''].join('\n'),
+      [`model: ${model}`, 'fps: 6', 'transitionDuration: 1', 'maxBranches: 4', 'keyframes:', '  - {image: pics/a.png, seed: 1}', '  - {prompt: a dog, seed: 2}', '  - {image: pics/c.png, prompt: the sea, seed: 3}', ''].join('\n'),
     );
   });
 
