@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Float16Array } from '@petamoriken/float16';
 import { LatentBlendError } from '../errors.ts';
+import { sessionOptionsFor } from './session-options.ts';
 
 /** Execution providers a user can ask for with `device`. */
 export const DEVICES = ['cpu', 'cuda', 'tensorrt', 'coreml', 'dml', 'webgpu'] as const;
@@ -75,14 +76,14 @@ export interface OnnxModel {
   readonly stats: { calls: number; seconds: number };
 }
 
-/** Creates a session for `path` on `device`; failures name the file and the device. */
+/**
+ * Creates a session for `path` on `device` with the options chosen for its role
+ * (see session-options.ts); failures name the file and the device.
+ */
 export async function loadOnnxModel(path: string, role: string, device: Device): Promise<OnnxModel> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(path, {
-      executionProviders: [device],
-      graphOptimizationLevel: 'all',
-    });
+    session = await ort.InferenceSession.create(path, sessionOptionsFor(role, device));
   } catch (error) {
     throw new LatentBlendError(
       `Could not load the ${role} ${path} on ${device}: ${(error as Error).message.split('\n')[0]}`,
