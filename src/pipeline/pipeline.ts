@@ -53,9 +53,23 @@ export class DiffusionPipeline {
     readonly vae: Vae,
     readonly schedulerClass: string,
     readonly schedulerConfig: Readonly<Record<string, unknown>>,
-    readonly models: readonly OnnxModel[],
+    private readonly eagerModels: readonly OnnxModel[],
     private readonly listener: EventListener | undefined,
   ) {}
+
+  /** The ONNX models loaded so far (the VAE encoder only once a picture was encoded). */
+  get models(): readonly OnnxModel[] {
+    const encoder = this.vae.loadedEncoder;
+    return encoder === undefined ? this.eagerModels : [...this.eagerModels, encoder];
+  }
+
+  /**
+   * The VAE encoder, loaded on first use (emits a 'load' event then). Throws a LatentBlendError
+   * (code 'model_folder') when the model folder has no vae_encoder.
+   */
+  vaeEncoder(): Promise<OnnxModel> {
+    return this.vae.encoderModel();
+  }
 
   /** Loads the model folder on the given device. */
   static async load(options: LoadOptions, listener?: EventListener): Promise<DiffusionPipeline> {
@@ -91,8 +105,10 @@ export class DiffusionPipeline {
         : new SdAdapter(encoders[0]!);
     const unetModel = await timed('UNet', folder.unet);
     const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
-    const encoderModel = folder.vaeEncoder === undefined ? undefined : await timed('VAE encoder', folder.vaeEncoder);
-    const vae = new Vae(decoderModel, encoderModel, defaults.vaeScalingFactor, defaults.vaeScaleFactor);
+    const vaeEncoderPath = folder.vaeEncoder;
+    // Loaded when a picture is first encoded: generate and transition never need it.
+    const loadEncoder = vaeEncoderPath === undefined ? undefined : () => timed('VAE encoder', vaeEncoderPath);
+    const vae = new Vae(decoderModel, loadEncoder, defaults.vaeScalingFactor, defaults.vaeScaleFactor);
     // diffusers' default VAE config says force_upcast for every model, but only SDXL's VAE is
     // known to overflow in float16 (decodeRaw also reports NaN output).
     if (folder.family === 'sdxl' && defaults.vaeForceUpcast && decoderModel.inputTypes.get('latent_sample') === 'float16') {
@@ -101,7 +117,7 @@ export class DiffusionPipeline {
         message: 'The VAE decoder is float16 but the model asks for float32 decoding (force_upcast); images may come out black. Prefer a float32 VAE decoder.',
       });
     }
-    const models = [...encoderModels, unetModel, decoderModel, ...(encoderModel ? [encoderModel] : [])];
+    const models = [...encoderModels, unetModel, decoderModel];
     return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener);
   }
 

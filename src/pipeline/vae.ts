@@ -28,18 +28,55 @@ export function decodedToRgb(decoded: Float32Array, width: number, height: numbe
 
 export class Vae {
   private readonly decoderInputType;
-  private readonly encoderInputType;
+  private encoderLoading: Promise<OnnxModel> | undefined;
+  private encoderLoaded: OnnxModel | undefined;
 
+  /**
+   * @param encoder loads the VAE encoder on first use (undefined when the folder has none):
+   *   most runs (generate, transition) never encode a picture, so its session is not created.
+   */
   constructor(
     readonly decoder: OnnxModel,
-    readonly encoder: OnnxModel | undefined,
+    private readonly encoder: (() => Promise<OnnxModel>) | undefined,
     /** Latent scaling factor from the VAE config (SD 0.18215, SDXL 0.13025). */
     readonly scalingFactor: number,
     /** Pixels per latent cell (8 for SD and SDXL). */
     readonly scaleFactor: number,
   ) {
     this.decoderInputType = requireInput(decoder, 'latent_sample');
-    this.encoderInputType = encoder === undefined ? undefined : requireInput(encoder, 'sample');
+  }
+
+  /** Whether the model folder has a VAE encoder (loaded or not). */
+  get hasEncoder(): boolean {
+    return this.encoder !== undefined;
+  }
+
+  /** The VAE encoder if it was loaded already (for statistics and release), else undefined. */
+  get loadedEncoder(): OnnxModel | undefined {
+    return this.encoderLoaded;
+  }
+
+  /**
+   * The VAE encoder, loaded on the first call (concurrent callers share one load; a failed load
+   * is retried on the next call). Throws a LatentBlendError when the folder has no encoder.
+   */
+  async encoderModel(): Promise<OnnxModel> {
+    if (this.encoderLoaded !== undefined) return this.encoderLoaded;
+    if (this.encoder === undefined) {
+      throw new LatentBlendError('This model folder has no vae_encoder/model.onnx, so images cannot be encoded.', 'model_folder');
+    }
+    this.encoderLoading ??= this.encoder().then(
+      (model) => {
+        requireInput(model, 'sample');
+        this.encoderLoaded = model;
+        return model;
+      },
+      (error: unknown) => {
+        this.encoderLoading = undefined;
+        throw error;
+      },
+    );
+    return this.encoderLoading;
   }
 
   /** Decoder calls so far (one per image). */
@@ -93,10 +130,8 @@ export class Vae {
    * before the scaling factor.
    */
   async encodeMean(pixels: Float32Array, width: number, height: number, latentChannels = 4): Promise<Float32Array> {
-    if (this.encoder === undefined || this.encoderInputType === undefined) {
-      throw new LatentBlendError('This model folder has no vae_encoder/model.onnx, so images cannot be encoded.', 'model_folder');
-    }
-    const outputs = await runModel(this.encoder, { sample: floatTensor(this.encoderInputType, pixels, [1, 3, height, width]) });
+    const encoder = await this.encoderModel();
+    const outputs = await runModel(encoder, { sample: floatTensor(requireInput(encoder, 'sample'), pixels, [1, 3, height, width]) });
     const out = toFloat32(outputs.latent_parameters ?? outputs.latent_sample ?? Object.values(outputs)[0]!);
     // Current exports return the distribution's parameters: mean and log-variance stacked on channels.
     return out.slice(0, latentChannels * (width / this.scaleFactor) * (height / this.scaleFactor));
