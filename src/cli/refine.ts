@@ -41,6 +41,7 @@ export function refineCommand(signal: AbortSignal): Command {
         { model: stored.model.source, device: flags.device, ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}) },
         reporter,
         signal,
+        record !== undefined ? { out: resolve(workDir, record.out) } : undefined,
       );
       if (metric.name !== stored.transition.metric) {
         reporter.warn(`this transition was measured with ${stored.transition.metric}, now ${metric.name} is used; new gaps are compared with a different metric.`);

@@ -12,6 +12,7 @@ import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
 import { writeFilmRecord } from '../film/film-record.ts';
+import { checkVideoEncoder } from '../io/video.ts';
 import type { Device } from '../runtime/onnx.ts';
 
 interface TransitionFlags extends EngineFlags, FilmOutputFlags {
@@ -28,8 +29,17 @@ interface TransitionFlags extends EngineFlags, FilmOutputFlags {
   framesDir?: string;
 }
 
-/** Loads the model and the similarity metric for a film command. */
-export async function loadForFilm(flags: EngineFlags & { model: string }, reporter: ReturnType<typeof createReporter>, signal: AbortSignal) {
+/**
+ * Loads the model and the similarity metric for a film command. With `film`, ffmpeg is checked
+ * first (before any download or session), see checkVideoEncoder.
+ */
+export async function loadForFilm(
+  flags: EngineFlags & { model: string },
+  reporter: ReturnType<typeof createReporter>,
+  signal: AbortSignal,
+  film?: { out: string; ffmpegPath?: string },
+) {
+  if (film !== undefined) await checkVideoEncoder(film.out, film.ffmpegPath !== undefined ? { ffmpegPath: film.ffmpegPath } : {});
   const modelDir = await resolveModelForCli(flags.model, reporter, signal);
   const pipeline = await DiffusionPipeline.load(
     {
@@ -78,7 +88,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       const started = performance.now();
       checkOutputs(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
-      const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal);
+      const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal, { out: flags.out, ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}) });
       const input = {
         keyframeA: { prompt: flags.prompt1, seed: flags.seed1 },
         keyframeB: { prompt: flags.prompt2, seed: flags.seed2 },
