@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { inspectModelFolder, type ModelFolder } from '../model/folder.ts';
 import { modelDefaults, PRESETS, type ModelDefaults, type Preset } from '../model/preset.ts';
 import { loadClipTokenizer } from '../model/tokenizer.ts';
-import { checkDevice, loadOnnxModel, DEVICES, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import { checkDevice, loadOnnxModel, DEVICES, INFERENCE_THREADS, type Device, type OnnxModel } from '../runtime/onnx.ts';
 import { ClipTextEncoder } from '../adapters/text-encoder.ts';
 import { SdAdapter } from '../adapters/sd.ts';
 import { SdxlAdapter } from '../adapters/sdxl.ts';
@@ -39,6 +39,11 @@ export const loadOptionsSchema = z.strictObject({
   scheduler: z.string().optional(),
   /** Scheduler config fields to change (e.g. { prediction_type: 'v_prediction' }). */
   schedulerConfig: z.record(z.string(), z.unknown()).optional(),
+  /**
+   * 'worker': each ONNX session is created and run in its own worker thread, so this thread stays
+   * responsive and the sessions are created concurrently; 'main' (default): on this thread.
+   */
+  inferenceThread: z.enum(INFERENCE_THREADS, { error: `expected one of ${INFERENCE_THREADS.join(', ')}` }).default('main'),
 });
 export type LoadOptions = z.input<typeof loadOptionsSchema>;
 
@@ -88,23 +93,29 @@ export class DiffusionPipeline {
     // Fails early on a bad config, before the slow session loads.
     createScheduler(schedulerClass, schedulerConfig, defaults.steps);
 
+    const thread = parsed.inferenceThread;
     const timed = async (part: string, path: string): Promise<OnnxModel> => {
       const started = performance.now();
-      const model = await loadOnnxModel(path, part, device);
+      const model = await loadOnnxModel(path, part, device, { thread });
       listener?.({ type: 'load', part, seconds: (performance.now() - started) / 1000 });
       return model;
     };
-    const encoderModels: OnnxModel[] = [];
-    for (const [index, path] of folder.textEncoders.entries()) {
-      encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
-    }
+    // In worker threads the sessions are created concurrently (creation is mostly one core's
+    // graph optimisation); on the main thread each creation blocks anyway.
+    const parts: [string, string][] = [
+      ...folder.textEncoders.map((path, index): [string, string] => [index === 0 ? 'text encoder' : 'text encoder 2', path]),
+      ['UNet', folder.unet],
+      ['VAE decoder', folder.vaeDecoder],
+    ];
+    const loaded = await loadAll(parts, timed, thread === 'worker');
+    const encoderModels = loaded.slice(0, folder.textEncoders.length);
+    const unetModel = loaded[folder.textEncoders.length]!;
+    const decoderModel = loaded[folder.textEncoders.length + 1]!;
     const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(folder.tokenizers[index]!)));
     const adapter: ModelAdapter =
       folder.family === 'sdxl'
         ? new SdxlAdapter(encoders[0]!, encoders[1]!, folder.modelIndex.force_zeros_for_empty_prompt !== false)
         : new SdAdapter(encoders[0]!);
-    const unetModel = await timed('UNet', folder.unet);
-    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const vaeEncoderPath = folder.vaeEncoder;
     // Loaded when a picture is first encoded: generate and transition never need it.
     const loadEncoder = vaeEncoderPath === undefined ? undefined : () => timed('VAE encoder', vaeEncoderPath);
@@ -224,6 +235,23 @@ export class DiffusionPipeline {
     this.emit({ type: 'decode', seconds: decodeSeconds });
     return { image, trajectory, width, height, steps, guidanceScale, seconds: (performance.now() - started) / 1000 };
   }
+}
+
+/**
+ * Loads every part, all at once when `concurrent` (releasing those that loaded if one fails),
+ * else one after the other.
+ */
+async function loadAll(parts: readonly [string, string][], load: (part: string, path: string) => Promise<OnnxModel>, concurrent: boolean): Promise<OnnxModel[]> {
+  if (!concurrent) {
+    const models: OnnxModel[] = [];
+    for (const [part, path] of parts) models.push(await load(part, path));
+    return models;
+  }
+  const settled = await Promise.allSettled(parts.map(([part, path]) => load(part, path)));
+  const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed === undefined) return settled.map((result) => (result as PromiseFulfilledResult<OnnxModel>).value);
+  for (const result of settled) if (result.status === 'fulfilled') await result.value.session.release().catch(() => undefined);
+  throw failed.reason;
 }
 
 const positiveInteger = (name: string) => z.number({ error: `expected a positive integer ${name}` }).int({ error: `expected a positive integer ${name}` }).min(1, { error: `expected a positive integer ${name}` });
