@@ -87,12 +87,23 @@ export class Vae {
    * output [3, h*scale, w*scale] in roughly [-1, 1].
    */
   async decodeRaw(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<Float32Array> {
-    const scaled = new Float32Array(latents.length);
-    for (let k = 0; k < latents.length; k++) scaled[k] = latents[k]! / this.scalingFactor;
-    const outputs = await runModel(this.decoder, {
-      latent_sample: floatTensor(this.decoderInputType, scaled, [1, ...latentShape]),
+    return this.decodeRawBatch([latents], latentShape);
+  }
+
+  /**
+   * Decodes several items' latents (each [C, h, w]) in one decoder call, batch B = the number
+   * of items; returns the raw outputs stacked, [B, 3, h*scale, w*scale].
+   */
+  async decodeRawBatch(items: readonly Float32Array[], latentShape: readonly [number, number, number]): Promise<Float32Array> {
+    const length = latentShape[0] * latentShape[1] * latentShape[2];
+    const scaled = new Float32Array(items.length * length);
+    items.forEach((latents, item) => {
+      for (let k = 0; k < length; k++) scaled[item * length + k] = latents[k]! / this.scalingFactor;
     });
-    this.decodes += 1;
+    const outputs = await runModel(this.decoder, {
+      latent_sample: floatTensor(this.decoderInputType, scaled, [items.length, ...latentShape]),
+    });
+    this.decodes += items.length;
     const out = outputs.sample ?? Object.values(outputs)[0]!;
     const data = toFloat32(out);
     if (data.some((value) => Number.isNaN(value))) {
@@ -108,6 +119,16 @@ export class Vae {
   async decode(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<RgbImage> {
     const raw = await this.decodeRaw(latents, latentShape);
     return decodedToRgb(raw, latentShape[2] * this.scaleFactor, latentShape[1] * this.scaleFactor);
+  }
+
+  /** Decodes several items' latents to RGB8 images in one decoder call (see decodeRawBatch). */
+  async decodeBatch(items: readonly Float32Array[], latentShape: readonly [number, number, number]): Promise<RgbImage[]> {
+    if (items.length === 0) return [];
+    const raw = await this.decodeRawBatch(items, latentShape);
+    const width = latentShape[2] * this.scaleFactor;
+    const height = latentShape[1] * this.scaleFactor;
+    const plane = 3 * width * height;
+    return items.map((_, item) => decodedToRgb(raw.subarray(item * plane, (item + 1) * plane), width, height));
   }
 
   /**
