@@ -88,12 +88,18 @@ export interface OnnxModel {
 
 /**
  * Creates a session for `path` on `device` with the options chosen for its role
- * (see session-options.ts); failures name the file and the device.
+ * (see session-options.ts) unless `options.sessionOptions` replaces them (benchmarks); on the
+ * main thread or in a worker thread (`options.thread`). Failures name the file and the device.
  */
-export async function loadOnnxModel(path: string, role: string, device: Device, options: { thread?: InferenceThread } = {}): Promise<OnnxModel> {
+export async function loadOnnxModel(
+  path: string,
+  role: string,
+  device: Device,
+  options: { thread?: InferenceThread; sessionOptions?: ort.InferenceSession.SessionOptions } = {},
+): Promise<OnnxModel> {
   let session: SessionLike;
   try {
-    const sessionOptions = sessionOptionsFor(role, device);
+    const sessionOptions = options.sessionOptions ?? sessionOptionsFor(role, device);
     session = options.thread === 'worker' ? await WorkerSession.create(path, sessionOptions) : await ort.InferenceSession.create(path, sessionOptions);
   } catch (error) {
     throw new LatentBlendError(

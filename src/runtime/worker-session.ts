@@ -11,6 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createRequire } from 'node:module';
+import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { WireTensor, WorkerReply, WorkerRequest } from './worker-protocol.ts';
@@ -26,17 +27,27 @@ export interface SessionLike {
 }
 
 /**
- * Starts the worker on its entry file beside this module: .js when built; when run from source
- * (.ts, under tsx), the worker first registers tsx's loader, which Node 20 does not pass on to
- * worker threads.
+ * Starts the worker on its entry file beside this module: onnx-worker.js when built. When run
+ * from source (.ts, e.g. tests under tsx), the worker's types are stripped with esbuild and it
+ * runs from a data: URL (Node 20 does not pass tsx's loader on to worker threads, and registering
+ * it in each worker costs about a second).
  */
 function startWorker(): Worker {
-  const extension = extname(fileURLToPath(import.meta.url));
-  const entry = new URL(`./onnx-worker${extension === '.ts' ? '.ts' : '.js'}`, import.meta.url);
-  if (extension !== '.ts') return new Worker(entry);
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(/\.cjs$/, '.mjs');
-  const bootstrap = `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry.href)}); });`;
-  return new Worker(bootstrap, { eval: true });
+  if (extname(fileURLToPath(import.meta.url)) !== '.ts') return new Worker(new URL('./onnx-worker.js', import.meta.url));
+  sourceWorkerUrl ??= strippedWorkerUrl();
+  return new Worker(sourceWorkerUrl);
+}
+
+/** Made once per process: esbuild's synchronous transform runs its binary in a child process. */
+let sourceWorkerUrl: URL | undefined;
+
+function strippedWorkerUrl(): URL {
+  const require = createRequire(import.meta.url);
+  const { transformSync } = require('esbuild') as typeof import('esbuild');
+  const source = readFileSync(new URL('./onnx-worker.ts', import.meta.url), 'utf8');
+  const ortUrl = JSON.stringify(pathToFileURL(require.resolve('onnxruntime-node')).href);
+  const code = transformSync(source, { loader: 'ts', format: 'esm' }).code.replace(/from\s*["']onnxruntime-node["']/, `from ${ortUrl}`);
+  return new URL(`data:text/javascript,${encodeURIComponent(code)}`);
 }
 
 type Pending = { resolve: (reply: WorkerReply & { ok: true }) => void; reject: (error: Error) => void };
