@@ -66,7 +66,7 @@ test('a worker session reports model errors with the role, and a bad file names 
   await assert.rejects(loadOnnxModel(join(modelDir('tiny-sd-turbo'), 'model_index.json'), 'UNet', 'cpu', { thread: 'worker' }), /Could not load the UNet .*model_index\.json on cpu/);
 });
 
-test('SDXL pipeline in worker threads (sessions created concurrently) generates the same image as on the main thread', async () => {
+test('SDXL pipeline in worker threads generates the same image as on the main thread', async () => {
   const dir = modelDir('tiny-sdxl-turbo');
   const options = { prompt: 'a lighthouse at dawn', seed: 3, steps: 2, width: 64, height: 64 };
   const main = await DiffusionPipeline.load({ modelDir: dir });

@@ -41,7 +41,8 @@ export const loadOptionsSchema = z.strictObject({
   schedulerConfig: z.record(z.string(), z.unknown()).optional(),
   /**
    * 'worker': each ONNX session is created and run in its own worker thread, so this thread stays
-   * responsive and the sessions are created concurrently; 'main' (default): on this thread.
+   * responsive (and independent sessions, e.g. SDXL's two text encoders, run at the same time);
+   * 'main' (default): on this thread, which each creation and call blocks.
    */
   inferenceThread: z.enum(INFERENCE_THREADS, { error: `expected one of ${INFERENCE_THREADS.join(', ')}` }).default('main'),
 });
@@ -100,17 +101,14 @@ export class DiffusionPipeline {
       listener?.({ type: 'load', part, seconds: (performance.now() - started) / 1000 });
       return model;
     };
-    // In worker threads the sessions are created concurrently (creation is mostly one core's
-    // graph optimisation); on the main thread each creation blocks anyway.
-    const parts: [string, string][] = [
-      ...folder.textEncoders.map((path, index): [string, string] => [index === 0 ? 'text encoder' : 'text encoder 2', path]),
-      ['UNet', folder.unet],
-      ['VAE decoder', folder.vaeDecoder],
-    ];
-    const loaded = await loadAll(parts, timed, thread === 'worker');
-    const encoderModels = loaded.slice(0, folder.textEncoders.length);
-    const unetModel = loaded[folder.textEncoders.length]!;
-    const decoderModel = loaded[folder.textEncoders.length + 1]!;
+    // One after the other, in worker threads too: creating them concurrently was slower on the
+    // 2-core machine (issue #12: 25-39 s against 18-21 s for the full-size SD-Turbo).
+    const encoderModels: OnnxModel[] = [];
+    for (const [index, path] of folder.textEncoders.entries()) {
+      encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
+    }
+    const unetModel = await timed('UNet', folder.unet);
+    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(folder.tokenizers[index]!)));
     const adapter: ModelAdapter =
       folder.family === 'sdxl'
@@ -235,23 +233,6 @@ export class DiffusionPipeline {
     this.emit({ type: 'decode', seconds: decodeSeconds });
     return { image, trajectory, width, height, steps, guidanceScale, seconds: (performance.now() - started) / 1000 };
   }
-}
-
-/**
- * Loads every part, all at once when `concurrent` (releasing those that loaded if one fails),
- * else one after the other.
- */
-async function loadAll(parts: readonly [string, string][], load: (part: string, path: string) => Promise<OnnxModel>, concurrent: boolean): Promise<OnnxModel[]> {
-  if (!concurrent) {
-    const models: OnnxModel[] = [];
-    for (const [part, path] of parts) models.push(await load(part, path));
-    return models;
-  }
-  const settled = await Promise.allSettled(parts.map(([part, path]) => load(part, path)));
-  const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-  if (failed === undefined) return settled.map((result) => (result as PromiseFulfilledResult<OnnxModel>).value);
-  for (const result of settled) if (result.status === 'fulfilled') await result.value.session.release().catch(() => undefined);
-  throw failed.reason;
 }
 
 const positiveInteger = (name: string) => z.number({ error: `expected a positive integer ${name}` }).int({ error: `expected a positive integer ${name}` }).min(1, { error: `expected a positive integer ${name}` });
