@@ -81,6 +81,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         },
         reporter,
         signal,
+        { out, ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}) },
       );
       const workDir = flags.workDir ?? defaultWorkDir(out);
       const result = await renderFilm({

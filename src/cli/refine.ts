@@ -77,6 +77,7 @@ export function refineCommand(signal: AbortSignal): Command {
         },
         reporter,
         signal,
+        record !== undefined ? { out: resolve(workDir, record.out) } : undefined,
       );
       if (metric.name !== stored.transition.metric) {
         reporter.warn(`this transition was measured with ${stored.transition.metric}, now ${metric.name} is used; new gaps are compared with a different metric.`);

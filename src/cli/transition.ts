@@ -14,6 +14,7 @@ import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { cachedTransition, checkFilmSettings, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
 import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
+import { checkVideoEncoder } from '../io/video.ts';
 import type { Device } from '../runtime/onnx.ts';
 
 interface TransitionFlags extends EngineFlags, FilmOutputFlags {
@@ -34,8 +35,17 @@ interface TransitionFlags extends EngineFlags, FilmOutputFlags {
   framesDir?: string;
 }
 
-/** Loads the model and the similarity metric for a film command. */
-export async function loadForFilm(flags: EngineFlags & { model: string }, reporter: ReturnType<typeof createReporter>, signal: AbortSignal) {
+/**
+ * Loads the model and the similarity metric for a film command. With `film`, ffmpeg is checked
+ * first (before any download or session), see checkVideoEncoder.
+ */
+export async function loadForFilm(
+  flags: EngineFlags & { model: string },
+  reporter: ReturnType<typeof createReporter>,
+  signal: AbortSignal,
+  film?: { out: string; ffmpegPath?: string },
+) {
+  if (film !== undefined) await checkVideoEncoder(film.out, film.ffmpegPath !== undefined ? { ffmpegPath: film.ffmpegPath } : {});
   const modelDir = await resolveModelForCli(flags.model, reporter, signal);
   const pipeline = await DiffusionPipeline.load(
     {

@@ -28,7 +28,7 @@ import { extname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { LatentBlendError } from '../errors.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
-import { locateFfmpeg, requireFfmpegFeatures, type FfmpegOptions } from './ffmpeg.ts';
+import { locateFfmpeg, requireFfmpegFeatures, type FfmpegLocation, type FfmpegOptions } from './ffmpeg.ts';
 import { writeAtomically } from './files.ts';
 
 /** Container/codec pairs we write. */
@@ -257,6 +257,20 @@ const REQUIRED_FEATURES: Record<VideoFormat, { encoders: string[]; filters: stri
   webm: { encoders: ['libvpx-vp9'], filters: ['scale', 'format'] },
   gif: { encoders: ['gif'], filters: ['split', 'palettegen', 'paletteuse'] },
 };
+
+/**
+ * Checks that ffmpeg can write the film `path` (its format from `options.format` or the
+ * extension): locates ffmpeg and probes its encoders and filters. Call it before loading a model:
+ * the probe's spawns then come from a small process (spawning from a process holding gigabytes of
+ * weights costs about 0.3 s each, against a few ms), a missing encoder fails before any slow work,
+ * and the result is cached for the process, so `encodeVideo` later spawns only the encoder itself.
+ */
+export async function checkVideoEncoder(path: string, options: FfmpegOptions & { format?: VideoFormat } = {}): Promise<FfmpegLocation> {
+  const format = options.format ?? videoFormatFromPath(path);
+  const ffmpeg = locateFfmpeg(options);
+  await requireFfmpegFeatures(ffmpeg, REQUIRED_FEATURES[format].encoders, REQUIRED_FEATURES[format].filters);
+  return ffmpeg;
+}
 
 /** ffmpeg's "file:" protocol, so names with ':' or a leading '-' are not misread. */
 function fileUrl(path: string): string {

@@ -122,6 +122,7 @@ export async function denoise(request: DenoiseRequest): Promise<DenoiseResult> {
       { data: sample, dims: [rows, ...latentShape] },
       scheduler.timesteps[stepIndex]!,
       batchedConditioning,
+      request.signal,
     );
     row = 0;
     const next: Float32Array[] = [];

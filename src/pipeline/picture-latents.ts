@@ -30,11 +30,10 @@ export interface Posterior {
  * lazily by the pipeline; change only this function then).
  */
 export async function vaeEncoderOf(pipeline: DiffusionPipeline): Promise<OnnxModel> {
-  const encoder = pipeline.vae.encoder;
-  if (encoder === undefined) {
+  if (pipeline.folder.vaeEncoder === undefined) {
     throw new LatentBlendError(`${pipeline.folder.dir}: this model folder has no vae_encoder/model.onnx, so pictures cannot be used.`, 'model_folder');
   }
-  return encoder;
+  return pipeline.vaeEncoder();
 }
 
 /** Runs the VAE encoder on an RGB8 picture (diffusers' preprocessing: x / 255 * 2 - 1). */

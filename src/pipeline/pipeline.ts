@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { inspectModelFolder, type ModelFolder } from '../model/folder.ts';
 import { modelDefaults, PRESETS, type ModelDefaults, type Preset } from '../model/preset.ts';
 import { loadClipTokenizer } from '../model/tokenizer.ts';
-import { checkDevice, loadOnnxModel, DEVICES, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import { checkDevice, loadOnnxModel, DEVICES, INFERENCE_THREADS, type Device, type OnnxModel } from '../runtime/onnx.ts';
 import { ClipTextEncoder } from '../adapters/text-encoder.ts';
 import { SdAdapter } from '../adapters/sd.ts';
 import { SdxlAdapter } from '../adapters/sdxl.ts';
@@ -43,6 +43,12 @@ export const loadOptionsSchema = z.strictObject({
   schedulerConfig: z.record(z.string(), z.unknown()).optional(),
   /** Largest picture area as a multiple of the model's native area (default 4); see size-limit.ts. */
   maxAreaFactor: z.number({ error: 'expected a number >= 1' }).min(1, { error: 'expected a number >= 1' }).optional(),
+  /**
+   * 'worker': each ONNX session is created and run in its own worker thread, so this thread stays
+   * responsive (and independent sessions, e.g. SDXL's two text encoders, run at the same time);
+   * 'main' (default): on this thread, which each creation and call blocks.
+   */
+  inferenceThread: z.enum(INFERENCE_THREADS, { error: `expected one of ${INFERENCE_THREADS.join(', ')}` }).default('main'),
 });
 export type LoadOptions = z.input<typeof loadOptionsSchema>;
 
@@ -57,11 +63,25 @@ export class DiffusionPipeline {
     readonly vae: Vae,
     readonly schedulerClass: string,
     readonly schedulerConfig: Readonly<Record<string, unknown>>,
-    readonly models: readonly OnnxModel[],
+    private readonly eagerModels: readonly OnnxModel[],
     private readonly listener: EventListener | undefined,
     /** Largest picture area as a multiple of the native area (see checkSize). */
     readonly maxAreaFactor: number = DEFAULT_MAX_AREA_FACTOR,
   ) {}
+
+  /** The ONNX models loaded so far (the VAE encoder only once a picture was encoded). */
+  get models(): readonly OnnxModel[] {
+    const encoder = this.vae.loadedEncoder;
+    return encoder === undefined ? this.eagerModels : [...this.eagerModels, encoder];
+  }
+
+  /**
+   * The VAE encoder, loaded on first use (emits a 'load' event then). Throws a LatentBlendError
+   * (code 'model_folder') when the model folder has no vae_encoder.
+   */
+  vaeEncoder(): Promise<OnnxModel> {
+    return this.vae.encoderModel();
+  }
 
   /** Loads the model folder on the given device. */
   static async load(options: LoadOptions, listener?: EventListener): Promise<DiffusionPipeline> {
@@ -80,25 +100,30 @@ export class DiffusionPipeline {
     // Fails early on a bad config, before the slow session loads.
     createScheduler(schedulerClass, schedulerConfig, defaults.steps);
 
+    const thread = parsed.inferenceThread;
     const timed = async (part: string, path: string): Promise<OnnxModel> => {
       const started = performance.now();
-      const model = await loadOnnxModel(path, part, device);
+      const model = await loadOnnxModel(path, part, device, { thread });
       listener?.({ type: 'load', part, seconds: (performance.now() - started) / 1000 });
       return model;
     };
+    // One after the other, in worker threads too: creating them concurrently was slower on the
+    // 2-core machine (issue #12: 25-39 s against 18-21 s for the full-size SD-Turbo).
     const encoderModels: OnnxModel[] = [];
     for (const [index, path] of folder.textEncoders.entries()) {
       encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
     }
+    const unetModel = await timed('UNet', folder.unet);
+    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(folder.tokenizers[index]!)));
     const adapter: ModelAdapter =
       folder.family === 'sdxl'
         ? new SdxlAdapter(encoders[0]!, encoders[1]!, folder.modelIndex.force_zeros_for_empty_prompt !== false)
         : new SdAdapter(encoders[0]!);
-    const unetModel = await timed('UNet', folder.unet);
-    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
-    const encoderModel = folder.vaeEncoder === undefined ? undefined : await timed('VAE encoder', folder.vaeEncoder);
-    const vae = new Vae(decoderModel, encoderModel, defaults.vaeScalingFactor, defaults.vaeScaleFactor);
+    const vaeEncoderPath = folder.vaeEncoder;
+    // Loaded when a picture is first encoded: generate and transition never need it.
+    const loadEncoder = vaeEncoderPath === undefined ? undefined : () => timed('VAE encoder', vaeEncoderPath);
+    const vae = new Vae(decoderModel, loadEncoder, defaults.vaeScalingFactor, defaults.vaeScaleFactor);
     // diffusers' default VAE config says force_upcast for every model, but only SDXL's VAE is
     // known to overflow in float16 (decodeRaw also reports NaN output).
     if (folder.family === 'sdxl' && defaults.vaeForceUpcast && decoderModel.inputTypes.get('latent_sample') === 'float16') {
@@ -107,7 +132,7 @@ export class DiffusionPipeline {
         message: 'The VAE decoder is float16 but the model asks for float32 decoding (force_upcast); images may come out black. Prefer a float32 VAE decoder.',
       });
     }
-    const models = [...encoderModels, unetModel, decoderModel, ...(encoderModel ? [encoderModel] : [])];
+    const models = [...encoderModels, unetModel, decoderModel];
     return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener, parsed.maxAreaFactor);
   }
 

@@ -28,8 +28,9 @@ export class Unet {
   /**
    * Predicts for a batch. `sample` is [B, C, H, W]; every conditioning tensor has batch B.
    * @param timestep the scheduler's timestep for this step (same for the whole batch)
+   * @param signal an abort rejects at once (see runModel)
    */
-  async predict(sample: Tensor32, timestep: number, conditioning: ReadonlyMap<string, Tensor32>): Promise<Float32Array> {
+  async predict(sample: Tensor32, timestep: number, conditioning: ReadonlyMap<string, Tensor32>, signal?: AbortSignal): Promise<Float32Array> {
     const batch = sample.dims[0] ?? 1;
     const feeds: Record<string, ort.Tensor> = {
       sample: floatTensor(this.sampleType, sample.data, sample.dims),
@@ -52,7 +53,7 @@ export class Unet {
       const type = this.model.inputTypes.get(name)!;
       feeds[name] = floatTensor(type, tensor.data, tensor.dims);
     }
-    const outputs = await runModel(this.model, feeds);
+    const outputs = await runModel(this.model, feeds, signal);
     this.calls += 1;
     this.evaluations += batch;
     return toFloat32(outputs[this.outputName]!);

@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { Float16Array } from '@petamoriken/float16';
 import { LatentBlendError } from '../errors.ts';
+import { sessionOptionsFor } from './session-options.ts';
+import { WorkerSession, type SessionLike } from './worker-session.ts';
 
 /** Execution providers a user can ask for with `device`. */
 export const DEVICES = ['cpu', 'cuda', 'tensorrt', 'coreml', 'dml', 'webgpu'] as const;
@@ -61,11 +63,20 @@ export function checkDevice(device: string): Device {
   return device as Device;
 }
 
+/**
+ * Where a model's session is created and run: 'main' (onnxruntime-node on the calling thread,
+ * which blocks it for the whole creation or call) or 'worker' (a worker thread per session; the
+ * calling thread stays free and independent sessions run concurrently).
+ */
+export const INFERENCE_THREADS = ['main', 'worker'] as const;
+export type InferenceThread = (typeof INFERENCE_THREADS)[number];
+
 /** One loaded ONNX model with the input/output facts we need. */
 export interface OnnxModel {
   readonly path: string;
   readonly role: string;
-  readonly session: ort.InferenceSession;
+  /** The session: onnxruntime-node's own (main thread) or a WorkerSession (its own thread). */
+  readonly session: SessionLike;
   /** Element type of each tensor input, by name ('float32', 'float16', 'int64', …). */
   readonly inputTypes: ReadonlyMap<string, ort.Tensor.Type>;
   /** Declared rank of each tensor input, by name (0 for a scalar). */
@@ -75,14 +86,21 @@ export interface OnnxModel {
   readonly stats: { calls: number; seconds: number };
 }
 
-/** Creates a session for `path` on `device`; failures name the file and the device. */
-export async function loadOnnxModel(path: string, role: string, device: Device): Promise<OnnxModel> {
-  let session: ort.InferenceSession;
+/**
+ * Creates a session for `path` on `device` with the options chosen for its role
+ * (see session-options.ts) unless `options.sessionOptions` replaces them (benchmarks); on the
+ * main thread or in a worker thread (`options.thread`). Failures name the file and the device.
+ */
+export async function loadOnnxModel(
+  path: string,
+  role: string,
+  device: Device,
+  options: { thread?: InferenceThread; sessionOptions?: ort.InferenceSession.SessionOptions } = {},
+): Promise<OnnxModel> {
+  let session: SessionLike;
   try {
-    session = await ort.InferenceSession.create(path, {
-      executionProviders: [device],
-      graphOptimizationLevel: 'all',
-    });
+    const sessionOptions = options.sessionOptions ?? sessionOptionsFor(role, device);
+    session = options.thread === 'worker' ? await WorkerSession.create(path, sessionOptions) : await ort.InferenceSession.create(path, sessionOptions);
   } catch (error) {
     throw new LatentBlendError(
       `Could not load the ${role} ${path} on ${device}: ${(error as Error).message.split('\n')[0]}`,
@@ -152,22 +170,40 @@ export function toFloat32(tensor: ort.Tensor): Float32Array {
   throw new LatentBlendError(`Expected a float output, got ${tensor.type}.`, 'model_folder');
 }
 
-/** Runs a session and returns its outputs; native errors are re-thrown with the model's role. */
-export async function runModel(model: OnnxModel, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+/** A failed session run as an error: running out of memory is the user's to fix (a smaller size or batch), not a bug. */
+function runFailure(model: OnnxModel, error: unknown): Error {
+  const message = (error as Error)?.message ?? String(error);
+  if (/bad_alloc|Failed to allocate|out of memory|OOM|allocation failed|cudaMalloc|Insufficient memory/i.test(message)) {
+    return new LatentBlendError(
+      `Not enough memory to run the ${model.role} (${model.path}): ${message.split('\n')[0]!.slice(0, 300)}. Use a smaller width and height, a smaller batch size, or a device with more memory.`,
+      'out_of_memory',
+    );
+  }
+  return new Error(`${model.role} (${model.path}) failed: ${message}`);
+}
+
+/**
+ * Runs a session and returns its outputs; native errors are re-thrown with the model's role.
+ * With `signal`, an abort rejects at once with its reason (a session in a worker thread finishes
+ * the call there and its result is dropped; on the main thread the call cannot be interrupted).
+ */
+export async function runModel(model: OnnxModel, feeds: Record<string, ort.Tensor>, signal?: AbortSignal): Promise<Record<string, ort.Tensor>> {
   const started = performance.now();
+  let onAbort: (() => void) | undefined;
   try {
-    return (await model.session.run(feeds)) as Record<string, ort.Tensor>;
-  } catch (error) {
-    const message = (error as Error)?.message ?? String(error);
-    // Running out of memory is the user's to fix (a smaller size or batch), not a bug.
-    if (/bad_alloc|Failed to allocate|out of memory|OOM|allocation failed|cudaMalloc|Insufficient memory/i.test(message)) {
-      throw new LatentBlendError(
-        `Not enough memory to run the ${model.role} (${model.path}): ${message.split('\n')[0]!.slice(0, 300)}. Use a smaller width and height, a smaller batch size, or a device with more memory.`,
-        'out_of_memory',
-      );
-    }
-    throw new Error(`${model.role} (${model.path}) failed: ${message}`);
+    signal?.throwIfAborted();
+    const running = model.session.run(feeds).catch((error: unknown) => {
+      throw runFailure(model, error);
+    });
+    if (signal === undefined) return await running;
+    running.catch(() => undefined); // an error after the abort won is not unhandled
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return await Promise.race([running, aborted]);
   } finally {
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
     model.stats.calls += 1;
     model.stats.seconds += (performance.now() - started) / 1000;
   }

@@ -29,6 +29,7 @@ import { chooseMetric } from '../engine/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
+import { prefetchFfmpegCapabilities } from '../io/ffmpeg.ts';
 import { JobQueue, type JobView } from './jobs.ts';
 import { SessionStore } from './sessions.ts';
 import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, COMMON_HEADERS } from './http.ts';
@@ -174,6 +175,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         );
 
   const hooks: PipelineHooks = {};
+  // ffmpeg's capability probes spawn now, from a small process (issue #12).
+  prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
   const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
   const metric = await chooseMetric({
     device,
