@@ -17,6 +17,9 @@ import type { Scheduler } from '../schedulers/scheduler.ts';
 import { Unet } from './unet.ts';
 import { Vae, type RgbImage } from './vae.ts';
 import { denoise, type StepEvent } from './denoise.ts';
+import { loadControlNet, type ControlNet, type LoadedControlNet } from './controlnet.ts';
+import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from './control-options.ts';
+import { controlTensor } from '../image/control-picture.ts';
 import { KeyframeNoise } from './keyframe-noise.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -105,6 +108,17 @@ export class DiffusionPipeline {
     return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener);
   }
 
+  /**
+   * Loads a ControlNet folder for this model (docs/controlnet-onnx.md): checks its family and
+   * conditioning width against the model and the model's `unet_controlnet/` export first.
+   */
+  async loadControlNet(dir: string): Promise<LoadedControlNet> {
+    const started = performance.now();
+    const loaded = await loadControlNet(dir, this.folder, this.unet, this.device);
+    this.listener?.({ type: 'load', part: 'ControlNet', seconds: (performance.now() - started) / 1000 });
+    return loaded;
+  }
+
   /** Emits an event to the listener given at load time. */
   emit(event: PipelineEvent): void {
     this.listener?.(event);
@@ -179,6 +193,11 @@ export class DiffusionPipeline {
       ...(parsed.clipSkip !== undefined ? { clipSkip: parsed.clipSkip } : {}),
     });
     const shape = this.latentShape(width, height);
+    const control = parsed.control;
+    if (control !== undefined) {
+      const problem = guidanceWindowProblem(control.guidanceStart ?? DEFAULT_CONTROL_GUIDANCE.start, control.guidanceEnd ?? DEFAULT_CONTROL_GUIDANCE.end);
+      if (problem !== undefined) throw new LatentBlendError(`generate options: ${problem}.`);
+    }
     const noise = new KeyframeNoise(parsed.seed);
     const length = shape[0] * shape[1] * shape[2];
     const start = parsed.startLatents ?? noise.start(length);
@@ -194,8 +213,18 @@ export class DiffusionPipeline {
           ...(negative !== undefined ? { negative } : {}),
           guidanceScale,
           stepNoise: parsed.stepNoise ?? ((stepIndex) => noise.step(stepIndex, length)),
+          ...(control !== undefined ? { control: [{ image: controlTensor(control.picture, width, height), weight: control.scale ?? 1 }] } : {}),
         },
       ],
+      ...(control !== undefined
+        ? {
+            control: {
+              controlNet: control.controlNet,
+              guidanceStart: control.guidanceStart ?? DEFAULT_CONTROL_GUIDANCE.start,
+              guidanceEnd: control.guidanceEnd ?? DEFAULT_CONTROL_GUIDANCE.end,
+            },
+          }
+        : {}),
       fromStep: 0,
       toStep: scheduler.timesteps.length,
       onStep: (event) => this.emit({ type: 'step', ...event }),
@@ -228,6 +257,16 @@ export const generateOptionsSchema = z.strictObject({
   /** Step noise for stochastic schedulers instead of the seed's stream. */
   stepNoise: z.custom<(stepIndex: number) => Float32Array>((value) => typeof value === 'function', { error: 'expected a function' }).optional(),
   signal: z.instanceof(AbortSignal).optional(),
+  /** ControlNet: a loaded ControlNet (loadControlNet), the control picture (any size; stretched to the output size), scale and guidance window. */
+  control: z
+    .strictObject({
+      controlNet: z.custom<ControlNet>((value) => typeof value === 'object' && value !== null && 'residualNames' in value, { error: 'expected a loaded ControlNet' }),
+      picture: z.custom<RgbImage>((value) => typeof value === 'object' && value !== null && (value as RgbImage).data instanceof Uint8Array, { error: 'expected an RGB picture' }),
+      scale: controlScaleSchema.optional(),
+      guidanceStart: controlFractionSchema.optional(),
+      guidanceEnd: controlFractionSchema.optional(),
+    })
+    .optional(),
 });
 /** Options of `generate`: prompt, seed, steps (default: model's), guidance scale, size in pixels, clip skip. */
 export type GenerateOptions = z.input<typeof generateOptionsSchema>;
