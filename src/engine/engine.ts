@@ -28,6 +28,7 @@ import {
 import { resolveTransitionOptions, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
 import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
+import { controlContinuationProblem, controlTermsAt, prepareControl, sameControl, type ControlSummary, type PreparedControl, type TransitionControl } from './control.ts';
 
 /** One computed frame of a transition, in fract order. */
 export interface TransitionFrame {
@@ -64,6 +65,8 @@ export interface Transition {
   readonly stats: TransitionStats;
   /** The frames in order, with their fract, injection step and neighbour distances. */
   readonly frames: readonly TransitionFrame[];
+  /** The ControlNet settings it was computed with (absent: none). */
+  readonly control?: ControlSummary;
 }
 
 /** Events of a run, for progress bars and live previews. */
@@ -92,6 +95,8 @@ export interface RunControl {
    * B's trajectory and image are reused instead of recomputed.
    */
   readonly startFrom?: Transition;
+  /** ControlNet: pictures, scales and guidance window (see src/engine/control.ts); refine needs the same again. */
+  readonly controlNet?: TransitionControl;
 }
 
 /** Everything a transition's branches share, prepared once. */
@@ -107,6 +112,7 @@ interface Context {
   readonly negative: Conditioning | undefined;
   readonly noiseA: KeyframeNoise;
   readonly noiseB: KeyframeNoise;
+  readonly control: PreparedControl | undefined;
 }
 
 /** One branch to compute in a batched denoising run. */
@@ -149,7 +155,7 @@ export class BlendingEngine {
     const started = performance.now();
     const counters = this.counters();
     const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
-    const context = await this.prepare(options);
+    const context = await this.prepare(options, control.controlNet);
     const { steps } = context;
     const emit = control.onEvent ?? (() => {});
 
@@ -163,6 +169,8 @@ export class BlendingEngine {
     let branchB: Branch<Float32Array> | undefined;
     if (previous !== undefined) {
       this.checkReusable(previous, options);
+      const controlProblem = controlContinuationProblem(previous.control, context.control?.summary);
+      if (controlProblem !== undefined) throw new LatentBlendError(`Cannot continue from the previous transition: ${controlProblem}.`);
       branchA = { ...previous.tree.branches[previous.tree.branches.length - 1]!, fract: 0 };
       imageA = previous.images[previous.images.length - 1]!;
     } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0)) {
@@ -215,7 +223,14 @@ export class BlendingEngine {
     }
     const started = performance.now();
     const counters = this.counters();
-    const context = await this.prepare(transition.options);
+    const context = await this.prepare(transition.options, control.controlNet);
+    if (!sameControl(transition.control, context.control?.summary)) {
+      throw new LatentBlendError(
+        transition.control === undefined
+          ? 'This transition was computed without a ControlNet; refine it without one.'
+          : `This transition was computed with a ControlNet (${transition.control.controlNet}); refine it with the same ControlNet, control pictures, scales and guidance window.`,
+      );
+    }
     if (context.steps !== transition.tree.numInferenceSteps) {
       throw new LatentBlendError(
         `This transition has ${transition.tree.numInferenceSteps} steps per trajectory but the model's scheduler gives ${context.steps}; refine it with the model and scheduler it was made with.`,
@@ -263,7 +278,9 @@ export class BlendingEngine {
   private metricEvaluations = 0;
   private metricSeconds = 0;
 
-  private async prepare(options: ResolvedTransitionOptions): Promise<Context> {
+  private async prepare(options: ResolvedTransitionOptions, controlInput?: TransitionControl): Promise<Context> {
+    // Control pictures are checked and prepared first: bad ones fail before any model call.
+    const control = controlInput === undefined ? undefined : prepareControl(controlInput, options.width, options.height, this.pipeline.folder.family);
     const scheduler = this.pipeline.scheduler(options.steps, options.eta !== undefined ? { eta: options.eta } : {});
     const guided = options.guidanceScale > 1;
     const encodeOptions = {
@@ -286,6 +303,7 @@ export class BlendingEngine {
       negative: a.negative,
       noiseA: new KeyframeNoise(options.keyframeA.seed),
       noiseB: new KeyframeNoise(options.keyframeB.seed),
+      control,
     };
   }
 
@@ -319,6 +337,7 @@ export class BlendingEngine {
             : job.fract === 1
               ? noiseB.step(stepIndex, length)
               : slerp(noiseA.step(stepIndex, length), noiseB.step(stepIndex, length), job.fract),
+        ...(context.control !== undefined ? { control: controlTermsAt(context.control, job.fract) } : {}),
       };
     });
     const result = await denoise({
@@ -329,6 +348,7 @@ export class BlendingEngine {
       fromStep,
       toStep: context.steps,
       ...(signal !== undefined ? { signal } : {}),
+      ...(context.control !== undefined ? { control: context.control.denoise } : {}),
       onStep: (event) => this.pipeline.emit({ type: 'step', ...event }),
       beforeStep: (stepIndex, latents) => {
         let changed = false;
@@ -483,7 +503,16 @@ export class BlendingEngine {
       seconds: (performance.now() - started) / 1000,
       onnxSeconds: after.onnxSeconds - before.onnxSeconds,
     };
-    return { options, tree, images, plan, metric: this.metric.name, stats, frames: framesOf(tree, images) };
+    return {
+      options,
+      tree,
+      images,
+      plan,
+      metric: this.metric.name,
+      stats,
+      frames: framesOf(tree, images),
+      ...(context.control !== undefined ? { control: context.control.summary } : {}),
+    };
   }
 
   /** The job for a branch injected at step k into gap (leftIndex, leftIndex + 1). */

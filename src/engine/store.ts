@@ -20,6 +20,7 @@ import type { Plan } from '../blend/plan.ts';
 import { framesOf, type Transition } from './engine.ts';
 import type { ResolvedTransitionOptions } from './options.ts';
 import { parseOptions } from '../options/validate.ts';
+import { controlSummarySchema } from './control.ts';
 import { LatentBlendError } from '../errors.ts';
 
 export const TRANSITION_FORMAT = 'latentblend-transition';
@@ -65,6 +66,8 @@ const manifestSchema = z.object({
   branches: z.array(z.object({ fract: z.number().min(0).max(1), injectionStep: z.number().int().min(0), frame: z.string() })).min(2),
   gapDistances: z.array(z.number().min(0)),
   stats: z.record(z.string(), z.unknown()).optional(),
+  /** ControlNet settings (src/engine/control.ts); absent: none. */
+  control: controlSummarySchema.optional(),
 });
 type Manifest = z.infer<typeof manifestSchema>;
 
@@ -115,6 +118,7 @@ export async function saveTransition(dir: string, transition: Transition, model:
     branches: tree.branches.map((branch, index) => ({ fract: branch.fract, injectionStep: branch.injectionStep, frame: join('frames', `${String(index).padStart(4, '0')}.png`) })),
     gapDistances: [...tree.gapDistances],
     stats: { ...transition.stats },
+    ...(transition.control !== undefined ? { control: { ...transition.control } } : {}),
   };
 
   mkdirSync(dirname(dir) || '.', { recursive: true });
@@ -200,7 +204,16 @@ export async function loadTransition(dir: string): Promise<StoredTransition> {
   };
   const stats = { unetEvaluations: 0, unetCalls: 0, decodes: 0, metricEvaluations: 0, seconds: 0, onnxSeconds: 0 };
   return {
-    transition: { options, tree, images, plan: manifest.plan as unknown as Plan, metric: manifest.metric, stats, frames: framesOf(tree, images) },
+    transition: {
+      options,
+      tree,
+      images,
+      plan: manifest.plan as unknown as Plan,
+      metric: manifest.metric,
+      stats,
+      frames: framesOf(tree, images),
+      ...(manifest.control !== undefined ? { control: manifest.control } : {}),
+    },
     model: manifest.model,
   };
 }
