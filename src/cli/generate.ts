@@ -8,8 +8,9 @@ import { PRESETS } from '../model/preset.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
+import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, type ControlFlags } from './control-flags.ts';
 
-interface GenerateFlags {
+interface GenerateFlags extends ControlFlags {
   model: string;
   prompt: string;
   negativePrompt?: string;
@@ -29,7 +30,7 @@ interface GenerateFlags {
 }
 
 export function generateCommand(): Command {
-  return new Command('generate')
+  const command = new Command('generate')
     .description('Generate one image from a prompt and write it as a PNG.')
     .option('-m, --model <path|repo>', 'model folder in Optimum ONNX layout, or a Hugging Face Hub repo id (downloaded once)', DEFAULT_MODEL)
     .requiredOption('-p, --prompt <text>', 'what to draw')
@@ -46,16 +47,19 @@ export function generateCommand(): Command {
     .requiredOption('-o, --out <file.png>', 'where to write the PNG')
     .option('-f, --force', 'overwrite --out if it exists', false)
     .option('--json', 'print a JSON summary on stdout', false)
-    .option('-q, --quiet', 'no progress output', false)
+    .option('-q, --quiet', 'no progress output', false);
+  return addControlFlags(command, false)
     .addHelpText(
       'after',
       `
 Examples:
   latentblend generate --prompt "a lighthouse at dawn, oil painting" --seed 7 --out lighthouse.png
-  latentblend generate --model fixtures/models/tiny-sdxl-turbo/onnx --prompt "a cat" --seed 1 --out cat.png`,
+  latentblend generate --model fixtures/models/tiny-sdxl-turbo/onnx --prompt "a cat" --seed 1 --out cat.png
+  latentblend generate --model models/sd15 --controlnet models/controlnet-canny --control-image photo.jpg --canny --prompt "a watercolour" --out w.png`,
     )
     .action(async (flags: GenerateFlags) => {
       prepareOutput(flags.out, flags.force);
+      const pictures = await readControlPicturesFromFlags(flags, flags.force);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const modelDir = await resolveModelForCli(flags.model, reporter);
       const pipeline = await DiffusionPipeline.load(
@@ -67,6 +71,7 @@ Examples:
         },
         reporter.listener,
       );
+      const control = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter);
       const steps = flags.steps ?? pipeline.defaults.steps;
       reporter.startBar('denoising', steps);
       const unetBefore = { ...pipeline.unet.model.stats };
@@ -79,6 +84,17 @@ Examples:
         ...(flags.width !== undefined ? { width: flags.width } : {}),
         ...(flags.height !== undefined ? { height: flags.height } : {}),
         ...(flags.clipSkip !== undefined ? { clipSkip: flags.clipSkip } : {}),
+        ...(control !== undefined && pictures !== undefined
+          ? {
+              control: {
+                controlNet: control.controlNet,
+                picture: pictures.pictureA,
+                ...(flags.controlnetScale !== undefined ? { scale: flags.controlnetScale } : {}),
+                ...(flags.controlGuidanceStart !== undefined ? { guidanceStart: flags.controlGuidanceStart } : {}),
+                ...(flags.controlGuidanceEnd !== undefined ? { guidanceEnd: flags.controlGuidanceEnd } : {}),
+              },
+            }
+          : {}),
       });
       reporter.stopBar();
       await writePng(flags.out, result.image, flags.force);

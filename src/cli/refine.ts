@@ -12,8 +12,9 @@ import { DEVICES } from '../runtime/onnx.ts';
 import { Option } from 'commander';
 import type { Transition } from '../engine/engine.ts';
 import { LatentBlendError } from '../errors.ts';
+import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
 
-interface RefineFlags {
+interface RefineFlags extends ControlFlags {
   branches: number;
   device: string;
   lpips?: string;
@@ -22,18 +23,20 @@ interface RefineFlags {
 }
 
 export function refineCommand(signal: AbortSignal): Command {
-  return new Command('refine')
+  const command = new Command('refine')
     .description("Add branches to a saved transition (nothing already computed is recomputed) and render its film again.")
     .argument('<transition-dir>', 'a saved transition: <work folder>/transitions/NN-…')
     .requiredOption('-b, --branches <int>', 'how many branches to add', integerIn(1, 4096))
     .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
     .option('--lpips <file.onnx>', 'LPIPS model (use the same metric as the first run)')
     .option('--json', 'print a JSON summary on stdout', false)
-    .option('-q, --quiet', 'no progress output', false)
-    .addHelpText('after', '\nExample:\n  latentblend refine movie.latentblend/transitions/00-3f2a9c… --branches 10\n\nThe film recorded in the work folder (film.json) is rendered again, replacing its previous version.')
+    .option('-q, --quiet', 'no progress output', false);
+  return addControlFlags(command, true)
+    .addHelpText('after', '\nA transition computed with a ControlNet is refined with the same ControlNet flags again.\n\nExample:\n  latentblend refine movie.latentblend/transitions/00-3f2a9c… --branches 10\n\nThe film recorded in the work folder (film.json) is rendered again, replacing its previous version.')
     .action(async (transitionDir: string, flags: RefineFlags) => {
       const started = performance.now();
       const stored = await loadTransition(transitionDir);
+      const pictures = await readControlPicturesFromFlags(flags, false);
       const workDir = dirname(dirname(resolve(transitionDir)));
       const record = existsSync(join(workDir, 'film.json')) ? readFilmRecord(workDir) : undefined;
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
@@ -48,7 +51,9 @@ export function refineCommand(signal: AbortSignal): Command {
       const shape = stored.model.latentShape;
       checkSameModel(stored.model, modelStamp(stored.model.source, pipeline, shape));
       reporter.startBar('refining', 1, { countSteps: false });
-      const refined = await engine.refine(stored.transition, flags.branches, { signal, onEvent: reporter.engineListener });
+      const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
+      const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
+      const refined = await engine.refine(stored.transition, flags.branches, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}) });
       reporter.stopBar();
       await saveTransition(transitionDir, refined, stored.model, { replace: true });
 
