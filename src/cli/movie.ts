@@ -79,6 +79,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         signal,
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
         ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+        specDir: dirname(specPath),
       });
       await metric.release?.();
       const summary = {

@@ -24,6 +24,8 @@ import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
 import { writeFilmRecord } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
+import { filmTransitionControl, loadFilmControl } from './film-control.ts';
+import { controlContinuationProblem, prepareControl } from '../engine/control.ts';
 
 export interface RenderFilmEvents {
   /** A transition begins: its index in the spec, and its place among the transitions this render goes through. */
@@ -60,6 +62,8 @@ export interface RenderFilmOptions {
   /** Work folders to copy finished transitions from. */
   readonly reuseFrom?: readonly string[];
   readonly events?: RenderFilmEvents;
+  /** Folder that relative control picture and ControlNet paths of the spec are relative to (default: the current folder). */
+  readonly specDir?: string;
 }
 
 export interface RenderFilmResult {
@@ -140,17 +144,25 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
   let unetCalls = 0;
   let reusedCount = 0;
   let previous: { transition: Transition; index: number } | undefined;
+  // ControlNet and every control picture first: a bad one fails before any transition runs.
+  const filmControl = await loadFilmControl(spec, pipeline, options.specDir ?? process.cwd(), signal);
   for (const [step, index] of indices.entries()) {
     const transition = transitions[index]!;
     events.transitionStart?.({ index, step, steps: indices.length, transition });
     const input = transitionOptionsOf(spec, index);
     const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
     const stamp = modelStamp(model, pipeline, pipeline.latentShape(resolved.width, resolved.height));
-    const key = hashOf([transitionKey(spec, index), metric.name]);
+    const controlNet = filmControl === undefined ? undefined : filmTransitionControl(filmControl, spec, index);
+    const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
+    // With a ControlNet the key also holds the pictures' contents (transitionKey has their paths).
+    const key = hashOf([transitionKey(spec, index), metric.name, ...(control !== undefined ? [control] : [])]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).
     const startFrom =
-      previous !== undefined && previous.index === index - 1 && continuationProblems(previous.transition, resolved).length === 0
+      previous !== undefined &&
+      previous.index === index - 1 &&
+      continuationProblems(previous.transition, resolved).length === 0 &&
+      controlContinuationProblem(previous.transition.control, control) === undefined
         ? previous.transition
         : undefined;
     reporter.info(`transition ${index + 1} of ${transitions.length}: "${transition.from.prompt}" → "${transition.to.prompt}"`);
@@ -169,6 +181,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
           events.engineEvent?.(index, event);
         },
         ...(startFrom !== undefined ? { startFrom } : {}),
+        ...(controlNet !== undefined ? { controlNet } : {}),
       });
     });
     reporter.stopBar();
@@ -180,6 +193,8 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     previous = { transition: result.transition, index };
   }
 
+  // The residual UNet stays attached to the pipeline (it may serve the next film); the ControlNet goes.
+  if (filmControl !== undefined) await filmControl.loaded.controlNet.model.session.release();
   const retiming = spec.retiming === 'equal' ? 'equal' : 'distance';
   const film = await writeFilm(
     segments,
