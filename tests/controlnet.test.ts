@@ -9,6 +9,9 @@ import { controlTermsAt, controlContinuationProblem, type PreparedControl } from
 import { inspectModelFolder } from '../src/model/folder.ts';
 import type { Tensor32 } from '../src/pipeline/tensor.ts';
 import { FIXTURES, modelDir, readJson } from './helpers/golden.ts';
+import { FakeHub } from './helpers/fake-hub.ts';
+import { resolveModelSource } from '../src/model/hub.ts';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 
 test('the guidance window keeps the ControlNet on exactly the steps diffusers keeps it on', () => {
   for (const name of ['tiny-sd15-controlnet', 'tiny-sdxl-controlnet']) {
@@ -111,4 +114,29 @@ test('ControlNet folders: the fixture passes, broken ones are refused naming the
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
+});
+
+test('a ControlNet folder is accepted from the Hub like a model: its files only, then offline from the cache', async (t) => {
+  const source = join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx');
+  const files: Record<string, Uint8Array | string> = { 'README.md': 'a tiny ControlNet', 'diffusion_pytorch_model.safetensors': 'weights we do not need' };
+  const walk = (dir: string, prefix: string): void => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path, `${prefix}${name}/`);
+      else files[`${prefix}${name}`] = readFileSync(path);
+    }
+  };
+  walk(source, '');
+  const hub = await FakeHub.start({ 'acme/tiny-controlnet': { commit: 'd'.repeat(40), files, lfs: ['controlnet/model.onnx'] } });
+  const cache = mkdtempSync(join(tmpdir(), 'latentblend-cnhub-'));
+  t.after(async () => {
+    await hub.stop();
+    rmSync(cache, { recursive: true, force: true });
+  });
+  const online = await resolveModelSource('acme/tiny-controlnet', { env: {}, endpoint: hub.endpoint, cacheDir: cache });
+  assert.equal(inspectControlNetFolder(online.dir).family, 'sd');
+  assert.deepEqual(readFileSync(join(online.dir, 'controlnet', 'model.onnx')), readFileSync(join(source, 'controlnet', 'model.onnx')));
+  assert.ok(!existsSync(join(online.dir, 'diffusion_pytorch_model.safetensors')), 'PyTorch weights are not downloaded');
+  const offline = await resolveModelSource('acme/tiny-controlnet', { env: {}, cacheDir: cache, offline: true });
+  assert.equal(offline.dir, online.dir);
 });

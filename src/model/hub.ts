@@ -83,7 +83,10 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 // no leading or trailing '-' or '.', no '--' or '..' (see huggingface_hub's validate_repo_id).
 const NAME_PART = /^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$/;
 const PATH_PART = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|vae_decoder|vae_encoder)$/;
+// controlnet/ (a ControlNet repo) and unet_controlnet/ (a model's UNet taking ControlNet residuals): docs/controlnet-onnx.md
+const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|unet_controlnet|controlnet|vae_decoder|vae_encoder)$/;
+/** The root file of a ControlNet folder in latentblend's layout. */
+const CONTROLNET_DESCRIPTION = 'latentblend-controlnet.json';
 const TEXT_COMPONENT = /^text_encoder(?:_\d+)?$/;
 const SMALL_FILE_FOLDER = /^(?:scheduler|tokenizer(?:_\d+)?)$/;
 const WEIGHT_FILE = /\.(?:safetensors|bin|ckpt|pt|pth|msgpack|h5|onnx|onnx_data|data|pb|gguf)$/i;
@@ -198,7 +201,7 @@ function onnxRole(file: string, variant: string | undefined): 'main' | 'data' | 
 export function isPipelineFile(path: string, options: { readonly variant?: string } = {}): boolean {
   const parts = path.split('/');
   if (parts.some((part) => part === '' || part === '.' || part === '..')) return false;
-  if (parts.length === 1) return parts[0] === 'model_index.json';
+  if (parts.length === 1) return parts[0] === 'model_index.json' || parts[0] === CONTROLNET_DESCRIPTION;
   if (parts.length !== 2) return false;
   const [folder, file] = parts as [string, string];
   if (file === 'config.json') return true;
@@ -524,9 +527,10 @@ async function missingPipelineFiles(dir: string, variant: string | undefined): P
   } catch {
     modelIndex = undefined;
   }
-  if (modelIndex === undefined) return ['model_index.json'];
-  const components = ['unet', 'vae_decoder'];
-  for (const [key, value] of Object.entries(modelIndex)) {
+  const controlNet = modelIndex === undefined && (await pathExists(join(dir, CONTROLNET_DESCRIPTION)));
+  if (modelIndex === undefined && !controlNet) return ['model_index.json'];
+  const components = controlNet ? ['controlnet'] : ['unet', 'vae_decoder'];
+  for (const [key, value] of Object.entries(modelIndex ?? {})) {
     if (TEXT_COMPONENT.test(key) && Array.isArray(value) && value[0] !== null && value[0] !== undefined) {
       components.push(key);
     }
@@ -779,7 +783,8 @@ async function downloadSnapshot(
     if (file.path.startsWith(prefix)) byRelative.set(file.path.slice(prefix.length), file);
   }
   const chosen = selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
-  if (!chosen.includes('model_index.json') || !chosen.some((path) => path.startsWith('unet/'))) {
+  const isControlNet = chosen.includes(CONTROLNET_DESCRIPTION) && chosen.some((path) => path.startsWith('controlnet/'));
+  if (!isControlNet && (!chosen.includes('model_index.json') || !chosen.some((path) => path.startsWith('unet/')))) {
     const where = site.subfolder === undefined ? 'at the repo root' : `in subfolder ${site.subfolder}`;
     throw new LatentBlendError(
       `${site.repo} (revision ${site.revision}) has no ONNX pipeline in Optimum's layout ${where}: expected ` +
