@@ -84,7 +84,7 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 const NAME_PART = /^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$/;
 const PATH_PART = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 // controlnet/ (a ControlNet repo) and unet_controlnet/ (a model's UNet taking ControlNet residuals): docs/controlnet-onnx.md
-const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|unet_controlnet|controlnet|vae_decoder|vae_encoder)$/;
+const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|unet_controlnet|vae_decoder|vae_encoder)$/;
 /** The root file of a ControlNet folder in latentblend's layout. */
 const CONTROLNET_DESCRIPTION = 'latentblend-controlnet.json';
 const TEXT_COMPONENT = /^text_encoder(?:_\d+)?$/;
@@ -201,7 +201,7 @@ function onnxRole(file: string, variant: string | undefined): 'main' | 'data' | 
 export function isPipelineFile(path: string, options: { readonly variant?: string } = {}): boolean {
   const parts = path.split('/');
   if (parts.some((part) => part === '' || part === '.' || part === '..')) return false;
-  if (parts.length === 1) return parts[0] === 'model_index.json' || parts[0] === CONTROLNET_DESCRIPTION;
+  if (parts.length === 1) return parts[0] === 'model_index.json';
   if (parts.length !== 2) return false;
   const [folder, file] = parts as [string, string];
   if (file === 'config.json') return true;
@@ -228,6 +228,18 @@ export function selectPipelineFiles(paths: readonly string[], options: { readonl
     if (folder === undefined || file === undefined || !COMPONENT.test(folder) || file === 'config.json') return true;
     const isVariantFile = variantNames.main.includes(file) || variantNames.data.includes(file);
     return hasVariant.has(folder) ? isVariantFile : !isVariantFile;
+  });
+}
+
+/**
+ * The files of a ControlNet folder in latentblend's layout (docs/controlnet-onnx.md):
+ * latentblend-controlnet.json and controlnet/ (config.json, the ONNX model and its external data).
+ */
+export function selectControlNetFiles(paths: readonly string[], variant?: string): string[] {
+  return paths.filter((path) => {
+    const parts = path.split('/');
+    if (parts.length === 1) return parts[0] === CONTROLNET_DESCRIPTION;
+    return parts.length === 2 && parts[0] === 'controlnet' && (parts[1] === 'config.json' || onnxRole(parts[1]!, variant) !== undefined);
   });
 }
 
@@ -782,7 +794,9 @@ async function downloadSnapshot(
   for (const file of listing.files) {
     if (file.path.startsWith(prefix)) byRelative.set(file.path.slice(prefix.length), file);
   }
-  const chosen = selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
+  const chosen = byRelative.has(CONTROLNET_DESCRIPTION)
+    ? selectControlNetFiles([...byRelative.keys()], site.variant)
+    : selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
   const isControlNet = chosen.includes(CONTROLNET_DESCRIPTION) && chosen.some((path) => path.startsWith('controlnet/'));
   if (!isControlNet && (!chosen.includes('model_index.json') || !chosen.some((path) => path.startsWith('unet/')))) {
     const where = site.subfolder === undefined ? 'at the repo root' : `in subfolder ${site.subfolder}`;
