@@ -49,7 +49,8 @@ for (const [name, entry] of Object.entries(index.controlnets)) {
         assert.ok(maxAbsDiff(ours.data, expected) <= 1e-7, `control picture: max abs diff ${maxAbsDiff(ours.data, expected)}`);
         checked++;
       }
-      assert.ok(checked > 0, 'no resized control picture among the goldens');
+      // tiny-sd15's goldens hold the prepared resized picture (tiny-sdxl's use the same picture)
+      if (name === 'tiny-sd15-controlnet') assert.ok(checked > 0, 'no resized control picture among the goldens');
     });
 
     for (const golden of goldens) {
