@@ -20,6 +20,7 @@ import { denoise, type StepEvent } from './denoise.ts';
 import { loadControlNet, type ControlNet, type LoadedControlNet } from './controlnet.ts';
 import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from './control-options.ts';
 import { controlTensor } from '../image/control-picture.ts';
+import { loadIpAdapter, withImagePrompt, zeroImageEmbeds, type IpAdapter, type LoadedIpAdapter } from './ip-adapter.ts';
 import { KeyframeNoise } from './keyframe-noise.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -119,6 +120,17 @@ export class DiffusionPipeline {
     return loaded;
   }
 
+  /**
+   * Loads an IP-Adapter folder for this model (docs/ip-adapter-onnx.md): checks its family and
+   * UNet against the model first, then attaches its UNet to this pipeline's UNet.
+   */
+  async loadIpAdapter(dir: string): Promise<LoadedIpAdapter> {
+    const started = performance.now();
+    const loaded = await loadIpAdapter(dir, this.folder, this.unet, this.device);
+    this.listener?.({ type: 'load', part: 'IP-Adapter', seconds: (performance.now() - started) / 1000 });
+    return loaded;
+  }
+
   /** Emits an event to the listener given at load time. */
   emit(event: PipelineEvent): void {
     this.listener?.(event);
@@ -186,12 +198,21 @@ export class DiffusionPipeline {
     const scheduler = this.scheduler(steps, parsed.eta !== undefined ? { eta: parsed.eta } : {});
     const guided = guidanceScale > 1;
     const started = performance.now();
-    const { positive, negative } = await this.encode(parsed.prompt, parsed.negativePrompt, {
+    const encoded = await this.encode(parsed.prompt, parsed.negativePrompt, {
       width,
       height,
       guided,
       ...(parsed.clipSkip !== undefined ? { clipSkip: parsed.clipSkip } : {}),
     });
+    let { positive, negative } = encoded;
+    const ip = parsed.ipAdapter;
+    if (ip !== undefined) {
+      // As diffusers: the picture's embedding on the positive side, zeros on the negative one.
+      const embeds = await ip.adapter.encode(ip.picture);
+      const scale = ip.scale ?? 1;
+      positive = withImagePrompt(positive, embeds, scale);
+      if (negative !== undefined) negative = withImagePrompt(negative, zeroImageEmbeds(embeds), scale);
+    }
     const shape = this.latentShape(width, height);
     const control = parsed.control;
     if (control !== undefined) {
@@ -265,6 +286,14 @@ export const generateOptionsSchema = z.strictObject({
       scale: controlScaleSchema.optional(),
       guidanceStart: controlFractionSchema.optional(),
       guidanceEnd: controlFractionSchema.optional(),
+    })
+    .optional(),
+  /** IP-Adapter: a loaded IP-Adapter (loadIpAdapter), the image prompt (any size) and the adapter scale (default 1). */
+  ipAdapter: z
+    .strictObject({
+      adapter: z.custom<IpAdapter>((value) => typeof value === 'object' && value !== null && 'encoder' in value, { error: 'expected a loaded IP-Adapter' }),
+      picture: z.custom<RgbImage>((value) => typeof value === 'object' && value !== null && (value as RgbImage).data instanceof Uint8Array, { error: 'expected an RGB picture' }),
+      scale: z.number({ error: 'expected an IP-Adapter scale from 0 to 5' }).min(0, { error: 'expected an IP-Adapter scale from 0 to 5' }).max(5, { error: 'expected an IP-Adapter scale from 0 to 5' }).optional(),
     })
     .optional(),
 });

@@ -45,6 +45,25 @@ export class Unet {
     this.residualModel = model;
   }
 
+  /**
+   * The same UNet exported with an IP-Adapter's attention (its `unet/`, docs/ip-adapter-onnx.md),
+   * used by `predict` when the conditioning holds `image_embeds`.
+   */
+  ipAdapterModel: OnnxModel | undefined;
+
+  /** Attaches an IP-Adapter's UNet export (see IP-Adapter loading); replaces an earlier one. */
+  useIpAdapterModel(model: OnnxModel): void {
+    requireInput(model, 'sample');
+    requireInput(model, 'timestep');
+    requireInput(model, 'image_embeds');
+    requireInput(model, 'ip_adapter_scale');
+    const missing = this.conditioningInputs.filter((name) => !model.inputTypes.has(name));
+    if (missing.length > 0) {
+      throw new LatentBlendError(`${model.path}: the IP-Adapter's UNet lacks the model's inputs ${missing.join(', ')}: it was exported for another model family.`, 'model_folder');
+    }
+    this.ipAdapterModel = model;
+  }
+
   /** Number of UNet calls made so far (one per batch), for tests and benchmarks. */
   calls = 0;
   /** Number of latent rows evaluated so far (a batch of B rows counts B). */
@@ -61,7 +80,7 @@ export class Unet {
     /** ControlNet residuals by input name (batch B); needs `useResidualModel` first. */
     residuals?: ReadonlyMap<string, Tensor32>,
   ): Promise<Float32Array> {
-    if (residuals !== undefined) return this.predictWithResiduals(sample, timestep, conditioning, residuals);
+    if (residuals !== undefined || conditioning.has('image_embeds')) return this.predictWithResiduals(sample, timestep, conditioning, residuals ?? new Map());
     const batch = sample.dims[0] ?? 1;
     const feeds: Record<string, ort.Tensor> = {
       sample: floatTensor(this.sampleType, sample.data, sample.dims),
@@ -96,8 +115,18 @@ export class Unet {
     conditioning: ReadonlyMap<string, Tensor32>,
     residuals: ReadonlyMap<string, Tensor32>,
   ): Promise<Float32Array> {
-    const model = this.residualModel;
-    if (model === undefined) throw new LatentBlendError('This UNet has no ControlNet residual export attached (unet_controlnet/).', 'model_folder');
+    const wantsResiduals = residuals.size > 0;
+    const wantsImage = conditioning.has('image_embeds');
+    if (wantsResiduals && wantsImage) {
+      throw new LatentBlendError('A ControlNet and an IP-Adapter together are not supported (no UNet export takes both).', 'unsupported');
+    }
+    const model = wantsImage ? this.ipAdapterModel : this.residualModel;
+    if (model === undefined) {
+      throw new LatentBlendError(
+        wantsImage ? 'This UNet has no IP-Adapter export attached.' : 'This UNet has no ControlNet residual export attached (unet_controlnet/).',
+        'model_folder',
+      );
+    }
     const batch = sample.dims[0] ?? 1;
     const feeds: Record<string, ort.Tensor> = {
       sample: floatTensor(model.inputTypes.get('sample')!, sample.data, sample.dims),
