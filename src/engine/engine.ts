@@ -28,6 +28,8 @@ import {
 import { resolveTransitionOptions, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
 import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
+import { imagePromptContinuationProblem, prepareImagePrompt, sameImagePrompt, type ImagePromptSummary, type TransitionImagePrompt } from './image-prompt.ts';
+import { withImagePrompt, zeroImageEmbeds } from '../pipeline/ip-adapter.ts';
 import { controlContinuationProblem, controlTermsAt, prepareControl, sameControl, type ControlSummary, type PreparedControl, type TransitionControl } from './control.ts';
 
 /** One computed frame of a transition, in fract order. */
@@ -67,6 +69,8 @@ export interface Transition {
   readonly frames: readonly TransitionFrame[];
   /** The ControlNet settings it was computed with (absent: none). */
   readonly control?: ControlSummary;
+  /** The IP-Adapter image prompts it was computed with (absent: none). */
+  readonly ipAdapter?: ImagePromptSummary;
 }
 
 /** Events of a run, for progress bars and live previews. */
@@ -97,6 +101,8 @@ export interface RunControl {
   readonly startFrom?: Transition;
   /** ControlNet: pictures, scales and guidance window (see src/engine/control.ts); refine needs the same again. */
   readonly controlNet?: TransitionControl;
+  /** IP-Adapter: image prompts and scales per keyframe (see src/engine/image-prompt.ts); refine needs the same again. */
+  readonly ipAdapter?: TransitionImagePrompt;
 }
 
 /** Everything a transition's branches share, prepared once. */
@@ -113,6 +119,9 @@ interface Context {
   readonly noiseA: KeyframeNoise;
   readonly noiseB: KeyframeNoise;
   readonly control: PreparedControl | undefined;
+  readonly imagePrompt: ImagePromptSummary | undefined;
+  /** The negative conditioning of a branch at fract f when it depends on f (IP-Adapter scale). */
+  readonly negativeAt: ((fract: number) => Conditioning) | undefined;
 }
 
 /** One branch to compute in a batched denoising run. */
@@ -155,7 +164,7 @@ export class BlendingEngine {
     const started = performance.now();
     const counters = this.counters();
     const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
-    const context = await this.prepare(options, control.controlNet);
+    const context = await this.prepare(options, control.controlNet, control.ipAdapter);
     const { steps } = context;
     const emit = control.onEvent ?? (() => {});
 
@@ -171,6 +180,8 @@ export class BlendingEngine {
       this.checkReusable(previous, options);
       const controlProblem = controlContinuationProblem(previous.control, context.control?.summary);
       if (controlProblem !== undefined) throw new LatentBlendError(`Cannot continue from the previous transition: ${controlProblem}.`);
+      const imageProblem = imagePromptContinuationProblem(previous.ipAdapter, context.imagePrompt);
+      if (imageProblem !== undefined) throw new LatentBlendError(`Cannot continue from the previous transition: ${imageProblem}.`);
       branchA = { ...previous.tree.branches[previous.tree.branches.length - 1]!, fract: 0 };
       imageA = previous.images[previous.images.length - 1]!;
     } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0)) {
@@ -223,7 +234,14 @@ export class BlendingEngine {
     }
     const started = performance.now();
     const counters = this.counters();
-    const context = await this.prepare(transition.options, control.controlNet);
+    const context = await this.prepare(transition.options, control.controlNet, control.ipAdapter);
+    if (!sameImagePrompt(transition.ipAdapter, context.imagePrompt)) {
+      throw new LatentBlendError(
+        transition.ipAdapter === undefined
+          ? 'This transition was computed without an IP-Adapter; refine it without one.'
+          : `This transition was computed with an IP-Adapter (${transition.ipAdapter.ipAdapter}); refine it with the same IP-Adapter, image prompts and scales.`,
+      );
+    }
     if (!sameControl(transition.control, context.control?.summary)) {
       throw new LatentBlendError(
         transition.control === undefined
@@ -278,9 +296,13 @@ export class BlendingEngine {
   private metricEvaluations = 0;
   private metricSeconds = 0;
 
-  private async prepare(options: ResolvedTransitionOptions, controlInput?: TransitionControl): Promise<Context> {
+  private async prepare(options: ResolvedTransitionOptions, controlInput?: TransitionControl, imageInput?: TransitionImagePrompt): Promise<Context> {
     // Control pictures are checked and prepared first: bad ones fail before any model call.
     const control = controlInput === undefined ? undefined : prepareControl(controlInput, options.width, options.height, this.pipeline.folder.family);
+    if (control !== undefined && imageInput !== undefined) {
+      throw new LatentBlendError('A ControlNet and an IP-Adapter together are not supported yet.', 'unsupported');
+    }
+    const image = imageInput === undefined ? undefined : await prepareImagePrompt(imageInput, this.pipeline.folder.family);
     const scheduler = this.pipeline.scheduler(options.steps, options.eta !== undefined ? { eta: options.eta } : {});
     const guided = options.guidanceScale > 1;
     const encodeOptions = {
@@ -292,15 +314,23 @@ export class BlendingEngine {
     const a = await this.pipeline.encode(options.keyframeA.prompt, options.negativePrompt, encodeOptions);
     const b = await this.pipeline.encode(options.keyframeB.prompt, options.negativePrompt, { ...encodeOptions, guided: false });
     const shape = this.pipeline.latentShape(options.width, options.height);
+    // Image prompts ride in the conditioning: interpolated by fract like the text embeddings.
+    const negativeBase = a.negative;
+    const negativeAt =
+      image === undefined || negativeBase === undefined
+        ? undefined
+        : (fract: number) => withImagePrompt(negativeBase, zeroImageEmbeds(image.embedsA), (1 - fract) * image.scaleA + fract * image.scaleB);
     return {
       options,
       scheduler,
       shape,
       length: shape[0] * shape[1] * shape[2],
       steps: scheduler.timesteps.length,
-      conditioningA: a.positive,
-      conditioningB: b.positive,
-      negative: a.negative,
+      conditioningA: image === undefined ? a.positive : withImagePrompt(a.positive, image.embedsA, image.scaleA),
+      conditioningB: image === undefined ? b.positive : withImagePrompt(b.positive, image.embedsB, image.scaleB),
+      negative: negativeAt === undefined ? a.negative : negativeAt(0),
+      imagePrompt: image?.summary,
+      negativeAt,
       noiseA: new KeyframeNoise(options.keyframeA.seed),
       noiseB: new KeyframeNoise(options.keyframeB.seed),
       control,
@@ -328,7 +358,7 @@ export class BlendingEngine {
       return {
         latents: job.start,
         conditioning: conditioningAtFract(context.conditioningA, context.conditioningB, job.fract),
-        ...(guidanceScale > 1 && context.negative !== undefined ? { negative: context.negative } : {}),
+        ...(guidanceScale > 1 && context.negative !== undefined ? { negative: context.negativeAt?.(job.fract) ?? context.negative } : {}),
         guidanceScale: guidanceScale > 1 && context.negative !== undefined ? guidanceScale : 0,
         // Neighbouring branches get neighbouring step noise (SPEC.md "Noise of stochastic schedulers").
         stepNoise: (stepIndex: number) =>
@@ -512,6 +542,7 @@ export class BlendingEngine {
       stats,
       frames: framesOf(tree, images),
       ...(context.control !== undefined ? { control: context.control.summary } : {}),
+      ...(context.imagePrompt !== undefined ? { ipAdapter: context.imagePrompt } : {}),
     };
   }
 

@@ -21,6 +21,7 @@ import { framesOf, type Transition } from './engine.ts';
 import type { ResolvedTransitionOptions } from './options.ts';
 import { parseOptions } from '../options/validate.ts';
 import { controlSummarySchema } from './control.ts';
+import { imagePromptSummarySchema } from './image-prompt.ts';
 import { LatentBlendError } from '../errors.ts';
 
 export const TRANSITION_FORMAT = 'latentblend-transition';
@@ -68,6 +69,8 @@ const manifestSchema = z.object({
   stats: z.record(z.string(), z.unknown()).optional(),
   /** ControlNet settings (src/engine/control.ts); absent: none. */
   control: controlSummarySchema.optional(),
+  /** IP-Adapter image prompts (src/engine/image-prompt.ts); absent: none. */
+  ipAdapter: imagePromptSummarySchema.optional(),
 });
 type Manifest = z.infer<typeof manifestSchema>;
 
@@ -119,6 +122,7 @@ export async function saveTransition(dir: string, transition: Transition, model:
     gapDistances: [...tree.gapDistances],
     stats: { ...transition.stats },
     ...(transition.control !== undefined ? { control: { ...transition.control } } : {}),
+    ...(transition.ipAdapter !== undefined ? { ipAdapter: { ...transition.ipAdapter } } : {}),
   };
 
   mkdirSync(dirname(dir) || '.', { recursive: true });
@@ -213,6 +217,7 @@ export async function loadTransition(dir: string): Promise<StoredTransition> {
       stats,
       frames: framesOf(tree, images),
       ...(manifest.control !== undefined ? { control: manifest.control } : {}),
+      ...(manifest.ipAdapter !== undefined ? { ipAdapter: manifest.ipAdapter } : {}),
     },
     model: manifest.model,
   };
