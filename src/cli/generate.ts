@@ -10,8 +10,9 @@ import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { checkPicture, readPicture, PICTURE_FITS, type PictureFit } from '../io/picture.ts';
+import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, type ControlFlags } from './control-flags.ts';
 
-interface GenerateFlags {
+interface GenerateFlags extends ControlFlags {
   model: string;
   prompt: string;
   negativePrompt?: string;
@@ -35,7 +36,7 @@ interface GenerateFlags {
 }
 
 export function generateCommand(): Command {
-  return new Command('generate')
+  const command = new Command('generate')
     .description('Generate one image from a prompt and write it as a PNG, JPEG or WebP (by the extension of --out).')
     .option('-m, --model <path|repo>', 'model folder in Optimum ONNX layout, or a Hugging Face Hub repo id (downloaded once)', DEFAULT_MODEL)
     .requiredOption('-p, --prompt <text>', 'what to draw')
@@ -57,19 +58,23 @@ export function generateCommand(): Command {
     .option('--image <file>', 'image-to-image: start from this picture (PNG, JPEG, WebP, TIFF, AVIF), resized to the image size')
     .option('--strength <number>', 'image-to-image: how much to change the picture, above 0 (keep) to 1 (ignore it); default 0.6', numberIn(0, 1))
     .addOption(new Option('--fit <mode>', 'image-to-image: cover (fill and crop the centre) or contain (fit whole, pad white)').choices(PICTURE_FITS).default('cover'))
+  return addControlFlags(command, false)
     .addHelpText(
       'after',
       `
 Examples:
   latentblend generate --prompt "a lighthouse at dawn, oil painting" --seed 7 --out lighthouse.png
   latentblend generate --model fixtures/models/tiny-sdxl-turbo/onnx --prompt "a cat" --seed 1 --out cat.png
-  latentblend generate --image photo.jpg --strength 0.6 --prompt "a watercolour painting" --out painted.png`,
+  latentblend generate --image photo.jpg --strength 0.6 --prompt "a watercolour painting" --out painted.png
+
+  latentblend generate --model models/sd15 --controlnet models/controlnet-canny --control-image photo.jpg --canny --prompt "a watercolour" --out w.png`,
     )
     .action(async (flags: GenerateFlags) => {
       imageFormatFromPath(flags.out);
       prepareOutput(flags.out, flags.force);
       if (flags.image !== undefined) await checkPicture(flags.image);
       else if (flags.strength !== undefined) throw new LatentBlendError('--strength needs --image (image-to-image).');
+      const pictures = await readControlPicturesFromFlags(flags, flags.force);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const modelDir = await resolveModelForCli(flags.model, reporter);
       const pipeline = await DiffusionPipeline.load(
@@ -84,6 +89,7 @@ Examples:
       );
       // Sizes are checked before anything runs (the pipeline checks again, after rounding).
       pipeline.checkSize(pipeline.roundedSize(flags.width ?? pipeline.defaults.width), pipeline.roundedSize(flags.height ?? pipeline.defaults.height));
+      const control = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter);
       const steps = flags.steps ?? pipeline.defaults.steps;
       const width = pipeline.roundSize(flags.width ?? pipeline.defaults.width, 'width');
       const height = pipeline.roundSize(flags.height ?? pipeline.defaults.height, 'height');
@@ -100,6 +106,17 @@ Examples:
         height,
         ...(flags.clipSkip !== undefined ? { clipSkip: flags.clipSkip } : {}),
         ...(image !== undefined ? { image, ...(flags.strength !== undefined ? { strength: flags.strength } : {}) } : {}),
+        ...(control !== undefined && pictures !== undefined
+          ? {
+              control: {
+                controlNet: control.controlNet,
+                picture: pictures.pictureA,
+                ...(flags.controlnetScale !== undefined ? { scale: flags.controlnetScale } : {}),
+                ...(flags.controlGuidanceStart !== undefined ? { guidanceStart: flags.controlGuidanceStart } : {}),
+                ...(flags.controlGuidanceEnd !== undefined ? { guidanceEnd: flags.controlGuidanceEnd } : {}),
+              },
+            }
+          : {}),
       });
       reporter.stopBar();
       await writeImage(flags.out, result.image, flags.force);

@@ -98,6 +98,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
         ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
         ...(metricFallback !== undefined ? { metricFallback } : {}),
+        specDir: dirname(specPath),
       });
       await metric.release?.();
       const summary = {

@@ -15,8 +15,9 @@ import { Option } from 'commander';
 import type { Transition } from '../engine/engine.ts';
 import { LatentBlendError } from '../errors.ts';
 import { metricOption } from './metric-flags.ts';
+import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
 
-interface RefineFlags {
+interface RefineFlags extends ControlFlags {
   branches: number;
   out?: string;
   device: string;
@@ -28,7 +29,7 @@ interface RefineFlags {
 }
 
 export function refineCommand(signal: AbortSignal): Command {
-  return new Command('refine')
+  const command = new Command('refine')
     .description("Add branches to a saved transition (nothing already computed is recomputed) and render its film again.")
     .argument('<transition-dir>', 'a saved transition: <work folder>/transitions/NN-…')
     .requiredOption('-b, --branches <int>', 'how many branches to add', integerIn(1, 4096))
@@ -38,11 +39,13 @@ export function refineCommand(signal: AbortSignal): Command {
     .option('-f, --force', 'overwrite --out if it exists', false)
     .addOption(metricOption())
     .option('--json', 'print a JSON summary on stdout', false)
-    .option('-q, --quiet', 'no progress output', false)
-    .addHelpText('after', '\nExample:\n  latentblend refine movie.latentblend/transitions/00-3f2a9c… --branches 10\n\nThe film recorded in the work folder (film.json) is rendered again, replacing its previous version.')
+    .option('-q, --quiet', 'no progress output', false);
+  return addControlFlags(command, true)
+    .addHelpText('after', '\nA transition computed with a ControlNet is refined with the same ControlNet flags again.\n\nExample:\n  latentblend refine movie.latentblend/transitions/00-3f2a9c… --branches 10\n\nThe film recorded in the work folder (film.json) is rendered again, replacing its previous version.')
     .action(async (transitionDir: string, flags: RefineFlags) => {
       const started = performance.now();
       const stored = await loadTransition(transitionDir);
+      const pictures = await readControlPicturesFromFlags(flags, false);
       const workDir = dirname(dirname(resolve(transitionDir)));
       const record = existsSync(join(workDir, 'film.json')) ? readFilmRecord(workDir) : undefined;
       // film.json is untrusted: the film it names is written only inside the folder that holds
@@ -85,7 +88,9 @@ export function refineCommand(signal: AbortSignal): Command {
       const shape = stored.model.latentShape;
       checkSameModel(stored.model, modelStamp(stored.model.source, pipeline, shape));
       reporter.startBar('refining', 1, { countSteps: false });
-      const refined = await engine.refine(stored.transition, flags.branches, { signal, onEvent: reporter.engineListener });
+      const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
+      const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
+      const refined = await engine.refine(stored.transition, flags.branches, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}) });
       reporter.stopBar();
       await saveTransition(transitionDir, refined, stored.model, { replace: true });
 

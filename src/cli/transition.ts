@@ -16,8 +16,10 @@ import { cachedTransition, checkFilmSettings, checkOutputs, defaultWorkDir, hash
 import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
 import { checkVideoEncoder } from '../io/video.ts';
 import type { Device } from '../runtime/onnx.ts';
+import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
+import { prepareControl } from '../engine/control.ts';
 
-interface TransitionFlags extends EngineFlags, FilmOutputFlags {
+interface TransitionFlags extends EngineFlags, FilmOutputFlags, ControlFlags {
   model: string;
   prompt1?: string;
   prompt2?: string;
@@ -101,6 +103,7 @@ export function transitionCommand(signal: AbortSignal): Command {
     .addOption(new Option('--retiming <mode>', 'perceptual: constant perceived change per second; equal: the same time for every gap (as the Python project)').choices(['perceptual', 'equal']).default('perceptual'))
     .requiredOption('-o, --out <file>', 'the film: .mp4 (H.264), .webm (VP9) or .gif')
     .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
+  addControlFlags(command, true);
   addFilmOutputFlags(command, 'where the computed transition is kept for resuming and refining')
     .addHelpText(
       'after',
@@ -126,16 +129,21 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       // Keyframes first: a bad picture is refused before the model loads.
       const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
       const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);
+      const pictures = await readControlPicturesFromFlags(flags, flags.force);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const { pipeline, metric, metricFallback, engine } = await loadForFilm(flags, reporter, signal);
+      const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
+      const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
       const input = { keyframeA, keyframeB, ...engineOptionsFromFlags(flags) };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
       const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
-      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name });
+      // The ControlNet settings (pictures by content) are part of the key: other pictures, another transition.
+      const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
+      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name, ...(control !== undefined ? { control } : {}) });
       reporter.startBar('blending', 1, { countSteps: false });
       const { transition, dir, reused } = await cachedTransition(workDir, 0, key, stamp, () =>
-        engine.runTransition(input, { signal, onEvent: reporter.engineListener }),
+        engine.runTransition(input, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}) }),
         (message) => reporter.warn(`${message} Computing it again.`),
       );
       reporter.stopBar();

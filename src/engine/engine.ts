@@ -29,6 +29,9 @@ import { resolveTransitionOptions, type Keyframe, type KeyframeImage, type Resol
 import { pictureTrajectory, withPictureHash, type PictureTrajectory } from './picture-keyframe.ts';
 import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
+import { imagePromptContinuationProblem, prepareImagePrompt, sameImagePrompt, type ImagePromptSummary, type TransitionImagePrompt } from './image-prompt.ts';
+import { withImagePrompt, zeroImageEmbeds } from '../pipeline/ip-adapter.ts';
+import { controlContinuationProblem, controlTermsAt, prepareControl, sameControl, type ControlSummary, type PreparedControl, type TransitionControl } from './control.ts';
 
 /** One computed frame of a transition, in fract order. */
 export interface TransitionFrame {
@@ -67,6 +70,10 @@ export interface Transition {
   readonly stats: TransitionStats;
   /** The frames in order, with their fract, injection step and neighbour distances. */
   readonly frames: readonly TransitionFrame[];
+  /** The ControlNet settings it was computed with (absent: none). */
+  readonly control?: ControlSummary;
+  /** The IP-Adapter image prompts it was computed with (absent: none). */
+  readonly ipAdapter?: ImagePromptSummary;
 }
 
 /** Events of a run, for progress bars and live previews. */
@@ -95,6 +102,10 @@ export interface RunControl {
    * B's trajectory and image are reused instead of recomputed.
    */
   readonly startFrom?: Transition;
+  /** ControlNet: pictures, scales and guidance window (see src/engine/control.ts); refine needs the same again. */
+  readonly controlNet?: TransitionControl;
+  /** IP-Adapter: image prompts and scales per keyframe (see src/engine/image-prompt.ts); refine needs the same again. */
+  readonly ipAdapter?: TransitionImagePrompt;
 }
 
 /** Everything a transition's branches share, prepared once. */
@@ -112,6 +123,10 @@ interface Context {
   readonly noiseB: KeyframeNoise;
   /** UNet calls spent inverting picture keyframes in this run. */
   readonly inversionUnetCalls?: number;
+  readonly control: PreparedControl | undefined;
+  readonly imagePrompt: ImagePromptSummary | undefined;
+  /** The negative conditioning of a branch at fract f when it depends on f (IP-Adapter scale). */
+  readonly negativeAt: ((fract: number) => Conditioning) | undefined;
 }
 
 /** One branch to compute in a batched denoising run. */
@@ -161,7 +176,7 @@ export class BlendingEngine {
     const counters = this.counters();
     const resolved = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
     this.pipeline.checkSize(resolved.width, resolved.height);
-    let context = await this.prepare(resolved);
+    let context = await this.prepare(resolved, control.controlNet, control.ipAdapter);
     const { steps } = context;
     const emit = control.onEvent ?? (() => {});
     const previous = control.startFrom;
@@ -199,6 +214,10 @@ export class BlendingEngine {
     let branchB: Branch<Float32Array> | undefined;
     if (previous !== undefined) {
       this.checkReusable(previous, options);
+      const controlProblem = controlContinuationProblem(previous.control, context.control?.summary);
+      if (controlProblem !== undefined) throw new LatentBlendError(`Cannot continue from the previous transition: ${controlProblem}.`);
+      const imageProblem = imagePromptContinuationProblem(previous.ipAdapter, context.imagePrompt);
+      if (imageProblem !== undefined) throw new LatentBlendError(`Cannot continue from the previous transition: ${imageProblem}.`);
       branchA = { ...previous.tree.branches[previous.tree.branches.length - 1]!, fract: 0 };
       imageA = previous.images[previous.images.length - 1]!;
     } else if (pictureA !== undefined) {
@@ -254,7 +273,21 @@ export class BlendingEngine {
     }
     const started = performance.now();
     const counters = this.counters();
-    const context = await this.prepare(transition.options);
+    const context = await this.prepare(transition.options, control.controlNet, control.ipAdapter);
+    if (!sameImagePrompt(transition.ipAdapter, context.imagePrompt)) {
+      throw new LatentBlendError(
+        transition.ipAdapter === undefined
+          ? 'This transition was computed without an IP-Adapter; refine it without one.'
+          : `This transition was computed with an IP-Adapter (${transition.ipAdapter.ipAdapter}); refine it with the same IP-Adapter, image prompts and scales.`,
+      );
+    }
+    if (!sameControl(transition.control, context.control?.summary)) {
+      throw new LatentBlendError(
+        transition.control === undefined
+          ? 'This transition was computed without a ControlNet; refine it without one.'
+          : `This transition was computed with a ControlNet (${transition.control.controlNet}); refine it with the same ControlNet, control pictures, scales and guidance window.`,
+      );
+    }
     if (context.steps !== transition.tree.numInferenceSteps) {
       throw new LatentBlendError(
         `This transition has ${transition.tree.numInferenceSteps} steps per trajectory but the model's scheduler gives ${context.steps}; refine it with the model and scheduler it was made with.`,
@@ -302,7 +335,13 @@ export class BlendingEngine {
   private metricEvaluations = 0;
   private metricSeconds = 0;
 
-  private async prepare(options: ResolvedTransitionOptions): Promise<Context> {
+  private async prepare(options: ResolvedTransitionOptions, controlInput?: TransitionControl, imageInput?: TransitionImagePrompt): Promise<Context> {
+    // Control pictures are checked and prepared first: bad ones fail before any model call.
+    const control = controlInput === undefined ? undefined : prepareControl(controlInput, options.width, options.height, this.pipeline.folder.family);
+    if (control !== undefined && imageInput !== undefined) {
+      throw new LatentBlendError('A ControlNet and an IP-Adapter together are not supported yet.', 'unsupported');
+    }
+    const image = imageInput === undefined ? undefined : await prepareImagePrompt(imageInput, this.pipeline.folder.family);
     const scheduler = this.pipeline.scheduler(options.steps, options.eta !== undefined ? { eta: options.eta } : {});
     const guided = options.guidanceScale > 1;
     const encodeOptions = {
@@ -314,17 +353,26 @@ export class BlendingEngine {
     const a = await this.pipeline.encode(options.keyframeA.prompt, options.negativePrompt, encodeOptions);
     const b = await this.pipeline.encode(options.keyframeB.prompt, options.negativePrompt, { ...encodeOptions, guided: false });
     const shape = this.pipeline.latentShape(options.width, options.height);
+    // Image prompts ride in the conditioning: interpolated by fract like the text embeddings.
+    const negativeBase = a.negative;
+    const negativeAt =
+      image === undefined || negativeBase === undefined
+        ? undefined
+        : (fract: number) => withImagePrompt(negativeBase, zeroImageEmbeds(image.embedsA), (1 - fract) * image.scaleA + fract * image.scaleB);
     return {
       options,
       scheduler,
       shape,
       length: shape[0] * shape[1] * shape[2],
       steps: scheduler.timesteps.length,
-      conditioningA: a.positive,
-      conditioningB: b.positive,
-      negative: a.negative,
+      conditioningA: image === undefined ? a.positive : withImagePrompt(a.positive, image.embedsA, image.scaleA),
+      conditioningB: image === undefined ? b.positive : withImagePrompt(b.positive, image.embedsB, image.scaleB),
+      negative: negativeAt === undefined ? a.negative : negativeAt(0),
+      imagePrompt: image?.summary,
+      negativeAt,
       noiseA: new KeyframeNoise(options.keyframeA.seed),
       noiseB: new KeyframeNoise(options.keyframeB.seed),
+      control,
     };
   }
 
@@ -349,7 +397,7 @@ export class BlendingEngine {
       return {
         latents: job.start,
         conditioning: conditioningAtFract(context.conditioningA, context.conditioningB, job.fract),
-        ...(guidanceScale > 1 && context.negative !== undefined ? { negative: context.negative } : {}),
+        ...(guidanceScale > 1 && context.negative !== undefined ? { negative: context.negativeAt?.(job.fract) ?? context.negative } : {}),
         guidanceScale: guidanceScale > 1 && context.negative !== undefined ? guidanceScale : 0,
         // Neighbouring branches get neighbouring step noise (SPEC.md "Noise of stochastic schedulers").
         stepNoise: (stepIndex: number) =>
@@ -358,6 +406,7 @@ export class BlendingEngine {
             : job.fract === 1
               ? noiseB.step(stepIndex, length)
               : slerp(noiseA.step(stepIndex, length), noiseB.step(stepIndex, length), job.fract),
+        ...(context.control !== undefined ? { control: controlTermsAt(context.control, job.fract) } : {}),
       };
     });
     const result = await denoise({
@@ -368,6 +417,7 @@ export class BlendingEngine {
       fromStep,
       toStep: context.steps,
       ...(signal !== undefined ? { signal } : {}),
+      ...(context.control !== undefined ? { control: context.control.denoise } : {}),
       onStep: (event) => this.pipeline.emit({ type: 'step', ...event }),
       beforeStep: (stepIndex, latents) => {
         let changed = false;
@@ -530,7 +580,17 @@ export class BlendingEngine {
       onnxSeconds: after.onnxSeconds - before.onnxSeconds,
       ...(context.inversionUnetCalls !== undefined ? { inversionUnetCalls: context.inversionUnetCalls } : {}),
     };
-    return { options, tree, images, plan, metric: this.metric.name, stats, frames: framesOf(tree, images) };
+    return {
+      options,
+      tree,
+      images,
+      plan,
+      metric: this.metric.name,
+      stats,
+      frames: framesOf(tree, images),
+      ...(context.control !== undefined ? { control: context.control.summary } : {}),
+      ...(context.imagePrompt !== undefined ? { ipAdapter: context.imagePrompt } : {}),
+    };
   }
 
   /**

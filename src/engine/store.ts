@@ -22,6 +22,8 @@ import type { ResolvedTransitionOptions } from './options.ts';
 import { parseOptions } from '../options/validate.ts';
 import { LatentBlendError, fileSystemError, fileSystemErrorCode } from '../errors.ts';
 import { resolveInside } from '../io/inside.ts';
+import { controlSummarySchema } from './control.ts';
+import { imagePromptSummarySchema } from './image-prompt.ts';
 
 export const TRANSITION_FORMAT = 'latentblend-transition';
 export const TRANSITION_VERSION = 1;
@@ -70,6 +72,10 @@ const manifestSchema = z.object({
   branches: z.array(z.object({ fract: z.number().min(0).max(1), injectionStep: z.number().int().min(0), frame: z.string() })).min(2),
   gapDistances: z.array(z.number().min(0)),
   stats: z.record(z.string(), z.unknown()).optional(),
+  /** ControlNet settings (src/engine/control.ts); absent: none. */
+  control: controlSummarySchema.optional(),
+  /** IP-Adapter image prompts (src/engine/image-prompt.ts); absent: none. */
+  ipAdapter: imagePromptSummarySchema.optional(),
 });
 type Manifest = z.infer<typeof manifestSchema>;
 
@@ -120,6 +126,8 @@ export async function saveTransition(dir: string, transition: Transition, model:
     branches: tree.branches.map((branch, index) => ({ fract: branch.fract, injectionStep: branch.injectionStep, frame: join('frames', `${String(index).padStart(4, '0')}.png`) })),
     gapDistances: [...tree.gapDistances],
     stats: { ...transition.stats },
+    ...(transition.control !== undefined ? { control: { ...transition.control } } : {}),
+    ...(transition.ipAdapter !== undefined ? { ipAdapter: { ...transition.ipAdapter } } : {}),
   };
 
   ensureFolder(dirname(dir) || '.');
@@ -246,7 +254,17 @@ export async function loadTransition(dir: string): Promise<StoredTransition> {
   };
   const stats = { unetEvaluations: 0, unetCalls: 0, decodes: 0, metricEvaluations: 0, seconds: 0, onnxSeconds: 0 };
   return {
-    transition: { options, tree, images, plan: manifest.plan as unknown as Plan, metric: manifest.metric, stats, frames: framesOf(tree, images) },
+    transition: {
+      options,
+      tree,
+      images,
+      plan: manifest.plan as unknown as Plan,
+      metric: manifest.metric,
+      stats,
+      frames: framesOf(tree, images),
+      ...(manifest.control !== undefined ? { control: manifest.control } : {}),
+      ...(manifest.ipAdapter !== undefined ? { ipAdapter: manifest.ipAdapter } : {}),
+    },
     model: manifest.model,
   };
 }

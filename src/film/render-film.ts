@@ -26,6 +26,8 @@ import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { SmoothnessReport } from '../eval/report.ts';
+import { filmTransitionControl, loadFilmControl } from './film-control.ts';
+import { controlContinuationProblem, prepareControl } from '../engine/control.ts';
 
 export interface RenderFilmEvents {
   /** A transition begins: its index in the spec, and its place among the transitions this render goes through. */
@@ -66,6 +68,8 @@ export interface RenderFilmOptions {
   readonly comment?: string;
   /** Set when `metric` is the rms-pixel fallback (no LPIPS model found): the warning, recorded in film.json. */
   readonly metricFallback?: string;
+  /** Folder that relative control picture and ControlNet paths of the spec are relative to (default: the current folder). */
+  readonly specDir?: string;
 }
 
 export interface RenderFilmResult {
@@ -191,6 +195,8 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
   let unetCalls = 0;
   let reusedCount = 0;
   let previous: { transition: Transition; index: number } | undefined;
+  // ControlNet and every control picture first: a bad one fails before any transition runs.
+  const filmControl = await loadFilmControl(spec, pipeline, options.specDir ?? process.cwd(), signal);
   for (const [step, index] of indices.entries()) {
     const transition = transitions[index]!;
     events.transitionStart?.({ index, step, steps: indices.length, transition });
@@ -198,11 +204,17 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
     const stamp = modelStamp(recordedModel(model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
     const pictureKey = pictureKeyOf(transition, pictureHashes);
-    const key = hashOf(pictureKey === undefined ? [transitionKey(spec, index), metric.name] : [transitionKey(spec, index), metric.name, pictureKey]);
+    const controlNet = filmControl === undefined ? undefined : filmTransitionControl(filmControl, spec, index);
+    const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
+    // Pictures and control pictures enter the key by content (transitionKey has their paths).
+    const key = hashOf([transitionKey(spec, index), metric.name, ...(pictureKey !== undefined ? [pictureKey] : []), ...(control !== undefined ? [control] : [])]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).
     const startFrom =
-      previous !== undefined && previous.index === index - 1 && continuationProblems(previous.transition, resolved).length === 0
+      previous !== undefined &&
+      previous.index === index - 1 &&
+      continuationProblems(previous.transition, resolved).length === 0 &&
+      controlContinuationProblem(previous.transition.control, control) === undefined
         ? previous.transition
         : undefined;
     const label = (keyframe: FilmKeyframe) => (keyframe.image !== undefined ? `${basename(keyframe.image)}${keyframe.prompt !== '' ? ` ("${keyframe.prompt}")` : ''}` : `"${keyframe.prompt}"`);
@@ -222,6 +234,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
           events.engineEvent?.(index, event);
         },
         ...(startFrom !== undefined ? { startFrom } : {}),
+        ...(controlNet !== undefined ? { controlNet } : {}),
       });
     }, (message) => reporter.warn(`${message} Computing it again.`));
     reporter.stopBar();
@@ -233,6 +246,8 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     previous = { transition: result.transition, index };
   }
 
+  // The residual UNet stays attached to the pipeline (it may serve the next film); the ControlNet goes.
+  if (filmControl !== undefined) await filmControl.loaded.controlNet.model.session.release();
   const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
   // film.json is written before the film appears, so a film in place always has its record.
   const writeRecord = (smoothness: SmoothnessReport | undefined) =>

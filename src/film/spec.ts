@@ -77,6 +77,10 @@ export interface FilmKeyframe {
   readonly negativePrompt?: string;
   /** Seconds of the transition that follows this keyframe (overrides `transitionDuration`). */
   readonly duration?: number;
+  /** ControlNet control picture of this keyframe (overrides the spec's `controlImage`); relative to the spec file. */
+  readonly controlImage?: string;
+  /** ControlNet conditioning scale at this keyframe (overrides `controlnetScale`). */
+  readonly controlnetScale?: number;
 }
 
 /** A validated film spec with the film defaults applied. */
@@ -117,6 +121,17 @@ export interface FilmSpec {
   readonly quality: number;
   /** At least 2 keyframes; K keyframes make K - 1 transitions. */
   readonly keyframes: readonly FilmKeyframe[];
+  /** ControlNet folder (beside the spec file) or Hub repo id (docs/controlnet-onnx.md). */
+  readonly controlnet?: string;
+  /** Control picture of every keyframe without its own `controlImage`. */
+  readonly controlImage?: string;
+  /** ControlNet conditioning scale, 0 to 5 (default 1); interpolated between keyframes. */
+  readonly controlnetScale?: number;
+  /** Fractions of the steps during which the ControlNet acts (default 0 and 1). */
+  readonly controlGuidanceStart?: number;
+  readonly controlGuidanceEnd?: number;
+  /** Turn every control picture into an edge map with the built-in Canny detector first. */
+  readonly canny?: boolean;
 }
 
 /** One transition of a film: from keyframe `index` to keyframe `index + 1`. */
@@ -173,6 +188,8 @@ const keyframeSchema = z.object(
     negativePrompt: z.string({ error: 'expected a negative prompt string' }).optional(),
     seed: seedSchema,
     duration: positiveSeconds().optional(),
+    controlImage: nonEmptyString('a control picture file').optional(),
+    controlnetScale: numberIn(0, 5).optional(),
   },
   { error: 'expected a keyframe: a mapping with prompt and seed' },
 );
@@ -230,6 +247,12 @@ const filmSpecSchema = z.object({
   retiming: z.enum(RETIMING_MODES, { error: `expected one of ${RETIMING_MODES.join(', ')}` }).default(FILM_DEFAULTS.retiming),
   quality: numberIn(0, 100).default(FILM_DEFAULTS.quality),
   keyframes: z.array(keyframeWithPicture(), { error: keyframesMessage }).min(2, { error: keyframesMessage }),
+  controlnet: nonEmptyString('a ControlNet folder or Hugging Face Hub repo id').optional(),
+  controlImage: nonEmptyString('a control picture file').optional(),
+  controlnetScale: numberIn(0, 5).optional(),
+  controlGuidanceStart: fraction('a fraction of the steps').optional(),
+  controlGuidanceEnd: fraction('a fraction of the steps').optional(),
+  canny: z.boolean({ error: 'expected true or false' }).optional(),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -353,6 +376,34 @@ function unknownKeys(
   }
 }
 
+/** ControlNet keys need `controlnet`, and a ControlNet needs a picture for every keyframe. */
+function controlSpecProblems(input: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const keyframes = Array.isArray(input.keyframes) ? input.keyframes : [];
+  const keyed = ['controlImage', 'controlnetScale', 'controlGuidanceStart', 'controlGuidanceEnd', 'canny'].filter((key) => Object.hasOwn(input, key));
+  if (input.controlnet === undefined) {
+    for (const key of keyed) problems.push({ path: [key], text: 'needs "controlnet" (the ControlNet folder or Hub repo)' });
+    keyframes.forEach((keyframe: unknown, index) => {
+      if (!isPlainObject(keyframe)) return;
+      for (const key of ['controlImage', 'controlnetScale']) {
+        if (Object.hasOwn(keyframe, key)) problems.push({ path: ['keyframes', index, key], text: 'needs "controlnet" at the top level' });
+      }
+    });
+    return problems;
+  }
+  if (input.controlImage === undefined) {
+    keyframes.forEach((keyframe: unknown, index) => {
+      if (isPlainObject(keyframe) && keyframe.controlImage === undefined) {
+        problems.push({ path: ['keyframes', index, 'controlImage'], text: 'missing: with "controlnet", every keyframe needs a control picture (its own controlImage or the top-level one)' });
+      }
+    });
+  }
+  const start = typeof input.controlGuidanceStart === 'number' ? input.controlGuidanceStart : 0;
+  const end = typeof input.controlGuidanceEnd === 'number' ? input.controlGuidanceEnd : 1;
+  if (start >= end) problems.push({ path: ['controlGuidanceStart'], text: `must be below controlGuidanceEnd, got ${start} and ${end}` });
+  return problems;
+}
+
 /** Problems zod does not see: unknown keys, exclusive settings, settings on the last keyframe. */
 function structuralProblems(input: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
@@ -378,6 +429,7 @@ function structuralProblems(input: Record<string, unknown>): Problem[] {
     const value = input[group];
     if (isPlainObject(value)) unknownKeys(value, [group], CROSSFEED_KEYS, {}, `expected only ${CROSSFEED_KEYS.join(', ')}`, problems);
   }
+  problems.push(...controlSpecProblems(input));
   const keyframes = input.keyframes;
   if (Array.isArray(keyframes)) {
     keyframes.forEach((keyframe: unknown, index) => {
@@ -671,6 +723,19 @@ export function transitionKey(spec: FilmSpec, index: number): string {
     to: [transition.to.prompt, transition.to.seed],
     negativePrompt: transition.negativePrompt ?? null,
     previous,
+    // Only with a ControlNet, so that the keys of other films stay as they were. Picture paths
+    // here; renderFilm adds their contents.
+    ...(spec.controlnet !== undefined
+      ? {
+          control: {
+            controlnet: spec.controlnet,
+            from: [transition.from.controlImage ?? spec.controlImage ?? null, transition.from.controlnetScale ?? spec.controlnetScale ?? null],
+            to: [transition.to.controlImage ?? spec.controlImage ?? null, transition.to.controlnetScale ?? spec.controlnetScale ?? null],
+            guidance: [spec.controlGuidanceStart ?? null, spec.controlGuidanceEnd ?? null],
+            canny: spec.canny ?? false,
+          },
+        }
+      : {}),
   };
   // The object literal fixes the key order, so the JSON text is canonical; null = unset.
   return createHash('sha256').update(JSON.stringify(content)).digest('hex');
@@ -700,6 +765,12 @@ const WRITE_ORDER: readonly (keyof FilmSpec)[] = [
   'transitionDuration',
   'retiming',
   'quality',
+  'controlnet',
+  'controlImage',
+  'controlnetScale',
+  'controlGuidanceStart',
+  'controlGuidanceEnd',
+  'canny',
 ];
 
 /**
@@ -721,6 +792,8 @@ export function filmSpecToYaml(spec: FilmSpec): string {
     if (keyframe.imageMethod !== undefined) entry.imageMethod = keyframe.imageMethod;
     if (keyframe.negativePrompt !== undefined) entry.negativePrompt = keyframe.negativePrompt;
     if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
+    if (keyframe.controlImage !== undefined) entry.controlImage = keyframe.controlImage;
+    if (keyframe.controlnetScale !== undefined) entry.controlnetScale = keyframe.controlnetScale;
     return entry;
   });
   const document = new Document(plain);
@@ -788,6 +861,21 @@ transitionDuration: 6
 retiming: perceptual
 # Video quality, 0 (smallest file) to 100 (best).
 quality: 75
+
+# ControlNet (docs/controlnet-onnx.md): holds edges, depth or pose through the film. A folder
+# (beside this file) or Hub repo in latentblend's ControlNet layout; the model needs unet_controlnet/.
+#controlnet: models/controlnet-canny
+# Control picture of every keyframe (a keyframe's controlImage overrides it); paths are relative
+# to this file. Different pictures on neighbouring keyframes are mixed along the transition
+# (two ControlNet calls per step in between).
+#controlImage: edges.png
+# Conditioning scale, 0 to 5 (default 1); a keyframe's controlnetScale overrides it.
+#controlnetScale: 0.8
+# Fractions of the steps during which the ControlNet acts (default 0 and 1).
+#controlGuidanceStart: 0
+#controlGuidanceEnd: 1
+# Turn the control pictures into edge maps with the built-in Canny detector first.
+#canny: true
 
 # The keyframes, in order (at least 2). Each needs a prompt and an integer seed; the same seeds
 # and settings give the same film. duration and negativePrompt apply to the transition that

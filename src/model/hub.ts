@@ -83,7 +83,10 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 // no leading or trailing '-' or '.', no '--' or '..' (see huggingface_hub's validate_repo_id).
 const NAME_PART = /^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$/;
 const PATH_PART = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|vae_decoder|vae_encoder)$/;
+// controlnet/ (a ControlNet repo) and unet_controlnet/ (a model's UNet taking ControlNet residuals): docs/controlnet-onnx.md
+const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|unet_controlnet|vae_decoder|vae_encoder)$/;
+/** The root file of a ControlNet folder in latentblend's layout. */
+const CONTROLNET_DESCRIPTION = 'latentblend-controlnet.json';
 const TEXT_COMPONENT = /^text_encoder(?:_\d+)?$/;
 const SMALL_FILE_FOLDER = /^(?:scheduler|tokenizer(?:_\d+)?)$/;
 const WEIGHT_FILE = /\.(?:safetensors|bin|ckpt|pt|pth|msgpack|h5|onnx|onnx_data|data|pb|gguf)$/i;
@@ -225,6 +228,18 @@ export function selectPipelineFiles(paths: readonly string[], options: { readonl
     if (folder === undefined || file === undefined || !COMPONENT.test(folder) || file === 'config.json') return true;
     const isVariantFile = variantNames.main.includes(file) || variantNames.data.includes(file);
     return hasVariant.has(folder) ? isVariantFile : !isVariantFile;
+  });
+}
+
+/**
+ * The files of a ControlNet folder in latentblend's layout (docs/controlnet-onnx.md):
+ * latentblend-controlnet.json and controlnet/ (config.json, the ONNX model and its external data).
+ */
+export function selectControlNetFiles(paths: readonly string[], variant?: string): string[] {
+  return paths.filter((path) => {
+    const parts = path.split('/');
+    if (parts.length === 1) return parts[0] === CONTROLNET_DESCRIPTION;
+    return parts.length === 2 && parts[0] === 'controlnet' && (parts[1] === 'config.json' || onnxRole(parts[1]!, variant) !== undefined);
   });
 }
 
@@ -524,9 +539,10 @@ async function missingPipelineFiles(dir: string, variant: string | undefined): P
   } catch {
     modelIndex = undefined;
   }
-  if (modelIndex === undefined) return ['model_index.json'];
-  const components = ['unet', 'vae_decoder'];
-  for (const [key, value] of Object.entries(modelIndex)) {
+  const controlNet = modelIndex === undefined && (await pathExists(join(dir, CONTROLNET_DESCRIPTION)));
+  if (modelIndex === undefined && !controlNet) return ['model_index.json'];
+  const components = controlNet ? ['controlnet'] : ['unet', 'vae_decoder'];
+  for (const [key, value] of Object.entries(modelIndex ?? {})) {
     if (TEXT_COMPONENT.test(key) && Array.isArray(value) && value[0] !== null && value[0] !== undefined) {
       components.push(key);
     }
@@ -778,8 +794,11 @@ async function downloadSnapshot(
   for (const file of listing.files) {
     if (file.path.startsWith(prefix)) byRelative.set(file.path.slice(prefix.length), file);
   }
-  const chosen = selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
-  if (!chosen.includes('model_index.json') || !chosen.some((path) => path.startsWith('unet/'))) {
+  const chosen = byRelative.has(CONTROLNET_DESCRIPTION)
+    ? selectControlNetFiles([...byRelative.keys()], site.variant)
+    : selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
+  const isControlNet = chosen.includes(CONTROLNET_DESCRIPTION) && chosen.some((path) => path.startsWith('controlnet/'));
+  if (!isControlNet && (!chosen.includes('model_index.json') || !chosen.some((path) => path.startsWith('unet/')))) {
     const where = site.subfolder === undefined ? 'at the repo root' : `in subfolder ${site.subfolder}`;
     throw new LatentBlendError(
       `${site.repo} (revision ${site.revision}) has no ONNX pipeline in Optimum's layout ${where}: expected ` +

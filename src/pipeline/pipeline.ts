@@ -17,6 +17,10 @@ import type { Scheduler } from '../schedulers/scheduler.ts';
 import { Unet } from './unet.ts';
 import { Vae, type RgbImage } from './vae.ts';
 import { denoise, type StepEvent } from './denoise.ts';
+import { loadControlNet, type ControlNet, type LoadedControlNet } from './controlnet.ts';
+import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from './control-options.ts';
+import { controlTensor } from '../image/control-picture.ts';
+import { loadIpAdapter, withImagePrompt, zeroImageEmbeds, type IpAdapter, type LoadedIpAdapter } from './ip-adapter.ts';
 import { KeyframeNoise } from './keyframe-noise.ts';
 import { img2imgStart } from './picture-latents.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
@@ -136,6 +140,28 @@ export class DiffusionPipeline {
     return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener, parsed.maxAreaFactor);
   }
 
+  /**
+   * Loads a ControlNet folder for this model (docs/controlnet-onnx.md): checks its family and
+   * conditioning width against the model and the model's `unet_controlnet/` export first.
+   */
+  async loadControlNet(dir: string): Promise<LoadedControlNet> {
+    const started = performance.now();
+    const loaded = await loadControlNet(dir, this.folder, this.unet, this.device);
+    this.listener?.({ type: 'load', part: 'ControlNet', seconds: (performance.now() - started) / 1000 });
+    return loaded;
+  }
+
+  /**
+   * Loads an IP-Adapter folder for this model (docs/ip-adapter-onnx.md): checks its family and
+   * UNet against the model first, then attaches its UNet to this pipeline's UNet.
+   */
+  async loadIpAdapter(dir: string): Promise<LoadedIpAdapter> {
+    const started = performance.now();
+    const loaded = await loadIpAdapter(dir, this.folder, this.unet, this.device);
+    this.listener?.({ type: 'load', part: 'IP-Adapter', seconds: (performance.now() - started) / 1000 });
+    return loaded;
+  }
+
   /** Emits an event to the listener given at load time. */
   emit(event: PipelineEvent): void {
     this.listener?.(event);
@@ -212,13 +238,27 @@ export class DiffusionPipeline {
     const scheduler = this.scheduler(steps, parsed.eta !== undefined ? { eta: parsed.eta } : {});
     const guided = guidanceScale > 1;
     const started = performance.now();
-    const { positive, negative } = await this.encode(parsed.prompt, parsed.negativePrompt, {
+    const encoded = await this.encode(parsed.prompt, parsed.negativePrompt, {
       width,
       height,
       guided,
       ...(parsed.clipSkip !== undefined ? { clipSkip: parsed.clipSkip } : {}),
     });
+    let { positive, negative } = encoded;
+    const ip = parsed.ipAdapter;
+    if (ip !== undefined) {
+      // As diffusers: the picture's embedding on the positive side, zeros on the negative one.
+      const embeds = await ip.adapter.encode(ip.picture);
+      const scale = ip.scale ?? 1;
+      positive = withImagePrompt(positive, embeds, scale);
+      if (negative !== undefined) negative = withImagePrompt(negative, zeroImageEmbeds(embeds), scale);
+    }
     const shape = this.latentShape(width, height);
+    const control = parsed.control;
+    if (control !== undefined) {
+      const problem = guidanceWindowProblem(control.guidanceStart ?? DEFAULT_CONTROL_GUIDANCE.start, control.guidanceEnd ?? DEFAULT_CONTROL_GUIDANCE.end);
+      if (problem !== undefined) throw new LatentBlendError(`generate options: ${problem}.`);
+    }
     const noise = new KeyframeNoise(parsed.seed);
     const length = shape[0] * shape[1] * shape[2];
     let fromStep = 0;
@@ -257,8 +297,18 @@ export class DiffusionPipeline {
           guidanceScale,
           stepNoise: parsed.stepNoise ?? ((stepIndex) => noise.step(stepIndex, length)),
           ...(schedulerState !== undefined ? { schedulerState } : {}),
+          ...(control !== undefined ? { control: [{ image: controlTensor(control.picture, width, height), weight: control.scale ?? 1 }] } : {}),
         },
       ],
+      ...(control !== undefined
+        ? {
+            control: {
+              controlNet: control.controlNet,
+              guidanceStart: control.guidanceStart ?? DEFAULT_CONTROL_GUIDANCE.start,
+              guidanceEnd: control.guidanceEnd ?? DEFAULT_CONTROL_GUIDANCE.end,
+            },
+          }
+        : {}),
       fromStep,
       toStep: scheduler.timesteps.length,
       onStep: (event) => this.emit({ type: 'step', ...event }),
@@ -299,6 +349,24 @@ export const generateOptionsSchema = z.strictObject({
   imageLatents: z.enum(['sample', 'mean'], { error: 'expected sample or mean' }).default('sample'),
   /** Image-to-image: unit-Gaussian posterior noise instead of the seed's (tests). */
   posteriorNoise: z.custom<Float32Array>((value) => value instanceof Float32Array, { error: 'expected a Float32Array' }).optional(),
+  /** ControlNet: a loaded ControlNet (loadControlNet), the control picture (any size; stretched to the output size), scale and guidance window. */
+  control: z
+    .strictObject({
+      controlNet: z.custom<ControlNet>((value) => typeof value === 'object' && value !== null && 'residualNames' in value, { error: 'expected a loaded ControlNet' }),
+      picture: z.custom<RgbImage>((value) => typeof value === 'object' && value !== null && (value as RgbImage).data instanceof Uint8Array, { error: 'expected an RGB picture' }),
+      scale: controlScaleSchema.optional(),
+      guidanceStart: controlFractionSchema.optional(),
+      guidanceEnd: controlFractionSchema.optional(),
+    })
+    .optional(),
+  /** IP-Adapter: a loaded IP-Adapter (loadIpAdapter), the image prompt (any size) and the adapter scale (default 1). */
+  ipAdapter: z
+    .strictObject({
+      adapter: z.custom<IpAdapter>((value) => typeof value === 'object' && value !== null && 'encoder' in value, { error: 'expected a loaded IP-Adapter' }),
+      picture: z.custom<RgbImage>((value) => typeof value === 'object' && value !== null && (value as RgbImage).data instanceof Uint8Array, { error: 'expected an RGB picture' }),
+      scale: z.number({ error: 'expected an IP-Adapter scale from 0 to 5' }).min(0, { error: 'expected an IP-Adapter scale from 0 to 5' }).max(5, { error: 'expected an IP-Adapter scale from 0 to 5' }).optional(),
+    })
+    .optional(),
 });
 /** Options of `generate`: prompt, seed, steps (default: model's), guidance scale, size in pixels, clip skip. */
 export type GenerateOptions = z.input<typeof generateOptionsSchema>;
