@@ -77,7 +77,6 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
     )
     .action(async (flags: TransitionFlags) => {
       const started = performance.now();
-      checkOutputs(flags);
       await checkFilmSettings({
         out: flags.out,
         fps: flags.fps,
@@ -85,6 +84,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
+      checkOutputs(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal);
       const input = {
