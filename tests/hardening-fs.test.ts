@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliProcess } from './helpers/cli.ts';
-import { modelDir } from './helpers/golden.ts';
+import { ROOT, modelDir } from './helpers/golden.ts';
 import { LatentBlendError, fileSystemError } from '../src/errors.ts';
 import { cleanLeftovers, ensureFolder, writeFileAtomically } from '../src/io/files.ts';
 import { checkOutputs, sideFiles, writeFilm } from '../src/film/work-folder.ts';
@@ -113,13 +113,27 @@ describe('the CLI reports file-system errors with exit status 1 before computing
     assert.equal(existsSync(join(work, 'wd.mp4')), false);
   });
 
-  test('a read-only folder', { skip: isRoot && 'running as root: permissions do not stop root from writing' }, () => {
+  // Permissions do not stop root: as root, the CLI runs as user nobody through setpriv.
+  const asNobody = isRoot && existsSync('/usr/bin/setpriv');
+  test('a read-only folder', { skip: isRoot && !asNobody && 'running as root without setpriv: permissions do not stop root from writing' }, () => {
     const folder = join(work, 'read-only');
     mkdirSync(folder);
+    chmodSync(work, 0o755);
     chmodSync(folder, 0o555);
     try {
-      const run = runCliProcess(['generate', '--model', model, '--prompt', 'a cat', '--out', join(folder, 'x.png'), '--quiet']);
-      assertCleanFailure(run, /read-only.*permission denied.*EACCES/);
+      const args = ['generate', '--model', model, '--prompt', 'a cat', '--out', join(folder, 'x.png'), '--quiet'];
+      const run = asNobody
+        ? (() => {
+            const result = spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', join(ROOT, 'src', 'cli', 'bin.ts'), ...args], {
+              cwd: ROOT,
+              env: { ...process.env, HOME: tmpdir(), HF_HUB_OFFLINE: '1' },
+              encoding: 'utf8',
+              timeout: 120_000,
+            });
+            return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+          })()
+        : runCliProcess(args);
+      assertCleanFailure(run, /cannot write .*read-only\/x\.png: permission denied \(EACCES\)/);
       assert.deepEqual(readdirSync(folder), []);
     } finally {
       chmodSync(folder, 0o755);
