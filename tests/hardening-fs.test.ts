@@ -16,6 +16,7 @@ import { LatentBlendError, fileSystemError } from '../src/errors.ts';
 import { cleanLeftovers, ensureFolder, writeFileAtomically } from '../src/io/files.ts';
 import { checkOutputs, sideFiles, writeFilm } from '../src/film/work-folder.ts';
 import type { FilmSegment } from '../src/film/render.ts';
+import { writeFilm as writeOneFilm } from '../src/film/write-film.ts';
 import type { Reporter } from '../src/film/progress.ts';
 
 const model = modelDir('tiny-sd-turbo');
@@ -212,7 +213,7 @@ describe('a full disk while writing the film leaves a resumable state', () => {
     assert.ok(existsSync(out));
   });
 
-  test('a real full tmpfs (root only): transition fails with one line, then resumes without recomputing', { skip: !isRoot && 'mounting a tmpfs needs root' }, (t) => {
+  test('a real full tmpfs (root only): transition fails with one line, then resumes without recomputing', { skip: !isRoot && 'mounting a tmpfs needs root' }, async (t) => {
     const mount = join(work, 'tmpfs');
     mkdirSync(mount);
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mount]);
@@ -236,6 +237,12 @@ describe('a full disk while writing the film leaves a resumable state', () => {
       const failed = runCliProcess(args);
       assertCleanFailure(failed, /no space left.*ENOSPC/);
       assert.equal(existsSync(out), false);
+      assert.deepEqual(partials(mount), []);
+      // ffmpeg's own "No space left on device" reads the same.
+      await assert.rejects(
+        writeOneFilm(join(mount, 'library.mp4'), tinySegment().transition, { duration: 1, fps: 8 }),
+        (error: unknown) => error instanceof LatentBlendError && error.code === 'file_system' && /library\.mp4: no space left.*ENOSPC/.test(error.message),
+      );
       assert.deepEqual(partials(mount), []);
       rmSync(filler);
       const resumed = runCliProcess(args);
