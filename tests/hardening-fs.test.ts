@@ -106,11 +106,13 @@ describe('the CLI reports file-system errors with exit status 1 before computing
     }
   });
 
-  test('a --work-dir under a file is refused before computing', () => {
+  test('a --work-dir or --frames-dir under a file is refused before computing', () => {
     const file = join(work, 'work-blocker');
     writeFileSync(file, '');
     const run = runCliProcess(['transition', '--model', model, '--prompt1', 'a', '--prompt2', 'b', '--out', join(work, 'wd.mp4'), '--work-dir', join(file, 'w'), '--quiet']);
     assertCleanFailure(run, /work-blocker is a file, not a folder/);
+    const frames = runCliProcess(['transition', '--model', model, '--prompt1', 'a', '--prompt2', 'b', '--out', join(work, 'wd.mp4'), '--frames-dir', join(file, 'frames'), '--quiet']);
+    assertCleanFailure(frames, /work-blocker is a file, not a folder/);
     assert.equal(existsSync(join(work, 'wd.mp4')), false);
   });
 

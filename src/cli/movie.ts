@@ -61,7 +61,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         durations: transitionsOf(spec).map((transition) => transition.duration),
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
-      checkOutputs({ out, force: flags.force, ...(flags.workDir !== undefined ? { workDir: flags.workDir } : {}) });
+      checkOutputs({ out, force: flags.force, ...(flags.workDir !== undefined ? { workDir: flags.workDir } : {}), ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}) });
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
