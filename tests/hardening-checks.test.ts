@@ -6,7 +6,7 @@
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -67,6 +67,36 @@ describe('the CLI refuses before computing', () => {
       assert.equal(metadata.width, 64);
     }
   });
+});
+
+describe('damaged model folders are named, not crashed on', () => {
+  /** A copy of the tiny model with one file replaced. */
+  function damagedModel(name: string, file: string, content: string | Buffer): string {
+    const copy = join(tmpdir(), `latentblend-damaged-model-${name}-${process.pid}`);
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(model, copy, { recursive: true, dereference: true });
+    writeFileSync(join(copy, file), content);
+    return copy;
+  }
+  const cases: [string, string, string | Buffer, RegExp][] = [
+    ['a truncated UNet', 'unet/model.onnx', Buffer.alloc(1000, 7), /unet\/model\.onnx is a file that is not an ONNX model/],
+    ['a scheduler config that is not JSON', 'scheduler/scheduler_config.json', '{bad', /scheduler_config\.json is not valid JSON/],
+    ['a model index that is a list', 'model_index.json', '[]', /model_index\.json holds an array/],
+  ];
+  for (const [name, file, content, message] of cases) {
+    test(name, () => {
+      const folder = damagedModel(name.replace(/\W+/g, '-'), file, content);
+      try {
+        const run = runCliProcess(['generate', '--model', folder, '--prompt', 'a', '--out', join(work, 'kept-damaged.png'), '--quiet']);
+        assert.equal(run.code, 2, run.stderr);
+        assert.match(run.stderr, message);
+        assert.doesNotMatch(run.stderr, STACK);
+        assert.equal(existsSync(join(work, 'kept-damaged.png')), false);
+      } finally {
+        rmSync(folder, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe('numbers are decimal only', () => {

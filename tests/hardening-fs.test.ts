@@ -11,11 +11,12 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliProcess } from './helpers/cli.ts';
-import { modelDir } from './helpers/golden.ts';
+import { ROOT, modelDir } from './helpers/golden.ts';
 import { LatentBlendError, fileSystemError } from '../src/errors.ts';
 import { cleanLeftovers, ensureFolder, writeFileAtomically } from '../src/io/files.ts';
 import { checkOutputs, sideFiles, writeFilm } from '../src/film/work-folder.ts';
 import type { FilmSegment } from '../src/film/render.ts';
+import { writeFilm as writeOneFilm } from '../src/film/write-film.ts';
 import type { Reporter } from '../src/film/progress.ts';
 
 const model = modelDir('tiny-sd-turbo');
@@ -105,21 +106,37 @@ describe('the CLI reports file-system errors with exit status 1 before computing
     }
   });
 
-  test('a --work-dir under a file is refused before computing', () => {
+  test('a --work-dir or --frames-dir under a file is refused before computing', () => {
     const file = join(work, 'work-blocker');
     writeFileSync(file, '');
     const run = runCliProcess(['transition', '--model', model, '--prompt1', 'a', '--prompt2', 'b', '--out', join(work, 'wd.mp4'), '--work-dir', join(file, 'w'), '--quiet']);
     assertCleanFailure(run, /work-blocker is a file, not a folder/);
+    const frames = runCliProcess(['transition', '--model', model, '--prompt1', 'a', '--prompt2', 'b', '--out', join(work, 'wd.mp4'), '--frames-dir', join(file, 'frames'), '--quiet']);
+    assertCleanFailure(frames, /work-blocker is a file, not a folder/);
     assert.equal(existsSync(join(work, 'wd.mp4')), false);
   });
 
-  test('a read-only folder', { skip: isRoot && 'running as root: permissions do not stop root from writing' }, () => {
+  // Permissions do not stop root: as root, the CLI runs as user nobody through setpriv.
+  const asNobody = isRoot && existsSync('/usr/bin/setpriv');
+  test('a read-only folder', { skip: isRoot && !asNobody && 'running as root without setpriv: permissions do not stop root from writing' }, () => {
     const folder = join(work, 'read-only');
     mkdirSync(folder);
+    chmodSync(work, 0o755);
     chmodSync(folder, 0o555);
     try {
-      const run = runCliProcess(['generate', '--model', model, '--prompt', 'a cat', '--out', join(folder, 'x.png'), '--quiet']);
-      assertCleanFailure(run, /read-only.*permission denied.*EACCES/);
+      const args = ['generate', '--model', model, '--prompt', 'a cat', '--out', join(folder, 'x.png'), '--quiet'];
+      const run = asNobody
+        ? (() => {
+            const result = spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', join(ROOT, 'src', 'cli', 'bin.ts'), ...args], {
+              cwd: ROOT,
+              env: { ...process.env, HOME: tmpdir(), HF_HUB_OFFLINE: '1' },
+              encoding: 'utf8',
+              timeout: 120_000,
+            });
+            return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+          })()
+        : runCliProcess(args);
+      assertCleanFailure(run, /cannot write .*read-only\/x\.png: permission denied \(EACCES\)/);
       assert.deepEqual(readdirSync(folder), []);
     } finally {
       chmodSync(folder, 0o755);
@@ -198,7 +215,7 @@ describe('a full disk while writing the film leaves a resumable state', () => {
     assert.ok(existsSync(out));
   });
 
-  test('a real full tmpfs (root only): transition fails with one line, then resumes without recomputing', { skip: !isRoot && 'mounting a tmpfs needs root' }, (t) => {
+  test('a real full tmpfs (root only): transition fails with one line, then resumes without recomputing', { skip: !isRoot && 'mounting a tmpfs needs root' }, async (t) => {
     const mount = join(work, 'tmpfs');
     mkdirSync(mount);
     const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mount]);
@@ -222,6 +239,12 @@ describe('a full disk while writing the film leaves a resumable state', () => {
       const failed = runCliProcess(args);
       assertCleanFailure(failed, /no space left.*ENOSPC/);
       assert.equal(existsSync(out), false);
+      assert.deepEqual(partials(mount), []);
+      // ffmpeg's own "No space left on device" reads the same.
+      await assert.rejects(
+        writeOneFilm(join(mount, 'library.mp4'), tinySegment().transition, { duration: 1, fps: 8 }),
+        (error: unknown) => error instanceof LatentBlendError && error.code === 'file_system' && /library\.mp4: no space left.*ENOSPC/.test(error.message),
+      );
       assert.deepEqual(partials(mount), []);
       rmSync(filler);
       const resumed = runCliProcess(args);

@@ -57,7 +57,6 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       const started = performance.now();
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const spec = loadFilmSpec(specPath, { onWarning: (message) => reporter.warn(message) });
-      checkOutputs({ out, force: flags.force, ...(flags.workDir !== undefined ? { workDir: flags.workDir } : {}) });
       await checkFilmSettings({
         out,
         fps: spec.fps,
@@ -65,6 +64,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         durations: transitionsOf(spec).map((transition) => transition.duration),
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
+      checkOutputs({ out, force: flags.force, ...(flags.workDir !== undefined ? { workDir: flags.workDir } : {}), ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}) });
       // Bad pictures are refused before the model loads (renderFilm checks them again, cheaply).
       await filmPictureHashes(spec);
       // A relative model folder in a spec means relative to the spec file, like any path in it.

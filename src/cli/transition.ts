@@ -118,7 +118,6 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
     )
     .action(async (flags: TransitionFlags) => {
       const started = performance.now();
-      checkOutputs(flags);
       await checkFilmSettings({
         out: flags.out,
         fps: flags.fps,
@@ -126,6 +125,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
+      checkOutputs(flags);
       // Keyframes first: a bad picture is refused before the model loads.
       const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
       const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);

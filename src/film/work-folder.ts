@@ -95,12 +95,13 @@ export function sideFiles(out: string): { contactSheet: string; smoothness: stri
  * finish (e.g. the disk filled up while encoding): they are replaced, so that running the same
  * command again resumes.
  */
-export function checkOutputs(options: { out: string; force: boolean; workDir?: string }): void {
+export function checkOutputs(options: { out: string; force: boolean; workDir?: string; framesDir?: string }): void {
   videoFormatFromPath(options.out);
   prepareOutput(options.out, options.force);
   const workDir = options.workDir ?? defaultWorkDir(options.out);
   // Finished transitions go there: a folder that cannot be made must not be found after computing.
   checkFolderCreatable(workDir);
+  if (options.framesDir !== undefined) checkFolderCreatable(options.framesDir);
   const unfinished = existsSync(workDir);
   const side = sideFiles(options.out);
   prepareOutput(side.contactSheet, options.force || unfinished);

@@ -394,6 +394,14 @@ export async function encodeVideo(
       await process_?.stop();
       // A kill caused by the abort makes ffmpeg fail; report the abort, not the kill.
       if (signal?.aborted) throw signal.reason;
+      // ffmpeg's own file-system failures read as ours do (one line naming the film).
+      const ffmpegSaid = error instanceof LatentBlendError && error.code === 'ffmpeg' ? error.message : '';
+      if (/No space left on device/i.test(ffmpegSaid)) {
+        throw new LatentBlendError(`cannot write ${path}: no space left on the device (ENOSPC); free some space and run the same command again (finished work is reused).`, 'file_system');
+      }
+      if (/Permission denied|Read-only file system/i.test(ffmpegSaid)) {
+        throw new LatentBlendError(`cannot write ${path}: ${/Read-only/i.test(ffmpegSaid) ? 'the file system is read-only (EROFS)' : 'permission denied (EACCES)'}; choose a folder you can write to.`, 'file_system');
+      }
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
