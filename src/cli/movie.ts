@@ -91,6 +91,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         framesComputed: result.framesComputed,
         filmFrames: result.filmFrames,
         unetCalls: result.unetCalls,
+        ...(result.inversionUnetCalls !== undefined ? { inversionUnetCalls: result.inversionUnetCalls } : {}),
         metric: result.metric,
         wallSeconds: (performance.now() - started) / 1000,
       };
