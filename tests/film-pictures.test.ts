@@ -98,6 +98,17 @@ describe('movie: picture → prompt → picture', () => {
     assert.ok(summary.unetCalls > 0);
   });
 
+  test('a picture in the middle is inverted once: the second transition continues from it', () => {
+    const middle = join(work, 'middle.yaml');
+    writeFileSync(middle, [`model: ${model}`, 'fps: 4', 'transitionDuration: 1', 'branchesPerTransition: 3', 'keyframes:', '  - {prompt: a cat, seed: 1}', '  - {image: pics/a.png, seed: 2, imageMethod: inversion}', '  - {prompt: a bird, seed: 3}', ''].join('\n'));
+    const result = runCliProcess(['movie', middle, '--out', join(work, 'middle.mp4'), '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const summary = JSON.parse(result.stdout) as Summary;
+    assert.equal(summary.inversionUnetCalls, 3, 'N - 1 = 3, not twice');
+    // cat (4) + inversion (3) + 1 branch at k0 = 2 (2); then bird (4) + 1 branch (2).
+    assert.equal(summary.unetCalls, 4 + 3 + 2 + 4 + 2);
+  });
+
   test('a bad picture in a spec is refused before the model is looked at', () => {
     const bad = join(work, 'bad.yaml');
     writeFileSync(join(work, 'pics', 'broken.png'), 'not a picture');
