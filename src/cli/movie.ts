@@ -109,6 +109,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         framesComputed: result.framesComputed,
         filmFrames: result.filmFrames,
         unetCalls: result.unetCalls,
+        ...(result.inversionUnetCalls !== undefined ? { inversionUnetCalls: result.inversionUnetCalls } : {}),
         metric: result.metric,
         ...(metricFallback !== undefined ? { metricFallback: true } : {}),
         smoothness: result.smoothness,

@@ -26,7 +26,7 @@ import {
   type Branch,
 } from '../blend/tree.ts';
 import { resolveTransitionOptions, type Keyframe, type KeyframeImage, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
-import { pictureTrajectory, withPictureHash, type PictureTrajectory } from './picture-keyframe.ts';
+import { pictureTrajectory, readKeyframePicture, withPictureHash, type KeyframePicture, type PictureTrajectory } from './picture-keyframe.ts';
 import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
 import { imagePromptContinuationProblem, prepareImagePrompt, sameImagePrompt, type ImagePromptSummary, type TransitionImagePrompt } from './image-prompt.ts';
@@ -182,20 +182,23 @@ export class BlendingEngine {
     const previous = control.startFrom;
 
     // Picture keyframes: their trajectories (noised or inverted picture latents) replace full runs.
-    const picture = async (keyframe: Keyframe, conditioning: Conditioning): Promise<PictureTrajectory | undefined> =>
-      keyframe.image === undefined
+    // Both pictures are read before any UNet call, so a bad file costs nothing.
+    const read = (keyframe: Keyframe) =>
+      keyframe.image === undefined ? undefined : readKeyframePicture(keyframe as Keyframe & { image: KeyframeImage }, resolved.width, resolved.height);
+    const readA = previous === undefined ? await read(resolved.keyframeA) : undefined;
+    const readB = await read(resolved.keyframeB);
+    const picture = async (loaded: KeyframePicture | undefined, conditioning: Conditioning): Promise<PictureTrajectory | undefined> =>
+      loaded === undefined
         ? undefined
         : pictureTrajectory(this.pipeline, {
-            keyframe: keyframe as Keyframe & { image: KeyframeImage },
+            picture: loaded,
             scheduler: context.scheduler,
             shape: context.shape,
-            width: resolved.width,
-            height: resolved.height,
             conditioning,
             ...(control.signal !== undefined ? { signal: control.signal } : {}),
           });
-    const pictureA = previous === undefined ? await picture(resolved.keyframeA, context.conditioningA) : undefined;
-    const pictureB = await picture(resolved.keyframeB, context.conditioningB);
+    const pictureA = await picture(readA, context.conditioningA);
+    const pictureB = await picture(readB, context.conditioningB);
     const options: ResolvedTransitionOptions = {
       ...resolved,
       // A reused keyframe A keeps the hash its transition recorded (checkReusable compares them).

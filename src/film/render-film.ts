@@ -83,6 +83,8 @@ export interface RenderFilmResult {
   readonly framesComputed: number;
   readonly filmFrames: number;
   readonly unetCalls: number;
+  /** Of unetCalls, those spent on DDIM inversion of picture keyframes (absent when none). */
+  readonly inversionUnetCalls?: number;
   readonly metric: string;
   /** The film's transition folders, in film order. */
   readonly segments: readonly { readonly dir: string; readonly durationSeconds: number }[];
@@ -193,6 +195,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
   const pictureHashes = await filmPictureHashes(spec);
   const segments: { transition: Transition; durationSeconds: number; dir: string; index: number }[] = [];
   let unetCalls = 0;
+  let inversionUnetCalls = 0;
   let reusedCount = 0;
   let previous: { transition: Transition; index: number } | undefined;
   // ControlNet and every control picture first: a bad one fails before any transition runs.
@@ -240,7 +243,10 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     reporter.stopBar();
     const reused = result.reused || copied;
     if (reused) reusedCount += 1;
-    else unetCalls += result.transition.stats.unetCalls;
+    else {
+      unetCalls += result.transition.stats.unetCalls;
+      inversionUnetCalls += result.transition.stats.inversionUnetCalls ?? 0;
+    }
     events.transitionDone?.({ index, transition: result.transition, dir: result.dir, reused });
     if (inFilm(index)) segments.push({ transition: result.transition, durationSeconds: transition.duration, dir: result.dir, index });
     previous = { transition: result.transition, index };
@@ -288,6 +294,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     framesComputed: segments.reduce((sum, segment, position) => sum + segment.transition.frames.length - (position > 0 ? 1 : 0), 0),
     filmFrames: film.filmFrames,
     unetCalls,
+    ...(inversionUnetCalls > 0 ? { inversionUnetCalls } : {}),
     metric: metric.name,
     segments: segments.map((segment) => ({ dir: segment.dir, durationSeconds: segment.durationSeconds })),
     ...(film.smoothness !== undefined ? { smoothness: film.smoothness } : {}),

@@ -878,7 +878,9 @@ quality: 75
 #canny: true
 
 # The keyframes, in order (at least 2). Each needs a prompt and an integer seed; the same seeds
-# and settings give the same film. duration and negativePrompt apply to the transition that
+# and settings give the same film. A keyframe may be a picture instead (or as well):
+# "image: pics/start.jpg" (relative to this file), optional fit (cover|contain) and
+# imageMethod (noise|inversion); the film then passes exactly through that picture. duration and negativePrompt apply to the transition that
 # follows the keyframe, so the last keyframe takes neither.
 keyframes:
   - prompt: a lighthouse on a cliff at dawn, oil painting
