@@ -14,6 +14,8 @@ import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, normalis
 import { startStudio, type Studio } from '../src/studio/server.ts';
 import { HttpError } from '../src/studio/http.ts';
 import { modelDir } from './helpers/golden.ts';
+import { runCliProcess } from './helpers/cli.ts';
+import { spawnStudio } from './helpers/studio-process.ts';
 
 interface Reply {
   status: number;
@@ -233,5 +235,33 @@ describe('access on real servers', () => {
     assert.equal(done.json.state, 'done');
     const image = await send(openPort, 'GET', done.json.result.images[0].url, { ...host, cookie: sessionCookie });
     assert.equal(image.status, 401, 'files need the token too');
+  });
+});
+
+describe('access flags of `latentblend studio`', () => {
+  test('--host 0.0.0.0 prints the token URL (LATENTBLEND_STUDIO_TOKEN), also for this machine; bad flags are one line', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'latentblend-studio-cli-'));
+    const token = 'my-fixed-token-0123456789';
+    const studio = await spawnStudio(['--model', modelDir('tiny-sd-turbo'), '--work-dir', work, '--host', '0.0.0.0', '--port', '0'], 60_000, { LATENTBLEND_STUDIO_TOKEN: token });
+    try {
+      const port = new URL(studio.url).port;
+      assert.equal(studio.url, `http://0.0.0.0:${port}/?token=${token}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.match(studio.stdout(), new RegExp(`or http://127\\.0\\.0\\.1:${port}/\\?token=${token}`));
+      assert.equal((await send(Number(port), 'GET', '/api/health', { host: 'gpu-box', authorization: `Bearer ${token}` })).status, 200);
+      assert.equal((await send(Number(port), 'GET', '/api/health', { host: 'gpu-box' })).status, 401);
+    } finally {
+      await studio.kill();
+      rmSync(work, { recursive: true, force: true });
+    }
+    for (const [flag, value, message] of [
+      ['--token', 'short', /--token.*16 to 256 characters/],
+      ['--allowed-host', 'https://studio.example.com/', /--allowed-host.*without scheme or path/],
+    ] as const) {
+      const run = runCliProcess(['studio', flag, value, '--model', modelDir('tiny-sd-turbo')]);
+      assert.equal(run.code, 2, run.stderr); // a usage error, as for every command
+      assert.match(run.stderr, message);
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    }
   });
 });
