@@ -167,6 +167,46 @@ describe('studio across restarts, in a browser', { timeout: 120_000 }, () => {
     assert.equal(await page.locator('#undo-replace').isVisible(), false);
   });
 
+  test('on a phone: 44 px touch targets, toasts within a quarter of the screen, readable grey defaults', async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    await page.waitForSelector('body[data-state="ready"]', { timeout: STEP_TIMEOUT });
+    // The prompt comes first.
+    const first = await page.evaluate(() => document.querySelector('main .card:not([hidden])')?.id);
+    assert.equal(first, 'previews-panel');
+    const small = await page.evaluate(() =>
+      [...document.querySelectorAll<HTMLElement>('button, .button, select, input:not([type=checkbox]):not([type=radio]):not([type=file])')]
+        .filter((element) => element.offsetParent !== null && element.getClientRects().length > 0)
+        .map((element) => ({ name: element.getAttribute('aria-label') ?? element.textContent?.trim() ?? element.id, box: element.getBoundingClientRect() }))
+        .filter(({ box }) => box.height < 44 - 0.5 || box.width < 24)
+        .map(({ name, box }) => `${name} ${Math.round(box.width)}×${Math.round(box.height)}`),
+    );
+    assert.deepEqual(small, [], 'controls smaller than 44 px');
+    // Three messages at once (a prompt is missing) take at most a quarter of the screen.
+    await page.getByLabel('Prompt', { exact: true }).fill('');
+    for (let index = 0; index < 3; index++) await page.getByRole('button', { name: 'Generate previews' }).click();
+    await page.locator('#alerts .toast').first().waitFor({ timeout: STEP_TIMEOUT });
+    const stack = (await page.locator('.toast-stack').boundingBox())!;
+    assert.ok(stack.height <= 844 / 4 + 0.5, `the toasts take ${stack.height} px of 844`);
+    // Grey placeholders (the defaults) reach 4.5:1 against their field.
+    // (A string, so that the test runner's transform adds no helpers to the page's code.)
+    const ratio = (await page.evaluate(`(() => {
+      const input = document.querySelector('#preview-seeds');
+      const luminance = (color) => {
+        const [r, g, b] = color.match(/[\\d.]+/g).slice(0, 3).map(Number).map((value) => {
+          const c = value / 255;
+          return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      };
+      const text = luminance(getComputedStyle(input, '::placeholder').color);
+      const field = luminance(getComputedStyle(input).backgroundColor);
+      return (Math.max(text, field) + 0.05) / (Math.min(text, field) + 0.05);
+    })()`)) as number;
+    assert.ok(ratio >= 4.5, `placeholder contrast ${ratio.toFixed(2)}:1`);
+    await page.screenshot({ path: join(ARTIFACTS, '05-phone.png') });
+  });
+
   test('the page raised no script errors', () => {
     assert.deepEqual(pageErrors, []);
   });

@@ -2,6 +2,7 @@
  * Where a session's things live, and the only names under which they are served:
  *
  *   <session>/files/<name>.png                      previews and live frames of renders
+ *   <session>/previews/<job-id>.json                a previews batch (./preview-library.ts)
  *   <session>/films/<film-id>/                      a CLI work folder (film.json, transitions/)
  *                             spec.yaml             the spec, for `latentblend movie`
  *                             studio.json           the studio's record of the film
