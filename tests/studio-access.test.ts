@@ -137,6 +137,11 @@ describe('access rules (no server)', () => {
     assert.equal(visit.kind, 'redirect');
     if (visit.kind !== 'redirect') return;
     assert.equal(visit.location, '/?a=1');
+    // Never a redirect to another site ('//evil.example' is protocol-relative).
+    for (const url of [`//evil.example/?token=${token}`, `/\\evil.example/?token=${token}`]) {
+      const away = guard.check(fakeRequest({ host: 'gpu-box.lan:7860' }, 'GET', url), new URLSearchParams(`token=${token}`), true);
+      assert.equal(away.kind === 'redirect' ? away.location : '', '/evil.example/');
+    }
     assert.match(visit.setCookie, /^lb_access=[\w-]+; Path=\/; HttpOnly; SameSite=Strict/);
     assert.ok(!visit.setCookie.includes(token), 'the cookie does not carry the token');
     const cookie = visit.setCookie.split(';')[0]!;
