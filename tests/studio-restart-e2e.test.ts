@@ -182,10 +182,16 @@ describe('studio across restarts, in a browser', { timeout: 120_000 }, () => {
         .map(({ name, box }) => `${name} ${Math.round(box.width)}×${Math.round(box.height)}`),
     );
     assert.deepEqual(small, [], 'controls smaller than 44 px');
-    // Three messages at once (a prompt is missing) take at most a quarter of the screen.
-    await page.getByLabel('Prompt', { exact: true }).fill('');
-    for (let index = 0; index < 3; index++) await page.getByRole('button', { name: 'Generate previews' }).click();
-    await page.locator('#alerts .toast').first().waitFor({ timeout: STEP_TIMEOUT });
+    // Three messages at once (three PNGs without parameters dropped) take at most a quarter of the screen.
+    const transfer = await page.evaluateHandle(() => {
+      const data = new DataTransfer();
+      for (const name of ['one.png', 'two.png', 'three.png']) data.items.add(new File([new Uint8Array([1, 2, 3])], name, { type: 'image/png' }));
+      return data;
+    });
+    await page.dispatchEvent('body', 'dragover', { dataTransfer: transfer });
+    await page.dispatchEvent('body', 'drop', { dataTransfer: transfer });
+    await page.locator('#alerts .toast').filter({ hasText: 'three.png' }).waitFor({ timeout: STEP_TIMEOUT });
+    assert.equal(await page.locator('#alerts .toast').count(), 2, 'two messages at most on a phone');
     const stack = (await page.locator('.toast-stack').boundingBox())!;
     assert.ok(stack.height <= 844 / 4 + 0.5, `the toasts take ${stack.height} px of 844`);
     // Grey placeholders (the defaults) reach 4.5:1 against their field.
