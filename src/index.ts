@@ -16,6 +16,7 @@ export type { Scheduler, StepInput, StepOutput } from './schedulers/scheduler.ts
 export { slerp, lerp } from './math/slerp.ts';
 export { gaussianNoise, stepNoise, NoiseStream } from './math/noise.ts';
 export { writePng, encodePng, readRgb } from './io/png.ts';
+export { withPngText, readPngText } from './io/png-text.ts';
 export { BlendingEngine, framesOf, type Transition, type TransitionFrame, type TransitionStats, type EngineEvent, type RunControl } from './engine/engine.ts';
 export { resolveTransitionOptions, transitionOptionsSchema, CROSSFEED_DEFAULTS, type TransitionOptions, type ResolvedTransitionOptions, type Keyframe } from './engine/options.ts';
 export { chooseMetric, loadLpipsMetric, PixelMetric, LpipsMetric, type SimilarityMetric } from './engine/metric.ts';
