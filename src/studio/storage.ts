@@ -118,28 +118,3 @@ export function filmIds(sessionDir: string): string[] {
     .sort((a, b) => b.time - a.time)
     .map((entry) => entry.id);
 }
-
-/** The session's finished films, newest first. */
-export function listFilms(sessionDir: string) {
-  const films = [];
-  for (const id of filmIds(sessionDir)) {
-    const dir = filmDir(sessionDir, id);
-    const record = readStudioFilmRecord(dir);
-    if (record === undefined || record.state !== 'done' || record.id !== id) continue;
-    if (!existsSync(filmFiles(dir, record.format).film)) continue;
-    films.push({
-      id,
-      createdAt: new Date(record.createdAt).toISOString(),
-      ...(record.finishedAt !== undefined ? { finishedAt: new Date(record.finishedAt).toISOString() } : {}),
-      format: record.format,
-      ...filmUrls(id, record.format),
-      spec: record.spec,
-      ...(record.model !== undefined ? { model: record.model } : {}),
-      ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}),
-      ...(record.frames !== undefined ? { frames: record.frames } : {}),
-      ...(record.filmFrames !== undefined ? { filmFrames: record.filmFrames } : {}),
-      workDir: dir,
-    });
-  }
-  return films.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
-}
