@@ -19,6 +19,7 @@ export { writePng, encodePng, readRgb } from './io/png.ts';
 export { readPicture, checkPicture, pictureHash, loadPicture, MAX_PICTURE_PIXELS, PICTURE_BACKGROUND, type PictureFit } from './io/picture.ts';
 export { pictureLatents, encodePosterior, img2imgStart, type PosteriorMode } from './pipeline/picture-latents.ts';
 export { invertLatents } from './pipeline/inversion.ts';
+export { withPngText, readPngText } from './io/png-text.ts';
 export { BlendingEngine, framesOf, type Transition, type TransitionFrame, type TransitionStats, type EngineEvent, type RunControl } from './engine/engine.ts';
 export { resolveTransitionOptions, transitionOptionsSchema, CROSSFEED_DEFAULTS, type TransitionOptions, type ResolvedTransitionOptions, type Keyframe } from './engine/options.ts';
 export { chooseMetric, loadLpipsMetric, PixelMetric, LpipsMetric, type SimilarityMetric } from './engine/metric.ts';

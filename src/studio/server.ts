@@ -36,7 +36,7 @@ import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, 
 import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
 import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
-import { fileNamePath, FILM_ID } from './storage.ts';
+import { fileNamePath, filmDir, FILM_ID, writeStudioFilmRecord } from './storage.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { listModels } from './model-catalog.ts';
 import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
@@ -318,12 +318,20 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     {
       method: 'POST',
       pattern: ['films', ':', 'resume'],
-      handler: ({ response, session, params }) => {
+      handler: async ({ response, session, params }) => {
         const dir = sessions.dir(session);
         const record = resumableFilm(dir, params[0]!, renderActive(session), model.source);
         const body = parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) });
         checkRenderRequest(model, body);
-        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: 1, label: 'waiting' });
+        const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
+        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: units, label: 'waiting' });
+        // The film is 'rendering' from now on, also while the job waits (so it is not deleted or resumed twice).
+        await writeStudioFilmRecord(filmDir(dir, record.id), {
+          ...record,
+          state: 'rendering',
+          jobId: job.id,
+          earlierJobIds: [...(record.earlierJobIds ?? []), record.jobId].slice(-50),
+        });
         sendJson(response, 202, { ...job, filmId: record.id }, { Location: `/api/jobs/${job.id}` });
       },
     },
