@@ -9,8 +9,9 @@ import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, type ControlFlags } from './control-flags.ts';
+import { addIpAdapterFlags, loadIpAdapterForCli, readImagePromptsFromFlags, type IpAdapterFlags } from './ip-adapter-flags.ts';
 
-interface GenerateFlags extends ControlFlags {
+interface GenerateFlags extends ControlFlags, IpAdapterFlags {
   model: string;
   prompt: string;
   negativePrompt?: string;
@@ -48,6 +49,7 @@ export function generateCommand(): Command {
     .option('-f, --force', 'overwrite --out if it exists', false)
     .option('--json', 'print a JSON summary on stdout', false)
     .option('-q, --quiet', 'no progress output', false);
+  addIpAdapterFlags(command, false);
   return addControlFlags(command, false)
     .addHelpText(
       'after',
@@ -60,6 +62,7 @@ Examples:
     .action(async (flags: GenerateFlags) => {
       prepareOutput(flags.out, flags.force);
       const pictures = await readControlPicturesFromFlags(flags, flags.force);
+      const imagePrompts = await readImagePromptsFromFlags(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const modelDir = await resolveModelForCli(flags.model, reporter);
       const pipeline = await DiffusionPipeline.load(
@@ -72,6 +75,7 @@ Examples:
         reporter.listener,
       );
       const control = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter);
+      const ip = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter);
       const steps = flags.steps ?? pipeline.defaults.steps;
       reporter.startBar('denoising', steps);
       const unetBefore = { ...pipeline.unet.model.stats };
@@ -94,6 +98,9 @@ Examples:
                 ...(flags.controlGuidanceEnd !== undefined ? { guidanceEnd: flags.controlGuidanceEnd } : {}),
               },
             }
+          : {}),
+        ...(ip !== undefined && imagePrompts !== undefined
+          ? { ipAdapter: { adapter: ip.adapter, picture: imagePrompts.pictureA, ...(flags.ipAdapterScale !== undefined ? { scale: flags.ipAdapterScale } : {}) } }
           : {}),
       });
       reporter.stopBar();
