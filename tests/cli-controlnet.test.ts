@@ -24,8 +24,10 @@ describe('generate with a ControlNet', () => {
   test('writes the image the library computes with the Canny map of the picture, and the map itself', async () => {
     const out = join(work, 'canny.png');
     const map = join(work, 'map.png');
-    const run = runCliProcess(['generate', ...base, '--prompt', 'a cat', '--seed', '3', '--control-image', photo, '--canny', '--canny-low', '30', '--canny-high', '60', '--canny-out', map, '--controlnet-scale', '0.7', '--out', out, '--quiet']);
+    const run = runCliProcess(['generate', ...base, '--prompt', 'a cat', '--seed', '3', '--control-image', photo, '--canny', '--canny-low', '30', '--canny-high', '60', '--canny-out', map, '--controlnet-scale', '0.7', '--out', out, '--json']);
     assert.equal(run.code, 0, run.stderr);
+    const summary = JSON.parse(run.stdout) as { unetCalls: number; steps: number };
+    assert.equal(summary.unetCalls, 5, 'PNDM: 4 steps, 5 UNet calls, counted on the residual UNet too');
     const edgeMap = canny(await readControlPicture(photo), { low: 30, high: 60 });
     assert.deepEqual(Buffer.from((await readRgb(map)).data), Buffer.from(edgeMap.data), 'the Canny map written');
     const pipeline = await DiffusionPipeline.load({ modelDir: model });

@@ -78,7 +78,10 @@ Examples:
       const ip = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter);
       const steps = flags.steps ?? pipeline.defaults.steps;
       reporter.startBar('denoising', steps);
-      const unetBefore = { ...pipeline.unet.model.stats };
+      // ControlNet / IP-Adapter runs use the UNet's other exports: count them all.
+      const unetModels = () => [pipeline.unet.model, pipeline.unet.residualModel, pipeline.unet.ipAdapterModel].filter((model) => model !== undefined);
+      const unetStats = () => unetModels().reduce((sum, model) => ({ calls: sum.calls + model.stats.calls, seconds: sum.seconds + model.stats.seconds }), { calls: 0, seconds: 0 });
+      const unetBefore = unetStats();
       const result = await pipeline.generate({
         prompt: flags.prompt,
         ...(flags.negativePrompt !== undefined ? { negativePrompt: flags.negativePrompt } : {}),
@@ -105,8 +108,9 @@ Examples:
       });
       reporter.stopBar();
       await writePng(flags.out, result.image, flags.force);
-      const unetCalls = pipeline.unet.model.stats.calls - unetBefore.calls;
-      const unetSeconds = pipeline.unet.model.stats.seconds - unetBefore.seconds;
+      const unetAfter = unetStats();
+      const unetCalls = unetAfter.calls - unetBefore.calls;
+      const unetSeconds = unetAfter.seconds - unetBefore.seconds;
       const decode = pipeline.vae.decoder.stats;
       const summary = {
         out: flags.out,
