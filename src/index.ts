@@ -34,3 +34,11 @@ export { filmFrames, filmLength, type FilmSegment } from './film/render.ts';
 export { parseFilmSpec, loadFilmSpec, filmSpecToYaml, transitionsOf, transitionKey, EXAMPLE_FILM_SPEC, type FilmSpec } from './film/spec.ts';
 export { encodeVideo, probeVideo } from './io/video.ts';
 export { writeFilm, type WriteFilmOptions } from './film/write-film.ts';
+// ControlNet and IP-Adapter (docs/controlnet-onnx.md, docs/ip-adapter-onnx.md)
+export { ControlNet, inspectControlNetFolder, controlKeep, type ControlNetFolder, type LoadedControlNet, type ControlTerm } from './pipeline/controlnet.ts';
+export { IpAdapter, inspectIpAdapterFolder, type IpAdapterFolder, type LoadedIpAdapter } from './pipeline/ip-adapter.ts';
+export { type TransitionControl, type ControlSummary } from './engine/control.ts';
+export { type TransitionImagePrompt, type ImagePromptSummary } from './engine/image-prompt.ts';
+export { readControlPicture, controlTensor } from './image/control-picture.ts';
+export { canny, CANNY_DEFAULTS, type CannyOptions } from './image/canny.ts';
+export { clipPixelValues, clipImageConfig, type ClipImageConfig } from './image/clip-preprocess.ts';

@@ -17,9 +17,10 @@ import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
 import { checkVideoEncoder } from '../io/video.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
-import { prepareControl } from '../engine/control.ts';
+import { pictureHash as imagePictureHash, prepareControl } from '../engine/control.ts';
+import { addIpAdapterFlags, loadIpAdapterForCli, readImagePromptsFromFlags, transitionImagePromptFromFlags, type IpAdapterFlags } from './ip-adapter-flags.ts';
 
-interface TransitionFlags extends EngineFlags, FilmOutputFlags, ControlFlags {
+interface TransitionFlags extends EngineFlags, FilmOutputFlags, ControlFlags, IpAdapterFlags {
   model: string;
   prompt1?: string;
   prompt2?: string;
@@ -104,6 +105,7 @@ export function transitionCommand(signal: AbortSignal): Command {
     .requiredOption('-o, --out <file>', 'the film: .mp4 (H.264), .webm (VP9) or .gif')
     .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
   addControlFlags(command, true);
+  addIpAdapterFlags(command, true);
   addFilmOutputFlags(command, 'where the computed transition is kept for resuming and refining')
     .addHelpText(
       'after',
@@ -130,20 +132,28 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
       const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);
       const pictures = await readControlPicturesFromFlags(flags, flags.force);
+      const imagePrompts = await readImagePromptsFromFlags(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const { pipeline, metric, metricFallback, engine } = await loadForFilm(flags, reporter, signal);
       const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
       const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
+      const loadedIp = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter, signal);
+      const ipAdapter = imagePrompts === undefined || loadedIp === undefined ? undefined : transitionImagePromptFromFlags(flags, imagePrompts, loadedIp);
+      // Image prompts by content in the key, like control pictures.
+      const imageKey =
+        ipAdapter === undefined || imagePrompts === undefined
+          ? undefined
+          : { ipAdapter: flags.ipAdapter, pictureA: imagePictureHash(imagePrompts.pictureA), pictureB: imagePrompts.pictureB === undefined ? null : imagePictureHash(imagePrompts.pictureB), scaleA: flags.ipAdapterScale ?? 1, scaleB: flags.ipAdapterScale2 ?? flags.ipAdapterScale ?? 1 };
       const input = { keyframeA, keyframeB, ...engineOptionsFromFlags(flags) };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
       const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
       // The ControlNet settings (pictures by content) are part of the key: other pictures, another transition.
       const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
-      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name, ...(control !== undefined ? { control } : {}) });
+      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name, ...(control !== undefined ? { control } : {}), ...(imageKey !== undefined ? { imagePrompt: imageKey } : {}) });
       reporter.startBar('blending', 1, { countSteps: false });
       const { transition, dir, reused } = await cachedTransition(workDir, 0, key, stamp, () =>
-        engine.runTransition(input, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}) }),
+        engine.runTransition(input, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}), ...(ipAdapter !== undefined ? { ipAdapter } : {}) }),
         (message) => reporter.warn(`${message} Computing it again.`),
       );
       reporter.stopBar();

@@ -12,6 +12,7 @@ import type { RgbImage } from '../pipeline/vae.ts';
 import type { Tensor32 } from '../pipeline/tensor.ts';
 import type { Conditioning } from '../adapters/adapter.ts';
 import type { Scheduler } from '../schedulers/scheduler.ts';
+import type { OnnxModel } from '../runtime/onnx.ts';
 import { slerp, lerp } from '../math/slerp.ts';
 import { branch1Crossfeed, parentalCrossfeed, type CrossfeedParams } from '../blend/crossfeed.ts';
 import { makePlan, type Plan, type PlanCosts, type PlanInsertion } from '../blend/plan.ts';
@@ -173,6 +174,7 @@ export class BlendingEngine {
    */
   async runTransition(input: TransitionOptions, control: RunControl = {}): Promise<Transition> {
     const started = performance.now();
+    this.track(control);
     const counters = this.counters();
     const resolved = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
     this.pipeline.checkSize(resolved.width, resolved.height);
@@ -275,6 +277,7 @@ export class BlendingEngine {
       throw new LatentBlendError(`branches: expected an integer from 1 to 4096, got ${String(branches)}`);
     }
     const started = performance.now();
+    this.track(control);
     const counters = this.counters();
     const context = await this.prepare(transition.options, control.controlNet, control.ipAdapter);
     if (!sameImagePrompt(transition.ipAdapter, context.imagePrompt)) {
@@ -321,15 +324,29 @@ export class BlendingEngine {
 
   // ---------------------------------------------------------------------------------------------
 
+  /** ControlNet and IP-Adapter sessions this engine has run with, counted as denoising time. */
+  private readonly extraModels = new Set<OnnxModel>();
+
+  /** Registers the run's ControlNet / IP-Adapter sessions before the counters are read. */
+  private track(control: Omit<RunControl, 'startFrom'>): void {
+    const unet = this.pipeline.unet;
+    for (const model of [unet.residualModel, unet.ipAdapterModel, control.controlNet?.controlNet?.model, control.ipAdapter?.adapter?.encoder]) {
+      if (model !== undefined) this.extraModels.add(model);
+    }
+  }
+
   private counters() {
     const models = this.pipeline.models;
+    const extra = [...this.extraModels];
+    // A ControlNet step is part of a UNet step's cost (the plan's time budget uses it).
+    const denoising = [this.pipeline.unet.model, ...extra];
     return {
       unetEvaluations: this.pipeline.unet.evaluations,
       unetCalls: this.pipeline.unet.calls,
-      unetSeconds: this.pipeline.unet.model.stats.seconds,
+      unetSeconds: denoising.reduce((sum, model) => sum + model.stats.seconds, 0),
       decodes: this.pipeline.vae.decodes,
       decodeSeconds: this.pipeline.vae.decoder.stats.seconds,
-      onnxSeconds: models.reduce((sum, model) => sum + model.stats.seconds, 0),
+      onnxSeconds: [...models, ...extra].reduce((sum, model) => sum + model.stats.seconds, 0),
       metricEvaluations: this.metricEvaluations,
       metricSeconds: this.metricSeconds,
     };

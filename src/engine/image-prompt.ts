@@ -64,6 +64,11 @@ export interface PreparedImagePrompt {
   readonly scaleB: number;
 }
 
+/** 16 hex digits of sha256 over a picture's size and pixels. */
+export function pictureHashOf(picture: RgbImage): string {
+  return pictureHash(picture);
+}
+
 function pictureHash(picture: RgbImage): string {
   return createHash('sha256').update(`${picture.width}x${picture.height}:`).update(picture.data).digest('hex').slice(0, 16);
 }

@@ -255,6 +255,9 @@ export class DiffusionPipeline {
     }
     const shape = this.latentShape(width, height);
     const control = parsed.control;
+    if (control !== undefined && parsed.ipAdapter !== undefined) {
+      throw new LatentBlendError('generate options: a ControlNet and an IP-Adapter together are not supported yet.', 'unsupported');
+    }
     if (control !== undefined) {
       const problem = guidanceWindowProblem(control.guidanceStart ?? DEFAULT_CONTROL_GUIDANCE.start, control.guidanceEnd ?? DEFAULT_CONTROL_GUIDANCE.end);
       if (problem !== undefined) throw new LatentBlendError(`generate options: ${problem}.`);
