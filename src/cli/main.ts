@@ -10,6 +10,7 @@ import { transitionCommand } from './transition.ts';
 import { refineCommand } from './refine.ts';
 import { movieCommand } from './movie.ts';
 import { studioCommand } from './studio.ts';
+import { workerCommand } from './worker.ts';
 
 /** Error codes that mean "fix your command or input" (exit 2) rather than "something failed" (exit 1). */
 const USAGE_CODES = new Set([
@@ -28,6 +29,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
   program.addCommand(movieCommand(signal));
   program.addCommand(refineCommand(signal));
   program.addCommand(studioCommand(signal));
+  program.addCommand(workerCommand(signal));
   for (const command of program.commands) command.exitOverride();
   return program;
 }

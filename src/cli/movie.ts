@@ -11,6 +11,9 @@ import { checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { addFilmOutputFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
+import { parseQueueUrl } from '../queue/connection.ts';
+import { modelIdentity } from '../queue/worker.ts';
+import { renderFilmOnPool } from '../queue/render-on-pool.ts';
 
 interface MovieFlags extends FilmOutputFlags {
   out?: string;
@@ -18,6 +21,7 @@ interface MovieFlags extends FilmOutputFlags {
   device?: string;
   lpips?: string;
   framesDir?: string;
+  queue?: string;
 }
 
 export function movieCommand(signal: AbortSignal): Command {
@@ -28,7 +32,8 @@ export function movieCommand(signal: AbortSignal): Command {
     .option('--example', 'print a commented example spec and exit', false)
     .addOption(new Option('-d, --device <name>', "execution provider (default: the spec's, else cpu)").choices(DEVICES))
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
-    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
+    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs')
+    .option('--queue <redis://HOST:PORT>', 'render on a pool of `latentblend worker`s sharing this Redis and the work folder; the film is encoded here');
   return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
       'after',
@@ -55,6 +60,40 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
+      if (flags.queue !== undefined) {
+        const connection = parseQueueUrl(flags.queue);
+        const result = await renderFilmOnPool({
+          connection,
+          spec,
+          // Workers compare models by real path: the same folder on the shared file system.
+          model: modelIdentity(model),
+          ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
+          workDir: flags.workDir ?? defaultWorkDir(out),
+          out,
+          force: flags.force,
+          reporter,
+          signal,
+          ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+          ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+        });
+        const summary = {
+          out,
+          workDir: result.workDir,
+          transitions: result.transitions,
+          transitionsReused: result.transitionsReused,
+          framesComputed: result.framesComputed,
+          filmFrames: result.filmFrames,
+          unetCalls: result.unetCalls,
+          metric: result.metric,
+          run: result.run,
+          workers: result.workers,
+          jobs: result.jobs,
+          wallSeconds: (performance.now() - started) / 1000,
+        };
+        if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        else reporter.info(`wrote ${out}: ${summary.filmFrames} film frames, ${summary.transitions} transitions (${summary.transitionsReused} reused) by ${summary.workers.length} worker${summary.workers.length === 1 ? '' : 's'}, ${summary.wallSeconds.toFixed(1)} s`);
+        return;
+      }
       const { pipeline, metric, engine } = await loadForFilm(
         {
           model,
