@@ -22,6 +22,7 @@ interface MovieFlags extends FilmOutputFlags {
   lpips?: string;
   framesDir?: string;
   queue?: string;
+  run?: string;
 }
 
 export function movieCommand(signal: AbortSignal): Command {
@@ -33,7 +34,8 @@ export function movieCommand(signal: AbortSignal): Command {
     .addOption(new Option('-d, --device <name>', "execution provider (default: the spec's, else cpu)").choices(DEVICES))
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
     .option('--frames-dir <dir>', 'also write the computed frames there as PNGs')
-    .option('--queue <redis://HOST:PORT>', 'render on a pool of `latentblend worker`s sharing this Redis and the work folder; the film is encoded here');
+    .option('--queue <redis://HOST:PORT>', 'render on a pool of `latentblend worker`s sharing this Redis and the work folder; the film is encoded here')
+    .addOption(new Option('--run <name>', 'with --queue: name of this submission in job ids (letters, digits, - and _; default: random)').hideHelp());
   return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
       'after',
@@ -75,6 +77,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
           signal,
           ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
           ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+          ...(flags.run !== undefined ? { run: flags.run } : {}),
         });
         const summary = {
           out,

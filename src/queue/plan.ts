@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { transitionsOf, type FilmSpec } from '../film/spec.ts';
+import { LatentBlendError } from '../errors.ts';
 
 /** Bumped when what a keyframe key covers changes. */
 const KEYFRAME_KEY_VERSION = 'latentblend-keyframe/1';
@@ -64,7 +65,7 @@ function chained(spec: FilmSpec): boolean {
  * are `<run>.k<keyframe><end><transition>` and `<run>.t<index>`.
  */
 export function planFilmJobs(spec: FilmSpec, run: string): FilmJobPlan {
-  if (!/^[A-Za-z0-9_-]+$/.test(run)) throw new Error(`run: expected letters, digits, '-' or '_', got ${JSON.stringify(run)}`);
+  if (!/^[A-Za-z0-9_-]{1,100}$/.test(run)) throw new LatentBlendError(`run: expected 1 to 100 letters, digits, '-' or '_', got ${JSON.stringify(run)}`);
   const transitions = transitionsOf(spec);
   const chain = chained(spec);
   const keyframes: PlannedKeyframe[] = [];

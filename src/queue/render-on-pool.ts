@@ -11,7 +11,7 @@ import type { Reporter } from '../film/progress.ts';
 import type { RenderFilmResult } from '../film/render-film.ts';
 import { loadTransition } from '../engine/store.ts';
 import type { QueueConnection } from './connection.ts';
-import { submitFilm, type FinishedJob } from './submit.ts';
+import { newRunName, submitFilm, type FinishedJob } from './submit.ts';
 
 export interface RenderOnPoolOptions {
   readonly connection: QueueConnection;
@@ -40,7 +40,8 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
   const { spec, reporter, signal } = options;
   const workDir = resolve(options.workDir);
   const transitions = transitionsOf(spec);
-  reporter.info(`queued ${transitions.length} transition${transitions.length === 1 ? '' : 's'} for the worker pool; waiting for workers…`);
+  const run = options.run ?? newRunName();
+  reporter.info(`run ${run}: ${transitions.length} transition${transitions.length === 1 ? '' : 's'} for the worker pool; waiting for workers…`);
   let barStarted = false;
   const submitted = await submitFilm({
     connection: options.connection,
@@ -48,7 +49,7 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
     workDir,
     model: options.model,
     ...(options.preset !== undefined ? { preset: options.preset } : {}),
-    ...(options.run !== undefined ? { run: options.run } : {}),
+    run,
     ...(signal !== undefined ? { signal } : {}),
     onNotice: (line) => reporter.warn(line),
     onProgress: (progress) => {

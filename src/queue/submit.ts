@@ -61,6 +61,14 @@ export function newRunName(): string {
   return `film-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
 }
 
+/** Resolves when `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
 function abortError(): Error {
   return new DOMException('Interrupted', 'AbortError');
 }
@@ -122,6 +130,8 @@ export async function submitFilm(options: SubmitFilmOptions): Promise<SubmittedF
     return `keyframe ${keyframe.keyframe + 1}`;
   };
   const failed = (jobId: string, reason: string) => {
+    // Jobs stopped by our own cancel fail too; that is not the film's failure.
+    if (signal?.aborted) return;
     failWith?.(new LatentBlendError(`job ${jobId} (${describeJob(jobId)}) failed on the worker pool: ${reason}`, 'worker_failed'));
   };
 
@@ -155,29 +165,35 @@ export async function submitFilm(options: SubmitFilmOptions): Promise<SubmittedF
     // The event stream says what happens; reading the states back also covers events missed
     // while Redis was away.
     const pollMs = options.pollMs ?? 500;
+    const stopped = signal !== undefined ? [aborted(signal)] : [];
     while (finished.size < ids.length) {
       if (signal?.aborted) throw abortError();
       for (const jobId of ids) {
         if (finished.has(jobId)) continue;
-        const job = await queue.getJob(jobId);
+        // The state first, then the job: a job read before it completed has no return value yet.
+        const state = await queue.getJobState(jobId);
         if (down) {
           notice('queue connection back');
           down = false;
         }
-        if (job === undefined) {
+        if (state === 'unknown') {
           failed(jobId, 'the job is gone from the queue (removed by another command?)');
           break;
         }
-        const state = await job.getState();
-        if (state === 'failed') failed(jobId, job.failedReason);
-        if (state !== 'completed') continue;
+        if (state !== 'completed' && state !== 'failed') continue;
+        const job = await queue.getJob(jobId);
+        if (job === undefined) continue;
+        if (state === 'failed') {
+          failed(jobId, job.failedReason);
+          continue;
+        }
         const result = parseJobResult(job.returnvalue);
         finished.set(jobId, { ...result, jobId, kind: job.name === 'keyframe' ? 'keyframe' : 'transition', attempts: job.attemptsStarted });
         workers.add(result.worker);
         fraction.set(jobId, 1);
         emitProgress();
       }
-      await Promise.race([failure, new Promise((resolve) => setTimeout(resolve, pollMs))]);
+      await Promise.race([failure, new Promise((resolve) => setTimeout(resolve, pollMs)), ...stopped]);
     }
     return {
       run,
@@ -188,7 +204,7 @@ export async function submitFilm(options: SubmitFilmOptions): Promise<SubmittedF
   } catch (error) {
     // A failed or interrupted film leaves nothing of its own waiting on the queue.
     await cancel();
-    throw error;
+    throw signal?.aborted ? abortError() : error;
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await Promise.allSettled([events.close(), queue.close(), producer.close()]);
