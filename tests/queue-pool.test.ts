@@ -102,6 +102,16 @@ describe('worker pool', () => {
       assert.ok(existsSync(join(work, 'pooled.mp4')));
     });
 
+    test('transition --queue: one transition on the pool', async () => {
+      const out = join(work, 'one.mp4');
+      const command = spawnCli(['transition', '--model', MODEL, '--prompt1', 'a cat', '--prompt2', 'a dog', '--max-branches', '4', '--duration', '1', '--fps', '8', '--out', out, '--queue', redis.url, '--json']);
+      assert.equal(await command.exited, 0, command.stderr());
+      const summary = JSON.parse(command.stdout()) as PoolSummary & { framesComputed: number };
+      assert.equal(summary.framesComputed, 4);
+      assert.equal(summary.filmFrames, 8);
+      assert.ok(existsSync(out));
+    });
+
     test('Ctrl-C of the command removes the film\'s pending jobs and stops its active ones', async () => {
       const spec = writeSpec('cancelled', 60, ['a cat', 'a dog', 'a bird', 'a fish', 'a horse']);
       const run = 'cancelled';
