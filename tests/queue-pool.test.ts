@@ -14,6 +14,29 @@ import { Queue } from 'bullmq';
 import { modelDir } from './helpers/golden.ts';
 import { spawnCli, startRedis, type CliProcess, type TestRedis } from './helpers/redis.ts';
 import { parseQueueUrl, QUEUE_NAME } from '../src/queue/connection.ts';
+import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
+import { BlendingEngine } from '../src/engine/engine.ts';
+import type { JobContext } from '../src/studio/jobs.ts';
+import type { StudioModel } from '../src/studio/runners.ts';
+import { parsePreviewsRequest, parseRenderRequest } from '../src/studio/requests.ts';
+import { poolPreviewsJob, poolRenderJob } from '../src/studio/pool-runners.ts';
+import { newFilmId } from '../src/studio/runners.ts';
+
+/** A studio job context that records what the job reports. */
+function fakeContext(id: string, signal = new AbortController().signal) {
+  const events: { type: string; data: unknown }[] = [];
+  const progress: { done?: number; total?: number; label?: string }[] = [];
+  const context: JobContext = {
+    id,
+    owner: 'session',
+    signal,
+    progress: (value) => progress.push(value),
+    partial: (result) => events.push({ type: 'partial', data: result }),
+    warn: (message) => events.push({ type: 'warning', data: message }),
+    emit: (type, data) => events.push({ type, data }),
+  };
+  return { context, events, progress };
+}
 
 const work = mkdtempSync(join(tmpdir(), 'latentblend-pool-'));
 const MODEL = modelDir('tiny-sd-turbo');
@@ -110,6 +133,34 @@ describe('worker pool', () => {
       assert.equal(summary.framesComputed, 4);
       assert.equal(summary.filmFrames, 8);
       assert.ok(existsSync(out));
+    });
+
+    test('studio --queue: previews and renders of two sessions at once, each in its own folder, with progress and live frames', async () => {
+      const pipeline = await DiffusionPipeline.load({ modelDir: MODEL });
+      const metric = { name: 'unused', distance: async () => 0 };
+      const model: StudioModel = { source: MODEL, pipeline, metric, engine: new BlendingEngine(pipeline, metric), device: 'cpu', hooks: {} };
+      const connection = parseQueueUrl(redis.url);
+      const sessions = ['one', 'two'].map((name) => join(work, 'studio', name));
+      const previews = fakeContext('p1');
+      const previewRun = poolPreviewsJob(connection, () => model, sessions[0]!, parsePreviewsRequest({ prompt: 'a cat', seeds: [1, 2, 3] }), [1, 2, 3])(previews.context);
+      const spec = { model: MODEL, fps: 10, transitionDuration: 1, branchesPerTransition: 4, keyframes: [{ prompt: 'a cat', seed: 1 }, { prompt: 'a dog', seed: 2 }, { prompt: 'a bird', seed: 3 }] };
+      const renders = sessions.map((_, index) => fakeContext(`r${index}`));
+      const renderRuns = sessions.map((session, index) => poolRenderJob(connection, () => model, session, parseRenderRequest({ spec, format: 'mp4' }), newFilmId())(renders[index]!.context));
+      const [previewResult, ...renderResults] = (await Promise.all([previewRun, ...renderRuns])) as [
+        { images: { seed: number; url: string }[] },
+        ...{ filmId: string; filmFrames: number; workDir: string; transitions: number }[],
+      ];
+      assert.deepEqual(previewResult.images.map((image) => image.seed).sort(), [1, 2, 3]);
+      for (const image of previewResult.images) assert.ok(existsSync(join(sessions[0]!, 'files', image.url.replace('/api/files/', ''))), image.url);
+      assert.ok(previews.progress.length > 0);
+      for (const [index, result] of renderResults.entries()) {
+        assert.equal(result.transitions, 2);
+        assert.ok(result.workDir.startsWith(sessions[index]!), 'the film stays in its session');
+        assert.ok(existsSync(join(result.workDir, 'film.mp4')));
+        const frames = renders[index]!.events.filter((event) => event.type === 'frame');
+        assert.equal(frames.length, 4 + 3, 'every computed frame streams once, the shared keyframe once');
+        assert.ok(renders[index]!.progress.some((value) => value.label?.includes('worker pool')));
+      }
     });
 
     test('Ctrl-C of the command removes the film\'s pending jobs and stops its active ones', async () => {

@@ -7,6 +7,7 @@ import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { DEVICES, type Device } from '../runtime/onnx.ts';
+import { parseQueueUrl } from '../queue/connection.ts';
 
 interface StudioFlags {
   model: string;
@@ -19,6 +20,7 @@ interface StudioFlags {
   staticDir?: string;
   modelsDir?: string;
   quiet: boolean;
+  queue?: string;
 }
 
 /** Default work folder of the studio, relative to the current folder. */
@@ -35,6 +37,7 @@ export function studioCommand(signal: AbortSignal): Command {
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
     .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
     .option('--models-dir <dir>', 'models loaded from the page (Model card) must be folders inside this one (or Hub ids); default: any folder')
+    .option('--queue <redis://HOST:PORT>', 'send previews and renders to a pool of `latentblend worker`s sharing this Redis and the work folder')
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
     .option('-q, --quiet', 'print only the URL and warnings', false)
     .addHelpText(
@@ -53,6 +56,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
   latentblend refine <that folder>/transitions/00-… --branches 10`,
     )
     .action(async (flags: StudioFlags) => {
+      const pool = flags.queue !== undefined ? parseQueueUrl(flags.queue) : undefined;
       const reporter = createReporter({ quiet: flags.quiet });
       const modelDir = await resolveModelForCli(flags.model, reporter, signal);
       signal.throwIfAborted();
@@ -70,6 +74,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
         ...(flags.modelsDir !== undefined ? { modelsDir: resolve(flags.modelsDir) } : {}),
         onLog: (line) => process.stderr.write(`${line}\n`),
+        ...(pool !== undefined ? { pool } : {}),
       });
       if (!['127.0.0.1', 'localhost', '::1'].includes(flags.host)) {
         reporter.warn(`listening on ${flags.host}: anyone who can reach this address can use the studio and its GPU.`);

@@ -49,7 +49,25 @@ export const transitionJobSchema = z.strictObject({
 });
 export type TransitionJob = z.infer<typeof transitionJobSchema>;
 
-export const filmJobSchema = z.discriminatedUnion('kind', [keyframeJobSchema, transitionJobSchema]);
+/** One image from a prompt and a seed (a studio preview), written as a PNG to `out`. */
+export const imageJobSchema = z.strictObject({
+  kind: z.literal('image'),
+  run: z.string().min(1),
+  model: z.string().min(1),
+  preset: z.enum(['turbo', 'standard']).optional(),
+  prompt: z.string(),
+  seed: z.number().int(),
+  negativePrompt: z.string().optional(),
+  steps: z.number().int().min(1).max(1000).optional(),
+  guidanceScale: z.number().min(0).max(50).optional(),
+  width: z.number().int().min(8).max(8192).optional(),
+  height: z.number().int().min(8).max(8192).optional(),
+  /** Absolute path of the PNG, on the shared file system. */
+  out: z.string().min(1),
+});
+export type ImageJob = z.infer<typeof imageJobSchema>;
+
+export const filmJobSchema = z.discriminatedUnion('kind', [keyframeJobSchema, transitionJobSchema, imageJobSchema]);
 export type FilmJob = z.infer<typeof filmJobSchema>;
 
 /** Progress a worker reports with job.updateProgress: UNet evaluations done of the job's total. */

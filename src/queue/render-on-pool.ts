@@ -26,6 +26,8 @@ export interface RenderOnPoolOptions {
   readonly ffmpegPath?: string;
   readonly framesDir?: string;
   readonly run?: string;
+  /** A job finished; for transitions, `dir` is relative to the work folder. */
+  readonly onFinished?: (job: FinishedJob) => void;
 }
 
 export interface RenderOnPoolResult extends RenderFilmResult {
@@ -52,6 +54,7 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
     run,
     ...(signal !== undefined ? { signal } : {}),
     onNotice: (line) => reporter.warn(line),
+    ...(options.onFinished !== undefined ? { onFinished: options.onFinished } : {}),
     onProgress: (progress) => {
       // One bar for the whole film, in percent of its jobs (keyframes and transitions).
       if (!barStarted) {

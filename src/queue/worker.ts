@@ -17,7 +17,9 @@ import { transitionOptionsOf } from '../film/render-film.ts';
 import { cachedTransition, hashOf } from '../film/work-folder.ts';
 import { LatentBlendError } from '../errors.ts';
 import { QUEUE_NAME, type QueueConnection } from './connection.ts';
-import { parseFilmJob, type FilmJob, type JobProgress, type JobResult, type KeyframeJob, type KeyframeRef, type TransitionJob } from './jobs.ts';
+import { parseFilmJob, type FilmJob, type ImageJob, type JobProgress, type JobResult, type KeyframeJob, type KeyframeRef, type TransitionJob } from './jobs.ts';
+import { encodePng } from '../io/png.ts';
+import { writeFileAtomically } from '../io/files.ts';
 import { hasKeyframe, keyframeDir, loadKeyframe, saveKeyframe } from './keyframe-store.ts';
 
 /** The event a submitting command publishes on the queue's event stream to stop a run's active jobs. */
@@ -66,6 +68,7 @@ export interface PoolWorker {
 const DEPENDENCY_RETRY_MS = 250;
 
 function describe(job: FilmJob): string {
+  if (job.kind === 'image') return `image (seed ${job.seed})`;
   return job.kind === 'keyframe' ? `keyframe ${job.keyframe + 1} (${job.end} of transition ${job.transition + 1})` : `transition ${job.index + 1}`;
 }
 
@@ -87,7 +90,7 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
   };
 
   /** Throws DelayedError (after rescheduling) while a needed keyframe is still being computed elsewhere. */
-  const awaitKeyframes = async (job: Job, token: string | undefined, data: FilmJob, refs: readonly KeyframeRef[]): Promise<void> => {
+  const awaitKeyframes = async (job: Job, token: string | undefined, data: KeyframeJob | TransitionJob, refs: readonly KeyframeRef[]): Promise<void> => {
     for (const ref of refs) {
       if (hasKeyframe(data.workDir, ref.name)) continue;
       const state = await lookup.getJobState(ref.jobId);
@@ -152,6 +155,26 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
     };
   };
 
+  const runImage = async (job: Job, data: ImageJob, signal: AbortSignal | undefined): Promise<JobResult> => {
+    const started = performance.now();
+    const steps = data.steps ?? pipeline.defaults.steps;
+    report(job, { worker: name, done: 0, total: steps });
+    const calls = pipeline.unet.calls;
+    const { image } = await pipeline.generate({
+      prompt: data.prompt,
+      seed: data.seed,
+      ...(signal !== undefined ? { signal } : {}),
+      ...(data.negativePrompt !== undefined ? { negativePrompt: data.negativePrompt } : {}),
+      ...(data.steps !== undefined ? { steps: data.steps } : {}),
+      ...(data.guidanceScale !== undefined ? { guidanceScale: data.guidanceScale } : {}),
+      ...(data.width !== undefined ? { width: data.width } : {}),
+      ...(data.height !== undefined ? { height: data.height } : {}),
+    });
+    await writeFileAtomically(data.out, await encodePng(image), true);
+    report(job, { worker: name, done: steps, total: steps });
+    return { worker: name, reused: false, dir: data.out, unetCalls: pipeline.unet.calls - calls, seconds: (performance.now() - started) / 1000 };
+  };
+
   const processor = async (job: Job, token?: string, signal?: AbortSignal): Promise<JobResult> => {
     let data: FilmJob;
     try {
@@ -165,17 +188,24 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
       log(`refused ${describe(data)} of run ${data.run}: ${reason}`);
       throw new UnrecoverableError(reason);
     }
-    await awaitKeyframes(job, token, data, data.kind === 'transition' ? [data.keyframeA, data.keyframeB] : data.crossfeedFrom !== undefined ? [data.crossfeedFrom] : []);
-    let spec: FilmSpec;
+    if (data.kind !== 'image') {
+      await awaitKeyframes(job, token, data, data.kind === 'transition' ? [data.keyframeA, data.keyframeB] : data.crossfeedFrom !== undefined ? [data.crossfeedFrom] : []);
+    }
+    let spec: FilmSpec | undefined;
     try {
-      spec = parseFilmSpec(data.spec, { path: `job ${job.id}`, format: 'yaml' });
+      if (data.kind !== 'image') spec = parseFilmSpec(data.spec, { path: `job ${job.id}`, format: 'yaml' });
     } catch (error) {
       throw new UnrecoverableError((error as Error).message);
     }
     activeRuns.set(job.id!, data.run);
     log(`took ${describe(data)} of run ${data.run} (job ${job.id}, attempt ${job.attemptsStarted})`);
     try {
-      const result = data.kind === 'keyframe' ? await runKeyframe(job, data, spec, signal) : await runTransition(job, data, spec, signal);
+      const result =
+        data.kind === 'image'
+          ? await runImage(job, data, signal)
+          : data.kind === 'keyframe'
+            ? await runKeyframe(job, data, spec!, signal)
+            : await runTransition(job, data, spec!, signal);
       log(`${result.reused ? 'reused' : 'finished'} ${describe(data)} of run ${data.run} (job ${job.id}) in ${result.seconds.toFixed(2)} s`);
       return result;
     } catch (error) {
