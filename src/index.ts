@@ -25,3 +25,8 @@ export { retime, crossFade, type RetimeMode } from './blend/retime.ts';
 export { filmFrames, filmLength, type FilmSegment } from './film/render.ts';
 export { parseFilmSpec, loadFilmSpec, filmSpecToYaml, transitionsOf, transitionKey, EXAMPLE_FILM_SPEC, type FilmSpec } from './film/spec.ts';
 export { encodeVideo, probeVideo } from './io/video.ts';
+export { parseQueueUrl, QUEUE_NAME, type QueueConnection } from './queue/connection.ts';
+export { planFilmJobs, plannedScaling, type FilmJobPlan, type PlannedScaling } from './queue/plan.ts';
+export { startPoolWorker, type PoolWorker, type PoolWorkerOptions } from './queue/worker.ts';
+export { submitFilm, submitImages, cancelRun, type SubmittedFilm } from './queue/submit.ts';
+export { renderFilmOnPool, type RenderOnPoolResult } from './queue/render-on-pool.ts';
