@@ -11,9 +11,7 @@ import { checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { addFilmOutputFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
-import { parseQueueUrl } from '../queue/connection.ts';
-import { modelIdentity } from '../queue/worker.ts';
-import { renderFilmOnPool } from '../queue/render-on-pool.ts';
+import { modelIdentity, parseQueueUrl } from '../queue/connection.ts';
 
 interface MovieFlags extends FilmOutputFlags {
   out?: string;
@@ -64,6 +62,8 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
       if (flags.queue !== undefined) {
         const connection = parseQueueUrl(flags.queue);
+        // BullMQ is loaded only for --queue.
+        const { renderFilmOnPool } = await import('../queue/render-on-pool.ts');
         const result = await renderFilmOnPool({
           connection,
           spec,

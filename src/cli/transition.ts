@@ -14,9 +14,7 @@ import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } fro
 import { writeFilmRecord } from '../film/film-record.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { parseFilmSpec } from '../film/spec.ts';
-import { parseQueueUrl } from '../queue/connection.ts';
-import { modelIdentity } from '../queue/worker.ts';
-import { renderFilmOnPool } from '../queue/render-on-pool.ts';
+import { modelIdentity, parseQueueUrl } from '../queue/connection.ts';
 import { LatentBlendError } from '../errors.ts';
 
 interface TransitionFlags extends EngineFlags, FilmOutputFlags {
@@ -190,6 +188,8 @@ async function transitionOnPool(flags: TransitionFlags, reporter: ReturnType<typ
     }),
     { path: 'transition flags', format: 'json' },
   );
+  // BullMQ is loaded only for --queue.
+  const { renderFilmOnPool } = await import('../queue/render-on-pool.ts');
   const result = await renderFilmOnPool({
     connection,
     spec,

@@ -4,7 +4,6 @@ import { hostname } from 'node:os';
 import { DEVICES } from '../runtime/onnx.ts';
 import { PRESETS } from '../model/preset.ts';
 import { parseQueueUrl, describeQueue } from '../queue/connection.ts';
-import { startPoolWorker } from '../queue/worker.ts';
 import { integerIn } from './parse.ts';
 import { createReporter } from './progress.ts';
 import { DEFAULT_MODEL } from './model-source.ts';
@@ -62,6 +61,7 @@ Stop with Ctrl-C: the worker finishes nothing more; its active job goes back to 
         signal,
       );
       signal.throwIfAborted();
+      const { startPoolWorker } = await import('../queue/worker.ts');
       const worker = startPoolWorker({
         connection,
         model: flags.model,

@@ -2,6 +2,7 @@
  * Where the worker pool's queue lives: a `redis://` (or `rediss://`, TLS) URL turned into the
  * connection options BullMQ hands to ioredis. Pure: nothing connects here.
  */
+import { existsSync, realpathSync } from 'node:fs';
 import { LatentBlendError } from '../errors.ts';
 
 /** The BullMQ queue every latentblend command and worker uses on a Redis database. */
@@ -60,3 +61,13 @@ export function parseQueueUrl(value: string): QueueConnection {
     retryStrategy: (times) => Math.min(100 * times, 2000),
   };
 }
+
+/**
+ * How a model is compared between a job and a worker: a folder that exists here by its real path
+ * (the same on every machine when it lives on the shared file system), anything else (a Hub id)
+ * as written.
+ */
+export function modelIdentity(model: string): string {
+  return existsSync(model) ? realpathSync(model) : model;
+}
+

@@ -4,7 +4,6 @@
  * resumes, refines and encodes the same way whoever computed it). The model is loaded once by the
  * caller; a job that asks for another model is failed with the reason, never computed.
  */
-import { existsSync, realpathSync } from 'node:fs';
 import { relative } from 'node:path';
 import { DelayedError, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { BlendingEngine } from '../engine/engine.ts';
@@ -16,7 +15,7 @@ import { parseFilmSpec, transitionKey, type FilmSpec } from '../film/spec.ts';
 import { transitionOptionsOf } from '../film/render-film.ts';
 import { cachedTransition, hashOf } from '../film/work-folder.ts';
 import { LatentBlendError } from '../errors.ts';
-import { QUEUE_NAME, type QueueConnection } from './connection.ts';
+import { QUEUE_NAME, modelIdentity, type QueueConnection } from './connection.ts';
 import { parseFilmJob, type FilmJob, type ImageJob, type JobProgress, type JobResult, type KeyframeJob, type KeyframeRef, type TransitionJob } from './jobs.ts';
 import { encodePng } from '../io/png.ts';
 import { writeFileAtomically } from '../io/files.ts';
@@ -24,15 +23,6 @@ import { hasKeyframe, keyframeDir, loadKeyframe, saveKeyframe } from './keyframe
 
 /** The event a submitting command publishes on the queue's event stream to stop a run's active jobs. */
 export const CANCEL_EVENT = 'latentblend-cancel';
-
-/**
- * How a model is compared between a job and a worker: a folder that exists here by its real path
- * (the same on every machine when it lives on the shared file system), anything else (a Hub id)
- * as written.
- */
-export function modelIdentity(model: string): string {
-  return existsSync(model) ? realpathSync(model) : model;
-}
 
 export interface PoolWorkerOptions {
   readonly connection: QueueConnection;
