@@ -61,6 +61,10 @@ export async function startRedis(options: { persistent?: boolean } = {}): Promis
         clearTimeout(timer);
         reject(new Error(`redis-server exited with ${code}: ${output}`));
       });
+      started.on('error', (error) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot start ${REDIS_SERVER} (${error.message}); install Debian's redis-server (tools/install-system-deps.sh)`));
+      });
     });
     started.removeAllListeners('exit');
   };
