@@ -3,6 +3,7 @@
  * is in the work folder the film is encoded here, exactly as renderFilm encodes it (same
  * segments, same film.json), so the two renders give the same film.
  */
+import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { transitionsOf, type FilmSpec } from '../film/spec.ts';
 import { writeFilm } from '../film/work-folder.ts';
@@ -38,6 +39,17 @@ export interface RenderOnPoolResult extends RenderFilmResult {
   readonly workers: readonly string[];
 }
 
+/**
+ * Waits (up to 30 s) until `path`, written on another machine, shows on this one's mount of the
+ * shared file system; loading it then says what is missing if it never does.
+ */
+async function visible(path: string, signal: AbortSignal | undefined): Promise<void> {
+  for (let waited = 0; waited < 30_000 && !existsSync(path); waited += 200) {
+    signal?.throwIfAborted();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<RenderOnPoolResult> {
   const { spec, reporter, signal } = options;
   const workDir = resolve(options.workDir);
@@ -70,6 +82,7 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
   const segments = [];
   for (const [index, job] of submitted.transitions.entries()) {
     const dir = join(workDir, job.dir);
+    await visible(join(dir, 'transition.json'), signal);
     const stored = await loadTransition(dir);
     segments.push({ transition: stored.transition, durationSeconds: transitions[index]!.duration, dir });
   }

@@ -56,6 +56,8 @@ export interface PoolWorker {
 
 /** How long a job waits before looking again for a keyframe computed by another job. */
 const DEPENDENCY_RETRY_MS = 250;
+/** Looks for a finished keyframe's folder this many times (about 30 s) before giving up. */
+const MAX_WAITS_FOR_VISIBILITY = 120;
 
 function describe(job: FilmJob): string {
   if (job.kind === 'image') return `image (seed ${job.seed})`;
@@ -84,7 +86,9 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
     for (const ref of refs) {
       if (hasKeyframe(data.workDir, ref.name)) continue;
       const state = await lookup.getJobState(ref.jobId);
-      if (state === 'failed' || state === 'unknown' || state === 'completed') {
+      // A finished keyframe may take a moment to show on another machine's mount (NFS caches).
+      const stale = state === 'completed' && job.attemptsStarted > MAX_WAITS_FOR_VISIBILITY;
+      if (state === 'failed' || state === 'unknown' || stale) {
         throw new UnrecoverableError(`keyframe job ${ref.jobId} is ${state === 'unknown' ? 'gone (cancelled?)' : state} and ${keyframeDir(data.workDir, ref.name)} is missing`);
       }
       await job.moveToDelayed(Date.now() + DEPENDENCY_RETRY_MS, token);
