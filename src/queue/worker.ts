@@ -126,11 +126,13 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
     let last = 0;
     const result = await cachedTransition(data.workDir, data.index, key, stamp, async () => {
       const keyframeA = loadKeyframe(data.workDir, data.keyframeA.name, stamp);
-      const keyframeB = loadKeyframe(data.workDir, data.keyframeB.name, stamp);
+      // With a time budget the plan is sized from the speed measured on keyframe B, so B is
+      // computed again here (the same trajectory, see runKeyframe); otherwise it is reused.
+      const keyframeB = spec.timeBudgetPerTransition === undefined ? loadKeyframe(data.workDir, data.keyframeB.name, stamp) : undefined;
       return engine.runTransition(input, {
         ...(signal !== undefined ? { signal } : {}),
         keyframeA,
-        keyframeB,
+        ...(keyframeB !== undefined ? { keyframeB } : {}),
         onEvent: (event) => {
           if (event.type !== 'progress') return;
           const now = performance.now();
