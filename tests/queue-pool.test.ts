@@ -241,6 +241,22 @@ describe('worker pool', () => {
       for (const [transition, count] of counts) assert.equal(count, 1, `${transition} computed once`);
     });
 
+    test('Ctrl-C of a worker mid-job hands the job back at once, and another worker finishes it', async () => {
+      const alive = workers.filter((process) => process.child.exitCode === null && process.child.signalCode === null);
+      assert.ok(alive.length >= 2);
+      const spec = writeSpec('handed', 20, ['a cat', 'a dog']);
+      const run = 'handed';
+      const command = movie(redis, spec, join(work, 'handed.mp4'), ['--run', run]);
+      const stopped = await Promise.race(alive.map((process) => process.waitFor(new RegExp(`took transition 1 of run ${run}`)).then(() => process)));
+      stopped.child.kill('SIGINT');
+      assert.equal(await stopped.exited, 0, stopped.stderr());
+      assert.match(stopped.stderr(), new RegExp(`gave back transition 1 of run ${run}`));
+      assert.equal(await command.exited, 0, command.stderr());
+      const summary = JSON.parse(command.stdout()) as PoolSummary;
+      const transition = summary.jobs.find((job) => job.kind === 'transition')!;
+      assert.notEqual(transition.worker, stopped.stderr().match(/worker (\S+): ready/)![1]);
+    });
+
     test('a worker on another model refuses the job, and the command says why', async () => {
       const spec = writeSpec('wrong', 3, ['a cat', 'a dog']);
       const command = movie(redis, spec, join(work, 'wrong.mp4'), [], 1);
