@@ -316,6 +316,8 @@ export async function cancelJobs(connection: QueueConnection, run: string, ids: 
       if (state === 'completed' || state === 'failed' || state === 'active' || state === 'unknown') continue;
       await queue.remove(jobId, { removeChildren: false }).catch(() => 0);
     }
+    // Again, for a job a worker took while the others were being removed.
+    await producer.publishEvent({ eventName: CANCEL_EVENT, run });
   } finally {
     await Promise.allSettled([queue.close(), producer.close()]);
   }
