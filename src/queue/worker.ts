@@ -72,6 +72,8 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
   const lookup = new Queue(QUEUE_NAME, { connection: { ...options.connection } });
   const events = new QueueEvents(QUEUE_NAME, { connection: { ...options.connection } });
   const activeRuns = new Map<string, string>();
+  /** Runs whose submitter cancelled them: a job of one taken later is not started. */
+  const cancelledRuns = new Set<string>();
   let worker: Worker | undefined;
   let stopping = false;
 
@@ -193,6 +195,7 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
     } catch (error) {
       throw new UnrecoverableError((error as Error).message);
     }
+    if (cancelledRuns.has(data.run)) throw new UnrecoverableError('cancelled');
     activeRuns.set(job.id!, data.run);
     log(`took ${describe(data)} of run ${data.run} (job ${job.id}, attempt ${job.attemptsStarted})`);
     try {
@@ -221,6 +224,8 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
   };
 
   events.on(CANCEL_EVENT as 'progress', ((args: { run?: string }) => {
+    if (args.run === undefined) return;
+    cancelledRuns.add(args.run);
     for (const [jobId, run] of activeRuns) if (run === args.run) worker?.cancelJob(jobId, 'cancelled');
   }) as never);
   // Connection errors are retried by ioredis; say so once per outage instead of crashing.
