@@ -12,7 +12,7 @@ import type { Reporter } from '../film/progress.ts';
 import type { RenderFilmResult } from '../film/render-film.ts';
 import { loadTransition } from '../engine/store.ts';
 import type { QueueConnection } from './connection.ts';
-import { newRunName, submitFilm, type FinishedJob } from './submit.ts';
+import { newRunName, submitFilm, type FinishedJob, type PoolProgress, type SubmittedFilm } from './submit.ts';
 
 export interface RenderOnPoolOptions {
   readonly connection: QueueConnection;
@@ -57,26 +57,38 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
   const run = options.run ?? newRunName();
   reporter.info(`run ${run}: ${transitions.length} transition${transitions.length === 1 ? '' : 's'} for the worker pool; waiting for workers…`);
   let barStarted = false;
-  const submitted = await submitFilm({
-    connection: options.connection,
-    spec,
-    workDir,
-    model: options.model,
-    ...(options.preset !== undefined ? { preset: options.preset } : {}),
-    run,
-    ...(signal !== undefined ? { signal } : {}),
-    onNotice: (line) => reporter.warn(line),
-    ...(options.onFinished !== undefined ? { onFinished: options.onFinished } : {}),
-    onProgress: (progress) => {
-      // One bar for the whole film, in percent of its jobs (keyframes and transitions).
-      if (!barStarted) {
-        reporter.startBar('workers', 100, { countSteps: false });
-        barStarted = true;
-      }
-      const detail = `${progress.transitionsDone}/${progress.transitions} transitions, ${progress.workers.length} worker${progress.workers.length === 1 ? '' : 's'}`;
-      reporter.updateBar(Math.round((100 * progress.done) / Math.max(1, progress.total)), undefined, detail);
-    },
-  });
+  // Say so when nobody takes the jobs (no worker running, or all on other work).
+  const idle = setTimeout(() => {
+    reporter.warn(`no worker has taken a job of run ${run} yet; start workers with: latentblend worker --queue redis://… --model ${options.model}`);
+  }, 15_000);
+  idle.unref();
+  const onProgress = (progress: PoolProgress) => {
+    if (progress.workers.length > 0) clearTimeout(idle);
+    // One bar for the whole film, in percent of its jobs (keyframes and transitions).
+    if (!barStarted) {
+      reporter.startBar('workers', 100, { countSteps: false });
+      barStarted = true;
+    }
+    const detail = `${progress.transitionsDone}/${progress.transitions} transitions, ${progress.workers.length} worker${progress.workers.length === 1 ? '' : 's'}`;
+    reporter.updateBar(Math.round((100 * progress.done) / Math.max(1, progress.total)), undefined, detail);
+  };
+  let submitted: SubmittedFilm;
+  try {
+    submitted = await submitFilm({
+      connection: options.connection,
+      spec,
+      workDir,
+      model: options.model,
+      ...(options.preset !== undefined ? { preset: options.preset } : {}),
+      run,
+      ...(signal !== undefined ? { signal } : {}),
+      onNotice: (line) => reporter.warn(line),
+      ...(options.onFinished !== undefined ? { onFinished: options.onFinished } : {}),
+      onProgress,
+    });
+  } finally {
+    clearTimeout(idle);
+  }
   if (barStarted) reporter.stopBar();
 
   const segments = [];
