@@ -42,3 +42,8 @@ export { type TransitionImagePrompt, type ImagePromptSummary } from './engine/im
 export { readControlPicture, controlTensor } from './image/control-picture.ts';
 export { canny, CANNY_DEFAULTS, type CannyOptions } from './image/canny.ts';
 export { clipPixelValues, clipImageConfig, type ClipImageConfig } from './image/clip-preprocess.ts';
+export { parseQueueUrl, QUEUE_NAME, type QueueConnection } from './queue/connection.ts';
+export { planFilmJobs, plannedScaling, type FilmJobPlan, type PlannedScaling } from './queue/plan.ts';
+export { startPoolWorker, type PoolWorker, type PoolWorkerOptions } from './queue/worker.ts';
+export { submitFilm, submitImages, cancelRun, type SubmittedFilm } from './queue/submit.ts';
+export { renderFilmOnPool, type RenderOnPoolResult } from './queue/render-on-pool.ts';

@@ -9,6 +9,7 @@ import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { DEVICES, type Device } from '../runtime/onnx.ts';
+import { parseQueueUrl } from '../queue/connection.ts';
 
 interface StudioFlags {
   model: string;
@@ -23,6 +24,7 @@ interface StudioFlags {
   allowedHost: string[];
   token?: string;
   quiet: boolean;
+  queue?: string;
 }
 
 /** A commander parser from a checking function that throws LatentBlendError. */
@@ -56,6 +58,7 @@ export function studioCommand(signal: AbortSignal): Command {
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
     .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
     .option('--models-dir <dir>', 'models loaded from the page (Model card) must be folders inside this one (or Hub ids); default: any folder')
+    .option('--queue <redis://HOST:PORT>', 'send previews and renders to a pool of `latentblend worker`s sharing this Redis and the work folder')
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
     .option('-q, --quiet', 'print only the URL and warnings', false)
     .addHelpText(
@@ -80,6 +83,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
   latentblend refine <that folder>/transitions/00-… --branches 10`,
     )
     .action(async (flags: StudioFlags) => {
+      const pool = flags.queue !== undefined ? parseQueueUrl(flags.queue) : undefined;
       const reporter = createReporter({ quiet: flags.quiet });
       const modelDir = await resolveModelForCli(flags.model, reporter, signal);
       signal.throwIfAborted();
@@ -99,6 +103,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
         ...(flags.allowedHost.length > 0 ? { allowedHosts: flags.allowedHost } : {}),
         ...(flags.token !== undefined ? { token: flags.token } : {}),
         onLog: (line) => process.stderr.write(`${line}\n`),
+        ...(pool !== undefined ? { pool } : {}),
       });
       if (!isLoopbackBind(flags.host)) {
         reporter.warn(`listening on ${flags.host}: anyone who can reach this address and has the token can use the studio and its GPU; prefer a TLS reverse proxy or an SSH tunnel.`);

@@ -107,6 +107,19 @@ export interface RunControl {
   readonly controlNet?: TransitionControl;
   /** IP-Adapter: image prompts and scales per keyframe (see src/engine/image-prompt.ts); refine needs the same again. */
   readonly ipAdapter?: TransitionImagePrompt;
+  /**
+   * Keyframe A's or B's trajectory computed elsewhere with the same settings (a worker pool's
+   * keyframe job, see runKeyframe), used instead of computing it. For B with branch-1 crossfeed
+   * it must have been computed from this transition's keyframe A.
+   */
+  readonly keyframeA?: KeyframeTrajectory;
+  readonly keyframeB?: KeyframeTrajectory;
+}
+
+/** One keyframe's full trajectory (a latent after every step) and its decoded final image. */
+export interface KeyframeTrajectory {
+  readonly latents: readonly (Float32Array | null)[];
+  readonly image: RgbImage;
 }
 
 /** Everything a transition's branches share, prepared once. */
@@ -227,7 +240,10 @@ export class BlendingEngine {
       imageA = previous.images[previous.images.length - 1]!;
     } else if (pictureA !== undefined) {
       branchA = { fract: 0, injectionStep: 0, latents: pictureA.latents };
-    } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0) && pictureB === undefined) {
+    } else if (control.keyframeA !== undefined) {
+      branchA = { fract: 0, injectionStep: 0, latents: [...control.keyframeA.latents] };
+      imageA = control.keyframeA.image;
+    } else if (options.batchSize > 1 && control.keyframeB === undefined && crossfeedB.every((weight) => weight === 0) && pictureB === undefined) {
       const jobB: BranchJob = { fract: 1, injectionStep: 0, start: this.startLatents(context, context.noiseB), feed: undefined, crossfeed: [] };
       const [trajectoryA, trajectoryB] = await this.runJobs(context, [jobA, jobB], control.signal);
       branchA = { fract: 0, injectionStep: 0, latents: trajectoryA! };
@@ -241,6 +257,7 @@ export class BlendingEngine {
 
     if (pictureB !== undefined) branchB = { fract: 1, injectionStep: 0, latents: pictureB.latents };
     // Keyframe B, with branch-1 crossfeed from A.
+    if (branchB === undefined && control.keyframeB !== undefined) branchB = { fract: 1, injectionStep: 0, latents: [...control.keyframeB.latents] };
     if (branchB === undefined) {
       const source = branchA;
       const [trajectoryB] = await this.runJobs(
@@ -258,14 +275,46 @@ export class BlendingEngine {
       );
       branchB = { fract: 1, injectionStep: 0, latents: trajectoryB! };
     }
-    const imageB = await this.decode(context, branchB.latents);
+    const imageB = control.keyframeB?.image ?? (await this.decode(context, branchB.latents));
     emit({ type: 'frame', fract: 1, injectionStep: 0, image: imageB, index: 1 });
     const distanceAB = await this.distance(imageA, imageB);
     const tree = createTree(steps, branchA, branchB, distanceAB);
 
-    const plan = this.makePlan(context, counters, previous !== undefined, emit);
+    const plan = this.makePlan(context, counters, previous !== undefined || control.keyframeA !== undefined, emit);
     emit({ type: 'plan', plan });
     return this.grow(context, { tree, images: [imageA, imageB] }, plan, plan.insertions, counters, started, control);
+  }
+
+  /**
+   * Computes keyframe A (`end` 'A') or B of `input` alone, exactly as runTransition computes it, so
+   * that a worker pool can compute keyframes once and hand them to the transitions that need them.
+   * For B with branch-1 crossfeed, `crossfeedFrom` is keyframe A's trajectory.
+   */
+  async runKeyframe(
+    input: TransitionOptions,
+    end: 'A' | 'B',
+    control: { readonly signal?: AbortSignal; readonly crossfeedFrom?: readonly (Float32Array | null)[] } = {},
+  ): Promise<KeyframeTrajectory> {
+    const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
+    this.pipeline.checkSize(options.width, options.height);
+    if (options.keyframeA.image !== undefined || options.keyframeB.image !== undefined) {
+      throw new LatentBlendError('runKeyframe: picture keyframes are computed with their transition, not as separate keyframe jobs.');
+    }
+    const context = await this.prepare(options);
+    const crossfeed = end === 'B' ? branch1Crossfeed(context.steps, options.branch1Crossfeed) : [];
+    const source = control.crossfeedFrom;
+    if (crossfeed.some((weight) => weight > 0) && source === undefined) {
+      throw new LatentBlendError('runKeyframe: keyframe B with branch-1 crossfeed needs keyframe A\'s trajectory (crossfeedFrom).');
+    }
+    const job: BranchJob = {
+      fract: end === 'A' ? 0 : 1,
+      injectionStep: 0,
+      start: this.startLatents(context, end === 'A' ? context.noiseA : context.noiseB),
+      feed: source === undefined ? undefined : (stepIndex) => source[stepIndex - 1] ?? undefined,
+      crossfeed,
+    };
+    const [latents] = await this.runJobs(context, [job], control.signal);
+    return { latents: latents!, image: await this.decode(context, latents!) };
   }
 
   /**

@@ -31,6 +31,8 @@ import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { prefetchFfmpegCapabilities } from '../io/ffmpeg.ts';
 import { JobQueue, type JobView } from './jobs.ts';
+import { poolPreviewsJob, poolRenderJob } from './pool-runners.ts';
+import type { QueueConnection } from '../queue/connection.ts';
 import { SessionStore } from './sessions.ts';
 import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, COMMON_HEADERS } from './http.ts';
 import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
@@ -93,6 +95,8 @@ export interface StudioOptions {
   readonly hub?: StudioHubOptions;
   /** Receives log lines (warnings, unexpected errors); the library never prints. */
   readonly onLog?: (line: string) => void;
+  /** Previews and renders go to this worker pool (`--queue`) instead of the studio's model. */
+  readonly pool?: QueueConnection;
 }
 
 export interface Studio {
@@ -269,7 +273,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const body = parsePreviewsRequest(await readJsonBody(request, MAX_BODY_BYTES));
         checkStudioSize(model.pipeline, body.width, body.height);
         const seeds = previewSeeds(body);
-        const job = queue.submit(session, 'previews', previewsJob(currentModel, sessionDir(session), body, seeds), {
+        const runner = options.pool !== undefined ? poolPreviewsJob(options.pool, currentModel, sessionDir(session), body, seeds) : previewsJob(currentModel, sessionDir(session), body, seeds);
+        const job = queue.submit(session, 'previews', runner, {
           done: 0,
           total: seeds.length * (body.steps ?? model.pipeline.defaults.steps),
           label: 'waiting',
@@ -294,7 +299,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         checkRenderRequest(model, body);
         checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
-        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: units, label: 'waiting' });
+        const runner = options.pool !== undefined ? poolRenderJob(options.pool, currentModel, sessionDir(session), body, newFilmId()) : renderJob(currentModel, sessionDir(session), body, newFilmId());
+        const job = queue.submit(session, 'render', runner, { done: 0, total: units, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
     },
