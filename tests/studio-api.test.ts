@@ -62,7 +62,9 @@ class Client {
     };
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     return new Promise((done, fail) => {
-      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method, path, headers }, (response) => {
+      // No keep-alive: runCliProcess (spawnSync) blocks the in-process server for seconds, after which a
+      // reused idle socket can be closed by the server as the next request is sent (ECONNRESET).
+      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method, path, headers, agent: false }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {

@@ -163,7 +163,7 @@ export function modelJob(options: ModelSwitchOptions, location: ModelLocation): 
     options.hooks.warning = (message) => context.warn(message);
     let pipeline: DiffusionPipeline;
     try {
-      pipeline = await DiffusionPipeline.load({ modelDir: dir, device: options.device }, (event: PipelineEvent) => {
+      pipeline = await DiffusionPipeline.load({ modelDir: dir, device: options.device, inferenceThread: 'worker' }, (event: PipelineEvent) => {
         if (event.type === 'load') onLoad?.(event.part);
         else base(event);
       });
