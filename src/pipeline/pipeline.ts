@@ -45,6 +45,11 @@ export const loadOptionsSchema = z.strictObject({
    * 'main' (default): on this thread, which each creation and call blocks.
    */
   inferenceThread: z.enum(INFERENCE_THREADS, { error: `expected one of ${INFERENCE_THREADS.join(', ')}` }).default('main'),
+  /**
+   * A folder where ONNX Runtime's optimised graphs are kept (opt-in): later loads skip the graph
+   * optimisation, the first one writes a copy of each model (see runtime/optimized-cache.ts).
+   */
+  optimizedModelCache: z.string({ error: 'expected the path of a folder' }).min(1, { error: 'expected the path of a folder' }).optional(),
 });
 export type LoadOptions = z.input<typeof loadOptionsSchema>;
 
@@ -97,7 +102,10 @@ export class DiffusionPipeline {
     const thread = parsed.inferenceThread;
     const timed = async (part: string, path: string): Promise<OnnxModel> => {
       const started = performance.now();
-      const model = await loadOnnxModel(path, part, device, { thread });
+      const model = await loadOnnxModel(path, part, device, {
+        thread,
+        ...(parsed.optimizedModelCache !== undefined ? { optimizedCache: parsed.optimizedModelCache } : {}),
+      });
       listener?.({ type: 'load', part, seconds: (performance.now() - started) / 1000 });
       return model;
     };
