@@ -115,13 +115,13 @@ export class DiffusionPipeline {
     for (const [index, path] of folder.textEncoders.entries()) {
       encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
     }
-    const unetModel = await timed('UNet', folder.unet);
-    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(folder.tokenizers[index]!)));
     const adapter: ModelAdapter =
       folder.family === 'sdxl'
         ? new SdxlAdapter(encoders[0]!, encoders[1]!, folder.modelIndex.force_zeros_for_empty_prompt !== false)
         : new SdAdapter(encoders[0]!);
+    const unetModel = await timed('UNet', folder.unet);
+    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const vaeEncoderPath = folder.vaeEncoder;
     // Loaded when a picture is first encoded: generate and transition never need it.
     const loadEncoder = vaeEncoderPath === undefined ? undefined : () => timed('VAE encoder', vaeEncoderPath);
