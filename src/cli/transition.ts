@@ -57,6 +57,8 @@ export async function loadForFilm(
     {
       modelDir,
       device: flags.device as Device,
+      // Sessions in worker threads: Ctrl-C and the progress display answer during a long call.
+      inferenceThread: 'worker',
       ...(flags.preset !== undefined ? { preset: flags.preset } : {}),
       ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
       ...(flags.maxArea !== undefined ? { maxAreaFactor: flags.maxArea } : {}),

@@ -10,6 +10,7 @@ import { Float16Array } from '@petamoriken/float16';
 import { LatentBlendError } from '../errors.ts';
 import { sessionOptionsFor } from './session-options.ts';
 import { WorkerSession, type SessionLike } from './worker-session.ts';
+import { createThroughCache } from './optimized-cache.ts';
 
 /** Execution providers a user can ask for with `device`. */
 export const DEVICES = ['cpu', 'cuda', 'tensorrt', 'coreml', 'dml', 'webgpu'] as const;
@@ -89,18 +90,24 @@ export interface OnnxModel {
 /**
  * Creates a session for `path` on `device` with the options chosen for its role
  * (see session-options.ts) unless `options.sessionOptions` replaces them (benchmarks); on the
- * main thread or in a worker thread (`options.thread`). Failures name the file and the device.
+ * main thread or in a worker thread (`options.thread`); through the optimised-model cache folder
+ * `options.optimizedCache` if given (optimized-cache.ts). Failures name the file and the device.
  */
 export async function loadOnnxModel(
   path: string,
   role: string,
   device: Device,
-  options: { thread?: InferenceThread; sessionOptions?: ort.InferenceSession.SessionOptions } = {},
+  options: { thread?: InferenceThread; sessionOptions?: ort.InferenceSession.SessionOptions; optimizedCache?: string } = {},
 ): Promise<OnnxModel> {
   let session: SessionLike;
   try {
     const sessionOptions = options.sessionOptions ?? sessionOptionsFor(role, device);
-    session = options.thread === 'worker' ? await WorkerSession.create(path, sessionOptions) : await ort.InferenceSession.create(path, sessionOptions);
+    const create = (file: string, fileOptions: ort.InferenceSession.SessionOptions): Promise<SessionLike> =>
+      options.thread === 'worker' ? WorkerSession.create(file, fileOptions) : ort.InferenceSession.create(file, fileOptions);
+    session =
+      options.optimizedCache === undefined
+        ? await create(path, sessionOptions)
+        : (await createThroughCache(create, options.optimizedCache, path, sessionOptions, ort.env.versions.common ?? '')).session;
   } catch (error) {
     throw new LatentBlendError(
       `Could not load the ${role} ${path} on ${device}: ${(error as Error).message.split('\n')[0]}`,

@@ -181,7 +181,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const hooks: PipelineHooks = {};
   // ffmpeg's capability probes spawn now, from a small process (issue #12).
   prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
-  const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
+  // Sessions in worker threads: the server keeps answering while a model computes (issue #12).
+  const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
   const metric = await chooseMetric({
     device,
     ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),
