@@ -28,6 +28,7 @@ import { transitionOptionsOf } from '../film/render-film.ts';
 import type { Reporter } from '../film/progress.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { JobContext, JobRunner } from './jobs.ts';
+import { unresolvedPicture } from './pictures.ts';
 import { DEFAULT_PREVIEWS, MAX_PREVIEWS, type PreviewsRequest, type RenderRequest } from './requests.ts';
 import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
 
@@ -188,14 +189,14 @@ export function studioSpec(model: StudioModel, spec: FilmSpec): FilmSpec {
  * Checks a render request against the loaded model before it is queued, so that mistakes are
  * a 400 answer and not a failed job: the preset, every transition's options, the GIF frame rate.
  */
-export function checkRenderRequest(model: StudioModel, request: RenderRequest): void {
+export function checkRenderRequest(model: StudioModel, request: RenderRequest, sessionDir: string): void {
   const { pipeline } = model;
   const spec = studioSpec(model, request.spec);
-  // A spec from the page must not make the server read files from its disk: picture keyframes
-  // need an upload route first (not in the studio yet; `latentblend movie` takes them).
-  const withPicture = spec.keyframes.findIndex((keyframe) => keyframe.image !== undefined);
+  // A spec from the page must not make the server read files from its disk: pictures are
+  // uploaded first and named by id (./pictures.ts resolveRenderPictures).
+  const withPicture = unresolvedPicture(sessionDir, request);
   if (withPicture >= 0) {
-    throw new LatentBlendError(`Invalid film spec (key spec):\n  keyframes[${withPicture}].image: pictures as keyframes are not available in the studio yet; render this spec with latentblend movie`);
+    throw new LatentBlendError(`Invalid film spec (key spec):\n  keyframes[${withPicture}].image: expected the id of a picture uploaded to this studio (POST /api/pictures)`);
   }
   if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
     throw new LatentBlendError(
@@ -234,7 +235,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
   return async (context: JobContext) => {
     const model = currentModel();
     // Checked again: another model may have been loaded since the request was accepted.
-    checkRenderRequest(model, request);
+    checkRenderRequest(model, request, sessionDir);
     const spec = studioSpec(model, request.spec);
     const dir = filmDir(sessionDir, filmId);
     const others = filmIds(sessionDir)

@@ -39,6 +39,7 @@ import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPag
 import { fileNamePath, filmDir, FILM_ID, writeStudioFilmRecord } from './storage.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { listModels } from './model-catalog.ts';
+import { readPictureBody, resolveRenderPictures, storePicture } from './pictures.ts';
 import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
 import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
@@ -290,13 +291,18 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       method: 'POST',
       pattern: ['renders'],
       handler: async ({ request, response, session }) => {
-        const body = parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES));
-        checkRenderRequest(model, body);
+        const body = resolveRenderPictures(sessionDir(session), parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES)));
+        checkRenderRequest(model, body, sessionDir(session));
         checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
         const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: units, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
+    },
+    {
+      method: 'POST',
+      pattern: ['pictures'],
+      handler: async ({ request, response, session }) => sendJson(response, 201, await storePicture(sessionDir(session), await readPictureBody(request))),
     },
     { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listSessionFilms(sessions.dir(session), renderActive(session)) }) },
     {
@@ -321,8 +327,11 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       handler: async ({ response, session, params }) => {
         const dir = sessions.dir(session);
         const record = resumableFilm(dir, params[0]!, renderActive(session), model.source);
-        const body = parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) });
-        checkRenderRequest(model, body);
+        const body = resolveRenderPictures(
+          sessionDir(session),
+          parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) }),
+        );
+        checkRenderRequest(model, body, sessionDir(session));
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
         const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: units, label: 'waiting' });
         // The film is 'rendering' from now on, also while the job waits (so it is not deleted or resumed twice).

@@ -124,7 +124,17 @@ export interface FilmSpecJson {
   transitionDuration?: number;
   retiming?: 'perceptual' | 'equal';
   quality?: number;
-  keyframes: { prompt: string; seed: number; negativePrompt?: string; duration?: number }[];
+  keyframes: {
+    /** Absent (or '') on a picture keyframe without a prompt. */
+    prompt?: string;
+    seed: number;
+    /** An uploaded picture's id (api.uploadPicture). */
+    image?: string;
+    fit?: 'cover' | 'contain';
+    imageMethod?: 'noise' | 'inversion';
+    negativePrompt?: string;
+    duration?: number;
+  }[];
 }
 
 export type FilmState = 'done' | 'rendering' | 'interrupted' | 'cancelled' | 'failed';
@@ -204,7 +214,38 @@ async function request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: str
   return data as T;
 }
 
+/** An uploaded picture (POST /api/pictures): its id names it in keyframes, its url shows it. */
+export interface UploadedPicture {
+  id: string;
+  url: string;
+  width: number;
+  height: number;
+}
+
+/** POST /api/pictures with the picture's bytes. */
+async function uploadPicture(blob: Blob): Promise<UploadedPicture> {
+  let response: Response;
+  try {
+    response = await fetch('/api/pictures', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': blob.type.startsWith('image/') ? blob.type : 'application/octet-stream', accept: 'application/json' },
+      body: blob,
+    });
+  } catch (cause) {
+    throw new ApiError(`Cannot reach the studio server (${(cause as Error).message}). Is \`latentblend studio\` still running?`, 0, 'network');
+  }
+  const data: unknown = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    const error = isRecord(data) && isRecord(data.error) ? data.error : undefined;
+    throw new ApiError(typeof error?.message === 'string' ? error.message : `POST /api/pictures answered ${response.status}`, response.status, typeof error?.code === 'string' ? error.code : `http_${response.status}`);
+  }
+  return data as UploadedPicture;
+}
+
 export const api = {
+  /** Stores a picture in the session (checked by the server); keyframes then name it by id. */
+  uploadPicture,
   model: () => request<ModelInfo>('GET', '/api/model'),
   /** Queues loading another model (a folder or a Hub id); the job's result is the new ModelInfo. */
   loadModel: (source: string, scheduler?: string) => request<Job>('POST', '/api/model', { source, ...(scheduler !== undefined ? { scheduler } : {}) }),

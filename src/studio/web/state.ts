@@ -16,8 +16,22 @@ export interface Keyframe {
   duration?: number;
   /** Negative prompt of the transition after this keyframe; undefined: the film's. */
   negativePrompt?: string;
-  /** Preview image of exactly this prompt and seed, when one was made. */
+  /** Preview image of exactly this prompt and seed, when one was made; a picture keyframe's picture. */
   imageUrl?: string;
+  /** A picture keyframe: the uploaded picture's id (the prompt, then optional, describes it). */
+  picture?: string;
+  /** How the picture fills the frame; undefined: cover. */
+  fit?: 'cover' | 'contain';
+  /** How the picture's trajectory is made; undefined: the model preset's. */
+  imageMethod?: 'noise' | 'inversion';
+}
+
+/** Ids of uploaded pictures (src/studio/pictures.ts PICTURE_ID). */
+export const PICTURE_ID = /^picture-[0-9a-f]{24}\.png$/;
+
+/** The URL that shows an uploaded picture. */
+export function pictureUrl(id: string): string {
+  return `/api/files/${id}`;
 }
 
 export interface FilmSettings {
@@ -129,7 +143,8 @@ export class Store {
 
   addKeyframe(keyframe: Omit<Keyframe, 'id'>, at?: number): Keyframe {
     const entry: Keyframe = { id: newId(), ...keyframe };
-    if (entry.imageUrl !== undefined) this.rememberImage(entry.prompt, entry.seed, entry.imageUrl);
+    if (entry.picture !== undefined) entry.imageUrl = pictureUrl(entry.picture);
+    else if (entry.imageUrl !== undefined) this.rememberImage(entry.prompt, entry.seed, entry.imageUrl);
     else entry.imageUrl = this.imageFor(entry.prompt, entry.seed);
     const list = this.draft.keyframes;
     list.splice(at === undefined ? list.length : Math.max(0, Math.min(at, list.length)), 0, entry);
@@ -142,6 +157,10 @@ export class Store {
     if (keyframe === undefined) return;
     keyframe.prompt = values.prompt;
     keyframe.seed = values.seed;
+    // A keyframe replaced by a preview is a prompt keyframe again.
+    delete keyframe.picture;
+    delete keyframe.fit;
+    delete keyframe.imageMethod;
     keyframe.imageUrl = values.imageUrl ?? this.imageFor(values.prompt, values.seed);
     if (values.imageUrl !== undefined) this.rememberImage(values.prompt, values.seed, values.imageUrl);
     this.emit('keyframes');
@@ -174,8 +193,10 @@ export class Store {
     if (keyframe === undefined) return;
     const staleImage = (values.prompt !== undefined && values.prompt !== keyframe.prompt) || (values.seed !== undefined && values.seed !== keyframe.seed);
     Object.assign(keyframe, values);
-    if (staleImage && !('imageUrl' in values)) keyframe.imageUrl = this.imageFor(keyframe.prompt, keyframe.seed);
-    if (values.imageUrl !== undefined) this.rememberImage(keyframe.prompt, keyframe.seed, values.imageUrl);
+    // A picture keyframe keeps its picture whatever its prompt and seed.
+    if (keyframe.picture !== undefined) keyframe.imageUrl = pictureUrl(keyframe.picture);
+    else if (staleImage && !('imageUrl' in values)) keyframe.imageUrl = this.imageFor(keyframe.prompt, keyframe.seed);
+    if (values.imageUrl !== undefined && keyframe.picture === undefined) this.rememberImage(keyframe.prompt, keyframe.seed, values.imageUrl);
     if (quiet) this.save();
     else this.emit('keyframes');
   }
@@ -189,7 +210,7 @@ export class Store {
   /** Replaces the whole draft (a loaded spec); keyframes get the images known for them. */
   load(spec: FilmSpecJson): void {
     this.draft = fromSpec(spec);
-    for (const keyframe of this.draft.keyframes) keyframe.imageUrl = this.imageFor(keyframe.prompt, keyframe.seed);
+    for (const keyframe of this.draft.keyframes) keyframe.imageUrl = keyframe.picture !== undefined ? pictureUrl(keyframe.picture) : this.imageFor(keyframe.prompt, keyframe.seed);
     this.emit('all');
   }
 
@@ -238,7 +259,16 @@ export function toSpec(draft: Draft): FilmSpecJson {
   const { settings } = draft;
   const last = draft.keyframes.length - 1;
   const keyframes = draft.keyframes.map((keyframe, index) => {
-    const entry: FilmSpecJson['keyframes'][number] = { prompt: keyframe.prompt, seed: keyframe.seed };
+    const entry: FilmSpecJson['keyframes'][number] =
+      keyframe.picture === undefined
+        ? { prompt: keyframe.prompt, seed: keyframe.seed }
+        : {
+            ...(keyframe.prompt.trim() !== '' ? { prompt: keyframe.prompt } : {}),
+            image: keyframe.picture,
+            seed: keyframe.seed,
+            ...(keyframe.fit !== undefined ? { fit: keyframe.fit } : {}),
+            ...(keyframe.imageMethod !== undefined ? { imageMethod: keyframe.imageMethod } : {}),
+          };
     if (index < last) {
       if (keyframe.negativePrompt !== undefined && keyframe.negativePrompt.trim() !== '') entry.negativePrompt = keyframe.negativePrompt;
       if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
@@ -293,8 +323,12 @@ export function fromSpec(spec: FilmSpecJson): Draft {
     settings,
     keyframes: spec.keyframes.map((keyframe) => ({
       id: newId(),
-      prompt: keyframe.prompt,
+      prompt: keyframe.prompt ?? '',
       seed: keyframe.seed,
+      // A parsed spec names pictures by path: the id is its last part.
+      ...(keyframe.image === undefined ? {} : { picture: keyframe.image.split('/').pop()! }),
+      ...(keyframe.fit === undefined ? {} : { fit: keyframe.fit }),
+      ...(keyframe.imageMethod === undefined ? {} : { imageMethod: keyframe.imageMethod }),
       ...(keyframe.duration === undefined ? {} : { duration: keyframe.duration }),
       ...(keyframe.negativePrompt === undefined ? {} : { negativePrompt: keyframe.negativePrompt }),
     })),
