@@ -3,7 +3,8 @@
  * through playwright-core) on the tiny SD-Turbo fixture: pictures are uploaded (checked, stored
  * under a content hash in the session), a spec from the page may name only uploaded pictures,
  * a JPEG and a plain PNG dropped on the page become picture keyframes and the film renders, and
- * a computed frame becomes a keyframe with "use this frame as a keyframe".
+ * a computed frame becomes a keyframe with "use this frame as a keyframe". The page sends the
+ * spec's current key names (maxBranches, issue #8) and reads drafts saved with the former ones.
  * Screenshots go to test-artifacts/studio-pictures/.
  */
 import { after, before, describe, test } from 'node:test';
@@ -134,8 +135,16 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
     await page.getByRole('textbox', { name: 'Prompt of keyframe 2' }).fill('a blue sky');
     await page.getByLabel('Duration of transition 1 → 2 in seconds').fill('1');
     await page.getByLabel('Duration of transition 1 → 2 in seconds').press('Tab');
+    const sent: Record<string, unknown>[] = [];
+    page.on('request', (request) => {
+      if (request.method() === 'POST' && request.url().endsWith('/api/renders')) sent.push(request.postDataJSON() as Record<string, unknown>);
+    });
     await page.getByRole('button', { name: /^Render film/ }).click();
     await page.locator('video.player').waitFor({ timeout: 60_000 });
+    // The page sends the spec's current key names (issue #8).
+    const sentSpec = sent[0]!.spec as Record<string, unknown>;
+    assert.equal(sentSpec.maxBranches, 3);
+    assert.ok(!('branchesPerTransition' in sentSpec), JSON.stringify(sentSpec));
     const frames = page.getByRole('list', { name: 'Computed frames' });
     assert.ok((await frames.getByRole('img').count()) >= 3);
     await page.evaluate(() => window.scrollTo(0, 0));
@@ -157,11 +166,18 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
     await third.waitFor({ timeout: STEP_TIMEOUT });
     await page.waitForFunction(() => [...document.querySelectorAll('#timeline img')].filter((image) => (image as HTMLImageElement).naturalWidth > 0).length === 3, undefined, { timeout: STEP_TIMEOUT });
     await page.screenshot({ path: join(ARTIFACTS, '02-frame-as-keyframe.png'), fullPage: true });
-    // The draft survives a reload with its pictures.
+    // The draft survives a reload with its pictures; a draft saved by an older page (former key names) is read.
+    await page.evaluate(() => {
+      const draft = JSON.parse(localStorage.getItem('latentblend-studio-draft-v1')!);
+      delete draft.settings.maxBranches;
+      draft.settings.branchesPerTransition = 7;
+      localStorage.setItem('latentblend-studio-draft-v1', JSON.stringify(draft));
+    });
     await page.reload();
     await page.waitForSelector('body[data-state="ready"]', { timeout: STEP_TIMEOUT });
     await page.getByRole('article', { name: 'Keyframe 3' }).waitFor({ timeout: STEP_TIMEOUT });
     assert.equal(await page.getByRole('textbox', { name: 'Prompt of keyframe 2' }).inputValue(), 'a blue sky');
+    assert.equal(await page.getByRole('spinbutton', { name: 'Images per transition' }).inputValue(), '7');
   });
 
   test('the page raised no script errors', () => {

@@ -337,6 +337,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
       info: () => {},
     };
     model.hooks.warning = (message) => context.warn(message);
+    for (const message of request.warnings ?? []) context.warn(message);
     const files = filmFiles(dir, request.format);
     try {
       const result = await renderFilm({

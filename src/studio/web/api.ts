@@ -115,7 +115,13 @@ export interface FilmSpecJson {
   midDamper?: number;
   depthStrength?: number;
   negativePrompt?: string;
+  /** Frames computed per transition (the CLI's --max-branches). */
+  maxBranches?: number;
+  /** Seconds of compute per transition (the CLI's --time-budget). */
+  timeBudget?: number;
+  /** @deprecated Former name of maxBranches: only read, in specs recorded by older studios. */
   branchesPerTransition?: number;
+  /** @deprecated Former name of timeBudget: only read, in specs recorded by older studios. */
   timeBudgetPerTransition?: number;
   batchSize?: number;
   branch1Crossfeed?: Crossfeed;

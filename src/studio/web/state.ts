@@ -44,8 +44,10 @@ export interface FilmSettings {
   negativePrompt?: string;
   /** Which way the amount of compute per transition is given. */
   budgetMode: 'branches' | 'time';
-  branchesPerTransition?: number;
-  timeBudgetPerTransition?: number;
+  /** Frames computed per transition (the film spec's maxBranches). */
+  maxBranches?: number;
+  /** Seconds of compute per transition (the film spec's timeBudget). */
+  timeBudget?: number;
   batchSize?: number;
   branch1Crossfeed?: Crossfeed;
   parentalCrossfeed?: Crossfeed;
@@ -239,7 +241,7 @@ export class Store {
           );
           return new Store({
             keyframes: keyframes.map((entry) => ({ ...entry, id: typeof entry.id === 'string' ? entry.id : newId() })),
-            settings: { ...draft.settings, budgetMode: draft.settings.budgetMode === 'time' ? 'time' : 'branches' },
+            settings: withCurrentNames({ ...draft.settings, budgetMode: draft.settings.budgetMode === 'time' ? 'time' : 'branches' }),
           });
         }
       }
@@ -248,6 +250,16 @@ export class Store {
     }
     return new Store();
   }
+}
+
+/** Settings of a draft saved by an older page (branchesPerTransition, timeBudgetPerTransition) under the current names. */
+function withCurrentNames(settings: FilmSettings & { branchesPerTransition?: number; timeBudgetPerTransition?: number }): FilmSettings {
+  const { branchesPerTransition, timeBudgetPerTransition, ...rest } = settings;
+  return {
+    ...rest,
+    ...(rest.maxBranches === undefined && branchesPerTransition !== undefined ? { maxBranches: branchesPerTransition } : {}),
+    ...(rest.timeBudget === undefined && timeBudgetPerTransition !== undefined ? { timeBudget: timeBudgetPerTransition } : {}),
+  };
 }
 
 function defined<T extends object>(value: T): Partial<T> {
@@ -284,8 +296,8 @@ export function toSpec(draft: Draft): FilmSpecJson {
       midDamper: settings.midDamper,
       depthStrength: settings.depthStrength,
       negativePrompt: settings.negativePrompt?.trim() === '' ? undefined : settings.negativePrompt,
-      branchesPerTransition: settings.budgetMode === 'branches' ? settings.branchesPerTransition : undefined,
-      timeBudgetPerTransition: settings.budgetMode === 'time' ? settings.timeBudgetPerTransition : undefined,
+      maxBranches: settings.budgetMode === 'branches' ? settings.maxBranches : undefined,
+      timeBudget: settings.budgetMode === 'time' ? settings.timeBudget : undefined,
       batchSize: settings.batchSize,
       branch1Crossfeed: settings.branch1Crossfeed,
       parentalCrossfeed: settings.parentalCrossfeed,
@@ -301,7 +313,7 @@ export function toSpec(draft: Draft): FilmSpecJson {
 /** A draft from a film spec (a loaded file, a film of the list). */
 export function fromSpec(spec: FilmSpecJson): Draft {
   const settings: FilmSettings = {
-    budgetMode: spec.timeBudgetPerTransition !== undefined ? 'time' : 'branches',
+    budgetMode: (spec.timeBudget ?? spec.timeBudgetPerTransition) !== undefined ? 'time' : 'branches',
     width: spec.width,
     height: spec.height,
     steps: spec.steps,
@@ -309,8 +321,9 @@ export function fromSpec(spec: FilmSpecJson): Draft {
     midDamper: spec.midDamper,
     depthStrength: spec.depthStrength,
     negativePrompt: spec.negativePrompt,
-    branchesPerTransition: spec.branchesPerTransition,
-    timeBudgetPerTransition: spec.timeBudgetPerTransition,
+    // Specs recorded by older studios use the former names.
+    maxBranches: spec.maxBranches ?? spec.branchesPerTransition,
+    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition,
     batchSize: spec.batchSize,
     branch1Crossfeed: spec.branch1Crossfeed,
     parentalCrossfeed: spec.parentalCrossfeed,
