@@ -73,7 +73,20 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
     mkdirSync(ARTIFACTS, { recursive: true });
     workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-pictures-'));
     const { startStudio } = await import('../src/studio/server.ts');
-    studio = await startStudio({ modelDir: modelDir('tiny-sd-turbo'), workDir, port: 0 });
+    // No LPIPS model anywhere (no env, empty home, Hub offline): the studio uses the rms-pixel fallback.
+    const saved = { HOME: process.env.HOME, LATENTBLEND_LPIPS: process.env.LATENTBLEND_LPIPS, HF_HUB_OFFLINE: process.env.HF_HUB_OFFLINE, HF_HOME: process.env.HF_HOME };
+    process.env.HOME = join(workDir, 'home');
+    process.env.HF_HOME = join(workDir, 'home', 'hf');
+    process.env.HF_HUB_OFFLINE = '1';
+    delete process.env.LATENTBLEND_LPIPS;
+    try {
+      studio = await startStudio({ modelDir: modelDir('tiny-sd-turbo'), workDir, port: 0 });
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -92,6 +105,14 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
     await browser?.close().catch(() => undefined);
     await studio?.close();
     if (workDir !== undefined) rmSync(workDir, { recursive: true, force: true });
+  });
+
+  test('the rms-pixel fallback is named on the page once, with its reason', async () => {
+    const model = await page.evaluate(async () => (await fetch('/api/model')).json());
+    assert.equal(model.metric, 'rms-pixel');
+    assert.match(model.metricFallback, /^No LPIPS model \(/);
+    await page.locator('#toasts .toast').filter({ hasText: 'Warning: No LPIPS model' }).waitFor({ timeout: STEP_TIMEOUT });
+    assert.match(await page.locator('#model-card').innerText(), /rms-pixel \(no LPIPS model found/);
   });
 
   test('uploads are checked and named by content; a spec may name only uploaded pictures', async () => {
@@ -159,6 +180,10 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
     assert.equal(images.length, 2, spec);
     for (const image of images) assert.ok(image.startsWith(join(sessions, session, 'files', 'picture-')), image);
     assert.match(spec, /prompt: a blue sky/);
+    // film.json records why the metric is rms-pixel (issue #11), as the CLI's does.
+    const record = JSON.parse(readFileSync(join(films, readdirSync(films)[0]!, 'film.json'), 'utf8'));
+    assert.equal(record.metric, 'rms-pixel');
+    assert.match(record.metricFallback, /^No LPIPS model \(/);
 
     // "Use this frame as a keyframe" on the middle computed image.
     await frames.getByRole('button', { name: /^Use the image at 50% of transition 1 as a keyframe$/ }).click();
@@ -176,6 +201,8 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
     await page.reload();
     await page.waitForSelector('body[data-state="ready"]', { timeout: STEP_TIMEOUT });
     await page.getByRole('article', { name: 'Keyframe 3' }).waitFor({ timeout: STEP_TIMEOUT });
+    // The fallback warning was shown once: not again after the reload.
+    assert.equal(await page.locator('.toast').filter({ hasText: 'Warning: No LPIPS model' }).count(), 0);
     assert.equal(await page.getByRole('textbox', { name: 'Prompt of keyframe 2' }).inputValue(), 'a blue sky');
     assert.equal(await page.getByRole('spinbutton', { name: 'Images per transition' }).inputValue(), '7');
   });

@@ -44,6 +44,8 @@ export interface StudioModel {
   readonly source: string;
   readonly pipeline: DiffusionPipeline;
   readonly metric: SimilarityMetric;
+  /** Set when `metric` is the rms-pixel fallback (no LPIPS model found): the warning, recorded in film.json. */
+  readonly metricFallback?: string;
   readonly engine: BlendingEngine;
   readonly device: Device;
   readonly hooks: PipelineHooks;
@@ -86,6 +88,8 @@ export function modelInfo(model: StudioModel, options: { readonly modelsDir?: st
     schedulers: compatibleSchedulers(model.pipeline.folder.schedulerClass, defaults.preset),
     device: model.device,
     metric: model.metric.name,
+    /** Why the metric is the rms-pixel fallback (no LPIPS model found); absent when it was chosen or is LPIPS. */
+    ...(model.metricFallback !== undefined ? { metricFallback: model.metricFallback } : {}),
     formats: [...VIDEO_FORMATS],
     limits: { previews: MAX_PREVIEWS, bodyBytes: 1024 * 1024 },
     ...(options.modelsDir !== undefined ? { modelsDir: options.modelsDir } : {}),
@@ -346,6 +350,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         pipeline: model.pipeline,
         metric: model.metric,
         engine: model.engine,
+        ...(model.metricFallback !== undefined ? { metricFallback: model.metricFallback } : {}),
         workDir: dir,
         out: files.film,
         force: true,
@@ -386,6 +391,8 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         transitions: result.transitions,
         transitionsReused: result.transitionsReused,
         unetCalls: result.unetCalls,
+        metric: result.metric,
+        ...(model.metricFallback !== undefined ? { metricFallback: true } : {}),
         workDir: dir,
         ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
       };

@@ -25,7 +25,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { chooseMetric } from '../engine/metric.ts';
+import { chooseMetricWithReason } from '../engine/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
@@ -179,7 +179,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   // ffmpeg's capability probes spawn now, from a small process (issue #12).
   prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
   const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
-  const metric = await chooseMetric({
+  // Without an LPIPS model the studio measures frames in rms-pixels; the reason is recorded in
+  // every film.json (as the CLI does) and shown once on the page (GET /api/model metricFallback).
+  const { metric, fallback: metricFallback } = await chooseMetricWithReason({
     device,
     ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),
     onWarning: (message) => log(`warning: ${message}`),
@@ -189,6 +191,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     source: options.modelSource ?? resolve(options.modelDir),
     pipeline,
     metric,
+    ...(metricFallback !== undefined ? { metricFallback } : {}),
     engine: new BlendingEngine(pipeline, metric),
     device,
     hooks,
@@ -203,6 +206,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const switchOptions: ModelSwitchOptions = {
     device,
     metric,
+    ...(metricFallback !== undefined ? { metricFallback } : {}),
     hooks,
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
     ...(modelsDir !== undefined ? { modelsDir } : {}),

@@ -32,6 +32,8 @@ export interface ModelInfo {
   schedulerClass: string;
   device: string;
   metric: string;
+  /** Why the metric is the rms-pixel fallback (no LPIPS model found), when it is. */
+  metricFallback?: string;
   /** Video formats this server can write (when it says; else all three). */
   formats?: string[];
   /** When the studio was started with --models-dir: the folder that models loaded here must be in. */

@@ -64,6 +64,21 @@ function setupLayout(): void {
   new ResizeObserver(update).observe(header);
 }
 
+/** The rms-pixel fallback's reason, shown once per browser tab (issue #11: never silent). */
+function warnMetricFallbackOnce(studio: Studio): void {
+  const reason = studio.model.metricFallback;
+  if (reason === undefined) return;
+  const key = 'latentblend-studio-metric-warned';
+  try {
+    if (sessionStorage.getItem(key) === reason) return;
+    sessionStorage.setItem(key, reason);
+  } catch {
+    // Without storage the warning shows on every load.
+  }
+  // With a button: it stays long enough to be read.
+  studio.toast(`Warning: ${reason}`, 'info', { label: 'Got it', run: () => undefined });
+}
+
 async function boot(): Promise<void> {
   const toast = toaster();
   let model: ModelInfo;
@@ -126,6 +141,7 @@ async function boot(): Promise<void> {
     document.title = pageTitle(next);
   });
   setupLayout();
+  warnMetricFallbackOnce(studio);
   document.body.dataset.state = 'ready';
 }
 
