@@ -131,8 +131,18 @@ export function resolveRenderPictures(sessionDir: string, request: RenderRequest
   return { ...request, spec: { ...request.spec, keyframes } };
 }
 
-/** Index of the first keyframe whose picture is not a picture file of the session (what resolveRenderPictures makes); -1 when none. */
-export function unresolvedPicture(sessionDir: string, request: RenderRequest): number {
+/**
+ * The first picture of the spec (keyframe picture or control picture) that is not a picture file
+ * of the session (what resolveRenderPictures and ./control.ts make), as its key; undefined when none.
+ */
+export function unresolvedPicture(sessionDir: string, request: RenderRequest): string | undefined {
   const dir = filesDir(sessionDir);
-  return request.spec.keyframes.findIndex((keyframe) => keyframe.image !== undefined && !(keyframe.image.startsWith(`${dir}/`) && PICTURE_ID.test(keyframe.image.slice(dir.length + 1))));
+  const isStored = (path: string | undefined) => path === undefined || (path.startsWith(`${dir}/`) && PICTURE_ID.test(path.slice(dir.length + 1)));
+  const { spec } = request;
+  if (!isStored(spec.controlImage)) return 'controlImage';
+  for (const [index, keyframe] of spec.keyframes.entries()) {
+    if (!isStored(keyframe.image)) return `keyframes[${index}].image`;
+    if (!isStored(keyframe.controlImage)) return `keyframes[${index}].controlImage`;
+  }
+  return undefined;
 }

@@ -29,6 +29,8 @@ import type { Reporter } from '../film/progress.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { JobContext, JobRunner } from './jobs.ts';
 import { unresolvedPicture } from './pictures.ts';
+import { hasControlNetUnet } from './control.ts';
+import { RESIDUAL_UNET_FOLDER } from '../pipeline/controlnet.ts';
 import { DEFAULT_PREVIEWS, MAX_PREVIEWS, type PreviewsRequest, type RenderRequest } from './requests.ts';
 import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
 
@@ -88,6 +90,8 @@ export function modelInfo(model: StudioModel, options: { readonly modelsDir?: st
     schedulers: compatibleSchedulers(model.pipeline.folder.schedulerClass, defaults.preset),
     device: model.device,
     metric: model.metric.name,
+    /** Whether the model takes a ControlNet (has unet_controlnet/): the page then offers control pictures. */
+    controlnet: hasControlNetUnet(model.pipeline.folder.dir),
     /** Why the metric is the rms-pixel fallback (no LPIPS model found); absent when it was chosen or is LPIPS. */
     ...(model.metricFallback !== undefined ? { metricFallback: model.metricFallback } : {}),
     formats: [...VIDEO_FORMATS],
@@ -199,8 +203,13 @@ export function checkRenderRequest(model: StudioModel, request: RenderRequest, s
   // A spec from the page must not make the server read files from its disk: pictures are
   // uploaded first and named by id (./pictures.ts resolveRenderPictures).
   const withPicture = unresolvedPicture(sessionDir, request);
-  if (withPicture >= 0) {
-    throw new LatentBlendError(`Invalid film spec (key spec):\n  keyframes[${withPicture}].image: expected the id of a picture uploaded to this studio (POST /api/pictures)`);
+  if (withPicture !== undefined) {
+    throw new LatentBlendError(`Invalid film spec (key spec):\n  ${withPicture}: expected the id of a picture uploaded to this studio (POST /api/pictures)`);
+  }
+  if (spec.controlnet !== undefined && !hasControlNetUnet(pipeline.folder.dir)) {
+    throw new LatentBlendError(
+      `Invalid film spec (key spec):\n  controlnet: this studio's model ${model.source} has no ${RESIDUAL_UNET_FOLDER}/ export (the UNet that takes ControlNet residuals, docs/controlnet-onnx.md); remove the ControlNet keys or load a model that has it`,
+    );
   }
   if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
     throw new LatentBlendError(

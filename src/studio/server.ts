@@ -39,7 +39,8 @@ import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPag
 import { fileNamePath, filmDir, FILM_ID, writeStudioFilmRecord } from './storage.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { listModels } from './model-catalog.ts';
-import { readPictureBody, resolveRenderPictures, storePicture } from './pictures.ts';
+import { PICTURE_ID, readPictureBody, resolveRenderPictures, storePicture } from './pictures.ts';
+import { cannyPicture, resolveRenderControl } from './control.ts';
 import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
 import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
@@ -295,7 +296,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       method: 'POST',
       pattern: ['renders'],
       handler: async ({ request, response, session }) => {
-        const body = resolveRenderPictures(sessionDir(session), parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES)));
+        const body = resolveRenderControl(sessionDir(session), resolveRenderPictures(sessionDir(session), parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES))), modelsDir);
         checkRenderRequest(model, body, sessionDir(session));
         checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
@@ -307,6 +308,14 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       method: 'POST',
       pattern: ['pictures'],
       handler: async ({ request, response, session }) => sendJson(response, 201, await storePicture(sessionDir(session), await readPictureBody(request))),
+    },
+    {
+      method: 'POST',
+      pattern: ['pictures', ':', 'canny'],
+      handler: async ({ response, session, params }) => {
+        if (!PICTURE_ID.test(params[0]!)) throw notFound('picture');
+        sendJson(response, 201, await cannyPicture(sessionDir(session), params[0]!));
+      },
     },
     { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listSessionFilms(sessions.dir(session), renderActive(session)) }) },
     {
@@ -331,9 +340,13 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       handler: async ({ response, session, params }) => {
         const dir = sessions.dir(session);
         const record = resumableFilm(dir, params[0]!, renderActive(session), model.source);
-        const body = resolveRenderPictures(
+        const body = resolveRenderControl(
           sessionDir(session),
-          parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) }),
+          resolveRenderPictures(
+            sessionDir(session),
+            parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) }),
+          ),
+          modelsDir,
         );
         checkRenderRequest(model, body, sessionDir(session));
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);

@@ -32,6 +32,8 @@ export interface ModelInfo {
   schedulerClass: string;
   device: string;
   metric: string;
+  /** Whether the model has the UNet export that takes ControlNet residuals (absent from older servers). */
+  controlnet?: boolean;
   /** Why the metric is the rms-pixel fallback (no LPIPS model found), when it is. */
   metricFallback?: string;
   /** Video formats this server can write (when it says; else all three). */
@@ -132,6 +134,11 @@ export interface FilmSpecJson {
   transitionDuration?: number;
   retiming?: 'perceptual' | 'equal';
   quality?: number;
+  /** ControlNet folder or Hub id, with an uploaded control picture (issue #13). */
+  controlnet?: string;
+  controlImage?: string;
+  controlnetScale?: number;
+  canny?: boolean;
   keyframes: {
     /** Absent (or '') on a picture keyframe without a prompt. */
     prompt?: string;
@@ -254,6 +261,8 @@ async function uploadPicture(blob: Blob): Promise<UploadedPicture> {
 export const api = {
   /** Stores a picture in the session (checked by the server); keyframes then name it by id. */
   uploadPicture,
+  /** The Canny edge map of an uploaded picture, stored as a picture of its own. */
+  cannyPicture: (id: string) => request<UploadedPicture>('POST', `/api/pictures/${encodeURIComponent(id)}/canny`),
   model: () => request<ModelInfo>('GET', '/api/model'),
   /** Queues loading another model (a folder or a Hub id); the job's result is the new ModelInfo. */
   loadModel: (source: string, scheduler?: string) => request<Job>('POST', '/api/model', { source, ...(scheduler !== undefined ? { scheduler } : {}) }),

@@ -13,6 +13,7 @@ import { setupModel } from './model.ts';
 import { setupPreviews } from './previews.ts';
 import { setupRender } from './render.ts';
 import { setupSettings } from './settings.ts';
+import { setupControl } from './control.ts';
 import { setupSpecIo } from './spec-io.ts';
 import { setupReplace } from './replace.ts';
 import { setupPngDrop } from './png-drop.ts';
@@ -130,6 +131,7 @@ async function boot(): Promise<void> {
   setupReplace(studio);
   setupModel(studio);
   const settings = setupSettings(studio);
+  setupControl(studio);
   setupPreviews(studio);
   setupTimeline(studio);
   const player = setupRender(studio, settings);

@@ -55,6 +55,13 @@ export interface FilmSettings {
   transitionDuration?: number;
   retiming?: 'perceptual' | 'equal';
   quality?: number;
+  /** ControlNet folder or Hub id (issue #13); with controlImage, the film uses it. */
+  controlnet?: string;
+  /** The uploaded control picture's id, for every keyframe. */
+  controlImage?: string;
+  controlnetScale?: number;
+  /** Turn the control picture into a Canny edge map first. */
+  canny?: boolean;
 }
 
 export interface Draft {
@@ -305,6 +312,10 @@ export function toSpec(draft: Draft): FilmSpecJson {
       transitionDuration: settings.transitionDuration,
       retiming: settings.retiming,
       quality: settings.quality,
+      // ControlNet keys only together (the spec needs a ControlNet and a control picture).
+      ...(settings.controlnet?.trim() && settings.controlImage !== undefined
+        ? { controlnet: settings.controlnet.trim(), controlImage: settings.controlImage, controlnetScale: settings.controlnetScale, canny: settings.canny === true ? true : undefined }
+        : {}),
     }),
     keyframes,
   };
@@ -331,6 +342,11 @@ export function fromSpec(spec: FilmSpecJson): Draft {
     transitionDuration: spec.transitionDuration,
     retiming: spec.retiming,
     quality: spec.quality,
+    controlnet: spec.controlnet,
+    // A parsed spec names pictures by path: the id is its last part.
+    controlImage: spec.controlImage?.split('/').pop(),
+    controlnetScale: spec.controlnetScale,
+    canny: spec.canny,
   };
   return {
     settings,
