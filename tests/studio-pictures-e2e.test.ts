@@ -166,6 +166,11 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
     const sentSpec = sent[0]!.spec as Record<string, unknown>;
     assert.equal(sentSpec.maxBranches, 3);
     assert.ok(!('branchesPerTransition' in sentSpec), JSON.stringify(sentSpec));
+    // Saved as YAML, the pictures keep their ids (not a path on the server).
+    const saved = await fromPage('POST', '/api/spec/yaml', { json: { spec: sentSpec } });
+    assert.equal(saved.status, 200);
+    assert.deepEqual([...(saved.json.yaml as string).matchAll(/image: (.+)/g)].map((match) => match[1]), [(sentSpec.keyframes as { image: string }[])[0]!.image, (sentSpec.keyframes as { image: string }[])[1]!.image]);
+    assert.match((sentSpec.keyframes as { image: string }[])[0]!.image, /^picture-[0-9a-f]{24}\.png$/);
     const frames = page.getByRole('list', { name: 'Computed frames' });
     assert.ok((await frames.getByRole('img').count()) >= 3);
     await page.evaluate(() => window.scrollTo(0, 0));

@@ -20,6 +20,7 @@ import { LatentBlendError } from '../errors.ts';
 import { HttpError } from './http.ts';
 import { filesDir } from './storage.ts';
 import type { RenderRequest } from './requests.ts';
+import type { FilmSpec } from '../film/spec.ts';
 
 /** Largest upload accepted, in bytes (32 MiB). */
 export const MAX_PICTURE_BYTES = 32 * 1024 * 1024;
@@ -129,6 +130,24 @@ export function resolveRenderPictures(sessionDir: string, request: RenderRequest
     return { ...keyframe, image: picturePath(sessionDir, given, `keyframes[${index}].image`) };
   });
   return { ...request, spec: { ...request.spec, keyframes } };
+}
+
+/**
+ * The spec with its pictures named as the page named them (ids), not as paths the parser made
+ * of them (relative to the server's current folder): for POST /api/spec/yaml.
+ */
+export function withPictureIds(spec: FilmSpec, raw: Record<string, unknown>): FilmSpec {
+  const rawKeyframes = Array.isArray(raw.keyframes) ? (raw.keyframes as { image?: unknown; controlImage?: unknown }[]) : [];
+  const named = (value: unknown, parsed: string | undefined) => (parsed !== undefined && typeof value === 'string' ? value : parsed);
+  return {
+    ...spec,
+    ...(spec.controlImage !== undefined ? { controlImage: named(raw.controlImage, spec.controlImage)! } : {}),
+    keyframes: spec.keyframes.map((keyframe, index) => ({
+      ...keyframe,
+      ...(keyframe.image !== undefined ? { image: named(rawKeyframes[index]?.image, keyframe.image)! } : {}),
+      ...(keyframe.controlImage !== undefined ? { controlImage: named(rawKeyframes[index]?.controlImage, keyframe.controlImage)! } : {}),
+    })),
+  };
 }
 
 /**

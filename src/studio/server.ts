@@ -39,7 +39,7 @@ import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPag
 import { fileNamePath, filmDir, FILM_ID, writeStudioFilmRecord } from './storage.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { listModels } from './model-catalog.ts';
-import { PICTURE_ID, readPictureBody, resolveRenderPictures, storePicture } from './pictures.ts';
+import { PICTURE_ID, readPictureBody, resolveRenderPictures, storePicture, withPictureIds } from './pictures.ts';
 import { cannyPicture, resolveRenderControl } from './control.ts';
 import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
@@ -370,7 +370,13 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     {
       method: 'POST',
       pattern: ['spec', 'yaml'],
-      handler: async ({ request, response }) => sendJson(response, 200, { yaml: filmSpecToYaml(parseSpecYamlRequest(await readJsonBody(request, MAX_BODY_BYTES))) }),
+      handler: async ({ request, response }) => {
+        const body = await readJsonBody(request, MAX_BODY_BYTES);
+        const spec = parseSpecYamlRequest(body);
+        // Pictures keep the ids the page gave them (the parser made paths of them).
+        const raw = (body as { spec?: unknown }).spec as Record<string, unknown>;
+        sendJson(response, 200, { yaml: filmSpecToYaml(withPictureIds(spec, raw)) });
+      },
     },
     {
       method: 'GET',
