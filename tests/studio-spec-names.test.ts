@@ -45,3 +45,30 @@ test('a render request with a former name is accepted with the deprecation warni
   assert.equal(request.warnings?.length, 1);
   assert.match(request.warnings![0]!, /"branchesPerTransition" is deprecated; call it "maxBranches"/);
 });
+
+test('ControlNet settings go into the spec only with a control picture for every keyframe (issue #13)', () => {
+  const id = (digit: string) => `picture-${digit.repeat(24)}.png`;
+  const own = toSpec({
+    keyframes: [
+      { id: 'a', prompt: 'a cat', seed: 1, controlImage: id('1') },
+      { id: 'b', prompt: 'a dog', seed: 2, controlImage: id('2') },
+    ],
+    settings: { budgetMode: 'branches', controlnet: ' models/cn ', canny: true },
+  });
+  assert.equal(own.controlnet, 'models/cn');
+  assert.equal(own.controlImage, undefined);
+  assert.deepEqual(own.keyframes.map((keyframe) => keyframe.controlImage), [id('1'), id('2')]);
+  assert.equal(own.canny, true);
+  assert.equal(parseRenderRequest({ spec: own }).spec.controlnet, 'models/cn', 'a valid film spec');
+  // One keyframe without a picture and no film-wide one: no ControlNet keys at all (not a half spec).
+  const partial = toSpec({
+    keyframes: [{ id: 'a', prompt: 'a cat', seed: 1, controlImage: id('1') }, { id: 'b', prompt: 'a dog', seed: 2 }],
+    settings: { budgetMode: 'branches', controlnet: 'models/cn' },
+  });
+  assert.equal(partial.controlnet, undefined);
+  assert.ok(partial.keyframes.every((keyframe) => keyframe.controlImage === undefined));
+  // Read back: the ids, and the film-wide settings.
+  const draft = fromSpec({ ...own, controlImage: `/x/files/${id('3')}` });
+  assert.deepEqual([draft.settings.controlnet, draft.settings.controlImage, draft.settings.canny], ['models/cn', id('3'), true]);
+  assert.equal(draft.keyframes[1]!.controlImage, id('2'));
+});

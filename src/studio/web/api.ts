@@ -147,6 +147,8 @@ export interface FilmSpecJson {
     image?: string;
     fit?: 'cover' | 'contain';
     imageMethod?: 'noise' | 'inversion';
+    /** This keyframe's control picture (an uploaded picture's id). */
+    controlImage?: string;
     negativePrompt?: string;
     duration?: number;
   }[];

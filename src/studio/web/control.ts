@@ -11,6 +11,7 @@ import { api, ApiError } from './api.ts';
 import type { Studio } from './context.ts';
 import { byId, h, numberOf } from './dom.ts';
 import { pictureUrl } from './state.ts';
+import { choosePicture } from './picture-keyframes.ts';
 
 export function setupControl(studio: Studio): void {
   const { store } = studio;
@@ -35,16 +36,7 @@ export function setupControl(studio: Studio): void {
   let cannyShown: string | undefined;
   let cannyUrl: string | undefined;
 
-  const pick = () => {
-    const input = document.createElement('input');
-    input.type = 'file';
-    input.accept = 'image/*';
-    input.addEventListener('change', () => {
-      const file = input.files?.[0];
-      if (file !== undefined) void usePicture(file, file.name);
-    });
-    input.click();
-  };
+  const pick = () => choosePicture((file) => usePicture(file, file.name));
   const usePicture = async (blob: Blob, name: string) => {
     try {
       const uploaded = await api.uploadPicture(blob);

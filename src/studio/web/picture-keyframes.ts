@@ -59,15 +59,22 @@ export async function useImageAsKeyframe(studio: Studio, url: string, what: stri
   studio.toast(message, ok ? 'success' : 'error');
 }
 
-/** Opens the file picker for a picture and adds it as a keyframe. */
-export function pickPicture(studio: Studio): void {
+/** Opens the file picker for one picture; `use` gets the file chosen. */
+export function choosePicture(use: (file: File) => void | Promise<void>): void {
   const input = document.createElement('input');
   input.type = 'file';
   input.accept = 'image/*';
   input.addEventListener('change', () => {
     const file = input.files?.[0];
-    if (file === undefined) return;
-    void addPictureKeyframe(studio, file, `the picture ${file.name}`).then(({ message, ok }) => studio.toast(message, ok ? 'success' : 'error'));
+    if (file !== undefined) void use(file);
   });
   input.click();
+}
+
+/** Opens the file picker for a picture and adds it as a keyframe. */
+export function pickPicture(studio: Studio): void {
+  choosePicture(async (file) => {
+    const { message, ok } = await addPictureKeyframe(studio, file, `the picture ${file.name}`);
+    studio.toast(message, ok ? 'success' : 'error');
+  });
 }

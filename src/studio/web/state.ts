@@ -24,6 +24,8 @@ export interface Keyframe {
   fit?: 'cover' | 'contain';
   /** How the picture's trajectory is made; undefined: the model preset's. */
   imageMethod?: 'noise' | 'inversion';
+  /** This keyframe's own ControlNet control picture (an uploaded picture's id); undefined: the film's. */
+  controlImage?: string;
 }
 
 /** Ids of uploaded pictures (src/studio/pictures.ts PICTURE_ID). */
@@ -277,6 +279,9 @@ function defined<T extends object>(value: T): Partial<T> {
 export function toSpec(draft: Draft): FilmSpecJson {
   const { settings } = draft;
   const last = draft.keyframes.length - 1;
+  // ControlNet keys only when the film has a ControlNet and a control picture for every keyframe.
+  const controlnet = settings.controlnet?.trim() ?? '';
+  const control = controlnet !== '' && (settings.controlImage !== undefined || (draft.keyframes.length > 0 && draft.keyframes.every((keyframe) => keyframe.controlImage !== undefined)));
   const keyframes = draft.keyframes.map((keyframe, index) => {
     const entry: FilmSpecJson['keyframes'][number] =
       keyframe.picture === undefined
@@ -288,6 +293,7 @@ export function toSpec(draft: Draft): FilmSpecJson {
             ...(keyframe.fit !== undefined ? { fit: keyframe.fit } : {}),
             ...(keyframe.imageMethod !== undefined ? { imageMethod: keyframe.imageMethod } : {}),
           };
+    if (control && keyframe.controlImage !== undefined) entry.controlImage = keyframe.controlImage;
     if (index < last) {
       if (keyframe.negativePrompt !== undefined && keyframe.negativePrompt.trim() !== '') entry.negativePrompt = keyframe.negativePrompt;
       if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
@@ -313,8 +319,8 @@ export function toSpec(draft: Draft): FilmSpecJson {
       retiming: settings.retiming,
       quality: settings.quality,
       // ControlNet keys only together (the spec needs a ControlNet and a control picture).
-      ...(settings.controlnet?.trim() && settings.controlImage !== undefined
-        ? { controlnet: settings.controlnet.trim(), controlImage: settings.controlImage, controlnetScale: settings.controlnetScale, canny: settings.canny === true ? true : undefined }
+      ...(control
+        ? { controlnet, controlImage: settings.controlImage, controlnetScale: settings.controlnetScale, canny: settings.canny === true ? true : undefined }
         : {}),
     }),
     keyframes,
@@ -358,6 +364,7 @@ export function fromSpec(spec: FilmSpecJson): Draft {
       ...(keyframe.image === undefined ? {} : { picture: keyframe.image.split('/').pop()! }),
       ...(keyframe.fit === undefined ? {} : { fit: keyframe.fit }),
       ...(keyframe.imageMethod === undefined ? {} : { imageMethod: keyframe.imageMethod }),
+      ...(keyframe.controlImage === undefined ? {} : { controlImage: keyframe.controlImage.split('/').pop()! }),
       ...(keyframe.duration === undefined ? {} : { duration: keyframe.duration }),
       ...(keyframe.negativePrompt === undefined ? {} : { negativePrompt: keyframe.negativePrompt }),
     })),

@@ -7,8 +7,9 @@
  */
 import type { Studio } from './context.ts';
 import { byId, formatSeconds, h, numberOf, randomSeed } from './dom.ts';
-import { FILM_DEFAULTS, type Keyframe } from './state.ts';
-import { pickPicture } from './picture-keyframes.ts';
+import { FILM_DEFAULTS, pictureUrl, type Keyframe } from './state.ts';
+import { choosePicture, pickPicture } from './picture-keyframes.ts';
+import { api, ApiError } from './api.ts';
 
 export function setupTimeline(studio: Studio): void {
   const { store } = studio;
@@ -105,6 +106,37 @@ export function setupTimeline(studio: Studio): void {
       );
       return h('div', { class: 'keyframe-row picture-options' }, fit, method);
     };
+    /** The keyframe's own ControlNet control picture (offered when the model takes a ControlNet). */
+    const controlRow = () =>
+      h(
+        'div',
+        { class: 'keyframe-row control-row' },
+        keyframe.controlImage !== undefined
+          ? h('img', { src: pictureUrl(keyframe.controlImage), alt: `Control picture of ${name}`, width: 32, height: 32 })
+          : h('span', { class: 'muted' }, 'control: the film’s'),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'small subtle',
+            'aria-label': `Pick a control picture for ${name}`,
+            title: 'A control picture for this keyframe only',
+            onclick: () =>
+              choosePicture(async (file) => {
+                try {
+                  const uploaded = await api.uploadPicture(file);
+                  store.editKeyframe(keyframe.id, { controlImage: uploaded.id });
+                } catch (error) {
+                  studio.toast(`${file.name} cannot be a control picture: ${error instanceof ApiError ? error.message : String(error)}`, 'error');
+                }
+              }),
+          },
+          'Control…',
+        ),
+        keyframe.controlImage !== undefined
+          ? h('button', { type: 'button', class: 'icon-button subtle', 'aria-label': `Remove the control picture of ${name}`, onclick: () => store.editKeyframe(keyframe.id, { controlImage: undefined }) }, '×')
+          : null,
+      );
     const seed = h('input', { type: 'number', min: 0, step: 1, class: 'seed-input', 'aria-label': `Seed of ${name}`, value: keyframe.seed, 'data-focus': `seed-${keyframe.id}` });
     const setSeed = (value: number) => {
       seed.value = String(value);
@@ -131,6 +163,7 @@ export function setupTimeline(studio: Studio): void {
         { class: 'keyframe-body' },
         prompt,
         ...(isPicture ? [pictureOptions()] : []),
+        ...(studio.model.controlnet === true || keyframe.controlImage !== undefined ? [controlRow()] : []),
         h(
           'div',
           { class: 'keyframe-row' },
@@ -350,6 +383,8 @@ export function setupTimeline(studio: Studio): void {
     renderBanner(id);
     render();
   });
+  // Whether the cards offer control pictures depends on the model.
+  studio.onModel(() => render());
   store.subscribe((change) => {
     if (change === 'keyframes' || change === 'all') {
       render();
