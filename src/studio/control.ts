@@ -23,42 +23,37 @@ export function hasControlNetUnet(modelDir: string): boolean {
   return existsSync(join(modelDir, RESIDUAL_UNET_FOLDER, 'model.onnx'));
 }
 
+/** Keys of a film spec that name a model-like folder or Hub id (`ipAdapter` where the film spec has it). */
+const MODEL_KEYS = ['controlnet', 'ipAdapter'] as const;
+
 /**
- * The render request with its control pictures (ids, top level and per keyframe, as the page
- * sent them) replaced by their files in the session, and its ControlNet located as POST
- * /api/model locates a model (a folder inside `modelsDir` when given, or a Hub id).
+ * The render request with its ControlNet (and IP-Adapter) located as POST /api/model locates a
+ * model: a folder (inside `modelsDir` when given, also through symbolic links) or a Hub id.
+ * Control pictures are pictures of the session (./pictures.ts resolveRenderPictures).
  */
-export function resolveRenderControl(sessionDir: string, request: RenderRequest, modelsDir: string | undefined): RenderRequest {
-  const { spec, rawSpec } = request;
-  if (spec.controlnet === undefined) return request;
-  const raw = rawSpec as { controlnet?: unknown; controlImage?: unknown; keyframes?: { controlImage?: unknown }[] };
-  let controlnet: string;
-  try {
-    const location = locateModelSource(String(raw.controlnet), modelsDir !== undefined ? { modelsDir } : {});
-    if (location.kind === 'hub') controlnet = location.id;
-    else {
-      controlnet = location.path;
-      if (modelsDir !== undefined && existsSync(controlnet)) {
-        const rel = relative(modelsDir, realpathSync(controlnet));
-        if (rel.startsWith('..') || isAbsolute(rel)) throw new LatentBlendError(`${controlnet} leads outside the models folder ${modelsDir}`);
+export function resolveRenderControl(request: RenderRequest, modelsDir: string | undefined): RenderRequest {
+  const spec: Record<string, unknown> = { ...(request.spec as unknown as Record<string, unknown>) };
+  let changed = false;
+  for (const key of MODEL_KEYS) {
+    const given = request.rawSpec[key];
+    if (typeof spec[key] !== 'string' || typeof given !== 'string') continue;
+    try {
+      const location = locateModelSource(given, modelsDir !== undefined ? { modelsDir } : {});
+      if (location.kind === 'hub') spec[key] = location.id;
+      else {
+        if (modelsDir !== undefined && existsSync(location.path)) {
+          const rel = relative(modelsDir, realpathSync(location.path));
+          if (rel.startsWith('..') || isAbsolute(rel)) throw new LatentBlendError(`${location.path} leads outside the models folder ${modelsDir}`);
+        }
+        spec[key] = location.path;
       }
+      changed = true;
+    } catch (error) {
+      if (error instanceof LatentBlendError) throw new LatentBlendError(`Invalid film spec (key spec):\n  ${key}: ${error.message.replace(/^Invalid model request:\n\s*source: /, '')}`);
+      throw error;
     }
-  } catch (error) {
-    if (error instanceof LatentBlendError) throw new LatentBlendError(`Invalid film spec (key spec):\n  controlnet: ${error.message.replace(/^Invalid model request:\n\s*source: /, '')}`);
-    throw error;
   }
-  const keyframes = spec.keyframes.map((keyframe, index) =>
-    keyframe.controlImage === undefined ? keyframe : { ...keyframe, controlImage: picturePath(sessionDir, raw.keyframes?.[index]?.controlImage, `keyframes[${index}].controlImage`) },
-  );
-  return {
-    ...request,
-    spec: {
-      ...spec,
-      controlnet,
-      ...(spec.controlImage !== undefined ? { controlImage: picturePath(sessionDir, raw.controlImage, 'controlImage') } : {}),
-      keyframes,
-    },
-  };
+  return changed ? { ...request, spec: spec as unknown as RenderRequest['spec'] } : request;
 }
 
 /** POST /api/pictures/:id/canny: the Canny edge map of an uploaded picture, stored as a picture of its own. */

@@ -118,18 +118,46 @@ export function picturePath(sessionDir: string, id: unknown, key: string): strin
 }
 
 /**
- * The render request with each keyframe's picture id (from the spec as the page sent it)
- * replaced by its file in the session. Every render request from the page goes through this.
+ * Keys of a film spec that name a picture file: at the top level and on keyframes. Every one of
+ * them is, in a spec from the page, the id of an uploaded picture. (`ipImage`: the IP-Adapter's
+ * image prompt, where the film spec has it.)
+ */
+export const TOP_PICTURE_KEYS = ['controlImage', 'ipImage'] as const;
+export const KEYFRAME_PICTURE_KEYS = ['image', 'controlImage', 'ipImage'] as const;
+
+type Entries = Record<string, unknown>;
+
+function keyframesOf(value: Entries): Entries[] {
+  return Array.isArray(value.keyframes) ? (value.keyframes as Entries[]) : [];
+}
+
+/**
+ * The spec with each picture key's value replaced: `replace(rawValue, parsedValue, key)` gets the
+ * value the page sent and the one the parser made of it (a path), for every picture key that is set.
+ */
+function mapPictures(spec: FilmSpec, raw: Entries, replace: (given: unknown, parsed: string, key: string) => string): FilmSpec {
+  const top: Entries = { ...(spec as unknown as Entries) };
+  for (const key of TOP_PICTURE_KEYS) {
+    if (typeof top[key] === 'string') top[key] = replace(raw[key], top[key] as string, key);
+  }
+  const rawKeyframes = keyframesOf(raw);
+  top.keyframes = spec.keyframes.map((keyframe, index) => {
+    const entry: Entries = { ...(keyframe as unknown as Entries) };
+    for (const key of KEYFRAME_PICTURE_KEYS) {
+      if (typeof entry[key] === 'string') entry[key] = replace(rawKeyframes[index]?.[key], entry[key] as string, `keyframes[${index}].${key}`);
+    }
+    return entry;
+  });
+  return top as unknown as FilmSpec;
+}
+
+/**
+ * The render request with each picture (keyframe pictures, control pictures, image prompts),
+ * named by id as the page sent it, replaced by its file in the session. Every render request
+ * from the page goes through this.
  */
 export function resolveRenderPictures(sessionDir: string, request: RenderRequest): RenderRequest {
-  const raw = Array.isArray(request.rawSpec.keyframes) ? (request.rawSpec.keyframes as unknown[]) : [];
-  if (!request.spec.keyframes.some((keyframe) => keyframe.image !== undefined)) return request;
-  const keyframes = request.spec.keyframes.map((keyframe, index) => {
-    if (keyframe.image === undefined) return keyframe;
-    const given = (raw[index] as { image?: unknown } | undefined)?.image;
-    return { ...keyframe, image: picturePath(sessionDir, given, `keyframes[${index}].image`) };
-  });
-  return { ...request, spec: { ...request.spec, keyframes } };
+  return { ...request, spec: mapPictures(request.spec, request.rawSpec, (given, _parsed, key) => picturePath(sessionDir, given, key)) };
 }
 
 /**
@@ -137,31 +165,21 @@ export function resolveRenderPictures(sessionDir: string, request: RenderRequest
  * of them (relative to the server's current folder): for POST /api/spec/yaml.
  */
 export function withPictureIds(spec: FilmSpec, raw: Record<string, unknown>): FilmSpec {
-  const rawKeyframes = Array.isArray(raw.keyframes) ? (raw.keyframes as { image?: unknown; controlImage?: unknown }[]) : [];
-  const named = (value: unknown, parsed: string | undefined) => (parsed !== undefined && typeof value === 'string' ? value : parsed);
-  return {
-    ...spec,
-    ...(spec.controlImage !== undefined ? { controlImage: named(raw.controlImage, spec.controlImage)! } : {}),
-    keyframes: spec.keyframes.map((keyframe, index) => ({
-      ...keyframe,
-      ...(keyframe.image !== undefined ? { image: named(rawKeyframes[index]?.image, keyframe.image)! } : {}),
-      ...(keyframe.controlImage !== undefined ? { controlImage: named(rawKeyframes[index]?.controlImage, keyframe.controlImage)! } : {}),
-    })),
-  };
+  return mapPictures(spec, raw, (given, parsed) => (typeof given === 'string' ? given : parsed));
 }
 
 /**
- * The first picture of the spec (keyframe picture or control picture) that is not a picture file
- * of the session (what resolveRenderPictures and ./control.ts make), as its key; undefined when none.
+ * The first picture of the spec that is not a picture file of the session (what
+ * resolveRenderPictures makes), as its key; undefined when none. Without `sessionDir`, every
+ * picture is one.
  */
-export function unresolvedPicture(sessionDir: string, request: RenderRequest): string | undefined {
-  const dir = filesDir(sessionDir);
-  const isStored = (path: string | undefined) => path === undefined || (path.startsWith(`${dir}/`) && PICTURE_ID.test(path.slice(dir.length + 1)));
-  const { spec } = request;
-  if (!isStored(spec.controlImage)) return 'controlImage';
-  for (const [index, keyframe] of spec.keyframes.entries()) {
-    if (!isStored(keyframe.image)) return `keyframes[${index}].image`;
-    if (!isStored(keyframe.controlImage)) return `keyframes[${index}].controlImage`;
-  }
-  return undefined;
+export function unresolvedPicture(sessionDir: string | undefined, request: RenderRequest): string | undefined {
+  const dir = sessionDir === undefined ? undefined : filesDir(sessionDir);
+  let found: string | undefined;
+  mapPictures(request.spec, {}, (_given, path, key) => {
+    const stored = dir !== undefined && path.startsWith(`${dir}/`) && PICTURE_ID.test(path.slice(dir.length + 1));
+    if (!stored) found ??= key;
+    return path;
+  });
+  return found;
 }

@@ -196,8 +196,10 @@ export function studioSpec(model: StudioModel, spec: FilmSpec): FilmSpec {
 /**
  * Checks a render request against the loaded model before it is queued, so that mistakes are
  * a 400 answer and not a failed job: the preset, every transition's options, the GIF frame rate.
+ * Every picture must be one of the session's (./pictures.ts resolveRenderPictures made it so);
+ * without `sessionDir` no picture is accepted.
  */
-export function checkRenderRequest(model: StudioModel, request: RenderRequest, sessionDir: string): void {
+export function checkRenderRequest(model: StudioModel, request: RenderRequest, sessionDir?: string): void {
   const { pipeline } = model;
   const spec = studioSpec(model, request.spec);
   // A spec from the page must not make the server read files from its disk: pictures are

@@ -296,7 +296,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       method: 'POST',
       pattern: ['renders'],
       handler: async ({ request, response, session }) => {
-        const body = resolveRenderControl(sessionDir(session), resolveRenderPictures(sessionDir(session), parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES))), modelsDir);
+        const body = resolveRenderControl(resolveRenderPictures(sessionDir(session), parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES))), modelsDir);
         checkRenderRequest(model, body, sessionDir(session));
         checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
@@ -341,7 +341,6 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const dir = sessions.dir(session);
         const record = resumableFilm(dir, params[0]!, renderActive(session), model.source);
         const body = resolveRenderControl(
-          sessionDir(session),
           resolveRenderPictures(
             sessionDir(session),
             parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) }),
