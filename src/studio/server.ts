@@ -226,6 +226,13 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   };
 
   const sessionDir = (session: string) => sessions.ensureDir(session);
+  // Decoding a picture can take a few hundred MB (up to 100 megapixels): one at a time.
+  let pictureWork: Promise<unknown> = Promise.resolve();
+  const onePictureAtATime = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = pictureWork.then(work, work);
+    pictureWork = next.catch(() => undefined);
+    return next;
+  };
   const jobOf = (session: string, id: string): JobView => {
     const job = queue.get(session, id);
     if (job === undefined) throw notFound('job');
@@ -307,14 +314,17 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     {
       method: 'POST',
       pattern: ['pictures'],
-      handler: async ({ request, response, session }) => sendJson(response, 201, await storePicture(sessionDir(session), await readPictureBody(request))),
+      handler: async ({ request, response, session }) => {
+        const bytes = await readPictureBody(request);
+        sendJson(response, 201, await onePictureAtATime(() => storePicture(sessionDir(session), bytes)));
+      },
     },
     {
       method: 'POST',
       pattern: ['pictures', ':', 'canny'],
       handler: async ({ response, session, params }) => {
         if (!PICTURE_ID.test(params[0]!)) throw notFound('picture');
-        sendJson(response, 201, await cannyPicture(sessionDir(session), params[0]!));
+        sendJson(response, 201, await onePictureAtATime(() => cannyPicture(sessionDir(session), params[0]!)));
       },
     },
     { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listSessionFilms(sessions.dir(session), renderActive(session)) }) },
