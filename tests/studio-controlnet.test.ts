@@ -3,7 +3,8 @@
  * has the residual UNet export) and the tiny ControlNet: the model says it takes a ControlNet,
  * a control picture is uploaded like a picture keyframe, its Canny map is made on request, a
  * film with a ControlNet renders, and control pictures are only ever uploaded pictures. The page's
- * ControlNet card (Debian's headless Chromium) takes a control picture and shows its Canny map;
+ * ControlNet card (Debian's headless Chromium) takes a control picture and shows its Canny map,
+ * and a keyframe card takes a control picture of its own;
  * a screenshot goes to test-artifacts/studio-controlnet/.
  */
 import { after, before, describe, test } from 'node:test';
@@ -96,7 +97,7 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
     assert.match(written, /canny: true/);
   });
 
-  test('in the page: the ControlNet card takes a control picture and shows its Canny map', async () => {
+  test('in the page: the ControlNet card takes a control picture and shows its Canny map; a keyframe takes its own', async () => {
     const { chromium } = await import('playwright-core');
     const browser = await chromium.launch({
       executablePath: process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium',
@@ -126,6 +127,17 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
       assert.equal(settings.canny, true);
       mkdirSync(ARTIFACTS, { recursive: true });
       await card.screenshot({ path: join(ARTIFACTS, 'controlnet-card.png') });
+      // A keyframe (a picked picture) gets a control picture of its own on its card.
+      const [keyframeChooser] = await Promise.all([page.waitForEvent('filechooser'), page.getByRole('button', { name: 'Pick a picture' }).click()]);
+      await keyframeChooser.setFiles(CONTROL_PICTURE);
+      const keyframe = page.getByRole('article', { name: 'Keyframe 1' });
+      await keyframe.waitFor({ timeout: 20_000 });
+      const [ownChooser] = await Promise.all([page.waitForEvent('filechooser'), keyframe.getByRole('button', { name: 'Pick a control picture for keyframe 1' }).click()]);
+      await ownChooser.setFiles(CONTROL_PICTURE);
+      await page.getByRole('article', { name: 'Keyframe 1' }).getByRole('img', { name: 'Control picture of keyframe 1' }).waitFor({ timeout: 20_000 });
+      const draft = await page.evaluate(() => JSON.parse(localStorage.getItem('latentblend-studio-draft-v1')!));
+      assert.match(draft.keyframes[0].controlImage, /^picture-[0-9a-f]{24}\.png$/);
+      assert.equal(draft.keyframes[0].picture, draft.keyframes[0].controlImage, 'the same picture, stored once');
       assert.deepEqual(errors, []);
     } finally {
       await browser.close();
