@@ -10,6 +10,9 @@ import { api, ApiError } from './api.ts';
 import type { Studio } from './context.ts';
 import { randomSeed } from './dom.ts';
 
+/** Largest picture the studio takes (as the server's MAX_PICTURE_BYTES). */
+const MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
+
 /** What a picture keyframe starts with besides its picture. */
 export interface PictureKeyframeValues {
   readonly prompt?: string;
@@ -21,6 +24,10 @@ export interface PictureKeyframeValues {
  * `what` names the picture in messages ("the picture sunset.jpg").
  */
 export async function addPictureKeyframe(studio: Studio, picture: Blob, what: string, values: PictureKeyframeValues = {}): Promise<{ message: string; ok: boolean }> {
+  // The server's limit (src/studio/pictures.ts MAX_PICTURE_BYTES): said here before sending it all.
+  if (picture.size > MAX_UPLOAD_BYTES) {
+    return { message: `${what.charAt(0).toUpperCase()}${what.slice(1)} is larger than ${MAX_UPLOAD_BYTES / 1024 / 1024} MiB; scale it down first.`, ok: false };
+  }
   let uploaded;
   try {
     uploaded = await api.uploadPicture(picture);
