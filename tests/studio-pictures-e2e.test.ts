@@ -134,6 +134,10 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
       assert.equal(answer.status, 400, outside);
       assert.match(answer.json.error.message, /keyframes\[0\]\.image: expected the id of a picture uploaded to this studio/);
     }
+    // The IP-Adapter's image prompt (where the film spec has it) is a picture key like the others.
+    const imagePrompt = await fromPage('POST', '/api/renders', { json: { spec: { ipAdapter: 'owner/adapter', ipImage: '/etc/hostname', keyframes: [{ prompt: 'a cat', seed: 1 }, { prompt: 'a dog', seed: 2 }] } } });
+    assert.equal(imagePrompt.status, 400);
+    assert.match(imagePrompt.json.error.message, /ipImage/);
     const missing = await render('picture-000000000000000000000000.png');
     assert.equal(missing.status, 400);
     assert.match(missing.json.error.message, /no picture picture-0{24}\.png in this session/);
