@@ -31,7 +31,7 @@ describe('film spec: image keys', () => {
   test('the studio refuses picture keyframes in specs from the page (no server-side file reads)', () => {
     const spec = parseFilmSpec('keyframes:\n  - {image: /etc/hostname, seed: 1}\n  - {prompt: b, seed: 2}\n', { path: 'spec', format: 'yaml' });
     const model = { source: 'm', pipeline: { defaults: { preset: 'turbo' } } } as unknown as StudioModel;
-    assert.throws(() => checkRenderRequest(model, { spec, rawSpec: {}, format: 'mp4' }), /keyframes\[0\]\.image: pictures as keyframes are not available in the studio yet/);
+    assert.throws(() => checkRenderRequest(model, { spec, rawSpec: {}, format: 'mp4' }, work), /keyframes\[0\]\.image: expected the id of a picture uploaded to this studio/);
   });
 
   test('a keyframe needs a prompt or an image; fit and imageMethod only with an image', () => {

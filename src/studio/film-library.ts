@@ -32,6 +32,12 @@ function promptsOf(spec: unknown): string[] {
   return keyframes.flatMap((keyframe) => (typeof (keyframe as { prompt?: unknown })?.prompt === 'string' ? [(keyframe as { prompt: string }).prompt] : []));
 }
 
+/** Keyframes of a recorded spec (a picture keyframe may have no prompt). */
+function keyframeCount(spec: unknown): number {
+  const keyframes = (spec as { keyframes?: unknown } | null)?.keyframes;
+  return Array.isArray(keyframes) ? keyframes.length : 0;
+}
+
 /** The title shown and used for downloads: the one given, else the first prompt, else "film". */
 export function filmName(record: Pick<StudioFilmRecord, 'title' | 'spec'>): string {
   const title = record.title?.trim();
@@ -57,7 +63,7 @@ export function filmEntry(sessionDir: string, id: string, record: StudioFilmReco
   const dir = filmDir(sessionDir, id);
   const state = filmState(record, isActive);
   const hasFilm = state === 'done' && existsSync(filmFiles(dir, record.format).film);
-  const transitionsTotal = record.transitionIndex !== undefined ? 1 : Math.max(0, promptsOf(record.spec).length - 1);
+  const transitionsTotal = record.transitionIndex !== undefined ? 1 : Math.max(0, keyframeCount(record.spec) - 1);
   return {
     id,
     state,

@@ -92,6 +92,8 @@ async function sameFolder(a: string, b: string): Promise<boolean> {
 export interface ModelSwitchOptions {
   readonly device: Device;
   readonly metric: SimilarityMetric;
+  /** Why `metric` is the rms-pixel fallback, when it is (kept by every model loaded). */
+  readonly metricFallback?: string;
   /** Shared by every model the studio loads: the running job's step and warning listeners. */
   readonly hooks: PipelineHooks;
   readonly ffmpegPath?: string;
@@ -180,6 +182,7 @@ export function modelJob(options: ModelSwitchOptions, location: ModelLocation, s
       source: recorded,
       pipeline,
       metric: options.metric,
+      ...(options.metricFallback !== undefined ? { metricFallback: options.metricFallback } : {}),
       engine: new BlendingEngine(pipeline, options.metric),
       device: options.device,
       hooks: options.hooks,

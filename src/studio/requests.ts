@@ -58,12 +58,14 @@ export interface RenderRequest {
   readonly rawSpec: Record<string, unknown>;
   readonly format: VideoFormat;
   readonly transitionIndex?: number;
+  /** Deprecation warnings of the spec (former key names), shown with the render job. */
+  readonly warnings?: readonly string[];
 }
 
 /** A film spec given as a JSON object, validated as the CLI validates spec files. */
-export function parseSpecObject(value: unknown): FilmSpec {
+export function parseSpecObject(value: unknown, onWarning?: (message: string) => void): FilmSpec {
   try {
-    return parseFilmSpec(JSON.stringify(value), { path: 'spec', format: 'json' });
+    return parseFilmSpec(JSON.stringify(value), { path: 'spec', format: 'json', ...(onWarning !== undefined ? { onWarning } : {}) });
   } catch (error) {
     if (error instanceof LatentBlendError) throw new LatentBlendError(error.message.replace(/^Invalid film spec spec:/, 'Invalid film spec (key spec):'), error.code);
     throw error;
@@ -72,14 +74,21 @@ export function parseSpecObject(value: unknown): FilmSpec {
 
 export function parseRenderRequest(body: unknown): RenderRequest {
   const parsed = parseOptions(renderSchema, body, 'render request');
-  const spec = parseSpecObject(parsed.spec);
+  const warnings: string[] = [];
+  const spec = parseSpecObject(parsed.spec, (message) => warnings.push(message));
   const transitions = spec.keyframes.length - 1;
   if (parsed.transitionIndex !== undefined && parsed.transitionIndex >= transitions) {
     throw new LatentBlendError(
       `Invalid render request:\n  transitionIndex: expected an integer from 0 to ${transitions - 1} (the spec has ${transitions} transitions), got ${parsed.transitionIndex}`,
     );
   }
-  return { spec, rawSpec: parsed.spec, format: parsed.format, ...(parsed.transitionIndex !== undefined ? { transitionIndex: parsed.transitionIndex } : {}) };
+  return {
+    spec,
+    rawSpec: parsed.spec,
+    format: parsed.format,
+    ...(parsed.transitionIndex !== undefined ? { transitionIndex: parsed.transitionIndex } : {}),
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
 }
 
 const specParseSchema = z.strictObject({

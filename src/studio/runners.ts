@@ -28,6 +28,9 @@ import { transitionOptionsOf } from '../film/render-film.ts';
 import type { Reporter } from '../film/progress.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { JobContext, JobRunner } from './jobs.ts';
+import { unresolvedPicture } from './pictures.ts';
+import { hasControlNetUnet } from './control.ts';
+import { RESIDUAL_UNET_FOLDER } from '../pipeline/controlnet.ts';
 import { DEFAULT_PREVIEWS, MAX_PREVIEWS, type PreviewsRequest, type RenderRequest } from './requests.ts';
 import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
 
@@ -43,6 +46,8 @@ export interface StudioModel {
   readonly source: string;
   readonly pipeline: DiffusionPipeline;
   readonly metric: SimilarityMetric;
+  /** Set when `metric` is the rms-pixel fallback (no LPIPS model found): the warning, recorded in film.json. */
+  readonly metricFallback?: string;
   readonly engine: BlendingEngine;
   readonly device: Device;
   readonly hooks: PipelineHooks;
@@ -85,6 +90,10 @@ export function modelInfo(model: StudioModel, options: { readonly modelsDir?: st
     schedulers: compatibleSchedulers(model.pipeline.folder.schedulerClass, defaults.preset),
     device: model.device,
     metric: model.metric.name,
+    /** Whether the model takes a ControlNet (has unet_controlnet/): the page then offers control pictures. */
+    controlnet: hasControlNetUnet(model.pipeline.folder.dir),
+    /** Why the metric is the rms-pixel fallback (no LPIPS model found); absent when it was chosen or is LPIPS. */
+    ...(model.metricFallback !== undefined ? { metricFallback: model.metricFallback } : {}),
     formats: [...VIDEO_FORMATS],
     limits: { previews: MAX_PREVIEWS, bodyBytes: 1024 * 1024 },
     ...(options.modelsDir !== undefined ? { modelsDir: options.modelsDir } : {}),
@@ -187,15 +196,22 @@ export function studioSpec(model: StudioModel, spec: FilmSpec): FilmSpec {
 /**
  * Checks a render request against the loaded model before it is queued, so that mistakes are
  * a 400 answer and not a failed job: the preset, every transition's options, the GIF frame rate.
+ * Every picture must be one of the session's (./pictures.ts resolveRenderPictures made it so);
+ * without `sessionDir` no picture is accepted.
  */
-export function checkRenderRequest(model: StudioModel, request: RenderRequest): void {
+export function checkRenderRequest(model: StudioModel, request: RenderRequest, sessionDir?: string): void {
   const { pipeline } = model;
   const spec = studioSpec(model, request.spec);
-  // A spec from the page must not make the server read files from its disk: picture keyframes
-  // need an upload route first (not in the studio yet; `latentblend movie` takes them).
-  const withPicture = spec.keyframes.findIndex((keyframe) => keyframe.image !== undefined);
-  if (withPicture >= 0) {
-    throw new LatentBlendError(`Invalid film spec (key spec):\n  keyframes[${withPicture}].image: pictures as keyframes are not available in the studio yet; render this spec with latentblend movie`);
+  // A spec from the page must not make the server read files from its disk: pictures are
+  // uploaded first and named by id (./pictures.ts resolveRenderPictures).
+  const withPicture = unresolvedPicture(sessionDir, request);
+  if (withPicture !== undefined) {
+    throw new LatentBlendError(`Invalid film spec (key spec):\n  ${withPicture}: expected the id of a picture uploaded to this studio (POST /api/pictures)`);
+  }
+  if (spec.controlnet !== undefined && !hasControlNetUnet(pipeline.folder.dir)) {
+    throw new LatentBlendError(
+      `Invalid film spec (key spec):\n  controlnet: this studio's model ${model.source} has no ${RESIDUAL_UNET_FOLDER}/ export (the UNet that takes ControlNet residuals, docs/controlnet-onnx.md); remove the ControlNet keys or load a model that has it`,
+    );
   }
   if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
     throw new LatentBlendError(
@@ -234,7 +250,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
   return async (context: JobContext) => {
     const model = currentModel();
     // Checked again: another model may have been loaded since the request was accepted.
-    checkRenderRequest(model, request);
+    checkRenderRequest(model, request, sessionDir);
     const spec = studioSpec(model, request.spec);
     const dir = filmDir(sessionDir, filmId);
     const others = filmIds(sessionDir)
@@ -336,6 +352,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
       info: () => {},
     };
     model.hooks.warning = (message) => context.warn(message);
+    for (const message of request.warnings ?? []) context.warn(message);
     const files = filmFiles(dir, request.format);
     try {
       const result = await renderFilm({
@@ -344,6 +361,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         pipeline: model.pipeline,
         metric: model.metric,
         engine: model.engine,
+        ...(model.metricFallback !== undefined ? { metricFallback: model.metricFallback } : {}),
         workDir: dir,
         out: files.film,
         force: true,
@@ -384,6 +402,8 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         transitions: result.transitions,
         transitionsReused: result.transitionsReused,
         unetCalls: result.unetCalls,
+        metric: result.metric,
+        ...(model.metricFallback !== undefined ? { metricFallback: true } : {}),
         workDir: dir,
         ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
       };

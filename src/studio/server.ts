@@ -25,7 +25,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { chooseMetric } from '../engine/metric.ts';
+import { chooseMetricWithReason } from '../engine/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
@@ -41,6 +41,8 @@ import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPag
 import { fileNamePath, filmDir, FILM_ID, writeStudioFilmRecord } from './storage.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { listModels } from './model-catalog.ts';
+import { PICTURE_ID, readPictureBody, resolveRenderPictures, storePicture, withPictureIds } from './pictures.ts';
+import { cannyPicture, resolveRenderControl } from './control.ts';
 import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
 import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
@@ -183,7 +185,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
   // Sessions in worker threads: the server keeps answering while a model computes (issue #12).
   const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
-  const metric = await chooseMetric({
+  // Without an LPIPS model the studio measures frames in rms-pixels; the reason is recorded in
+  // every film.json (as the CLI does) and shown once on the page (GET /api/model metricFallback).
+  const { metric, fallback: metricFallback } = await chooseMetricWithReason({
     device,
     ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),
     onWarning: (message) => log(`warning: ${message}`),
@@ -193,6 +197,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     source: options.modelSource ?? resolve(options.modelDir),
     pipeline,
     metric,
+    ...(metricFallback !== undefined ? { metricFallback } : {}),
     engine: new BlendingEngine(pipeline, metric),
     device,
     hooks,
@@ -207,6 +212,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const switchOptions: ModelSwitchOptions = {
     device,
     metric,
+    ...(metricFallback !== undefined ? { metricFallback } : {}),
     hooks,
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
     ...(modelsDir !== undefined ? { modelsDir } : {}),
@@ -225,6 +231,13 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   };
 
   const sessionDir = (session: string) => sessions.ensureDir(session);
+  // Decoding a picture can take a few hundred MB (up to 100 megapixels): one at a time.
+  let pictureWork: Promise<unknown> = Promise.resolve();
+  const onePictureAtATime = <T>(work: () => Promise<T>): Promise<T> => {
+    const next = pictureWork.then(work, work);
+    pictureWork = next.catch(() => undefined);
+    return next;
+  };
   const jobOf = (session: string, id: string): JobView => {
     const job = queue.get(session, id);
     if (job === undefined) throw notFound('job');
@@ -296,13 +309,29 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       method: 'POST',
       pattern: ['renders'],
       handler: async ({ request, response, session }) => {
-        const body = parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES));
-        checkRenderRequest(model, body);
+        const body = resolveRenderControl(resolveRenderPictures(sessionDir(session), parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES))), modelsDir);
+        checkRenderRequest(model, body, sessionDir(session));
         checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
         const runner = options.pool !== undefined ? poolRenderJob(options.pool, currentModel, sessionDir(session), body, newFilmId()) : renderJob(currentModel, sessionDir(session), body, newFilmId());
         const job = queue.submit(session, 'render', runner, { done: 0, total: units, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: ['pictures'],
+      handler: async ({ request, response, session }) => {
+        const bytes = await readPictureBody(request);
+        sendJson(response, 201, await onePictureAtATime(() => storePicture(sessionDir(session), bytes)));
+      },
+    },
+    {
+      method: 'POST',
+      pattern: ['pictures', ':', 'canny'],
+      handler: async ({ response, session, params }) => {
+        if (!PICTURE_ID.test(params[0]!)) throw notFound('picture');
+        sendJson(response, 201, await onePictureAtATime(() => cannyPicture(sessionDir(session), params[0]!)));
       },
     },
     { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listSessionFilms(sessions.dir(session), renderActive(session)) }) },
@@ -328,8 +357,14 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       handler: async ({ response, session, params }) => {
         const dir = sessions.dir(session);
         const record = resumableFilm(dir, params[0]!, renderActive(session), model.source);
-        const body = parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) });
-        checkRenderRequest(model, body);
+        const body = resolveRenderControl(
+          resolveRenderPictures(
+            sessionDir(session),
+            parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) }),
+          ),
+          modelsDir,
+        );
+        checkRenderRequest(model, body, sessionDir(session));
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
         const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: units, label: 'waiting' });
         // The film is 'rendering' from now on, also while the job waits (so it is not deleted or resumed twice).
@@ -351,7 +386,13 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     {
       method: 'POST',
       pattern: ['spec', 'yaml'],
-      handler: async ({ request, response }) => sendJson(response, 200, { yaml: filmSpecToYaml(parseSpecYamlRequest(await readJsonBody(request, MAX_BODY_BYTES))) }),
+      handler: async ({ request, response }) => {
+        const body = await readJsonBody(request, MAX_BODY_BYTES);
+        const spec = parseSpecYamlRequest(body);
+        // Pictures keep the ids the page gave them (the parser made paths of them).
+        const raw = (body as { spec?: unknown }).spec as Record<string, unknown>;
+        sendJson(response, 200, { yaml: filmSpecToYaml(withPictureIds(spec, raw)) });
+      },
     },
     {
       method: 'GET',

@@ -32,6 +32,10 @@ export interface ModelInfo {
   schedulerClass: string;
   device: string;
   metric: string;
+  /** Whether the model has the UNet export that takes ControlNet residuals (absent from older servers). */
+  controlnet?: boolean;
+  /** Why the metric is the rms-pixel fallback (no LPIPS model found), when it is. */
+  metricFallback?: string;
   /** Video formats this server can write (when it says; else all three). */
   formats?: string[];
   /** When the studio was started with --models-dir: the folder that models loaded here must be in. */
@@ -115,7 +119,13 @@ export interface FilmSpecJson {
   midDamper?: number;
   depthStrength?: number;
   negativePrompt?: string;
+  /** Frames computed per transition (the CLI's --max-branches). */
+  maxBranches?: number;
+  /** Seconds of compute per transition (the CLI's --time-budget). */
+  timeBudget?: number;
+  /** @deprecated Former name of maxBranches: only read, in specs recorded by older studios. */
   branchesPerTransition?: number;
+  /** @deprecated Former name of timeBudget: only read, in specs recorded by older studios. */
   timeBudgetPerTransition?: number;
   batchSize?: number;
   branch1Crossfeed?: Crossfeed;
@@ -124,7 +134,24 @@ export interface FilmSpecJson {
   transitionDuration?: number;
   retiming?: 'perceptual' | 'equal';
   quality?: number;
-  keyframes: { prompt: string; seed: number; negativePrompt?: string; duration?: number }[];
+  /** ControlNet folder or Hub id, with an uploaded control picture (issue #13). */
+  controlnet?: string;
+  controlImage?: string;
+  controlnetScale?: number;
+  canny?: boolean;
+  keyframes: {
+    /** Absent (or '') on a picture keyframe without a prompt. */
+    prompt?: string;
+    seed: number;
+    /** An uploaded picture's id (api.uploadPicture). */
+    image?: string;
+    fit?: 'cover' | 'contain';
+    imageMethod?: 'noise' | 'inversion';
+    /** This keyframe's control picture (an uploaded picture's id). */
+    controlImage?: string;
+    negativePrompt?: string;
+    duration?: number;
+  }[];
 }
 
 export type FilmState = 'done' | 'rendering' | 'interrupted' | 'cancelled' | 'failed';
@@ -204,7 +231,40 @@ async function request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: str
   return data as T;
 }
 
+/** An uploaded picture (POST /api/pictures): its id names it in keyframes, its url shows it. */
+export interface UploadedPicture {
+  id: string;
+  url: string;
+  width: number;
+  height: number;
+}
+
+/** POST /api/pictures with the picture's bytes. */
+async function uploadPicture(blob: Blob): Promise<UploadedPicture> {
+  let response: Response;
+  try {
+    response = await fetch('/api/pictures', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'content-type': blob.type.startsWith('image/') ? blob.type : 'application/octet-stream', accept: 'application/json' },
+      body: blob,
+    });
+  } catch (cause) {
+    throw new ApiError(`Cannot reach the studio server (${(cause as Error).message}). Is \`latentblend studio\` still running?`, 0, 'network');
+  }
+  const data: unknown = await response.json().catch(() => undefined);
+  if (!response.ok) {
+    const error = isRecord(data) && isRecord(data.error) ? data.error : undefined;
+    throw new ApiError(typeof error?.message === 'string' ? error.message : `POST /api/pictures answered ${response.status}`, response.status, typeof error?.code === 'string' ? error.code : `http_${response.status}`);
+  }
+  return data as UploadedPicture;
+}
+
 export const api = {
+  /** Stores a picture in the session (checked by the server); keyframes then name it by id. */
+  uploadPicture,
+  /** The Canny edge map of an uploaded picture, stored as a picture of its own. */
+  cannyPicture: (id: string) => request<UploadedPicture>('POST', `/api/pictures/${encodeURIComponent(id)}/canny`),
   model: () => request<ModelInfo>('GET', '/api/model'),
   /** Queues loading another model (a folder or a Hub id); the job's result is the new ModelInfo. */
   loadModel: (source: string, scheduler?: string) => request<Job>('POST', '/api/model', { source, ...(scheduler !== undefined ? { scheduler } : {}) }),

@@ -13,6 +13,7 @@ import { setupModel } from './model.ts';
 import { setupPreviews } from './previews.ts';
 import { setupRender } from './render.ts';
 import { setupSettings } from './settings.ts';
+import { setupControl } from './control.ts';
 import { setupSpecIo } from './spec-io.ts';
 import { setupReplace } from './replace.ts';
 import { setupPngDrop } from './png-drop.ts';
@@ -62,6 +63,21 @@ function setupLayout(): void {
   const update = () => document.documentElement.style.setProperty('--header-height', `${Math.ceil(header.getBoundingClientRect().height)}px`);
   update();
   new ResizeObserver(update).observe(header);
+}
+
+/** The rms-pixel fallback's reason, shown once per browser tab (issue #11: never silent). */
+function warnMetricFallbackOnce(studio: Studio): void {
+  const reason = studio.model.metricFallback;
+  if (reason === undefined) return;
+  const key = 'latentblend-studio-metric-warned';
+  try {
+    if (sessionStorage.getItem(key) === reason) return;
+    sessionStorage.setItem(key, reason);
+  } catch {
+    // Without storage the warning shows on every load.
+  }
+  // With a button: it stays long enough to be read.
+  studio.toast(`Warning: ${reason}`, 'info', { label: 'Got it', run: () => undefined });
 }
 
 async function boot(): Promise<void> {
@@ -115,6 +131,7 @@ async function boot(): Promise<void> {
   setupReplace(studio);
   setupModel(studio);
   const settings = setupSettings(studio);
+  setupControl(studio);
   setupPreviews(studio);
   setupTimeline(studio);
   const player = setupRender(studio, settings);
@@ -126,6 +143,7 @@ async function boot(): Promise<void> {
     document.title = pageTitle(next);
   });
   setupLayout();
+  warnMetricFallbackOnce(studio);
   document.body.dataset.state = 'ready';
 }
 

@@ -24,7 +24,7 @@ function when(text: string): string {
 function filmTitle(film: FilmEntry): string {
   if (film.title !== undefined && film.title !== '') return film.title;
   const keyframes = film.spec?.keyframes ?? [];
-  return keyframes[0]?.prompt ?? 'Film';
+  return keyframes.find((keyframe) => (keyframe.prompt ?? '') !== '')?.prompt ?? 'Film';
 }
 
 /** "Transition 2 → 3" for a film of one transition, else "3 keyframes". */
@@ -122,7 +122,7 @@ export function setupFilms(studio: Studio, player: RenderPanel): void {
     const title = filmTitle(film);
     const state = film.state ?? 'done';
     const label = `${title}, ${when(film.createdAt)}`;
-    const prompts = (film.spec?.keyframes ?? []).map((keyframe) => keyframe.prompt);
+    const prompts = (film.spec?.keyframes ?? []).map((keyframe) => (keyframe.prompt ?? '') !== '' ? keyframe.prompt! : 'picture');
     const openSpec = h(
       'button',
       {

@@ -69,7 +69,7 @@ export function setupModel(studio: Studio): void {
     ];
     chips.replaceChildren(...facts.map((fact) => h('li', { class: 'chip' }, fact)));
     details.textContent =
-      `Scheduler ${model.schedulerClass}; image distance ${model.metric}.` + (model.modelsDir !== undefined ? ` Model folders must be inside ${model.modelsDir}.` : '');
+      `Scheduler ${model.schedulerClass}; image distance ${model.metric}${model.metricFallback !== undefined ? ' (no LPIPS model found, so not perceptual)' : ''}.` + (model.modelsDir !== undefined ? ` Model folders must be inside ${model.modelsDir}.` : '');
     card.dataset.family = model.family;
     card.dataset.preset = model.preset;
     if (running === undefined && document.activeElement !== input) input.value = model.source;

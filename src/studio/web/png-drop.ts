@@ -4,12 +4,15 @@
  * Dropping a studio PNG on the page restores its keyframe: a preview carries its prompt, seed
  * and settings in its text chunks (src/studio/provenance.ts), read here without the server.
  * The keyframe goes onto the timeline (or replaces the keyframe being replaced), and the prompt
- * field gets the prompt. A drop that another part of the page already handled is left alone.
+ * field gets the prompt. Any other picture (a PNG without our parameters, a computed frame, a
+ * JPEG, WebP…) becomes a picture keyframe (./picture-keyframes.ts). A drop that another part of
+ * the page already handled is left alone.
  */
 import { readPngText } from '../../io/png-text.ts';
 import { modelLabel, parseProvenance, type ImageSettings } from '../provenance.ts';
 import type { Studio } from './context.ts';
 import { byId } from './dom.ts';
+import { addPictureKeyframe } from './picture-keyframes.ts';
 
 /** Largest file read (a preview is far smaller). */
 const MAX_BYTES = 32 * 1024 * 1024;
@@ -32,25 +35,21 @@ function differences(studio: Studio, made: ImageSettings): string[] {
   return notes;
 }
 
-/** Reads a dropped file's provenance and applies it; returns the message to show. */
-export async function restoreFromPng(studio: Studio, file: File): Promise<{ message: string; ok: boolean }> {
-  if (file.size > MAX_BYTES) return { message: `${file.name} is too large to be a preview.`, ok: false };
+/**
+ * Reads a dropped file's provenance and applies it; returns the message to show, or undefined
+ * when the file is no studio preview (then it is a picture to use as it is).
+ */
+export async function restoreFromPng(studio: Studio, file: File): Promise<{ message: string; ok: boolean } | undefined> {
+  if (file.size > MAX_BYTES) return undefined;
   let texts: Map<string, string>;
   try {
     texts = readPngText(new Uint8Array(await file.arrayBuffer()));
   } catch {
-    return { message: `${file.name} is not a PNG image; drop a preview saved from the studio.`, ok: false };
+    return undefined;
   }
   const found = parseProvenance(texts);
-  if (found === undefined) {
-    return { message: `${file.name} has no latentblend parameters (only PNGs made by the studio carry them).`, ok: false };
-  }
-  if (found.kind === 'frame') {
-    return {
-      message: `${file.name} is a computed frame between “${found.from.prompt}” and “${found.to.prompt}”, not a keyframe: drop a preview, or one of the two keyframes.`,
-      ok: false,
-    };
-  }
+  // A computed frame has no prompt and seed of its own: it is used as a picture.
+  if (found === undefined || found.kind === 'frame') return undefined;
   const { store } = studio;
   const replacing = studio.replaceTarget();
   const index = replacing === undefined ? -1 : store.keyframes.findIndex((keyframe) => keyframe.id === replacing);
@@ -80,14 +79,15 @@ export function setupPngDrop(studio: Studio): void {
     // Another handler (a drop zone of its own) took it, or nothing was dropped from files.
     if (event.defaultPrevented || !hasFiles(event)) return;
     event.preventDefault();
-    const files = [...(event.dataTransfer?.files ?? [])].filter((file) => file.type === 'image/png' || /\.png$/i.test(file.name));
+    const files = [...(event.dataTransfer?.files ?? [])].filter((file) => file.type.startsWith('image/') || /\.(png|jpe?g|webp|tiff?|avif|gif)$/i.test(file.name));
     if (files.length === 0) {
-      studio.toast('Drop a PNG made by the studio to restore its keyframe.', 'error');
+      studio.toast('Drop a picture (PNG, JPEG, WebP, TIFF, AVIF) to use it as a keyframe, or a PNG made by the studio to restore its keyframe.', 'error');
       return;
     }
     void (async () => {
       for (const file of files) {
-        const { message, ok } = await restoreFromPng(studio, file);
+        const isPng = file.type === 'image/png' || /\.png$/i.test(file.name);
+        const { message, ok } = (isPng ? await restoreFromPng(studio, file) : undefined) ?? (await addPictureKeyframe(studio, file, `the picture ${file.name}`));
         studio.toast(message, ok ? 'success' : 'error');
       }
     })();

@@ -9,6 +9,7 @@ import { api, ApiError, jobErrorMessage, watchJob, type Job, type PreviewResult 
 import type { Studio } from './context.ts';
 import { byId, h } from './dom.ts';
 import { ProgressView } from './progress.ts';
+import { useImageAsKeyframe } from './picture-keyframes.ts';
 
 interface Batch {
   id: string;
@@ -151,7 +152,23 @@ export function setupPreviews(studio: Studio): void {
                 'li',
                 { class: 'preview' },
                 h('img', { src: image.url, alt: `Preview of “${batch.prompt}” with seed ${image.seed}`, loading: 'lazy', width: 256, height: 256 }),
-                h('div', { class: 'preview-foot' }, h('span', { class: 'seed' }, h('span', { class: 'muted' }, 'seed '), String(image.seed)), add),
+                h(
+                  'div',
+                  { class: 'preview-foot' },
+                  h('span', { class: 'seed' }, h('span', { class: 'muted' }, 'seed '), String(image.seed)),
+                  add,
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'icon-button subtle',
+                      title: 'Use this image as a picture keyframe (the film passes exactly through it)',
+                      'aria-label': `Use the preview with seed ${image.seed} as a picture keyframe`,
+                      onclick: () => void useImageAsKeyframe(studio, image.url, `the preview with seed ${image.seed}`, { prompt: batch.prompt, seed: image.seed }),
+                    },
+                    '🖼',
+                  ),
+                ),
               );
             }),
           ),

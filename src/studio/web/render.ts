@@ -11,6 +11,7 @@ import { byId, h } from './dom.ts';
 import { ProgressView } from './progress.ts';
 import type { SettingsPanel } from './settings.ts';
 import { toSpec } from './state.ts';
+import { useImageAsKeyframe } from './picture-keyframes.ts';
 
 export interface FilmToShow {
   filmUrl: string;
@@ -78,6 +79,17 @@ export function setupRender(studio: Studio, settings: SettingsPanel): RenderPane
       'li',
       { class: 'frame new', 'data-key': String(key) },
       h('img', { src: frame.url, alt: `Computed image at ${Math.round(frame.fract * 100)}% of transition ${transition + 1}`, width: 128, height: 128 }),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'icon-button subtle frame-use',
+          title: 'Use this frame as a keyframe (a picture keyframe)',
+          'aria-label': `Use the image at ${Math.round(frame.fract * 100)}% of transition ${transition + 1} as a keyframe`,
+          onclick: () => void useImageAsKeyframe(studio, frame.url, `the image at ${Math.round(frame.fract * 100)}% of transition ${transition + 1}`),
+        },
+        '＋',
+      ),
     );
     const after = [...frames.children].find((child) => Number((child as HTMLElement).dataset.key) > key);
     frames.insertBefore(item, after ?? null);

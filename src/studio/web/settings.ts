@@ -11,7 +11,7 @@ import type { Studio } from './context.ts';
 import { byId, h, numberOf } from './dom.ts';
 import { FILM_DEFAULTS, type FilmSettings } from './state.ts';
 
-type NumberKey = 'width' | 'height' | 'steps' | 'guidanceScale' | 'midDamper' | 'depthStrength' | 'branchesPerTransition' | 'timeBudgetPerTransition' | 'batchSize' | 'fps' | 'transitionDuration' | 'quality';
+type NumberKey = 'width' | 'height' | 'steps' | 'guidanceScale' | 'midDamper' | 'depthStrength' | 'maxBranches' | 'timeBudget' | 'batchSize' | 'fps' | 'transitionDuration' | 'quality';
 
 interface NumberField {
   key: NumberKey;
@@ -100,8 +100,8 @@ const FIELDS: Record<NumberKey, NumberField> = {
     step: 0.05,
     fallback: (studio) => studio.model.defaults.depthStrength,
   },
-  branchesPerTransition: {
-    key: 'branchesPerTransition',
+  maxBranches: {
+    key: 'maxBranches',
     fromModel: true,
     label: 'Images per transition',
     help: 'How many images are computed for each transition, the two keyframes included. More images: smoother motion, more compute.',
@@ -111,8 +111,8 @@ const FIELDS: Record<NumberKey, NumberField> = {
     integer: true,
     fallback: (studio) => studio.model.defaults.maxBranches,
   },
-  timeBudgetPerTransition: {
-    key: 'timeBudgetPerTransition',
+  timeBudget: {
+    key: 'timeBudget',
     label: 'Seconds of compute per transition',
     help: 'A time budget instead of a number of images: as many images as fit into it are computed, measured on this machine.',
     min: 0,
@@ -275,8 +275,8 @@ export function setupSettings(studio: Studio): SettingsPanel {
     });
     return h('label', { class: 'radio', for: `budget-${mode}` }, radio, label);
   };
-  const branchesField = numberField(FIELDS.branchesPerTransition);
-  const budgetField = numberField(FIELDS.timeBudgetPerTransition);
+  const branchesField = numberField(FIELDS.maxBranches);
+  const budgetField = numberField(FIELDS.timeBudget);
   const showBudget = () => {
     const mode = store.settings.budgetMode;
     branchesField.hidden = mode !== 'branches';

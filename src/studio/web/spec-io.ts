@@ -35,7 +35,7 @@ export function setupSpecIo(studio: Studio): void {
   };
 
   /** Saved specs are named after the film: its first prompt. */
-  const fileStem = () => safeFileStem(store.keyframes[0]?.prompt ?? 'film');
+  const fileStem = () => safeFileStem(store.keyframes.find((keyframe) => keyframe.prompt !== '')?.prompt ?? 'film');
 
   const showError = (message: string) => {
     error.textContent = message;

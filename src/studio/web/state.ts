@@ -16,8 +16,24 @@ export interface Keyframe {
   duration?: number;
   /** Negative prompt of the transition after this keyframe; undefined: the film's. */
   negativePrompt?: string;
-  /** Preview image of exactly this prompt and seed, when one was made. */
+  /** Preview image of exactly this prompt and seed, when one was made; a picture keyframe's picture. */
   imageUrl?: string;
+  /** A picture keyframe: the uploaded picture's id (the prompt, then optional, describes it). */
+  picture?: string;
+  /** How the picture fills the frame; undefined: cover. */
+  fit?: 'cover' | 'contain';
+  /** How the picture's trajectory is made; undefined: the model preset's. */
+  imageMethod?: 'noise' | 'inversion';
+  /** This keyframe's own ControlNet control picture (an uploaded picture's id); undefined: the film's. */
+  controlImage?: string;
+}
+
+/** Ids of uploaded pictures (src/studio/pictures.ts PICTURE_ID). */
+export const PICTURE_ID = /^picture-[0-9a-f]{24}\.png$/;
+
+/** The URL that shows an uploaded picture. */
+export function pictureUrl(id: string): string {
+  return `/api/files/${id}`;
 }
 
 export interface FilmSettings {
@@ -30,8 +46,10 @@ export interface FilmSettings {
   negativePrompt?: string;
   /** Which way the amount of compute per transition is given. */
   budgetMode: 'branches' | 'time';
-  branchesPerTransition?: number;
-  timeBudgetPerTransition?: number;
+  /** Frames computed per transition (the film spec's maxBranches). */
+  maxBranches?: number;
+  /** Seconds of compute per transition (the film spec's timeBudget). */
+  timeBudget?: number;
   batchSize?: number;
   branch1Crossfeed?: Crossfeed;
   parentalCrossfeed?: Crossfeed;
@@ -39,6 +57,13 @@ export interface FilmSettings {
   transitionDuration?: number;
   retiming?: 'perceptual' | 'equal';
   quality?: number;
+  /** ControlNet folder or Hub id (issue #13); with controlImage, the film uses it. */
+  controlnet?: string;
+  /** The uploaded control picture's id, for every keyframe. */
+  controlImage?: string;
+  controlnetScale?: number;
+  /** Turn the control picture into a Canny edge map first. */
+  canny?: boolean;
 }
 
 export interface Draft {
@@ -129,7 +154,8 @@ export class Store {
 
   addKeyframe(keyframe: Omit<Keyframe, 'id'>, at?: number): Keyframe {
     const entry: Keyframe = { id: newId(), ...keyframe };
-    if (entry.imageUrl !== undefined) this.rememberImage(entry.prompt, entry.seed, entry.imageUrl);
+    if (entry.picture !== undefined) entry.imageUrl = pictureUrl(entry.picture);
+    else if (entry.imageUrl !== undefined) this.rememberImage(entry.prompt, entry.seed, entry.imageUrl);
     else entry.imageUrl = this.imageFor(entry.prompt, entry.seed);
     const list = this.draft.keyframes;
     list.splice(at === undefined ? list.length : Math.max(0, Math.min(at, list.length)), 0, entry);
@@ -142,6 +168,10 @@ export class Store {
     if (keyframe === undefined) return;
     keyframe.prompt = values.prompt;
     keyframe.seed = values.seed;
+    // A keyframe replaced by a preview is a prompt keyframe again.
+    delete keyframe.picture;
+    delete keyframe.fit;
+    delete keyframe.imageMethod;
     keyframe.imageUrl = values.imageUrl ?? this.imageFor(values.prompt, values.seed);
     if (values.imageUrl !== undefined) this.rememberImage(values.prompt, values.seed, values.imageUrl);
     this.emit('keyframes');
@@ -174,8 +204,10 @@ export class Store {
     if (keyframe === undefined) return;
     const staleImage = (values.prompt !== undefined && values.prompt !== keyframe.prompt) || (values.seed !== undefined && values.seed !== keyframe.seed);
     Object.assign(keyframe, values);
-    if (staleImage && !('imageUrl' in values)) keyframe.imageUrl = this.imageFor(keyframe.prompt, keyframe.seed);
-    if (values.imageUrl !== undefined) this.rememberImage(keyframe.prompt, keyframe.seed, values.imageUrl);
+    // A picture keyframe keeps its picture whatever its prompt and seed.
+    if (keyframe.picture !== undefined) keyframe.imageUrl = pictureUrl(keyframe.picture);
+    else if (staleImage && !('imageUrl' in values)) keyframe.imageUrl = this.imageFor(keyframe.prompt, keyframe.seed);
+    if (values.imageUrl !== undefined && keyframe.picture === undefined) this.rememberImage(keyframe.prompt, keyframe.seed, values.imageUrl);
     if (quiet) this.save();
     else this.emit('keyframes');
   }
@@ -189,7 +221,7 @@ export class Store {
   /** Replaces the whole draft (a loaded spec); keyframes get the images known for them. */
   load(spec: FilmSpecJson): void {
     this.draft = fromSpec(spec);
-    for (const keyframe of this.draft.keyframes) keyframe.imageUrl = this.imageFor(keyframe.prompt, keyframe.seed);
+    for (const keyframe of this.draft.keyframes) keyframe.imageUrl = keyframe.picture !== undefined ? pictureUrl(keyframe.picture) : this.imageFor(keyframe.prompt, keyframe.seed);
     this.emit('all');
   }
 
@@ -218,7 +250,7 @@ export class Store {
           );
           return new Store({
             keyframes: keyframes.map((entry) => ({ ...entry, id: typeof entry.id === 'string' ? entry.id : newId() })),
-            settings: { ...draft.settings, budgetMode: draft.settings.budgetMode === 'time' ? 'time' : 'branches' },
+            settings: withCurrentNames({ ...draft.settings, budgetMode: draft.settings.budgetMode === 'time' ? 'time' : 'branches' }),
           });
         }
       }
@@ -229,6 +261,16 @@ export class Store {
   }
 }
 
+/** Settings of a draft saved by an older page (branchesPerTransition, timeBudgetPerTransition) under the current names. */
+function withCurrentNames(settings: FilmSettings & { branchesPerTransition?: number; timeBudgetPerTransition?: number }): FilmSettings {
+  const { branchesPerTransition, timeBudgetPerTransition, ...rest } = settings;
+  return {
+    ...rest,
+    ...(rest.maxBranches === undefined && branchesPerTransition !== undefined ? { maxBranches: branchesPerTransition } : {}),
+    ...(rest.timeBudget === undefined && timeBudgetPerTransition !== undefined ? { timeBudget: timeBudgetPerTransition } : {}),
+  };
+}
+
 function defined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined && entry !== '')) as Partial<T>;
 }
@@ -237,8 +279,21 @@ function defined<T extends object>(value: T): Partial<T> {
 export function toSpec(draft: Draft): FilmSpecJson {
   const { settings } = draft;
   const last = draft.keyframes.length - 1;
+  // ControlNet keys only when the film has a ControlNet and a control picture for every keyframe.
+  const controlnet = settings.controlnet?.trim() ?? '';
+  const control = controlnet !== '' && (settings.controlImage !== undefined || (draft.keyframes.length > 0 && draft.keyframes.every((keyframe) => keyframe.controlImage !== undefined)));
   const keyframes = draft.keyframes.map((keyframe, index) => {
-    const entry: FilmSpecJson['keyframes'][number] = { prompt: keyframe.prompt, seed: keyframe.seed };
+    const entry: FilmSpecJson['keyframes'][number] =
+      keyframe.picture === undefined
+        ? { prompt: keyframe.prompt, seed: keyframe.seed }
+        : {
+            ...(keyframe.prompt.trim() !== '' ? { prompt: keyframe.prompt } : {}),
+            image: keyframe.picture,
+            seed: keyframe.seed,
+            ...(keyframe.fit !== undefined ? { fit: keyframe.fit } : {}),
+            ...(keyframe.imageMethod !== undefined ? { imageMethod: keyframe.imageMethod } : {}),
+          };
+    if (control && keyframe.controlImage !== undefined) entry.controlImage = keyframe.controlImage;
     if (index < last) {
       if (keyframe.negativePrompt !== undefined && keyframe.negativePrompt.trim() !== '') entry.negativePrompt = keyframe.negativePrompt;
       if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
@@ -254,8 +309,8 @@ export function toSpec(draft: Draft): FilmSpecJson {
       midDamper: settings.midDamper,
       depthStrength: settings.depthStrength,
       negativePrompt: settings.negativePrompt?.trim() === '' ? undefined : settings.negativePrompt,
-      branchesPerTransition: settings.budgetMode === 'branches' ? settings.branchesPerTransition : undefined,
-      timeBudgetPerTransition: settings.budgetMode === 'time' ? settings.timeBudgetPerTransition : undefined,
+      maxBranches: settings.budgetMode === 'branches' ? settings.maxBranches : undefined,
+      timeBudget: settings.budgetMode === 'time' ? settings.timeBudget : undefined,
       batchSize: settings.batchSize,
       branch1Crossfeed: settings.branch1Crossfeed,
       parentalCrossfeed: settings.parentalCrossfeed,
@@ -263,6 +318,10 @@ export function toSpec(draft: Draft): FilmSpecJson {
       transitionDuration: settings.transitionDuration,
       retiming: settings.retiming,
       quality: settings.quality,
+      // ControlNet keys only together (the spec needs a ControlNet and a control picture).
+      ...(control
+        ? { controlnet, controlImage: settings.controlImage, controlnetScale: settings.controlnetScale, canny: settings.canny === true ? true : undefined }
+        : {}),
     }),
     keyframes,
   };
@@ -271,7 +330,7 @@ export function toSpec(draft: Draft): FilmSpecJson {
 /** A draft from a film spec (a loaded file, a film of the list). */
 export function fromSpec(spec: FilmSpecJson): Draft {
   const settings: FilmSettings = {
-    budgetMode: spec.timeBudgetPerTransition !== undefined ? 'time' : 'branches',
+    budgetMode: (spec.timeBudget ?? spec.timeBudgetPerTransition) !== undefined ? 'time' : 'branches',
     width: spec.width,
     height: spec.height,
     steps: spec.steps,
@@ -279,8 +338,9 @@ export function fromSpec(spec: FilmSpecJson): Draft {
     midDamper: spec.midDamper,
     depthStrength: spec.depthStrength,
     negativePrompt: spec.negativePrompt,
-    branchesPerTransition: spec.branchesPerTransition,
-    timeBudgetPerTransition: spec.timeBudgetPerTransition,
+    // Specs recorded by older studios use the former names.
+    maxBranches: spec.maxBranches ?? spec.branchesPerTransition,
+    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition,
     batchSize: spec.batchSize,
     branch1Crossfeed: spec.branch1Crossfeed,
     parentalCrossfeed: spec.parentalCrossfeed,
@@ -288,13 +348,23 @@ export function fromSpec(spec: FilmSpecJson): Draft {
     transitionDuration: spec.transitionDuration,
     retiming: spec.retiming,
     quality: spec.quality,
+    controlnet: spec.controlnet,
+    // A parsed spec names pictures by path: the id is its last part.
+    controlImage: spec.controlImage?.split('/').pop(),
+    controlnetScale: spec.controlnetScale,
+    canny: spec.canny,
   };
   return {
     settings,
     keyframes: spec.keyframes.map((keyframe) => ({
       id: newId(),
-      prompt: keyframe.prompt,
+      prompt: keyframe.prompt ?? '',
       seed: keyframe.seed,
+      // A parsed spec names pictures by path: the id is its last part.
+      ...(keyframe.image === undefined ? {} : { picture: keyframe.image.split('/').pop()! }),
+      ...(keyframe.fit === undefined ? {} : { fit: keyframe.fit }),
+      ...(keyframe.imageMethod === undefined ? {} : { imageMethod: keyframe.imageMethod }),
+      ...(keyframe.controlImage === undefined ? {} : { controlImage: keyframe.controlImage.split('/').pop()! }),
       ...(keyframe.duration === undefined ? {} : { duration: keyframe.duration }),
       ...(keyframe.negativePrompt === undefined ? {} : { negativePrompt: keyframe.negativePrompt }),
     })),

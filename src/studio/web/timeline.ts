@@ -7,7 +7,9 @@
  */
 import type { Studio } from './context.ts';
 import { byId, formatSeconds, h, numberOf, randomSeed } from './dom.ts';
-import { FILM_DEFAULTS, type Keyframe } from './state.ts';
+import { FILM_DEFAULTS, pictureUrl, type Keyframe } from './state.ts';
+import { choosePicture, pickPicture } from './picture-keyframes.ts';
+import { api, ApiError } from './api.ts';
 
 export function setupTimeline(studio: Studio): void {
   const { store } = studio;
@@ -42,7 +44,7 @@ export function setupTimeline(studio: Studio): void {
       const pending = studio.imagePending(keyframe.id);
       const picture =
         keyframe.imageUrl !== undefined
-          ? h('img', { src: keyframe.imageUrl, alt: `Keyframe ${number}: ${keyframe.prompt}`, width: 256, height: 256, draggable: 'false' })
+          ? h('img', { src: keyframe.imageUrl, alt: `Keyframe ${number}: ${keyframe.picture !== undefined ? `picture${keyframe.prompt !== '' ? `, ${keyframe.prompt}` : ''}` : keyframe.prompt}`, width: 256, height: 256, draggable: 'false' })
           : h(
               'div',
               { class: 'no-image' },
@@ -59,10 +61,18 @@ export function setupTimeline(studio: Studio): void {
     fillPicture();
     // Edits change the store quietly and update this card in place: re-rendering the whole
     // list on blur would swallow a click that caused the blur.
-    const prompt = h('textarea', { class: 'keyframe-prompt', rows: 3, 'aria-label': `Prompt of ${name}`, 'data-focus': `prompt-${keyframe.id}` });
+    const isPicture = keyframe.picture !== undefined;
+    const prompt = h('textarea', {
+      class: 'keyframe-prompt',
+      rows: 3,
+      'aria-label': `Prompt of ${name}`,
+      'data-focus': `prompt-${keyframe.id}`,
+      ...(isPicture ? { placeholder: 'Optional: describe the picture' } : {}),
+    });
     prompt.value = keyframe.prompt;
     prompt.addEventListener('input', () => {
-      if (prompt.value.trim() === '') return;
+      // A picture keyframe may have no prompt; a prompt keyframe needs one.
+      if (prompt.value.trim() === '' && !isPicture) return;
       const before = keyframe.imageUrl;
       store.editKeyframe(keyframe.id, { prompt: prompt.value.trim() }, true);
       if (keyframe.imageUrl !== before) {
@@ -71,8 +81,62 @@ export function setupTimeline(studio: Studio): void {
       }
     });
     prompt.addEventListener('change', () => {
-      if (prompt.value.trim() === '') prompt.value = keyframe.prompt;
+      if (prompt.value.trim() === '' && !isPicture) prompt.value = keyframe.prompt;
     });
+    /** A picture keyframe's fit and trajectory method. */
+    const pictureOptions = () => {
+      const fit = h(
+        'select',
+        { 'aria-label': `Fit of the picture of ${name}`, title: 'cover: fill the frame and crop the centre; contain: the whole picture, padded with white' },
+        h('option', { value: 'cover' }, 'cover'),
+        h('option', { value: 'contain' }, 'contain'),
+      );
+      fit.value = keyframe.fit ?? 'cover';
+      fit.addEventListener('change', () => store.editKeyframe(keyframe.id, { fit: fit.value === 'contain' ? 'contain' : undefined }, true));
+      const method = h(
+        'select',
+        { 'aria-label': `Image method of ${name}`, title: 'noise: cheap, for Turbo models; inversion: DDIM inversion, for standard models (costs UNet calls)' },
+        h('option', { value: '' }, 'method: model’s'),
+        h('option', { value: 'noise' }, 'noise'),
+        h('option', { value: 'inversion' }, 'inversion'),
+      );
+      method.value = keyframe.imageMethod ?? '';
+      method.addEventListener('change', () =>
+        store.editKeyframe(keyframe.id, { imageMethod: method.value === 'noise' || method.value === 'inversion' ? method.value : undefined }, true),
+      );
+      return h('div', { class: 'keyframe-row picture-options' }, fit, method);
+    };
+    /** The keyframe's own ControlNet control picture (offered when the model takes a ControlNet). */
+    const controlRow = () =>
+      h(
+        'div',
+        { class: 'keyframe-row control-row' },
+        keyframe.controlImage !== undefined
+          ? h('img', { src: pictureUrl(keyframe.controlImage), alt: `Control picture of ${name}`, width: 32, height: 32 })
+          : h('span', { class: 'muted' }, 'control: the film’s'),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'small subtle',
+            'aria-label': `Pick a control picture for ${name}`,
+            title: 'A control picture for this keyframe only',
+            onclick: () =>
+              choosePicture(async (file) => {
+                try {
+                  const uploaded = await api.uploadPicture(file);
+                  store.editKeyframe(keyframe.id, { controlImage: uploaded.id });
+                } catch (error) {
+                  studio.toast(`${file.name} cannot be a control picture: ${error instanceof ApiError ? error.message : String(error)}`, 'error');
+                }
+              }),
+          },
+          'Control…',
+        ),
+        keyframe.controlImage !== undefined
+          ? h('button', { type: 'button', class: 'icon-button subtle', 'aria-label': `Remove the control picture of ${name}`, onclick: () => store.editKeyframe(keyframe.id, { controlImage: undefined }) }, '×')
+          : null,
+      );
     const seed = h('input', { type: 'number', min: 0, step: 1, class: 'seed-input', 'aria-label': `Seed of ${name}`, value: keyframe.seed, 'data-focus': `seed-${keyframe.id}` });
     const setSeed = (value: number) => {
       seed.value = String(value);
@@ -98,6 +162,8 @@ export function setupTimeline(studio: Studio): void {
         'div',
         { class: 'keyframe-body' },
         prompt,
+        ...(isPicture ? [pictureOptions()] : []),
+        ...(studio.model.controlnet === true || keyframe.controlImage !== undefined ? [controlRow()] : []),
         h(
           'div',
           { class: 'keyframe-row' },
@@ -265,8 +331,9 @@ export function setupTimeline(studio: Studio): void {
           'div',
           { class: 'add-card' },
           h('p', {}, count === 0 ? 'Your film starts here.' : count === 1 ? 'Add one more keyframe for a first transition.' : 'Add another keyframe?'),
-          h('p', { class: 'muted' }, 'Generate previews, then press “Add to timeline”.'),
+          h('p', { class: 'muted' }, 'Generate previews, then press “Add to timeline”, or drop a picture here.'),
           h('button', { type: 'button', class: 'small', onclick: () => studio.focusPrompt() }, 'Write a prompt'),
+          h('button', { type: 'button', class: 'small', onclick: () => pickPicture(studio) }, 'Pick a picture'),
         ),
       ),
     );
@@ -316,6 +383,8 @@ export function setupTimeline(studio: Studio): void {
     renderBanner(id);
     render();
   });
+  // Whether the cards offer control pictures depends on the model.
+  studio.onModel(() => render());
   store.subscribe((change) => {
     if (change === 'keyframes' || change === 'all') {
       render();
