@@ -16,7 +16,8 @@ import { spawnCli, startRedis, type CliProcess, type TestRedis } from './helpers
 import { parseQueueUrl, QUEUE_NAME } from '../src/queue/connection.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { BlendingEngine } from '../src/engine/engine.ts';
-import type { JobContext } from '../src/studio/jobs.ts';
+import { JobQueue, type JobContext, type JobRunner } from '../src/studio/jobs.ts';
+import { watchPoolWorkers } from '../src/studio/pool-workers.ts';
 import type { StudioModel } from '../src/studio/runners.ts';
 import { parsePreviewsRequest, parseRenderRequest } from '../src/studio/requests.ts';
 import { poolPreviewsJob, poolRenderJob } from '../src/studio/pool-runners.ts';
@@ -135,31 +136,58 @@ describe('worker pool', () => {
       assert.ok(existsSync(out));
     });
 
-    test('studio --queue: previews and renders of two sessions at once, each in its own folder, with progress and live frames', async () => {
+    test('studio --queue: as many jobs at once as live workers; two sessions\' renders run side by side, each in its own folder, with progress and live frames', async () => {
       const pipeline = await DiffusionPipeline.load({ modelDir: MODEL });
       const metric = { name: 'unused', distance: async () => 0 };
       const model: StudioModel = { source: MODEL, pipeline, metric, engine: new BlendingEngine(pipeline, metric), device: 'cpu', hooks: {} };
       const connection = parseQueueUrl(redis.url);
+      // The studio's queue, sized from the pool's live workers as `studio --queue` does.
+      const queue = new JobQueue({ progressIntervalMs: 0 });
+      const watch = watchPoolWorkers(connection, (count) => queue.setConcurrency(count));
+      await watch.ready;
+      assert.equal(queue.slots, 2, 'two live workers, two jobs at once');
       const sessions = ['one', 'two'].map((name) => join(work, 'studio', name));
-      const previews = fakeContext('p1');
-      const previewRun = poolPreviewsJob(connection, () => model, sessions[0]!, parsePreviewsRequest({ prompt: 'a cat', seeds: [1, 2, 3] }), [1, 2, 3])(previews.context);
+      // Which jobs run at the same time, and what each reports.
+      const active = new Set<string>();
+      const overlaps: string[][] = [];
+      const recorded = (name: string, runner: JobRunner) => {
+        const record = fakeContext(name);
+        const run: JobRunner = async (context) => {
+          active.add(name);
+          overlaps.push([...active].sort());
+          try {
+            return await runner({ ...context, progress: (value) => (record.progress.push(value), context.progress(value)), emit: (type, data) => (record.events.push({ type, data }), context.emit(type, data)), partial: (result) => (record.events.push({ type: 'partial', data: result }), context.partial(result)) });
+          } finally {
+            active.delete(name);
+          }
+        };
+        return { record, run };
+      };
       const spec = { model: MODEL, fps: 10, transitionDuration: 1, branchesPerTransition: 4, keyframes: [{ prompt: 'a cat', seed: 1 }, { prompt: 'a dog', seed: 2 }, { prompt: 'a bird', seed: 3 }] };
-      const renders = sessions.map((_, index) => fakeContext(`r${index}`));
-      const renderRuns = sessions.map((session, index) => poolRenderJob(connection, () => model, session, parseRenderRequest({ spec, format: 'mp4' }), newFilmId())(renders[index]!.context));
-      const [previewResult, ...renderResults] = (await Promise.all([previewRun, ...renderRuns])) as [
-        { images: { seed: number; url: string }[] },
-        ...{ filmId: string; filmFrames: number; workDir: string; transitions: number }[],
-      ];
+      const renders = sessions.map((session, index) => recorded(`render${index}`, poolRenderJob(connection, () => model, session, parseRenderRequest({ spec, format: 'mp4' }), newFilmId())));
+      const previews = recorded('previews', poolPreviewsJob(connection, () => model, sessions[0]!, parsePreviewsRequest({ prompt: 'a cat', seeds: [1, 2, 3] }), [1, 2, 3]));
+      const renderJobs = renders.map((render, index) => queue.submit(`session${index}`, 'render', render.run));
+      const previewJob = queue.submit('session0', 'previews', previews.run);
+      assert.equal(queue.get('session0', previewJob.id)!.position, 1, 'the third job waits for a free slot');
+      await queue.idle();
+      await watch.close();
+      assert.ok(overlaps.some((running) => running.join() === 'render0,render1'), `the two sessions' renders ran at the same time: ${JSON.stringify(overlaps)}`);
+      assert.ok(overlaps.every((running) => running.length <= 2), 'never more jobs than workers');
+      const previewResult = queue.get('session0', previewJob.id)!.result as { images: { seed: number; url: string }[] };
       assert.deepEqual(previewResult.images.map((image) => image.seed).sort(), [1, 2, 3]);
       for (const image of previewResult.images) assert.ok(existsSync(join(sessions[0]!, 'files', image.url.replace('/api/files/', ''))), image.url);
-      assert.ok(previews.progress.length > 0);
-      for (const [index, result] of renderResults.entries()) {
+      assert.ok(previews.record.progress.length > 0);
+      for (const [index, job] of renderJobs.entries()) {
+        const view = queue.get(`session${index}`, job.id)!;
+        assert.equal(view.state, 'done', JSON.stringify(view.error));
+        const result = view.result as { filmId: string; filmFrames: number; workDir: string; transitions: number };
         assert.equal(result.transitions, 2);
         assert.ok(result.workDir.startsWith(sessions[index]!), 'the film stays in its session');
         assert.ok(existsSync(join(result.workDir, 'film.mp4')));
-        const frames = renders[index]!.events.filter((event) => event.type === 'frame');
+        const frames = renders[index]!.record.events.filter((event) => event.type === 'frame');
         assert.equal(frames.length, 4 + 3, 'every computed frame streams once, the shared keyframe once');
-        assert.ok(renders[index]!.progress.some((value) => value.label?.includes('worker pool')));
+        assert.ok(renders[index]!.record.progress.some((value) => value.label?.includes('worker pool')));
+        assert.equal(queue.get(`session${1 - index}`, job.id), undefined, 'another session does not see it');
       }
     });
 
