@@ -75,7 +75,7 @@ describe('film → jobs', () => {
     const plan = planFilmJobs(chain, 'r');
     assert.equal(plan.keyframes.length, 4);
     for (const transition of plan.transitions) {
-      assert.deepEqual(dependenciesOf(plan, transition.keyframeB), [transition.keyframeA]);
+      assert.deepEqual(dependenciesOf(plan, transition.keyframeB!), [transition.keyframeA]);
     }
     // Keys follow the chain: another keyframe 1 seed changes every later keyframe's folder.
     const other = planFilmJobs(changeSeed(chain, 0), 'r');
@@ -89,6 +89,33 @@ describe('film → jobs', () => {
       base.keyframes.map((job, index) => job.name === independent.keyframes[index]!.name),
       [false, true, true, true],
     );
+  });
+
+  test('a picture keyframe gets no job: the transitions on either side compute it (and say so in their payload)', () => {
+    const spec = film(3);
+    const withPicture: FilmSpec = { ...spec, keyframes: spec.keyframes.map((keyframe, index) => (index === 1 ? { ...keyframe, image: '/shared/pictures/middle.png' } : keyframe)) };
+    const plan = planFilmJobs(withPicture, 'r');
+    assert.deepEqual(plan.keyframes.map((job) => job.keyframe), [0, 2]);
+    const [first, second] = plan.transitions;
+    assert.equal(first!.keyframeB, undefined);
+    assert.equal(second!.keyframeA, undefined);
+    assert.deepEqual(dependenciesOf(plan, first!.jobId), [first!.keyframeA]);
+    assert.deepEqual(dependenciesOf(plan, second!.jobId), [second!.keyframeB]);
+    const flows = filmFlows(plan, { spec: withPicture, workDir: '/shared/work', model: '/models/m', specDir: '/shared/specs' });
+    const payload = parseFilmJob(flows[0]!.data);
+    assert.ok(payload.kind === 'transition' && payload.keyframeB === undefined && payload.keyframeA !== undefined);
+    assert.equal(payload.specDir, '/shared/specs');
+    assert.throws(() => parseFilmJob({ ...(flows[0]!.data as object), specDir: 'relative/dir' }), /specDir.*absolute/s);
+  });
+
+  test('with a ControlNet or an IP-Adapter every keyframe is computed in its transition jobs; with branch-1 crossfeed that is refused', () => {
+    for (const extra of [['controlnet: /models/cn', 'controlImage: /shared/edges.png'], ['ipAdapter: /models/ip', 'ipImage: /shared/style.png']]) {
+      const plan = planFilmJobs(film(3, extra), 'r');
+      assert.equal(plan.keyframes.length, 0, extra[0]);
+      assert.deepEqual(plan.transitions.map((transition) => dependenciesOf(plan, transition.jobId)), [[], []]);
+      const chained = film(3, [...extra, 'branch1Crossfeed: { power: 0.5, range: 0.5, decay: 0.5 }']);
+      assert.throws(() => planFilmJobs(chained, 'r'), /branch-1 crossfeed together with picture keyframes, a ControlNet or an IP-Adapter/);
+    }
   });
 
   test('flows: transitions are parents of the keyframe jobs they own, payloads pass the schema', () => {

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { modelDir } from './helpers/golden.ts';
+import { FIXTURES, modelDir } from './helpers/golden.ts';
 import { spawnCli, startRedis, type CliProcess, type TestRedis } from './helpers/redis.ts';
 import { parseQueueUrl, QUEUE_NAME } from '../src/queue/connection.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
@@ -124,6 +124,38 @@ describe('worker pool', () => {
         assert.ok(latents('pooled.latentblend').equals(latents('single.latentblend')), `${dir}/latents.bin`);
       }
       assert.ok(existsSync(join(work, 'pooled.mp4')));
+    });
+
+    test('a picture → prompt → prompt film: the picture keyframe is computed in its transition job, and the frames are bit-identical to a single-process render', async () => {
+      const picture = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter', 'ip-a.png');
+      const spec = join(work, 'picture.yaml');
+      writeFileSync(
+        spec,
+        [`model: ${MODEL}`, 'fps: 10', 'transitionDuration: 1', 'branchesPerTransition: 4', 'keyframes:', `  - {image: ${JSON.stringify(picture)}, prompt: a photo, seed: 1}`, '  - {prompt: a dog, seed: 2}', '  - {prompt: a bird, seed: 3}'].join('\n'),
+      );
+      const single = spawnCli(['movie', spec, '--out', join(work, 'picture-single.mp4'), '--json', '--frames-dir', join(work, 'picture-single-frames')]);
+      const pooled = movie(redis, spec, join(work, 'picture-pooled.mp4'), ['--frames-dir', join(work, 'picture-pooled-frames')]);
+      assert.equal(await pooled.exited, 0, pooled.stderr());
+      assert.equal(await single.exited, 0, single.stderr());
+      const summary = JSON.parse(pooled.stdout()) as PoolSummary;
+      // No job for the picture keyframe: keyframes 2 and 3, then the two transitions.
+      assert.deepEqual(
+        summary.jobs.map((job) => job.kind),
+        ['keyframe', 'keyframe', 'transition', 'transition'],
+      );
+      const frames = readdirSync(join(work, 'picture-single-frames')).sort();
+      assert.equal(frames.length, 4 + 3);
+      assert.deepEqual(readdirSync(join(work, 'picture-pooled-frames')).sort(), frames);
+      for (const frame of frames) {
+        assert.ok(readFileSync(join(work, 'picture-pooled-frames', frame)).equals(readFileSync(join(work, 'picture-single-frames', frame))), frame);
+      }
+      // The same folders (the picture enters the key by content), latents included.
+      const singleDirs = readdirSync(join(work, 'picture-single.latentblend', 'transitions')).sort();
+      assert.deepEqual(readdirSync(join(work, 'picture-pooled.latentblend', 'transitions')).sort(), singleDirs);
+      for (const dir of singleDirs) {
+        const latents = (root: string) => readFileSync(join(work, root, 'transitions', dir, 'latents.bin'));
+        assert.ok(latents('picture-pooled.latentblend').equals(latents('picture-single.latentblend')), `${dir}/latents.bin`);
+      }
     });
 
     test('transition --queue: one transition on the pool', async () => {

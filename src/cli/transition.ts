@@ -1,6 +1,6 @@
 /** `latentblend transition`: one transition between two prompts, rendered as a film. */
 import { Command, Option } from 'commander';
-import { relative } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
 import { metricFromFlags } from './metric-flags.ts';
@@ -139,9 +139,10 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       const imagePrompts = await readImagePromptsFromFlags(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       if (flags.queue !== undefined) {
-        // Workers compute prompt keyframes only (for now): refuse what they would not honour.
-        if (flags.image1 !== undefined || flags.image2 !== undefined || flags.controlnet !== undefined || flags.ipAdapter !== undefined) {
-          throw new LatentBlendError('transition --queue: pictures, ControlNet and IP-Adapter are not supported on the worker pool yet; run without --queue.');
+        // Pictures go to the workers (they compute them in the transition job); ControlNet and
+        // IP-Adapter flags not yet (a film spec with them does: movie --queue).
+        if (flags.controlnet !== undefined || flags.ipAdapter !== undefined) {
+          throw new LatentBlendError('transition --queue: ControlNet and IP-Adapter flags are not supported on the worker pool yet; write a two-keyframe film spec with them and use movie --queue, or run without --queue.');
         }
         await transitionOnPool(flags, reporter, signal, started);
         return;
@@ -221,6 +222,18 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
   return command;
 }
 
+/** A keyframe of `transition --queue`'s film spec: a prompt, a picture (absolute path, on the shared file system), or both. */
+function poolKeyframe(prompt: string | undefined, image: string | undefined, seed: number, flags: TransitionFlags): Record<string, unknown> {
+  if (image === undefined) return { prompt, seed };
+  return {
+    ...(prompt !== undefined && prompt !== '' ? { prompt } : {}),
+    image: resolve(image),
+    fit: flags.fit,
+    ...(flags.imageMethod !== undefined ? { imageMethod: flags.imageMethod } : {}),
+    seed,
+  };
+}
+
 /**
  * `transition --queue`: the transition as a two-keyframe film on the worker pool (its work folder
  * then has the layout of `movie`'s).
@@ -256,10 +269,7 @@ async function transitionOnPool(flags: TransitionFlags, reporter: ReturnType<typ
   const spec = parseFilmSpec(
     JSON.stringify({
       ...settings,
-      keyframes: [
-        { prompt: flags.prompt1, seed: flags.seed1 },
-        { prompt: flags.prompt2, seed: flags.seed2 },
-      ],
+      keyframes: [poolKeyframe(flags.prompt1, flags.image1, flags.seed1, flags), poolKeyframe(flags.prompt2, flags.image2, flags.seed2, flags)],
     }),
     { path: 'transition flags', format: 'json' },
   );

@@ -19,6 +19,8 @@ export interface RenderOnPoolOptions {
   readonly spec: FilmSpec;
   readonly model: string;
   readonly preset?: 'turbo' | 'standard';
+  /** Folder the spec's relative paths (control pictures, image prompts, adapters) are relative to. */
+  readonly specDir?: string;
   readonly workDir: string;
   readonly out: string;
   readonly force: boolean;
@@ -80,6 +82,7 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
       workDir,
       model: options.model,
       ...(options.preset !== undefined ? { preset: options.preset } : {}),
+      ...(options.specDir !== undefined ? { specDir: resolve(options.specDir) } : {}),
       run,
       ...(signal !== undefined ? { signal } : {}),
       onNotice: (line) => reporter.warn(line),

@@ -20,6 +20,8 @@ export interface SubmitFilmOptions {
   readonly workDir: string;
   readonly model: string;
   readonly preset?: 'turbo' | 'standard';
+  /** Absolute folder the spec's relative paths are relative to (its file's folder), on the shared file system. */
+  readonly specDir?: string;
   /** Names this submission; default: random. */
   readonly run?: string;
   readonly signal?: AbortSignal;
@@ -213,6 +215,7 @@ export async function submitFilm(options: SubmitFilmOptions): Promise<SubmittedF
     workDir: options.workDir,
     model: options.model,
     ...(options.preset !== undefined ? { preset: options.preset } : {}),
+    ...(options.specDir !== undefined ? { specDir: options.specDir } : {}),
   });
   const describeJob = (jobId: string) => {
     const transition = plan.transitions.find((job) => job.jobId === jobId);
