@@ -7,7 +7,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -158,13 +158,15 @@ describe('worker pool', () => {
       }
     });
 
-    test('transition --queue: one transition on the pool', async () => {
+    test('transition --queue: one transition from a picture on the pool', async () => {
       const out = join(work, 'one.mp4');
-      const command = spawnCli(['transition', '--model', MODEL, '--prompt1', 'a cat', '--prompt2', 'a dog', '--max-branches', '4', '--duration', '1', '--fps', '8', '--out', out, '--queue', redis.url, '--json']);
+      const picture = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter', 'ip-b.png');
+      const command = spawnCli(['transition', '--model', MODEL, '--image1', picture, '--fit', 'contain', '--prompt2', 'a dog', '--max-branches', '4', '--duration', '1', '--fps', '8', '--out', out, '--queue', redis.url, '--json']);
       assert.equal(await command.exited, 0, command.stderr());
       const summary = JSON.parse(command.stdout()) as PoolSummary & { framesComputed: number };
       assert.equal(summary.framesComputed, 4);
       assert.equal(summary.filmFrames, 8);
+      assert.deepEqual(summary.jobs.map((job) => job.kind), ['keyframe', 'transition'], 'keyframe B only: the picture is computed in the transition job');
       assert.ok(existsSync(out));
     });
 
@@ -324,6 +326,67 @@ describe('worker pool', () => {
       assert.match(command.stderr(), /failed on the worker pool: worker wrong runs model .*tiny-sdxl-turbo.* but this job asks for .*tiny-sd-turbo/);
       assert.match(wrong.stderr(), /refused keyframe \d/);
       assert.equal(existsSync(join(work, 'wrong.mp4')), false);
+    });
+  });
+
+  describe('ControlNet and IP-Adapter films on a worker', () => {
+    const SD15 = modelDir('tiny-sd15');
+    before(async () => {
+      const sd15 = worker(redis, 'sd15', LOCKS, SD15, 2);
+      workers.push(sd15);
+      await sd15.waitFor(/ready on/);
+    });
+
+    test('each keyframe is computed in its transition jobs, control pictures relative to the spec; frames bit-identical to a single-process render', async () => {
+      const dir = join(work, 'control-specs');
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(join(FIXTURES, 'goldens', 'tiny-sd15-controlnet', 'control-64.png'), join(dir, 'edges.png'));
+      const common = [`model: ${JSON.stringify(SD15)}`, 'steps: 4', 'guidanceScale: 0', 'branchesPerTransition: 3', 'fps: 4', 'transitionDuration: 1'];
+      const ipPictures = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter');
+      const specs = {
+        control: [
+          ...common,
+          `controlnet: ${JSON.stringify(join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx'))}`,
+          // Relative: the workers read it beside the spec on the shared file system.
+          'controlImage: edges.png',
+          'controlnetScale: 0.9',
+          'keyframes:',
+          '  - {prompt: a cat, seed: 1}',
+          '  - {prompt: a dog, seed: 2}',
+          `  - {prompt: a fox, seed: 3, controlImage: ${JSON.stringify(join(FIXTURES, 'goldens', 'tiny-sd15-controlnet', 'control-96x80.png'))}, controlnetScale: 0.5}`,
+        ],
+        ip: [
+          ...common,
+          `ipAdapter: ${JSON.stringify(join(FIXTURES, 'models', 'tiny-sd15-ip-adapter', 'onnx'))}`,
+          `ipImage: ${JSON.stringify(join(ipPictures, 'ip-a.png'))}`,
+          'keyframes:',
+          '  - {prompt: a cat, seed: 1}',
+          `  - {prompt: a dog, seed: 2, ipImage: ${JSON.stringify(join(ipPictures, 'ip-b.png'))}, ipAdapterScale: 0.5}`,
+        ],
+      };
+      const runs = Object.entries(specs).map(([name, lines]) => {
+        const path = join(dir, `${name}.yaml`);
+        writeFileSync(path, `${lines.join('\n')}\n`);
+        const frames = (kind: string) => join(work, `${name}-${kind}-frames`);
+        return {
+          name,
+          frames,
+          single: spawnCli(['movie', path, '--out', join(work, `${name}-single.gif`), '--json', '--frames-dir', frames('single')]),
+          pooled: movie(redis, path, join(work, `${name}-pooled.gif`), ['--frames-dir', frames('pooled')], 2),
+        };
+      });
+      for (const run of runs) {
+        assert.equal(await run.pooled.exited, 0, run.pooled.stderr());
+        assert.equal(await run.single.exited, 0, run.single.stderr());
+        const summary = JSON.parse(run.pooled.stdout()) as PoolSummary;
+        assert.ok(summary.jobs.every((job) => job.kind === 'transition'), `${run.name}: no keyframe jobs`);
+        const frames = readdirSync(run.frames('single')).sort();
+        assert.ok(frames.length >= 3, run.name);
+        assert.deepEqual(readdirSync(run.frames('pooled')).sort(), frames, run.name);
+        for (const frame of frames) assert.ok(readFileSync(join(run.frames('pooled'), frame)).equals(readFileSync(join(run.frames('single'), frame))), `${run.name}: ${frame}`);
+        // The same transition folders: control pictures and image prompts enter the key by content on both sides.
+        assert.deepEqual(readdirSync(join(work, `${run.name}-pooled.latentblend`, 'transitions')).sort(), readdirSync(join(work, `${run.name}-single.latentblend`, 'transitions')).sort());
+      }
     });
   });
 });
