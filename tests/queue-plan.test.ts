@@ -118,6 +118,27 @@ describe('film → jobs', () => {
     }
   });
 
+  test('only: one transition\'s jobs, with the same ids and folders as in the whole film; with branch-1 crossfeed those before it too', () => {
+    const whole = planFilmJobs(film(4), 'r');
+    const one = planFilmJobs(film(4), 'r', { only: 2 });
+    assert.deepEqual(one.transitions, [{ ...whole.transitions[2]!, keyframeA: 'r.k2A2' }], 'keyframe 3 is A of its own job here');
+    assert.deepEqual(
+      one.keyframes.map((job) => [job.jobId, job.name]),
+      [
+        ['r.k2A2', whole.keyframes.find((job) => job.jobId === 'r.k2B1')!.name],
+        ['r.k3B2', whole.keyframes.find((job) => job.jobId === 'r.k3B2')!.name],
+      ],
+      'the keyframes go to the folders the whole film uses',
+    );
+    const chain = film(4, ['branch1Crossfeed: { power: 0.5, range: 0.5, decay: 0.5 }']);
+    assert.deepEqual(planFilmJobs(chain, 'r', { only: 1 }).transitions.map((job) => job.index), [0, 1]);
+    assert.deepEqual(planFilmJobs(chain, 'r', { only: 1 }).keyframes, planFilmJobs(chain, 'r').keyframes.slice(0, 3));
+    assert.throws(() => planFilmJobs(film(4), 'r', { only: 3 }), /transitionIndex: expected an integer from 0 to 2/);
+    const reuse = filmFlows(one, { spec: film(4), workDir: '/shared/work', model: '/models/m', reuseFrom: ['/shared/other'] });
+    assert.deepEqual((parseFilmJob(reuse[0]!.data) as { reuseFrom?: string[] }).reuseFrom, ['/shared/other']);
+    assert.throws(() => parseFilmJob({ ...(reuse[0]!.data as object), reuseFrom: ['other'] }), /reuseFrom.*absolute/s);
+  });
+
   test('flows: transitions are parents of the keyframe jobs they own, payloads pass the schema', () => {
     const spec = film(3);
     const plan = planFilmJobs(spec, 'r');

@@ -204,7 +204,6 @@ describe('worker pool', () => {
       const previewJob = queue.submit('session0', 'previews', previews.run);
       assert.equal(queue.get('session0', previewJob.id)!.position, 1, 'the third job waits for a free slot');
       await queue.idle();
-      await watch.close();
       assert.ok(overlaps.some((running) => running.join() === 'render0,render1'), `the two sessions' renders ran at the same time: ${JSON.stringify(overlaps)}`);
       assert.ok(overlaps.every((running) => running.length <= 2), 'never more jobs than workers');
       const previewResult = queue.get('session0', previewJob.id)!.result as { images: { seed: number; url: string }[] };
@@ -223,6 +222,28 @@ describe('worker pool', () => {
         assert.ok(renders[index]!.record.progress.some((value) => value.label?.includes('worker pool')));
         assert.equal(queue.get(`session${1 - index}`, job.id), undefined, 'another session does not see it');
       }
+
+      // One transition of the same film: the workers copy it from the session's first film. And one
+      // transition of a film with branch-1 crossfeed: the one before it is computed too, not shown.
+      const reused = recorded('reused', poolRenderJob(connection, () => model, sessions[0]!, parseRenderRequest({ spec, format: 'mp4', transitionIndex: 1 }), newFilmId()));
+      const chainedSpec = { ...spec, branch1Crossfeed: { power: 0.5, range: 0.5, decay: 0.5 } };
+      const chained = recorded('chained', poolRenderJob(connection, () => model, sessions[1]!, parseRenderRequest({ spec: chainedSpec, format: 'mp4', transitionIndex: 1 }), newFilmId()));
+      const reusedJob = queue.submit('session0', 'render', reused.run);
+      const chainedJob = queue.submit('session1', 'render', chained.run);
+      await queue.idle();
+      const reusedView = queue.get('session0', reusedJob.id)!;
+      assert.equal(reusedView.state, 'done', JSON.stringify(reusedView.error));
+      const reusedResult = reusedView.result as { transitions: number; transitionsReused: number; workDir: string };
+      assert.deepEqual([reusedResult.transitions, reusedResult.transitionsReused], [1, 1], 'copied from the first film, not computed');
+      assert.deepEqual(readdirSync(join(reusedResult.workDir, 'transitions')), [readdirSync(join(renderJobs.map((job) => (queue.get('session0', job.id)?.result as { workDir: string } | undefined)?.workDir).find((dir) => dir !== undefined)!, 'transitions')).sort()[1]!], 'the same folder (film index and key) as in the whole film');
+      assert.deepEqual(reused.record.events.filter((event) => event.type === 'frame').map((event) => (event.data as { transition: number }).transition), [1, 1, 1, 1]);
+      const chainedView = queue.get('session1', chainedJob.id)!;
+      assert.equal(chainedView.state, 'done', JSON.stringify(chainedView.error));
+      const chainedResult = chainedView.result as { transitions: number; workDir: string };
+      assert.equal(chainedResult.transitions, 1);
+      assert.equal(readdirSync(join(chainedResult.workDir, 'transitions')).filter((name) => !name.startsWith('.')).length, 2, 'transition 1 needs transition 0 first');
+      assert.deepEqual(chained.record.events.filter((event) => event.type === 'frame').map((event) => (event.data as { transition: number }).transition), [1, 1, 1, 1]);
+      await watch.close();
     });
 
     test('Ctrl-C of the command removes the film\'s pending jobs and stops its active ones', async () => {

@@ -166,8 +166,8 @@ function chained(spec: FilmSpec): boolean {
   return crossfeed !== undefined && crossfeed.power > 0 && crossfeed.range > 0;
 }
 
-/** Transition `index` with `key`, finished in one of `folders`, or undefined. */
-async function findFinished(folders: readonly string[], index: number, key: string, stamp: ModelStamp): Promise<Transition | undefined> {
+/** Transition `index` with `key`, finished in one of the work folders `folders`, or undefined. */
+export async function findFinished(folders: readonly string[], index: number, key: string, stamp: ModelStamp): Promise<Transition | undefined> {
   for (const folder of folders) {
     try {
       const found = await cachedTransition(folder, index, key, stamp, () => Promise.reject(new NotCached()));

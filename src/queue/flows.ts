@@ -17,6 +17,8 @@ export interface FlowContext {
   readonly preset?: 'turbo' | 'standard';
   /** Absolute folder of the spec's relative paths (see jobs.ts). */
   readonly specDir?: string;
+  /** Other films' work folders whose finished transitions are reused (see jobs.ts). */
+  readonly reuseFrom?: readonly string[];
 }
 
 /** Finished jobs stay a day so that a command that lost its connection can still read results. */
@@ -40,6 +42,7 @@ export function filmFlows(plan: FilmJobPlan, context: FlowContext): FlowJob[] {
       index: transition.index,
       ...(transition.keyframeA !== undefined ? { keyframeA: ref(transition.keyframeA) } : {}),
       ...(transition.keyframeB !== undefined ? { keyframeB: ref(transition.keyframeB) } : {}),
+      ...(context.reuseFrom !== undefined && context.reuseFrom.length > 0 ? { reuseFrom: [...context.reuseFrom] } : {}),
     };
     return {
       name: 'transition',

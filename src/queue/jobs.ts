@@ -53,6 +53,11 @@ export const transitionJobSchema = z.strictObject({
   /** Keyframe jobs of its ends; absent: computed in this job (a picture, a ControlNet, an IP-Adapter). */
   keyframeA: keyframeRefSchema.optional(),
   keyframeB: keyframeRefSchema.optional(),
+  /**
+   * Work folders of other films (absolute, on the shared file system) whose finished transition
+   * with the same key is copied instead of computed (the studio's films of one session).
+   */
+  reuseFrom: z.array(z.string().min(1).refine((path) => isAbsolute(path), 'expected an absolute folder')).max(50).optional(),
 });
 export type TransitionJob = z.infer<typeof transitionJobSchema>;
 

@@ -68,12 +68,19 @@ function chained(spec: FilmSpec): boolean {
 
 /**
  * Splits `spec` into jobs. `run` names this submission (letters, digits, '-' and '_'); job ids
- * are `<run>.k<keyframe><end><transition>` and `<run>.t<index>`.
+ * are `<run>.k<keyframe><end><transition>` and `<run>.t<index>`. With `only`, the jobs of that
+ * transition alone (film index), and with branch-1 crossfeed those of the transitions before it
+ * too, which it depends on (as renderFilm's `only`).
  */
-export function planFilmJobs(spec: FilmSpec, run: string): FilmJobPlan {
+export function planFilmJobs(spec: FilmSpec, run: string, options: { readonly only?: number } = {}): FilmJobPlan {
   if (!/^[A-Za-z0-9_-]{1,100}$/.test(run)) throw new LatentBlendError(`run: expected 1 to 100 letters, digits, '-' or '_', got ${JSON.stringify(run)}`);
   const transitions = transitionsOf(spec);
   const chain = chained(spec);
+  const { only } = options;
+  if (only !== undefined && (!Number.isInteger(only) || only < 0 || only >= transitions.length)) {
+    throw new LatentBlendError(`transitionIndex: expected an integer from 0 to ${transitions.length - 1} (the spec has ${transitions.length} transitions), got ${only}`);
+  }
+  const wanted = (index: number) => only === undefined || index === only || (chain && index < only);
   const inline = (keyframe: number) => spec.controlnet !== undefined || spec.ipAdapter !== undefined || spec.keyframes[keyframe]!.image !== undefined;
   if (chain && spec.keyframes.some((_, keyframe) => inline(keyframe))) {
     // Each keyframe would then depend on one computed inside another transition's job.
@@ -117,6 +124,7 @@ export function planFilmJobs(spec: FilmSpec, run: string): FilmJobPlan {
 
   let previousB: PlannedKeyframe | undefined;
   for (const [index, transition] of transitions.entries()) {
+    if (!wanted(index)) continue;
     const jobId = `${run}.t${index}`;
     const before = index > 0 ? transitions[index - 1]! : undefined;
     const shared = previousB !== undefined && before !== undefined && before.negativePrompt === transition.negativePrompt;

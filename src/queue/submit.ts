@@ -22,6 +22,10 @@ export interface SubmitFilmOptions {
   readonly preset?: 'turbo' | 'standard';
   /** Absolute folder the spec's relative paths are relative to (its file's folder), on the shared file system. */
   readonly specDir?: string;
+  /** Other films' work folders (absolute, shared) whose finished transitions the workers reuse. */
+  readonly reuseFrom?: readonly string[];
+  /** Only this transition (film index), and those before it with branch-1 crossfeed. */
+  readonly only?: number;
   /** Names this submission; default: random. */
   readonly run?: string;
   readonly signal?: AbortSignal;
@@ -209,13 +213,14 @@ async function followJobs(options: FollowOptions): Promise<Map<string, FinishedJ
  */
 export async function submitFilm(options: SubmitFilmOptions): Promise<SubmittedFilm> {
   const run = options.run ?? newRunName();
-  const plan = planFilmJobs(options.spec, run);
+  const plan = planFilmJobs(options.spec, run, options.only !== undefined ? { only: options.only } : {});
   const flows = filmFlows(plan, {
     spec: options.spec,
     workDir: options.workDir,
     model: options.model,
     ...(options.preset !== undefined ? { preset: options.preset } : {}),
     ...(options.specDir !== undefined ? { specDir: options.specDir } : {}),
+    ...(options.reuseFrom !== undefined ? { reuseFrom: options.reuseFrom } : {}),
   });
   const describeJob = (jobId: string) => {
     const transition = plan.transitions.find((job) => job.jobId === jobId);

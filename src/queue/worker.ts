@@ -12,7 +12,7 @@ import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { modelStamp, type ModelStamp } from '../engine/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 import { parseFilmSpec, type FilmSpec } from '../film/spec.ts';
-import { filmPictureHashes, filmTransitionSetup, transitionOptionsOf } from '../film/render-film.ts';
+import { filmPictureHashes, filmTransitionSetup, findFinished, transitionOptionsOf } from '../film/render-film.ts';
 import { loadFilmControl, loadFilmImagePrompts } from '../film/film-control.ts';
 import { cachedTransition } from '../film/work-folder.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -139,8 +139,15 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
     }
     const { input, key, controlNet, ipAdapter } = filmTransitionSetup(spec, data.index, { pipeline, metricName: metric.name, pictureHashes, filmControl, filmImages });
     let last = 0;
+    let copied = false;
     try {
       const result = await cachedTransition(data.workDir, data.index, key, stamp, async () => {
+        // The same transition finished in another film (of the studio session): copied, not computed.
+        const elsewhere = await findFinished(data.reuseFrom ?? [], data.index, key, stamp);
+        if (elsewhere !== undefined) {
+          copied = true;
+          return elsewhere;
+        }
         // A keyframe without a job (a picture, or a film with a ControlNet or an IP-Adapter) is
         // computed here, as in a single-process render.
         const keyframeA = data.keyframeA === undefined ? undefined : loadKeyframe(data.workDir, data.keyframeA.name, stamp);
@@ -164,9 +171,9 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
       });
       return {
         worker: name,
-        reused: result.reused,
+        reused: result.reused || copied,
         dir: relative(data.workDir, result.dir),
-        unetCalls: result.reused ? 0 : result.transition.stats.unetCalls,
+        unetCalls: result.reused || copied ? 0 : result.transition.stats.unetCalls,
         seconds: (performance.now() - started) / 1000,
       };
     } finally {
