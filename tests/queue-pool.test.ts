@@ -358,6 +358,20 @@ describe('worker pool', () => {
       await sd15.waitFor(/ready on/);
     });
 
+    test('the studio counts only the workers of its own database', async () => {
+      const counts: number[] = [];
+      const watch = watchPoolWorkers(parseQueueUrl(`${redis.url}/2`), (count) => counts.push(count));
+      await watch.ready;
+      await watch.close();
+      assert.deepEqual(counts, [1], 'the sd15 worker alone, not those on databases 0 and 1');
+      const raw = new Queue(QUEUE_NAME, { connection: parseQueueUrl(`${redis.url}/2`) });
+      try {
+        assert.ok((await raw.getWorkers()).length > 1, 'Redis lists the workers of every database');
+      } finally {
+        await raw.close();
+      }
+    });
+
     test('each keyframe is computed in its transition jobs, control pictures relative to the spec; frames bit-identical to a single-process render', async () => {
       const dir = join(work, 'control-specs');
       mkdirSync(dir, { recursive: true });

@@ -144,8 +144,14 @@ async function followJobs(options: FollowOptions): Promise<Map<string, FinishedJ
     if (!finished.has(jobId)) fraction.set(jobId, progress.total > 0 ? Math.min(0.99, progress.done / progress.total) : 0);
     emitProgress();
   });
+  /** The job whose failure failed `reason`'s parent (BullMQ's failParentOnFailure), if one of ours. */
+  const failedChild = (reason: string | undefined): string | undefined => {
+    const child = /^child bull:[^:]+:(\S+) failed$/.exec(reason ?? '')?.[1];
+    return child !== undefined && ours.has(child) ? child : undefined;
+  };
   events.on('failed', ({ jobId, failedReason }) => {
-    if (ours.has(jobId)) failed(jobId, failedReason);
+    // A parent failed by its child: the child's own failure (with the worker's reason) is reported.
+    if (ours.has(jobId) && failedChild(failedReason) === undefined) failed(jobId, failedReason);
   });
 
   let cancelled = false;
@@ -183,7 +189,10 @@ async function followJobs(options: FollowOptions): Promise<Map<string, FinishedJ
         const job = await queue.getJob(jobId);
         if (job === undefined) continue;
         if (state === 'failed') {
-          failed(jobId, job.failedReason);
+          const child = failedChild(job.failedReason);
+          const childJob = child !== undefined ? await queue.getJob(child) : undefined;
+          if (child !== undefined && childJob?.failedReason) failed(child, childJob.failedReason);
+          else failed(jobId, job.failedReason);
           continue;
         }
         const result = parseJobResult(job.returnvalue);

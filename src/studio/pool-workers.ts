@@ -34,7 +34,9 @@ export function watchPoolWorkers(connection: QueueConnection, onCount: (workers:
   let closed = false;
   const read = async () => {
     try {
-      const count = Math.max(1, (await queue.getWorkers()).length);
+      // Redis lists the clients of every database; pools on other databases are not ours.
+      const workers = (await queue.getWorkers()).filter((client) => client.db === undefined || client.db === String(connection.db));
+      const count = Math.max(1, workers.length);
       failing = false;
       if (!closed && count !== last) {
         last = count;
