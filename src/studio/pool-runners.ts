@@ -55,8 +55,11 @@ export function poolPreviewsJob(connection: QueueConnection, currentModel: Curre
   };
 }
 
-/** A render on the pool: the film's jobs spread over the workers; the film is encoded here. */
-export function poolRenderJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string): JobRunner {
+/**
+ * A render on the pool: the film's jobs spread over the workers; the film is encoded here. With
+ * `resumed`, that film is resumed in its folder (its finished transitions are kept).
+ */
+export function poolRenderJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string, resumed?: StudioFilmRecord): JobRunner {
   return async (context: JobContext) => {
     const model = currentModel();
     checkRenderRequest(model, request);
@@ -74,7 +77,10 @@ export function poolRenderJob(connection: QueueConnection, currentModel: Current
     await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(spec), true);
     const record: StudioFilmRecord = {
       id: filmId,
-      createdAt: Date.now(),
+      // A resumed film keeps its place in the list and its title.
+      createdAt: resumed?.createdAt ?? Date.now(),
+      ...(resumed?.title !== undefined ? { title: resumed.title } : {}),
+      ...(resumed !== undefined ? { earlierJobIds: [...(resumed.earlierJobIds ?? []), resumed.jobId].slice(-50) } : {}),
       state: 'rendering',
       format: request.format,
       jobId: context.id,

@@ -335,7 +335,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const body = parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) });
         checkRenderRequest(model, body);
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
-        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: units, label: 'waiting' });
+        const runner =
+          options.pool !== undefined ? poolRenderJob(options.pool, currentModel, sessionDir(session), body, record.id, record) : renderJob(currentModel, sessionDir(session), body, record.id, record);
+        const job = queue.submit(session, 'render', runner, { done: 0, total: units, label: 'waiting' });
         // The film is 'rendering' from now on, also while the job waits (so it is not deleted or resumed twice).
         await writeStudioFilmRecord(filmDir(dir, record.id), {
           ...record,
