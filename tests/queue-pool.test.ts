@@ -423,5 +423,23 @@ describe('worker pool', () => {
         assert.deepEqual(readdirSync(join(work, `${run.name}-pooled.latentblend`, 'transitions')).sort(), readdirSync(join(work, `${run.name}-single.latentblend`, 'transitions')).sort());
       }
     });
+
+    test('transition --queue with ControlNet flags (a control picture per keyframe, two scales): the same frames as without --queue', async () => {
+      const pictures = join(FIXTURES, 'goldens', 'tiny-sd15-controlnet');
+      const flags = (out: string, frames: string) => [
+        'transition', '--model', SD15, '--prompt1', 'a cat', '--prompt2', 'a dog', '--steps', '4', '--guidance-scale', '0', '--max-branches', '3', '--duration', '1', '--fps', '4',
+        '--controlnet', join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx'), '--control-image1', join(pictures, 'control-64.png'), '--control-image2', join(pictures, 'control-96x80.png'),
+        '--controlnet-scale', '0.9', '--controlnet-scale2', '0.4', '--out', join(work, out), '--frames-dir', join(work, frames), '--json',
+      ];
+      const single = spawnCli(flags('cn-single.gif', 'cn-single-frames'));
+      const pooled = spawnCli([...flags('cn-pooled.gif', 'cn-pooled-frames'), '--queue', `${redis.url}/2`]);
+      assert.equal(await pooled.exited, 0, pooled.stderr());
+      assert.equal(await single.exited, 0, single.stderr());
+      assert.deepEqual((JSON.parse(pooled.stdout()) as PoolSummary).jobs.map((job) => job.kind), ['transition']);
+      const frames = readdirSync(join(work, 'cn-single-frames')).sort();
+      assert.ok(frames.length >= 3);
+      assert.deepEqual(readdirSync(join(work, 'cn-pooled-frames')).sort(), frames);
+      for (const frame of frames) assert.ok(readFileSync(join(work, 'cn-pooled-frames', frame)).equals(readFileSync(join(work, 'cn-single-frames', frame))), frame);
+    });
   });
 });

@@ -1,5 +1,6 @@
 /** `latentblend transition`: one transition between two prompts, rendered as a film. */
 import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
@@ -132,6 +133,12 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
       checkOutputs(flags);
+      if (flags.queue !== undefined) {
+        // The film spec has Canny's default thresholds only, and workers write no edge map here.
+        for (const [flag, value] of [['--canny-low', flags.cannyLow], ['--canny-high', flags.cannyHigh], ['--canny-out', flags.cannyOut]] as const) {
+          if (value !== undefined) throw new LatentBlendError(`transition --queue: ${flag} is not supported on the worker pool; leave it out (--canny uses the default thresholds) or run without --queue.`);
+        }
+      }
       // Keyframes first: a bad picture is refused before the model loads.
       const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
       const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);
@@ -139,11 +146,6 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       const imagePrompts = await readImagePromptsFromFlags(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       if (flags.queue !== undefined) {
-        // Pictures go to the workers (they compute them in the transition job); ControlNet and
-        // IP-Adapter flags not yet (a film spec with them does: movie --queue).
-        if (flags.controlnet !== undefined || flags.ipAdapter !== undefined) {
-          throw new LatentBlendError('transition --queue: ControlNet and IP-Adapter flags are not supported on the worker pool yet; write a two-keyframe film spec with them and use movie --queue, or run without --queue.');
-        }
         await transitionOnPool(flags, reporter, signal, started);
         return;
       }
@@ -234,6 +236,38 @@ function poolKeyframe(prompt: string | undefined, image: string | undefined, see
   };
 }
 
+/** A folder given on the command line, absolute when it is one here (shared), else a Hub id as written. */
+function folderOrRepo(value: string): string {
+  return existsSync(value) ? resolve(value) : value;
+}
+
+/** The film-wide ControlNet and IP-Adapter settings of `transition --queue`'s film spec (the flags were checked already). */
+function poolControlSettings(flags: TransitionFlags): Record<string, unknown> {
+  return {
+    ...(flags.controlnet !== undefined ? { controlnet: folderOrRepo(flags.controlnet) } : {}),
+    ...(flags.controlImage !== undefined ? { controlImage: resolve(flags.controlImage) } : {}),
+    ...(flags.controlnetScale !== undefined ? { controlnetScale: flags.controlnetScale } : {}),
+    ...(flags.controlGuidanceStart !== undefined ? { controlGuidanceStart: flags.controlGuidanceStart } : {}),
+    ...(flags.controlGuidanceEnd !== undefined ? { controlGuidanceEnd: flags.controlGuidanceEnd } : {}),
+    ...(flags.canny === true ? { canny: true } : {}),
+    ...(flags.ipAdapter !== undefined ? { ipAdapter: folderOrRepo(flags.ipAdapter) } : {}),
+    ...(flags.ipImage !== undefined ? { ipImage: resolve(flags.ipImage) } : {}),
+    ...(flags.ipAdapterScale !== undefined ? { ipAdapterScale: flags.ipAdapterScale } : {}),
+  };
+}
+
+/** A keyframe's own control picture, image prompt and scales (--control-image1/2, --ip-image1/2, the scales of B). */
+function poolKeyframeControl(flags: TransitionFlags, end: 'A' | 'B'): Record<string, unknown> {
+  const controlImage = end === 'A' ? flags.controlImage1 : flags.controlImage2;
+  const ipImage = end === 'A' ? flags.ipImage1 : flags.ipImage2;
+  return {
+    ...(controlImage !== undefined ? { controlImage: resolve(controlImage) } : {}),
+    ...(end === 'B' && flags.controlnetScale2 !== undefined ? { controlnetScale: flags.controlnetScale2 } : {}),
+    ...(ipImage !== undefined ? { ipImage: resolve(ipImage) } : {}),
+    ...(end === 'B' && flags.ipAdapterScale2 !== undefined ? { ipAdapterScale: flags.ipAdapterScale2 } : {}),
+  };
+}
+
 /**
  * `transition --queue`: the transition as a two-keyframe film on the worker pool (its work folder
  * then has the layout of `movie`'s).
@@ -269,7 +303,11 @@ async function transitionOnPool(flags: TransitionFlags, reporter: ReturnType<typ
   const spec = parseFilmSpec(
     JSON.stringify({
       ...settings,
-      keyframes: [poolKeyframe(flags.prompt1, flags.image1, flags.seed1, flags), poolKeyframe(flags.prompt2, flags.image2, flags.seed2, flags)],
+      ...poolControlSettings(flags),
+      keyframes: [
+        { ...poolKeyframe(flags.prompt1, flags.image1, flags.seed1, flags), ...poolKeyframeControl(flags, 'A') },
+        { ...poolKeyframe(flags.prompt2, flags.image2, flags.seed2, flags), ...poolKeyframeControl(flags, 'B') },
+      ],
     }),
     { path: 'transition flags', format: 'json' },
   );
