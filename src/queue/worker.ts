@@ -128,7 +128,8 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
     // Pictures by content, the ControlNet and the IP-Adapter with their pictures, read from the
     // shared file system as a single-process render reads them (same options, same key).
     const baseDir = data.specDir ?? process.cwd();
-    const pictureHashes = await filmPictureHashes(spec);
+    // Only this transition's two keyframes are read (the rest of the film is other jobs' work).
+    const pictureHashes = await filmPictureHashes({ ...spec, keyframes: spec.keyframes.slice(data.index, data.index + 2) });
     const filmControl = await loadFilmControl(spec, pipeline, baseDir, signal);
     let filmImages: Awaited<ReturnType<typeof loadFilmImagePrompts>>;
     try {
