@@ -49,8 +49,13 @@ export function watchPoolWorkers(connection: QueueConnection, onCount: (workers:
   };
   const ready = read();
   let pending: Promise<void> = ready;
+  let busy = true;
+  void ready.finally(() => (busy = false));
   const timer = setInterval(() => {
-    pending = pending.then(read);
+    // While Redis is away a read waits for the reconnect; no second one piles up behind it.
+    if (busy) return;
+    busy = true;
+    pending = read().finally(() => (busy = false));
   }, options.intervalMs ?? 5000);
   timer.unref();
   return {
@@ -58,8 +63,11 @@ export function watchPoolWorkers(connection: QueueConnection, onCount: (workers:
     async close() {
       closed = true;
       clearInterval(timer);
-      await pending;
-      await queue.close().catch(() => {});
+      // A read stuck on a lost connection does not hold the studio's shutdown.
+      const settled = (promise: Promise<unknown>) =>
+        Promise.race([promise.then(() => true, () => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 1000).unref())]);
+      await settled(pending);
+      if (!(await settled(queue.close()))) void queue.disconnect().catch(() => {});
     },
   };
 }
