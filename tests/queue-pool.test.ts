@@ -22,6 +22,7 @@ import type { StudioModel } from '../src/studio/runners.ts';
 import { parsePreviewsRequest, parseRenderRequest } from '../src/studio/requests.ts';
 import { poolPreviewsJob, poolRenderJob } from '../src/studio/pool-runners.ts';
 import { newFilmId } from '../src/studio/runners.ts';
+import { readStudioFilmRecord } from '../src/studio/storage.ts';
 
 /** A studio job context that records what the job reports. */
 function fakeContext(id: string, signal = new AbortController().signal) {
@@ -243,6 +244,18 @@ describe('worker pool', () => {
       assert.equal(chainedResult.transitions, 1);
       assert.equal(readdirSync(join(chainedResult.workDir, 'transitions')).filter((name) => !name.startsWith('.')).length, 2, 'transition 1 needs transition 0 first');
       assert.deepEqual(chained.record.events.filter((event) => event.type === 'frame').map((event) => (event.data as { transition: number }).transition), [1, 1, 1, 1]);
+
+      // Resuming a finished film on the pool: nothing computed again, the film keeps its place and title.
+      const firstFilm = (queue.get('session0', renderJobs[0]!.id)!.result as { filmId: string; workDir: string });
+      const before = readStudioFilmRecord(firstFilm.workDir)!;
+      const resumed = recorded('resumed', poolRenderJob(connection, () => model, sessions[0]!, parseRenderRequest({ spec, format: 'mp4' }), firstFilm.filmId, { ...before, title: 'kept' }));
+      const resumedJob = queue.submit('session0', 'render', resumed.run);
+      await queue.idle();
+      const resumedView = queue.get('session0', resumedJob.id)!;
+      assert.equal(resumedView.state, 'done', JSON.stringify(resumedView.error));
+      assert.equal((resumedView.result as { transitionsReused: number }).transitionsReused, 2);
+      const after = readStudioFilmRecord(firstFilm.workDir)!;
+      assert.deepEqual([after.createdAt, after.title, after.state, after.earlierJobIds], [before.createdAt, 'kept', 'done', [before.jobId]]);
       await watch.close();
     });
 
