@@ -75,7 +75,7 @@ describe('film → jobs', () => {
     const plan = planFilmJobs(chain, 'r');
     assert.equal(plan.keyframes.length, 4);
     for (const transition of plan.transitions) {
-      assert.deepEqual(dependenciesOf(plan, transition.keyframeB), [transition.keyframeA]);
+      assert.deepEqual(dependenciesOf(plan, transition.keyframeB!), [transition.keyframeA]);
     }
     // Keys follow the chain: another keyframe 1 seed changes every later keyframe's folder.
     const other = planFilmJobs(changeSeed(chain, 0), 'r');
@@ -89,6 +89,54 @@ describe('film → jobs', () => {
       base.keyframes.map((job, index) => job.name === independent.keyframes[index]!.name),
       [false, true, true, true],
     );
+  });
+
+  test('a picture keyframe gets no job: the transitions on either side compute it (and say so in their payload)', () => {
+    const spec = film(3);
+    const withPicture: FilmSpec = { ...spec, keyframes: spec.keyframes.map((keyframe, index) => (index === 1 ? { ...keyframe, image: '/shared/pictures/middle.png' } : keyframe)) };
+    const plan = planFilmJobs(withPicture, 'r');
+    assert.deepEqual(plan.keyframes.map((job) => job.keyframe), [0, 2]);
+    const [first, second] = plan.transitions;
+    assert.equal(first!.keyframeB, undefined);
+    assert.equal(second!.keyframeA, undefined);
+    assert.deepEqual(dependenciesOf(plan, first!.jobId), [first!.keyframeA]);
+    assert.deepEqual(dependenciesOf(plan, second!.jobId), [second!.keyframeB]);
+    const flows = filmFlows(plan, { spec: withPicture, workDir: '/shared/work', model: '/models/m', specDir: '/shared/specs' });
+    const payload = parseFilmJob(flows[0]!.data);
+    assert.ok(payload.kind === 'transition' && payload.keyframeB === undefined && payload.keyframeA !== undefined);
+    assert.equal(payload.specDir, '/shared/specs');
+    assert.throws(() => parseFilmJob({ ...(flows[0]!.data as object), specDir: 'relative/dir' }), /specDir.*absolute/s);
+  });
+
+  test('with a ControlNet or an IP-Adapter every keyframe is computed in its transition jobs; with branch-1 crossfeed that is refused', () => {
+    for (const extra of [['controlnet: /models/cn', 'controlImage: /shared/edges.png'], ['ipAdapter: /models/ip', 'ipImage: /shared/style.png']]) {
+      const plan = planFilmJobs(film(3, extra), 'r');
+      assert.equal(plan.keyframes.length, 0, extra[0]);
+      assert.deepEqual(plan.transitions.map((transition) => dependenciesOf(plan, transition.jobId)), [[], []]);
+      const chained = film(3, [...extra, 'branch1Crossfeed: { power: 0.5, range: 0.5, decay: 0.5 }']);
+      assert.throws(() => planFilmJobs(chained, 'r'), /branch-1 crossfeed together with picture keyframes, a ControlNet or an IP-Adapter/);
+    }
+  });
+
+  test('only: one transition\'s jobs, with the same ids and folders as in the whole film; with branch-1 crossfeed those before it too', () => {
+    const whole = planFilmJobs(film(4), 'r');
+    const one = planFilmJobs(film(4), 'r', { only: 2 });
+    assert.deepEqual(one.transitions, [{ ...whole.transitions[2]!, keyframeA: 'r.k2A2' }], 'keyframe 3 is A of its own job here');
+    assert.deepEqual(
+      one.keyframes.map((job) => [job.jobId, job.name]),
+      [
+        ['r.k2A2', whole.keyframes.find((job) => job.jobId === 'r.k2B1')!.name],
+        ['r.k3B2', whole.keyframes.find((job) => job.jobId === 'r.k3B2')!.name],
+      ],
+      'the keyframes go to the folders the whole film uses',
+    );
+    const chain = film(4, ['branch1Crossfeed: { power: 0.5, range: 0.5, decay: 0.5 }']);
+    assert.deepEqual(planFilmJobs(chain, 'r', { only: 1 }).transitions.map((job) => job.index), [0, 1]);
+    assert.deepEqual(planFilmJobs(chain, 'r', { only: 1 }).keyframes, planFilmJobs(chain, 'r').keyframes.slice(0, 3));
+    assert.throws(() => planFilmJobs(film(4), 'r', { only: 3 }), /transitionIndex: expected an integer from 0 to 2/);
+    const reuse = filmFlows(one, { spec: film(4), workDir: '/shared/work', model: '/models/m', reuseFrom: ['/shared/other'] });
+    assert.deepEqual((parseFilmJob(reuse[0]!.data) as { reuseFrom?: string[] }).reuseFrom, ['/shared/other']);
+    assert.throws(() => parseFilmJob({ ...(reuse[0]!.data as object), reuseFrom: ['other'] }), /reuseFrom.*absolute/s);
   });
 
   test('flows: transitions are parents of the keyframe jobs they own, payloads pass the schema', () => {

@@ -7,20 +7,22 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { modelDir } from './helpers/golden.ts';
+import { FIXTURES, modelDir } from './helpers/golden.ts';
 import { spawnCli, startRedis, type CliProcess, type TestRedis } from './helpers/redis.ts';
 import { parseQueueUrl, QUEUE_NAME } from '../src/queue/connection.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { BlendingEngine } from '../src/engine/engine.ts';
-import type { JobContext } from '../src/studio/jobs.ts';
+import { JobQueue, type JobContext, type JobRunner } from '../src/studio/jobs.ts';
+import { watchPoolWorkers } from '../src/studio/pool-workers.ts';
 import type { StudioModel } from '../src/studio/runners.ts';
 import { parsePreviewsRequest, parseRenderRequest } from '../src/studio/requests.ts';
 import { poolPreviewsJob, poolRenderJob } from '../src/studio/pool-runners.ts';
 import { newFilmId } from '../src/studio/runners.ts';
+import { readStudioFilmRecord } from '../src/studio/storage.ts';
 
 /** A studio job context that records what the job reports. */
 function fakeContext(id: string, signal = new AbortController().signal) {
@@ -125,42 +127,136 @@ describe('worker pool', () => {
       assert.ok(existsSync(join(work, 'pooled.mp4')));
     });
 
-    test('transition --queue: one transition on the pool', async () => {
+    test('a picture → prompt → prompt film: the picture keyframe is computed in its transition job, and the frames are bit-identical to a single-process render', async () => {
+      const picture = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter', 'ip-a.png');
+      const spec = join(work, 'picture.yaml');
+      writeFileSync(
+        spec,
+        [`model: ${MODEL}`, 'fps: 10', 'transitionDuration: 1', 'branchesPerTransition: 4', 'keyframes:', `  - {image: ${JSON.stringify(picture)}, prompt: a photo, seed: 1}`, '  - {prompt: a dog, seed: 2}', '  - {prompt: a bird, seed: 3}'].join('\n'),
+      );
+      const single = spawnCli(['movie', spec, '--out', join(work, 'picture-single.mp4'), '--json', '--frames-dir', join(work, 'picture-single-frames')]);
+      const pooled = movie(redis, spec, join(work, 'picture-pooled.mp4'), ['--frames-dir', join(work, 'picture-pooled-frames')]);
+      assert.equal(await pooled.exited, 0, pooled.stderr());
+      assert.equal(await single.exited, 0, single.stderr());
+      const summary = JSON.parse(pooled.stdout()) as PoolSummary;
+      // No job for the picture keyframe: keyframes 2 and 3, then the two transitions.
+      assert.deepEqual(
+        summary.jobs.map((job) => job.kind),
+        ['keyframe', 'keyframe', 'transition', 'transition'],
+      );
+      const frames = readdirSync(join(work, 'picture-single-frames')).sort();
+      assert.equal(frames.length, 4 + 3);
+      assert.deepEqual(readdirSync(join(work, 'picture-pooled-frames')).sort(), frames);
+      for (const frame of frames) {
+        assert.ok(readFileSync(join(work, 'picture-pooled-frames', frame)).equals(readFileSync(join(work, 'picture-single-frames', frame))), frame);
+      }
+      // The same folders (the picture enters the key by content), latents included.
+      const singleDirs = readdirSync(join(work, 'picture-single.latentblend', 'transitions')).sort();
+      assert.deepEqual(readdirSync(join(work, 'picture-pooled.latentblend', 'transitions')).sort(), singleDirs);
+      for (const dir of singleDirs) {
+        const latents = (root: string) => readFileSync(join(work, root, 'transitions', dir, 'latents.bin'));
+        assert.ok(latents('picture-pooled.latentblend').equals(latents('picture-single.latentblend')), `${dir}/latents.bin`);
+      }
+    });
+
+    test('transition --queue: one transition from a picture on the pool', async () => {
       const out = join(work, 'one.mp4');
-      const command = spawnCli(['transition', '--model', MODEL, '--prompt1', 'a cat', '--prompt2', 'a dog', '--max-branches', '4', '--duration', '1', '--fps', '8', '--out', out, '--queue', redis.url, '--json']);
+      const picture = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter', 'ip-b.png');
+      const command = spawnCli(['transition', '--model', MODEL, '--image1', picture, '--fit', 'contain', '--prompt2', 'a dog', '--max-branches', '4', '--duration', '1', '--fps', '8', '--out', out, '--queue', redis.url, '--json']);
       assert.equal(await command.exited, 0, command.stderr());
       const summary = JSON.parse(command.stdout()) as PoolSummary & { framesComputed: number };
       assert.equal(summary.framesComputed, 4);
       assert.equal(summary.filmFrames, 8);
+      assert.deepEqual(summary.jobs.map((job) => job.kind), ['keyframe', 'transition'], 'keyframe B only: the picture is computed in the transition job');
       assert.ok(existsSync(out));
     });
 
-    test('studio --queue: previews and renders of two sessions at once, each in its own folder, with progress and live frames', async () => {
+    test('studio --queue: as many jobs at once as live workers; two sessions\' renders run side by side, each in its own folder, with progress and live frames', async () => {
       const pipeline = await DiffusionPipeline.load({ modelDir: MODEL });
       const metric = { name: 'unused', distance: async () => 0 };
       const model: StudioModel = { source: MODEL, pipeline, metric, engine: new BlendingEngine(pipeline, metric), device: 'cpu', hooks: {} };
       const connection = parseQueueUrl(redis.url);
+      // The studio's queue, sized from the pool's live workers as `studio --queue` does.
+      const queue = new JobQueue({ progressIntervalMs: 0 });
+      const watch = watchPoolWorkers(connection, (count) => queue.setConcurrency(count));
+      await watch.ready;
+      assert.equal(queue.slots, 2, 'two live workers, two jobs at once');
       const sessions = ['one', 'two'].map((name) => join(work, 'studio', name));
-      const previews = fakeContext('p1');
-      const previewRun = poolPreviewsJob(connection, () => model, sessions[0]!, parsePreviewsRequest({ prompt: 'a cat', seeds: [1, 2, 3] }), [1, 2, 3])(previews.context);
+      // Which jobs run at the same time, and what each reports.
+      const active = new Set<string>();
+      const overlaps: string[][] = [];
+      const recorded = (name: string, runner: JobRunner) => {
+        const record = fakeContext(name);
+        const run: JobRunner = async (context) => {
+          active.add(name);
+          overlaps.push([...active].sort());
+          try {
+            return await runner({ ...context, progress: (value) => (record.progress.push(value), context.progress(value)), emit: (type, data) => (record.events.push({ type, data }), context.emit(type, data)), partial: (result) => (record.events.push({ type: 'partial', data: result }), context.partial(result)) });
+          } finally {
+            active.delete(name);
+          }
+        };
+        return { record, run };
+      };
       const spec = { model: MODEL, fps: 10, transitionDuration: 1, branchesPerTransition: 4, keyframes: [{ prompt: 'a cat', seed: 1 }, { prompt: 'a dog', seed: 2 }, { prompt: 'a bird', seed: 3 }] };
-      const renders = sessions.map((_, index) => fakeContext(`r${index}`));
-      const renderRuns = sessions.map((session, index) => poolRenderJob(connection, () => model, session, parseRenderRequest({ spec, format: 'mp4' }), newFilmId())(renders[index]!.context));
-      const [previewResult, ...renderResults] = (await Promise.all([previewRun, ...renderRuns])) as [
-        { images: { seed: number; url: string }[] },
-        ...{ filmId: string; filmFrames: number; workDir: string; transitions: number }[],
-      ];
+      const renders = sessions.map((session, index) => recorded(`render${index}`, poolRenderJob(connection, () => model, session, parseRenderRequest({ spec, format: 'mp4' }), newFilmId())));
+      const previews = recorded('previews', poolPreviewsJob(connection, () => model, sessions[0]!, parsePreviewsRequest({ prompt: 'a cat', seeds: [1, 2, 3] }), [1, 2, 3]));
+      const renderJobs = renders.map((render, index) => queue.submit(`session${index}`, 'render', render.run));
+      const previewJob = queue.submit('session0', 'previews', previews.run);
+      assert.equal(queue.get('session0', previewJob.id)!.position, 1, 'the third job waits for a free slot');
+      await queue.idle();
+      assert.ok(overlaps.some((running) => running.join() === 'render0,render1'), `the two sessions' renders ran at the same time: ${JSON.stringify(overlaps)}`);
+      assert.ok(overlaps.every((running) => running.length <= 2), 'never more jobs than workers');
+      const previewResult = queue.get('session0', previewJob.id)!.result as { images: { seed: number; url: string }[] };
       assert.deepEqual(previewResult.images.map((image) => image.seed).sort(), [1, 2, 3]);
       for (const image of previewResult.images) assert.ok(existsSync(join(sessions[0]!, 'files', image.url.replace('/api/files/', ''))), image.url);
-      assert.ok(previews.progress.length > 0);
-      for (const [index, result] of renderResults.entries()) {
+      assert.ok(previews.record.progress.length > 0);
+      for (const [index, job] of renderJobs.entries()) {
+        const view = queue.get(`session${index}`, job.id)!;
+        assert.equal(view.state, 'done', JSON.stringify(view.error));
+        const result = view.result as { filmId: string; filmFrames: number; workDir: string; transitions: number };
         assert.equal(result.transitions, 2);
         assert.ok(result.workDir.startsWith(sessions[index]!), 'the film stays in its session');
         assert.ok(existsSync(join(result.workDir, 'film.mp4')));
-        const frames = renders[index]!.events.filter((event) => event.type === 'frame');
+        const frames = renders[index]!.record.events.filter((event) => event.type === 'frame');
         assert.equal(frames.length, 4 + 3, 'every computed frame streams once, the shared keyframe once');
-        assert.ok(renders[index]!.progress.some((value) => value.label?.includes('worker pool')));
+        assert.ok(renders[index]!.record.progress.some((value) => value.label?.includes('worker pool')));
+        assert.equal(queue.get(`session${1 - index}`, job.id), undefined, 'another session does not see it');
       }
+
+      // One transition of the same film: the workers copy it from the session's first film. And one
+      // transition of a film with branch-1 crossfeed: the one before it is computed too, not shown.
+      const reused = recorded('reused', poolRenderJob(connection, () => model, sessions[0]!, parseRenderRequest({ spec, format: 'mp4', transitionIndex: 1 }), newFilmId()));
+      const chainedSpec = { ...spec, branch1Crossfeed: { power: 0.5, range: 0.5, decay: 0.5 } };
+      const chained = recorded('chained', poolRenderJob(connection, () => model, sessions[1]!, parseRenderRequest({ spec: chainedSpec, format: 'mp4', transitionIndex: 1 }), newFilmId()));
+      const reusedJob = queue.submit('session0', 'render', reused.run);
+      const chainedJob = queue.submit('session1', 'render', chained.run);
+      await queue.idle();
+      const reusedView = queue.get('session0', reusedJob.id)!;
+      assert.equal(reusedView.state, 'done', JSON.stringify(reusedView.error));
+      const reusedResult = reusedView.result as { transitions: number; transitionsReused: number; workDir: string };
+      assert.deepEqual([reusedResult.transitions, reusedResult.transitionsReused], [1, 1], 'copied from the first film, not computed');
+      assert.deepEqual(readdirSync(join(reusedResult.workDir, 'transitions')), [readdirSync(join(renderJobs.map((job) => (queue.get('session0', job.id)?.result as { workDir: string } | undefined)?.workDir).find((dir) => dir !== undefined)!, 'transitions')).sort()[1]!], 'the same folder (film index and key) as in the whole film');
+      assert.deepEqual(reused.record.events.filter((event) => event.type === 'frame').map((event) => (event.data as { transition: number }).transition), [1, 1, 1, 1]);
+      const chainedView = queue.get('session1', chainedJob.id)!;
+      assert.equal(chainedView.state, 'done', JSON.stringify(chainedView.error));
+      const chainedResult = chainedView.result as { transitions: number; workDir: string };
+      assert.equal(chainedResult.transitions, 1);
+      assert.equal(readdirSync(join(chainedResult.workDir, 'transitions')).filter((name) => !name.startsWith('.')).length, 2, 'transition 1 needs transition 0 first');
+      assert.deepEqual(chained.record.events.filter((event) => event.type === 'frame').map((event) => (event.data as { transition: number }).transition), [1, 1, 1, 1]);
+
+      // Resuming a finished film on the pool: nothing computed again, the film keeps its place and title.
+      const firstFilm = (queue.get('session0', renderJobs[0]!.id)!.result as { filmId: string; workDir: string });
+      const before = readStudioFilmRecord(firstFilm.workDir)!;
+      const resumed = recorded('resumed', poolRenderJob(connection, () => model, sessions[0]!, parseRenderRequest({ spec, format: 'mp4' }), firstFilm.filmId, { ...before, title: 'kept' }));
+      const resumedJob = queue.submit('session0', 'render', resumed.run);
+      await queue.idle();
+      const resumedView = queue.get('session0', resumedJob.id)!;
+      assert.equal(resumedView.state, 'done', JSON.stringify(resumedView.error));
+      assert.equal((resumedView.result as { transitionsReused: number }).transitionsReused, 2);
+      const after = readStudioFilmRecord(firstFilm.workDir)!;
+      assert.deepEqual([after.createdAt, after.title, after.state, after.earlierJobIds], [before.createdAt, 'kept', 'done', [before.jobId]]);
+      await watch.close();
     });
 
     test('Ctrl-C of the command removes the film\'s pending jobs and stops its active ones', async () => {
@@ -264,6 +360,99 @@ describe('worker pool', () => {
       assert.match(command.stderr(), /failed on the worker pool: worker wrong runs model .*tiny-sdxl-turbo.* but this job asks for .*tiny-sd-turbo/);
       assert.match(wrong.stderr(), /refused keyframe \d/);
       assert.equal(existsSync(join(work, 'wrong.mp4')), false);
+    });
+  });
+
+  describe('ControlNet and IP-Adapter films on a worker', () => {
+    const SD15 = modelDir('tiny-sd15');
+    before(async () => {
+      const sd15 = worker(redis, 'sd15', LOCKS, SD15, 2);
+      workers.push(sd15);
+      await sd15.waitFor(/ready on/);
+    });
+
+    test('the studio counts only the workers of its own database', async () => {
+      const counts: number[] = [];
+      const watch = watchPoolWorkers(parseQueueUrl(`${redis.url}/2`), (count) => counts.push(count));
+      await watch.ready;
+      await watch.close();
+      assert.deepEqual(counts, [1], 'the sd15 worker alone, not those on databases 0 and 1');
+      const raw = new Queue(QUEUE_NAME, { connection: parseQueueUrl(`${redis.url}/2`) });
+      try {
+        assert.ok((await raw.getWorkers()).length > 1, 'Redis lists the workers of every database');
+      } finally {
+        await raw.close();
+      }
+    });
+
+    test('each keyframe is computed in its transition jobs, control pictures relative to the spec; frames bit-identical to a single-process render', async () => {
+      const dir = join(work, 'control-specs');
+      mkdirSync(dir, { recursive: true });
+      copyFileSync(join(FIXTURES, 'goldens', 'tiny-sd15-controlnet', 'control-64.png'), join(dir, 'edges.png'));
+      const common = [`model: ${JSON.stringify(SD15)}`, 'steps: 4', 'guidanceScale: 0', 'branchesPerTransition: 3', 'fps: 4', 'transitionDuration: 1'];
+      const ipPictures = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter');
+      const specs = {
+        control: [
+          ...common,
+          `controlnet: ${JSON.stringify(join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx'))}`,
+          // Relative: the workers read it beside the spec on the shared file system.
+          'controlImage: edges.png',
+          'controlnetScale: 0.9',
+          'keyframes:',
+          '  - {prompt: a cat, seed: 1}',
+          '  - {prompt: a dog, seed: 2}',
+          `  - {prompt: a fox, seed: 3, controlImage: ${JSON.stringify(join(FIXTURES, 'goldens', 'tiny-sd15-controlnet', 'control-96x80.png'))}, controlnetScale: 0.5}`,
+        ],
+        ip: [
+          ...common,
+          `ipAdapter: ${JSON.stringify(join(FIXTURES, 'models', 'tiny-sd15-ip-adapter', 'onnx'))}`,
+          `ipImage: ${JSON.stringify(join(ipPictures, 'ip-a.png'))}`,
+          'keyframes:',
+          '  - {prompt: a cat, seed: 1}',
+          `  - {prompt: a dog, seed: 2, ipImage: ${JSON.stringify(join(ipPictures, 'ip-b.png'))}, ipAdapterScale: 0.5}`,
+        ],
+      };
+      const runs = Object.entries(specs).map(([name, lines]) => {
+        const path = join(dir, `${name}.yaml`);
+        writeFileSync(path, `${lines.join('\n')}\n`);
+        const frames = (kind: string) => join(work, `${name}-${kind}-frames`);
+        return {
+          name,
+          frames,
+          single: spawnCli(['movie', path, '--out', join(work, `${name}-single.gif`), '--json', '--frames-dir', frames('single')]),
+          pooled: movie(redis, path, join(work, `${name}-pooled.gif`), ['--frames-dir', frames('pooled')], 2),
+        };
+      });
+      for (const run of runs) {
+        assert.equal(await run.pooled.exited, 0, run.pooled.stderr());
+        assert.equal(await run.single.exited, 0, run.single.stderr());
+        const summary = JSON.parse(run.pooled.stdout()) as PoolSummary;
+        assert.ok(summary.jobs.every((job) => job.kind === 'transition'), `${run.name}: no keyframe jobs`);
+        const frames = readdirSync(run.frames('single')).sort();
+        assert.ok(frames.length >= 3, run.name);
+        assert.deepEqual(readdirSync(run.frames('pooled')).sort(), frames, run.name);
+        for (const frame of frames) assert.ok(readFileSync(join(run.frames('pooled'), frame)).equals(readFileSync(join(run.frames('single'), frame))), `${run.name}: ${frame}`);
+        // The same transition folders: control pictures and image prompts enter the key by content on both sides.
+        assert.deepEqual(readdirSync(join(work, `${run.name}-pooled.latentblend`, 'transitions')).sort(), readdirSync(join(work, `${run.name}-single.latentblend`, 'transitions')).sort());
+      }
+    });
+
+    test('transition --queue with ControlNet flags (a control picture per keyframe, two scales): the same frames as without --queue', async () => {
+      const pictures = join(FIXTURES, 'goldens', 'tiny-sd15-controlnet');
+      const flags = (out: string, frames: string) => [
+        'transition', '--model', SD15, '--prompt1', 'a cat', '--prompt2', 'a dog', '--steps', '4', '--guidance-scale', '0', '--max-branches', '3', '--duration', '1', '--fps', '4',
+        '--controlnet', join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx'), '--control-image1', join(pictures, 'control-64.png'), '--control-image2', join(pictures, 'control-96x80.png'),
+        '--controlnet-scale', '0.9', '--controlnet-scale2', '0.4', '--out', join(work, out), '--frames-dir', join(work, frames), '--json',
+      ];
+      const single = spawnCli(flags('cn-single.gif', 'cn-single-frames'));
+      const pooled = spawnCli([...flags('cn-pooled.gif', 'cn-pooled-frames'), '--queue', `${redis.url}/2`]);
+      assert.equal(await pooled.exited, 0, pooled.stderr());
+      assert.equal(await single.exited, 0, single.stderr());
+      assert.deepEqual((JSON.parse(pooled.stdout()) as PoolSummary).jobs.map((job) => job.kind), ['transition']);
+      const frames = readdirSync(join(work, 'cn-single-frames')).sort();
+      assert.ok(frames.length >= 3);
+      assert.deepEqual(readdirSync(join(work, 'cn-pooled-frames')).sort(), frames);
+      for (const frame of frames) assert.ok(readFileSync(join(work, 'cn-pooled-frames', frame)).equals(readFileSync(join(work, 'cn-single-frames', frame))), frame);
     });
   });
 });

@@ -80,3 +80,65 @@ test('the page words a waiting job: place, what runs before it', async () => {
   );
   assert.equal(queuedStatus(job(1, [])), 'Waiting to start…');
 });
+
+test('with two slots two owners\' jobs run at once; the next waits for the slot that frees first; an exclusive job runs alone', async () => {
+  const queue = new JobQueue({ progressIntervalMs: 0, concurrency: 2 });
+  const a = controlled();
+  const b = controlled();
+  const jobA = queue.submit('alice', 'render', a.run, { done: 0, total: 10, label: 'waiting' });
+  const jobB = queue.submit('bob', 'render', b.run, { done: 0, total: 10, label: 'waiting' });
+  const third = controlled();
+  const jobC = queue.submit('carol', 'render', third.run, { done: 0, total: 10, label: 'waiting' });
+  const model = controlled();
+  const exclusive = queue.submit('alice', 'model', model.run, { done: 0, total: 0, label: 'waiting' }, { exclusive: true });
+  const after = queue.submit('bob', 'previews', async () => 'ok', { done: 0, total: 1, label: 'waiting' });
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(queue.get('alice', jobA.id)!.state, 'running');
+  assert.equal(queue.get('bob', jobB.id)!.state, 'running');
+  assert.deepEqual(queue.counts(), { running: 2, queued: 3 });
+
+  // Carol is next; she starts when the first of the two running jobs ends.
+  a.job.context!.progress({ etaSeconds: 40 });
+  b.job.context!.progress({ etaSeconds: 10 });
+  let view = queue.get('carol', jobC.id)!;
+  assert.equal(view.position, 1);
+  assert.deepEqual(view.ahead!.map((job) => job.state), ['running', 'running']);
+  assert.equal(view.waitSeconds, 10);
+  // The exclusive job needs both slots free: after alice's render, and carol's of unknown length.
+  assert.equal(queue.get('alice', exclusive.id)!.position, 2);
+  assert.equal(queue.get('alice', exclusive.id)!.waitSeconds, undefined);
+
+  // Cancel of a running job is immediate and frees its slot for carol.
+  queue.cancel('bob', jobB.id);
+  b.job.release();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(queue.get('bob', jobB.id)!.state, 'cancelled');
+  assert.equal(queue.get('carol', jobC.id)!.state, 'running');
+  // A free slot, but the exclusive job waits for the running ones, and the job after it waits too.
+  assert.equal(queue.get('alice', exclusive.id)!.state, 'queued');
+  assert.equal(queue.get('bob', after.id)!.state, 'queued');
+  a.job.release();
+  third.job.release();
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(queue.get('alice', exclusive.id)!.state, 'running');
+  assert.equal(queue.get('bob', after.id)!.state, 'queued', 'nothing starts beside an exclusive job');
+  model.job.release();
+  await queue.idle();
+  assert.equal(queue.get('bob', after.id)!.state, 'done');
+});
+
+test('setConcurrency starts waiting jobs at once when slots are added', async () => {
+  const queue = new JobQueue({ progressIntervalMs: 0 });
+  const first = controlled();
+  const second = controlled();
+  queue.submit('alice', 'render', first.run);
+  const waiting = queue.submit('bob', 'render', second.run);
+  await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(queue.get('bob', waiting.id)!.state, 'queued');
+  queue.setConcurrency(2);
+  assert.equal(queue.get('bob', waiting.id)!.state, 'running');
+  assert.throws(() => queue.setConcurrency(0), /integer >= 1/);
+  first.job.release();
+  second.job.release();
+  await queue.idle();
+});

@@ -1,6 +1,6 @@
 /** `latentblend movie`: a film through K keyframes from a spec file, resumable. */
 import { Command, Option } from 'commander';
-import { dirname, isAbsolute, join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { loadFilmSpec, transitionsOf, EXAMPLE_FILM_SPEC } from '../film/spec.ts';
 import { renderFilm, filmPictureHashes } from '../film/render-film.ts';
@@ -77,10 +77,6 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
       if (flags.queue !== undefined) {
         const connection = parseQueueUrl(flags.queue);
-        // Workers compute prompt keyframes only (for now): refuse what they would not honour.
-        if (spec.keyframes.some((keyframe) => keyframe.image !== undefined) || spec.controlnet !== undefined || spec.ipAdapter !== undefined) {
-          throw new LatentBlendError('movie --queue: picture keyframes, ControlNet and IP-Adapter are not supported on the worker pool yet; render this film without --queue.');
-        }
         // BullMQ is loaded only for --queue.
         const { renderFilmOnPool } = await import('../queue/render-on-pool.ts');
         const result = await renderFilmOnPool({
@@ -89,6 +85,8 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
           // Workers compare models by real path: the same folder on the shared file system.
           model: modelIdentity(model),
           ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
+          // Workers read the spec's control pictures, image prompts and adapters relative to it.
+          specDir: resolve(dirname(specPath)),
           workDir: flags.workDir ?? defaultWorkDir(out),
           out,
           force: flags.force,

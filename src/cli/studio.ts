@@ -10,6 +10,7 @@ import { integerIn } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { DEVICES, type Device } from '../runtime/onnx.ts';
 import { parseQueueUrl } from '../queue/connection.ts';
+import { LatentBlendError } from '../errors.ts';
 
 interface StudioFlags {
   model: string;
@@ -25,6 +26,7 @@ interface StudioFlags {
   token?: string;
   quiet: boolean;
   queue?: string;
+  poolJobs?: number;
 }
 
 /** A commander parser from a checking function that throws LatentBlendError. */
@@ -59,6 +61,7 @@ export function studioCommand(signal: AbortSignal): Command {
     .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
     .option('--models-dir <dir>', 'models loaded from the page (Model card) must be folders inside this one (or Hub ids); default: any folder')
     .option('--queue <redis://HOST:PORT>', 'send previews and renders to a pool of `latentblend worker`s sharing this Redis and the work folder')
+    .option('--pool-jobs <int>', 'with --queue: previews and renders run at once (default: as many as the pool has live workers)', integerIn(1, 1024))
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
     .option('-q, --quiet', 'print only the URL and warnings', false)
     .addHelpText(
@@ -84,6 +87,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
     )
     .action(async (flags: StudioFlags) => {
       const pool = flags.queue !== undefined ? parseQueueUrl(flags.queue) : undefined;
+      if (flags.poolJobs !== undefined && pool === undefined) throw new LatentBlendError('--pool-jobs needs --queue (it sets how many jobs run at once on the worker pool).');
       const reporter = createReporter({ quiet: flags.quiet });
       const modelDir = await resolveModelForCli(flags.model, reporter, signal);
       signal.throwIfAborted();
@@ -104,6 +108,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
         ...(flags.token !== undefined ? { token: flags.token } : {}),
         onLog: (line) => process.stderr.write(`${line}\n`),
         ...(pool !== undefined ? { pool } : {}),
+        ...(flags.poolJobs !== undefined ? { poolJobs: flags.poolJobs } : {}),
       });
       if (!isLoopbackBind(flags.host)) {
         reporter.warn(`listening on ${flags.host}: anyone who can reach this address and has the token can use the studio and its GPU; prefer a TLS reverse proxy or an SSH tunnel.`);

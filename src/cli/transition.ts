@@ -1,6 +1,7 @@
 /** `latentblend transition`: one transition between two prompts, rendered as a film. */
 import { Command, Option } from 'commander';
-import { relative } from 'node:path';
+import { existsSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
 import { metricFromFlags } from './metric-flags.ts';
@@ -134,6 +135,12 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
       });
       checkOutputs(flags);
+      if (flags.queue !== undefined) {
+        // The film spec has Canny's default thresholds only, and workers write no edge map here.
+        for (const [flag, value] of [['--canny-low', flags.cannyLow], ['--canny-high', flags.cannyHigh], ['--canny-out', flags.cannyOut]] as const) {
+          if (value !== undefined) throw new LatentBlendError(`transition --queue: ${flag} is not supported on the worker pool; leave it out (--canny uses the default thresholds) or run without --queue.`);
+        }
+      }
       // Keyframes first: a bad picture is refused before the model loads.
       const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
       const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);
@@ -141,10 +148,6 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       const imagePrompts = await readImagePromptsFromFlags(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       if (flags.queue !== undefined) {
-        // Workers compute prompt keyframes only (for now): refuse what they would not honour.
-        if (flags.image1 !== undefined || flags.image2 !== undefined || flags.controlnet !== undefined || flags.ipAdapter !== undefined) {
-          throw new LatentBlendError('transition --queue: pictures, ControlNet and IP-Adapter are not supported on the worker pool yet; run without --queue.');
-        }
         await transitionOnPool(flags, reporter, signal, started);
         return;
       }
@@ -223,6 +226,50 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
   return command;
 }
 
+/** A keyframe of `transition --queue`'s film spec: a prompt, a picture (absolute path, on the shared file system), or both. */
+function poolKeyframe(prompt: string | undefined, image: string | undefined, seed: number, flags: TransitionFlags): Record<string, unknown> {
+  if (image === undefined) return { prompt, seed };
+  return {
+    ...(prompt !== undefined && prompt !== '' ? { prompt } : {}),
+    image: resolve(image),
+    fit: flags.fit,
+    ...(flags.imageMethod !== undefined ? { imageMethod: flags.imageMethod } : {}),
+    seed,
+  };
+}
+
+/** A folder given on the command line, absolute when it is one here (shared), else a Hub id as written. */
+function folderOrRepo(value: string): string {
+  return existsSync(value) ? resolve(value) : value;
+}
+
+/** The film-wide ControlNet and IP-Adapter settings of `transition --queue`'s film spec (the flags were checked already). */
+function poolControlSettings(flags: TransitionFlags): Record<string, unknown> {
+  return {
+    ...(flags.controlnet !== undefined ? { controlnet: folderOrRepo(flags.controlnet) } : {}),
+    ...(flags.controlImage !== undefined ? { controlImage: resolve(flags.controlImage) } : {}),
+    ...(flags.controlnetScale !== undefined ? { controlnetScale: flags.controlnetScale } : {}),
+    ...(flags.controlGuidanceStart !== undefined ? { controlGuidanceStart: flags.controlGuidanceStart } : {}),
+    ...(flags.controlGuidanceEnd !== undefined ? { controlGuidanceEnd: flags.controlGuidanceEnd } : {}),
+    ...(flags.canny === true ? { canny: true } : {}),
+    ...(flags.ipAdapter !== undefined ? { ipAdapter: folderOrRepo(flags.ipAdapter) } : {}),
+    ...(flags.ipImage !== undefined ? { ipImage: resolve(flags.ipImage) } : {}),
+    ...(flags.ipAdapterScale !== undefined ? { ipAdapterScale: flags.ipAdapterScale } : {}),
+  };
+}
+
+/** A keyframe's own control picture, image prompt and scales (--control-image1/2, --ip-image1/2, the scales of B). */
+function poolKeyframeControl(flags: TransitionFlags, end: 'A' | 'B'): Record<string, unknown> {
+  const controlImage = end === 'A' ? flags.controlImage1 : flags.controlImage2;
+  const ipImage = end === 'A' ? flags.ipImage1 : flags.ipImage2;
+  return {
+    ...(controlImage !== undefined ? { controlImage: resolve(controlImage) } : {}),
+    ...(end === 'B' && flags.controlnetScale2 !== undefined ? { controlnetScale: flags.controlnetScale2 } : {}),
+    ...(ipImage !== undefined ? { ipImage: resolve(ipImage) } : {}),
+    ...(end === 'B' && flags.ipAdapterScale2 !== undefined ? { ipAdapterScale: flags.ipAdapterScale2 } : {}),
+  };
+}
+
 /**
  * `transition --queue`: the transition as a two-keyframe film on the worker pool (its work folder
  * then has the layout of `movie`'s).
@@ -258,9 +305,10 @@ async function transitionOnPool(flags: TransitionFlags, reporter: ReturnType<typ
   const spec = parseFilmSpec(
     JSON.stringify({
       ...settings,
+      ...poolControlSettings(flags),
       keyframes: [
-        { prompt: flags.prompt1, seed: flags.seed1 },
-        { prompt: flags.prompt2, seed: flags.seed2 },
+        { ...poolKeyframe(flags.prompt1, flags.image1, flags.seed1, flags), ...poolKeyframeControl(flags, 'A') },
+        { ...poolKeyframe(flags.prompt2, flags.image2, flags.seed2, flags), ...poolKeyframeControl(flags, 'B') },
       ],
     }),
     { path: 'transition flags', format: 'json' },

@@ -297,7 +297,8 @@ export class BlendingEngine {
   ): Promise<KeyframeTrajectory> {
     const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
     this.pipeline.checkSize(options.width, options.height);
-    if (options.keyframeA.image !== undefined || options.keyframeB.image !== undefined) {
+    // The other end may be a picture: this keyframe's trajectory does not depend on it.
+    if ((end === 'A' ? options.keyframeA : options.keyframeB).image !== undefined) {
       throw new LatentBlendError('runKeyframe: picture keyframes are computed with their transition, not as separate keyframe jobs.');
     }
     const context = await this.prepare(options);

@@ -18,7 +18,7 @@ import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { continuationProblems, type BlendingEngine, type EngineEvent, type Transition } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
 import { modelStamp, type ModelStamp } from '../engine/store.ts';
-import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
+import { resolveTransitionOptions, type ResolvedTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 import { transitionsOf, transitionKey, type FilmKeyframe, type FilmSpec, type FilmTransition } from './spec.ts';
 import { checkPicture, pictureHash } from '../io/picture.ts';
 import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
@@ -26,9 +26,9 @@ import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { SmoothnessReport } from '../eval/report.ts';
-import { filmTransitionControl, filmTransitionImagePrompt, loadFilmControl, loadFilmImagePrompts } from './film-control.ts';
-import { imagePromptContinuationProblem, pictureHashOf } from '../engine/image-prompt.ts';
-import { controlContinuationProblem, prepareControl } from '../engine/control.ts';
+import { filmTransitionControl, filmTransitionImagePrompt, loadFilmControl, loadFilmImagePrompts, type FilmControl, type FilmImagePrompts } from './film-control.ts';
+import { imagePromptContinuationProblem, pictureHashOf, type ImagePromptSummary, type TransitionImagePrompt } from '../engine/image-prompt.ts';
+import { controlContinuationProblem, prepareControl, type ControlSummary, type TransitionControl } from '../engine/control.ts';
 
 export interface RenderFilmEvents {
   /** A transition begins: its index in the spec, and its place among the transitions this render goes through. */
@@ -166,8 +166,8 @@ function chained(spec: FilmSpec): boolean {
   return crossfeed !== undefined && crossfeed.power > 0 && crossfeed.range > 0;
 }
 
-/** Transition `index` with `key`, finished in one of `folders`, or undefined. */
-async function findFinished(folders: readonly string[], index: number, key: string, stamp: ModelStamp): Promise<Transition | undefined> {
+/** Transition `index` with `key`, finished in one of the work folders `folders`, or undefined. */
+export async function findFinished(folders: readonly string[], index: number, key: string, stamp: ModelStamp): Promise<Transition | undefined> {
   for (const folder of folders) {
     try {
       const found = await cachedTransition(folder, index, key, stamp, () => Promise.reject(new NotCached()));
@@ -179,6 +179,64 @@ async function findFinished(folders: readonly string[], index: number, key: stri
     }
   }
   return undefined;
+}
+
+export interface FilmTransitionSetup {
+  /** Engine options (picture keyframes with their content hashes). */
+  readonly input: Record<string, unknown>;
+  readonly resolved: ResolvedTransitionOptions;
+  /** Cache key of the transition's folder. */
+  readonly key: string;
+  readonly controlNet: TransitionControl | undefined;
+  /** What the transition records of its ControlNet (compared when a film continues). */
+  readonly control: ControlSummary | undefined;
+  readonly ipAdapter: TransitionImagePrompt | undefined;
+  /** What the engine compares of keyframe A's IP-Adapter side when continuing from the previous transition. */
+  readonly nextImageSide: ImagePromptSummary | undefined;
+}
+
+/**
+ * Everything transition `index` of a film is computed from, and its cache key: the same for a
+ * single-process render and a worker of the pool (queue/worker.ts), so that both write the same
+ * folder with the same frames.
+ */
+export function filmTransitionSetup(
+  spec: FilmSpec,
+  index: number,
+  setup: {
+    readonly pipeline: DiffusionPipeline;
+    readonly metricName: string;
+    readonly pictureHashes: ReadonlyMap<string, string>;
+    readonly filmControl: FilmControl | undefined;
+    readonly filmImages: FilmImagePrompts | undefined;
+  },
+): FilmTransitionSetup {
+  const { pipeline, pictureHashes, filmControl, filmImages } = setup;
+  const transition = transitionsOf(spec)[index]!;
+  const input = transitionOptionsOf(spec, index, pictureHashes);
+  const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
+  const pictureKey = pictureKeyOf(transition, pictureHashes);
+  const controlNet = filmControl === undefined ? undefined : filmTransitionControl(filmControl, spec, index);
+  const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
+  // Pictures, control pictures and image prompts enter the key by content (transitionKey has their paths).
+  const ipAdapter = filmImages === undefined ? undefined : filmTransitionImagePrompt(filmImages, spec, index);
+  const imagePrompt =
+    filmImages === undefined
+      ? undefined
+      : { pictureA: pictureHashOf(filmImages.pictures[index]!), pictureB: pictureHashOf(filmImages.pictures[index + 1]!) };
+  // What the engine will compare for keyframe A (its IP-Adapter, picture and scale).
+  const nextImageSide =
+    filmImages === undefined || ipAdapter === undefined || imagePrompt === undefined
+      ? undefined
+      : { ipAdapter: resolve(filmImages.loaded.adapter.folder.dir), pictureA: imagePrompt.pictureA, pictureB: null, scaleA: ipAdapter.scaleA ?? 1, scaleB: ipAdapter.scaleA ?? 1 };
+  const key = hashOf([
+    transitionKey(spec, index),
+    setup.metricName,
+    ...(pictureKey !== undefined ? [pictureKey] : []),
+    ...(control !== undefined ? [control] : []),
+    ...(imagePrompt !== undefined ? [imagePrompt] : []),
+  ]);
+  return { input, resolved, key, controlNet, control, ipAdapter, nextImageSide };
 }
 
 export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilmResult> {
@@ -205,30 +263,8 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
   for (const [step, index] of indices.entries()) {
     const transition = transitions[index]!;
     events.transitionStart?.({ index, step, steps: indices.length, transition });
-    const input = transitionOptionsOf(spec, index, pictureHashes);
-    const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
+    const { input, resolved, key, controlNet, control, ipAdapter, nextImageSide } = filmTransitionSetup(spec, index, { pipeline, metricName: metric.name, pictureHashes, filmControl, filmImages });
     const stamp = modelStamp(recordedModel(model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
-    const pictureKey = pictureKeyOf(transition, pictureHashes);
-    const controlNet = filmControl === undefined ? undefined : filmTransitionControl(filmControl, spec, index);
-    const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
-    // Pictures, control pictures and image prompts enter the key by content (transitionKey has their paths).
-    const ipAdapter = filmImages === undefined ? undefined : filmTransitionImagePrompt(filmImages, spec, index);
-    const imagePrompt =
-      filmImages === undefined
-        ? undefined
-        : { pictureA: pictureHashOf(filmImages.pictures[index]!), pictureB: pictureHashOf(filmImages.pictures[index + 1]!) };
-    // What the engine will compare for keyframe A (its IP-Adapter, picture and scale).
-    const nextImageSide =
-      filmImages === undefined || ipAdapter === undefined || imagePrompt === undefined
-        ? undefined
-        : { ipAdapter: resolve(filmImages.loaded.adapter.folder.dir), pictureA: imagePrompt.pictureA, pictureB: null, scaleA: ipAdapter.scaleA ?? 1, scaleB: ipAdapter.scaleA ?? 1 };
-    const key = hashOf([
-      transitionKey(spec, index),
-      metric.name,
-      ...(pictureKey !== undefined ? [pictureKey] : []),
-      ...(control !== undefined ? [control] : []),
-      ...(imagePrompt !== undefined ? [imagePrompt] : []),
-    ]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).
     const startFrom =

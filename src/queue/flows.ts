@@ -15,6 +15,10 @@ export interface FlowContext {
   /** The model the jobs ask for (see modelIdentity in worker.ts). */
   readonly model: string;
   readonly preset?: 'turbo' | 'standard';
+  /** Absolute folder of the spec's relative paths (see jobs.ts). */
+  readonly specDir?: string;
+  /** Other films' work folders whose finished transitions are reused (see jobs.ts). */
+  readonly reuseFrom?: readonly string[];
 }
 
 /** Finished jobs stay a day so that a command that lost its connection can still read results. */
@@ -27,11 +31,19 @@ export function filmFlows(plan: FilmJobPlan, context: FlowContext): FlowJob[] {
     model: context.model,
     ...(context.preset !== undefined ? { preset: context.preset } : {}),
     spec: filmSpecToYaml(context.spec),
+    ...(context.specDir !== undefined ? { specDir: context.specDir } : {}),
   };
   const nameOf = new Map(plan.keyframes.map((keyframe) => [keyframe.jobId, keyframe.name] as const));
   const ref = (jobId: string): KeyframeRef => ({ name: nameOf.get(jobId)!, jobId });
   return plan.transitions.map((transition) => {
-    const data: TransitionJob = { kind: 'transition', ...common, index: transition.index, keyframeA: ref(transition.keyframeA), keyframeB: ref(transition.keyframeB) };
+    const data: TransitionJob = {
+      kind: 'transition',
+      ...common,
+      index: transition.index,
+      ...(transition.keyframeA !== undefined ? { keyframeA: ref(transition.keyframeA) } : {}),
+      ...(transition.keyframeB !== undefined ? { keyframeB: ref(transition.keyframeB) } : {}),
+      ...(context.reuseFrom !== undefined && context.reuseFrom.length > 0 ? { reuseFrom: [...context.reuseFrom] } : {}),
+    };
     return {
       name: 'transition',
       queueName: QUEUE_NAME,

@@ -6,6 +6,7 @@
  * into `<work>/keyframes/<name>/`; `transition` computes a transition from its two keyframes into
  * `<work>/transitions/NN-<key>/`, the same folder a single-process render writes.
  */
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { parseOptions } from '../options/validate.ts';
 
@@ -23,6 +24,11 @@ const commonSchema = {
   preset: z.enum(['turbo', 'standard']).optional(),
   /** The film spec as YAML (filmSpecToYaml), parsed again by the worker. */
   spec: z.string().min(1),
+  /**
+   * Absolute folder the spec's relative paths (control pictures, image prompts, a ControlNet or
+   * IP-Adapter folder) are relative to: the spec file's folder, on the shared file system.
+   */
+  specDir: z.string().min(1).refine((path) => isAbsolute(path), 'expected an absolute folder').optional(),
 };
 
 export const keyframeJobSchema = z.strictObject({
@@ -44,8 +50,14 @@ export const transitionJobSchema = z.strictObject({
   kind: z.literal('transition'),
   ...commonSchema,
   index: z.number().int().min(0),
-  keyframeA: keyframeRefSchema,
-  keyframeB: keyframeRefSchema,
+  /** Keyframe jobs of its ends; absent: computed in this job (a picture, a ControlNet, an IP-Adapter). */
+  keyframeA: keyframeRefSchema.optional(),
+  keyframeB: keyframeRefSchema.optional(),
+  /**
+   * Work folders of other films (absolute, on the shared file system) whose finished transition
+   * with the same key is copied instead of computed (the studio's films of one session).
+   */
+  reuseFrom: z.array(z.string().min(1).refine((path) => isAbsolute(path), 'expected an absolute folder')).max(50).optional(),
 });
 export type TransitionJob = z.infer<typeof transitionJobSchema>;
 

@@ -12,6 +12,11 @@
  * for both, i.e. with the same negative prompt (everything else that shapes a trajectory is set
  * film-wide); otherwise each transition gets its own keyframe job, as a single-process render
  * computes it again.
+ *
+ * Some keyframes get no job: a picture keyframe (its trajectory comes from the picture, cheaply)
+ * and every keyframe of a film with a ControlNet or an IP-Adapter (its trajectory depends on the
+ * transition's control and image-prompt settings). The transition job computes those itself, as
+ * a single-process render does, so the frames stay the same.
  */
 import { createHash } from 'node:crypto';
 import { transitionsOf, type FilmSpec } from '../film/spec.ts';
@@ -39,8 +44,9 @@ export interface PlannedKeyframe {
 export interface PlannedTransition {
   readonly jobId: string;
   readonly index: number;
-  readonly keyframeA: string;
-  readonly keyframeB: string;
+  /** The keyframe jobs of its ends; absent: the transition job computes that keyframe itself. */
+  readonly keyframeA?: string;
+  readonly keyframeB?: string;
 }
 
 /** A film's jobs and their dependencies. */
@@ -62,12 +68,24 @@ function chained(spec: FilmSpec): boolean {
 
 /**
  * Splits `spec` into jobs. `run` names this submission (letters, digits, '-' and '_'); job ids
- * are `<run>.k<keyframe><end><transition>` and `<run>.t<index>`.
+ * are `<run>.k<keyframe><end><transition>` and `<run>.t<index>`. With `only`, the jobs of that
+ * transition alone (film index), and with branch-1 crossfeed those of the transitions before it
+ * too, which it depends on (as renderFilm's `only`).
  */
-export function planFilmJobs(spec: FilmSpec, run: string): FilmJobPlan {
+export function planFilmJobs(spec: FilmSpec, run: string, options: { readonly only?: number } = {}): FilmJobPlan {
   if (!/^[A-Za-z0-9_-]{1,100}$/.test(run)) throw new LatentBlendError(`run: expected 1 to 100 letters, digits, '-' or '_', got ${JSON.stringify(run)}`);
   const transitions = transitionsOf(spec);
   const chain = chained(spec);
+  const { only } = options;
+  if (only !== undefined && (!Number.isInteger(only) || only < 0 || only >= transitions.length)) {
+    throw new LatentBlendError(`transitionIndex: expected an integer from 0 to ${transitions.length - 1} (the spec has ${transitions.length} transitions), got ${only}`);
+  }
+  const wanted = (index: number) => only === undefined || index === only || (chain && index < only);
+  const inline = (keyframe: number) => spec.controlnet !== undefined || spec.ipAdapter !== undefined || spec.keyframes[keyframe]!.image !== undefined;
+  if (chain && spec.keyframes.some((_, keyframe) => inline(keyframe))) {
+    // Each keyframe would then depend on one computed inside another transition's job.
+    throw new LatentBlendError('branch-1 crossfeed together with picture keyframes, a ControlNet or an IP-Adapter is not supported on the worker pool; render this film without --queue, or without branch1Crossfeed.');
+  }
   const keyframes: PlannedKeyframe[] = [];
   const planned: PlannedTransition[] = [];
   const keys = new Map<string, string>();
@@ -106,12 +124,13 @@ export function planFilmJobs(spec: FilmSpec, run: string): FilmJobPlan {
 
   let previousB: PlannedKeyframe | undefined;
   for (const [index, transition] of transitions.entries()) {
+    if (!wanted(index)) continue;
     const jobId = `${run}.t${index}`;
     const before = index > 0 ? transitions[index - 1]! : undefined;
     const shared = previousB !== undefined && before !== undefined && before.negativePrompt === transition.negativePrompt;
-    const a = shared ? previousB! : keyframeJob(index, index, 'A', jobId, undefined);
-    const b = keyframeJob(index + 1, index, 'B', jobId, chain ? a : undefined);
-    planned.push({ jobId, index, keyframeA: a.jobId, keyframeB: b.jobId });
+    const a = inline(index) ? undefined : shared ? previousB! : keyframeJob(index, index, 'A', jobId, undefined);
+    const b = inline(index + 1) ? undefined : keyframeJob(index + 1, index, 'B', jobId, chain ? a : undefined);
+    planned.push({ jobId, index, ...(a !== undefined ? { keyframeA: a.jobId } : {}), ...(b !== undefined ? { keyframeB: b.jobId } : {}) });
     previousB = b;
   }
   return { run, keyframes, transitions: planned };
@@ -120,7 +139,7 @@ export function planFilmJobs(spec: FilmSpec, run: string): FilmJobPlan {
 /** The jobs a job needs finished before it can start: its BullMQ children and the listed ones. */
 export function dependenciesOf(plan: FilmJobPlan, jobId: string): string[] {
   const transition = plan.transitions.find((candidate) => candidate.jobId === jobId);
-  if (transition !== undefined) return [transition.keyframeA, transition.keyframeB];
+  if (transition !== undefined) return [transition.keyframeA, transition.keyframeB].filter((id) => id !== undefined);
   const keyframe = plan.keyframes.find((candidate) => candidate.jobId === jobId);
   if (keyframe === undefined) throw new Error(`no job ${jobId} in this plan`);
   return keyframe.crossfeedFrom !== undefined ? [keyframe.crossfeedFrom] : [];

@@ -19,6 +19,15 @@ export interface RenderOnPoolOptions {
   readonly spec: FilmSpec;
   readonly model: string;
   readonly preset?: 'turbo' | 'standard';
+  /** Folder the spec's relative paths (control pictures, image prompts, adapters) are relative to. */
+  readonly specDir?: string;
+  /** Other films' work folders whose finished transitions the workers copy instead of computing. */
+  readonly reuseFrom?: readonly string[];
+  /**
+   * The film of this transition alone (film index; its folder and key as in the whole film's
+   * work folder); with branch-1 crossfeed the transitions before it are computed too.
+   */
+  readonly only?: number;
   readonly workDir: string;
   readonly out: string;
   readonly force: boolean;
@@ -80,6 +89,9 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
       workDir,
       model: options.model,
       ...(options.preset !== undefined ? { preset: options.preset } : {}),
+      ...(options.specDir !== undefined ? { specDir: resolve(options.specDir) } : {}),
+      ...(options.reuseFrom !== undefined ? { reuseFrom: options.reuseFrom.map((dir) => resolve(dir)) } : {}),
+      ...(options.only !== undefined ? { only: options.only } : {}),
       run,
       ...(signal !== undefined ? { signal } : {}),
       onNotice: (line) => reporter.warn(line),
@@ -92,7 +104,9 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
   if (barStarted) reporter.stopBar();
 
   const segments = [];
-  for (const [index, job] of submitted.transitions.entries()) {
+  for (const [position, job] of submitted.transitions.entries()) {
+    const index = submitted.plan.transitions[position]!.index;
+    if (options.only !== undefined && index !== options.only) continue;
     const dir = join(workDir, job.dir);
     await visible(join(dir, 'transition.json'), signal);
     const stored = await loadTransition(dir);
@@ -113,15 +127,18 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
     },
     reporter,
   );
-  await writeFilmRecord(workDir, {
-    kind: 'movie',
-    model: options.model,
-    out: relative(workDir, resolve(options.out)),
-    fps: spec.fps,
-    quality: spec.quality,
-    retiming,
-    transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
-  });
+  // As renderFilm: the film of one transition does not describe the work folder's film.
+  if (options.only === undefined) {
+    await writeFilmRecord(workDir, {
+      kind: 'movie',
+      model: options.model,
+      out: relative(workDir, resolve(options.out)),
+      fps: spec.fps,
+      quality: spec.quality,
+      retiming,
+      transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
+    });
+  }
   const jobs = [...submitted.keyframes, ...submitted.transitions];
   return {
     run: submitted.run,

@@ -20,6 +20,12 @@ export interface SubmitFilmOptions {
   readonly workDir: string;
   readonly model: string;
   readonly preset?: 'turbo' | 'standard';
+  /** Absolute folder the spec's relative paths are relative to (its file's folder), on the shared file system. */
+  readonly specDir?: string;
+  /** Other films' work folders (absolute, shared) whose finished transitions the workers reuse. */
+  readonly reuseFrom?: readonly string[];
+  /** Only this transition (film index), and those before it with branch-1 crossfeed. */
+  readonly only?: number;
   /** Names this submission; default: random. */
   readonly run?: string;
   readonly signal?: AbortSignal;
@@ -138,8 +144,14 @@ async function followJobs(options: FollowOptions): Promise<Map<string, FinishedJ
     if (!finished.has(jobId)) fraction.set(jobId, progress.total > 0 ? Math.min(0.99, progress.done / progress.total) : 0);
     emitProgress();
   });
+  /** The job whose failure failed `reason`'s parent (BullMQ's failParentOnFailure), if one of ours. */
+  const failedChild = (reason: string | undefined): string | undefined => {
+    const child = /^child bull:[^:]+:(\S+) failed$/.exec(reason ?? '')?.[1];
+    return child !== undefined && ours.has(child) ? child : undefined;
+  };
   events.on('failed', ({ jobId, failedReason }) => {
-    if (ours.has(jobId)) failed(jobId, failedReason);
+    // A parent failed by its child: the child's own failure (with the worker's reason) is reported.
+    if (ours.has(jobId) && failedChild(failedReason) === undefined) failed(jobId, failedReason);
   });
 
   let cancelled = false;
@@ -177,7 +189,10 @@ async function followJobs(options: FollowOptions): Promise<Map<string, FinishedJ
         const job = await queue.getJob(jobId);
         if (job === undefined) continue;
         if (state === 'failed') {
-          failed(jobId, job.failedReason);
+          const child = failedChild(job.failedReason);
+          const childJob = child !== undefined ? await queue.getJob(child) : undefined;
+          if (child !== undefined && childJob?.failedReason) failed(child, childJob.failedReason);
+          else failed(jobId, job.failedReason);
           continue;
         }
         const result = parseJobResult(job.returnvalue);
@@ -207,12 +222,14 @@ async function followJobs(options: FollowOptions): Promise<Map<string, FinishedJ
  */
 export async function submitFilm(options: SubmitFilmOptions): Promise<SubmittedFilm> {
   const run = options.run ?? newRunName();
-  const plan = planFilmJobs(options.spec, run);
+  const plan = planFilmJobs(options.spec, run, options.only !== undefined ? { only: options.only } : {});
   const flows = filmFlows(plan, {
     spec: options.spec,
     workDir: options.workDir,
     model: options.model,
     ...(options.preset !== undefined ? { preset: options.preset } : {}),
+    ...(options.specDir !== undefined ? { specDir: options.specDir } : {}),
+    ...(options.reuseFrom !== undefined ? { reuseFrom: options.reuseFrom } : {}),
   });
   const describeJob = (jobId: string) => {
     const transition = plan.transitions.find((job) => job.jobId === jobId);

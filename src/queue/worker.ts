@@ -11,9 +11,10 @@ import type { SimilarityMetric } from '../engine/metric.ts';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { modelStamp, type ModelStamp } from '../engine/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
-import { parseFilmSpec, transitionKey, type FilmSpec } from '../film/spec.ts';
-import { transitionOptionsOf } from '../film/render-film.ts';
-import { cachedTransition, hashOf } from '../film/work-folder.ts';
+import { parseFilmSpec, type FilmSpec } from '../film/spec.ts';
+import { filmPictureHashes, filmTransitionSetup, findFinished, transitionOptionsOf } from '../film/render-film.ts';
+import { loadFilmControl, loadFilmImagePrompts } from '../film/film-control.ts';
+import { cachedTransition } from '../film/work-folder.ts';
 import { LatentBlendError } from '../errors.ts';
 import { QUEUE_NAME, modelIdentity, type QueueConnection } from './connection.ts';
 import { parseFilmJob, type FilmJob, type ImageJob, type JobProgress, type JobResult, type KeyframeJob, type KeyframeRef, type TransitionJob } from './jobs.ts';
@@ -123,34 +124,64 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
 
   const runTransition = async (job: Job, data: TransitionJob, spec: FilmSpec, signal: AbortSignal | undefined): Promise<JobResult> => {
     const started = performance.now();
-    const { input, stamp } = stampFor(spec, data.index, data.model);
-    const key = hashOf([transitionKey(spec, data.index), metric.name]);
+    const { stamp } = stampFor(spec, data.index, data.model);
+    // Pictures by content, the ControlNet and the IP-Adapter with their pictures, read from the
+    // shared file system as a single-process render reads them (same options, same key).
+    const baseDir = data.specDir ?? process.cwd();
+    // Only this transition's two keyframes are read (the rest of the film is other jobs' work).
+    const pictureHashes = await filmPictureHashes({ ...spec, keyframes: spec.keyframes.slice(data.index, data.index + 2) });
+    const filmControl = await loadFilmControl(spec, pipeline, baseDir, signal);
+    let filmImages: Awaited<ReturnType<typeof loadFilmImagePrompts>>;
+    try {
+      filmImages = await loadFilmImagePrompts(spec, pipeline, baseDir, signal);
+    } catch (error) {
+      await filmControl?.loaded.controlNet.model.session.release();
+      throw error;
+    }
+    const { input, key, controlNet, ipAdapter } = filmTransitionSetup(spec, data.index, { pipeline, metricName: metric.name, pictureHashes, filmControl, filmImages });
     let last = 0;
-    const result = await cachedTransition(data.workDir, data.index, key, stamp, async () => {
-      const keyframeA = loadKeyframe(data.workDir, data.keyframeA.name, stamp);
-      // With a time budget the plan is sized from the speed measured on keyframe B, so B is
-      // computed again here (the same trajectory, see runKeyframe); otherwise it is reused.
-      const keyframeB = spec.timeBudgetPerTransition === undefined ? loadKeyframe(data.workDir, data.keyframeB.name, stamp) : undefined;
-      return engine.runTransition(input, {
-        ...(signal !== undefined ? { signal } : {}),
-        keyframeA,
-        ...(keyframeB !== undefined ? { keyframeB } : {}),
-        onEvent: (event) => {
-          if (event.type !== 'progress') return;
-          const now = performance.now();
-          if (now - last < 200 && event.unetEvaluationsDone < event.unetEvaluationsTotal) return;
-          last = now;
-          report(job, { worker: name, done: event.unetEvaluationsDone, total: event.unetEvaluationsTotal });
-        },
+    let copied = false;
+    try {
+      const result = await cachedTransition(data.workDir, data.index, key, stamp, async () => {
+        // The same transition finished in another film (of the studio session): copied, not computed.
+        const elsewhere = await findFinished(data.reuseFrom ?? [], data.index, key, stamp);
+        if (elsewhere !== undefined) {
+          copied = true;
+          return elsewhere;
+        }
+        // A keyframe without a job (a picture, or a film with a ControlNet or an IP-Adapter) is
+        // computed here, as in a single-process render.
+        const keyframeA = data.keyframeA === undefined ? undefined : loadKeyframe(data.workDir, data.keyframeA.name, stamp);
+        // With a time budget the plan is sized from the speed measured on keyframe B, so B is
+        // computed again here (the same trajectory, see runKeyframe); otherwise it is reused.
+        const keyframeB = spec.timeBudgetPerTransition === undefined && data.keyframeB !== undefined ? loadKeyframe(data.workDir, data.keyframeB.name, stamp) : undefined;
+        return engine.runTransition(input as TransitionOptions, {
+          ...(signal !== undefined ? { signal } : {}),
+          ...(keyframeA !== undefined ? { keyframeA } : {}),
+          ...(keyframeB !== undefined ? { keyframeB } : {}),
+          ...(controlNet !== undefined ? { controlNet } : {}),
+          ...(ipAdapter !== undefined ? { ipAdapter } : {}),
+          onEvent: (event) => {
+            if (event.type !== 'progress') return;
+            const now = performance.now();
+            if (now - last < 200 && event.unetEvaluationsDone < event.unetEvaluationsTotal) return;
+            last = now;
+            report(job, { worker: name, done: event.unetEvaluationsDone, total: event.unetEvaluationsTotal });
+          },
+        });
       });
-    });
-    return {
-      worker: name,
-      reused: result.reused,
-      dir: relative(data.workDir, result.dir),
-      unetCalls: result.reused ? 0 : result.transition.stats.unetCalls,
-      seconds: (performance.now() - started) / 1000,
-    };
+      return {
+        worker: name,
+        reused: result.reused || copied,
+        dir: relative(data.workDir, result.dir),
+        unetCalls: result.reused || copied ? 0 : result.transition.stats.unetCalls,
+        seconds: (performance.now() - started) / 1000,
+      };
+    } finally {
+      // As renderFilm: the residual UNet stays with the pipeline, the ControlNet and image encoder go.
+      await filmControl?.loaded.controlNet.model.session.release();
+      await filmImages?.loaded.adapter.encoder.session.release();
+    }
   };
 
   const runImage = async (job: Job, data: ImageJob, signal: AbortSignal | undefined): Promise<JobResult> => {
@@ -187,7 +218,8 @@ export function startPoolWorker(options: PoolWorkerOptions): PoolWorker {
       throw new UnrecoverableError(reason);
     }
     if (data.kind !== 'image') {
-      await awaitKeyframes(job, token, data, data.kind === 'transition' ? [data.keyframeA, data.keyframeB] : data.crossfeedFrom !== undefined ? [data.crossfeedFrom] : []);
+      const refs = data.kind === 'transition' ? [data.keyframeA, data.keyframeB] : [data.crossfeedFrom];
+      await awaitKeyframes(job, token, data, refs.filter((ref) => ref !== undefined));
     }
     let spec: FilmSpec | undefined;
     try {

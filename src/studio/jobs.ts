@@ -1,6 +1,7 @@
 /**
- * The studio's job queue: one job runs at a time (the model and the accelerator are shared),
- * the others wait first in, first out and know their place. Every job belongs to an owner (a
+ * The studio's job queue: one job runs at a time by default (the model and the accelerator are
+ * shared), more at once when the work goes to a worker pool (`concurrency`); the others wait first
+ * in, first out and know their place. An exclusive job (loading another model) runs alone. Every job belongs to an owner (a
  * session); lookups, cancels and subscriptions by another owner behave as if the job did not
  * exist. The queue knows nothing about HTTP or models: a job is a kind name and an async
  * function that receives a context (abort signal, progress, partial result, extra events), so it
@@ -77,6 +78,7 @@ interface JobRecord {
   readonly owner: string;
   readonly kind: string;
   readonly run: JobRunner;
+  readonly exclusive: boolean;
   readonly controller: AbortController;
   readonly createdAt: number;
   state: JobState;
@@ -106,6 +108,17 @@ export interface JobQueueOptions {
   readonly progressIntervalMs?: number;
   /** Called when a job fails with an unexpected error (not a LatentBlendError). */
   readonly onUnexpectedError?: (job: JobView, error: unknown) => void;
+  /**
+   * Most jobs running at once (default 1): the studio's own model runs one job at a time; on a
+   * worker pool, as many as there are workers. Changed later with setConcurrency.
+   */
+  readonly concurrency?: number;
+}
+
+/** How a job is queued, besides its kind and runner. */
+export interface SubmitOptions {
+  /** Runs alone: it waits for the running jobs to end, and nothing starts before it ends. */
+  readonly exclusive?: boolean;
 }
 
 /** Thrown by submit when an owner has too many jobs waiting. */
@@ -130,7 +143,9 @@ function errorOf(caught: unknown): { code: string; message: string } {
 export class JobQueue {
   private readonly jobs = new Map<string, JobRecord>();
   private readonly waiting: JobRecord[] = [];
-  private running: JobRecord | undefined;
+  /** Running jobs, in the order they started. */
+  private readonly running = new Set<JobRecord>();
+  private concurrency: number;
   private closed = false;
   private idleWaiters: (() => void)[] = [];
   private readonly maxPending: number;
@@ -147,14 +162,35 @@ export class JobQueue {
     this.keepFinished = options.keepFinishedPerOwner ?? 100;
     this.keepEvents = options.keepEventsPerJob ?? 2000;
     this.progressInterval = options.progressIntervalMs ?? 100;
+    this.concurrency = JobQueue.checkedConcurrency(options.concurrency ?? 1);
   }
 
-  /** Queues a job for `owner`; it starts at once when nothing else runs. */
-  submit(owner: string, kind: string, run: JobRunner, progress: JobProgress = { done: 0, total: 1, label: 'waiting' }): JobView {
+  private static checkedConcurrency(value: number): number {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`concurrency: expected an integer >= 1, got ${value}`);
+    return value;
+  }
+
+  /** Most jobs running at once from now on (an integer >= 1); running jobs are never stopped for it. */
+  setConcurrency(value: number): void {
+    const next = JobQueue.checkedConcurrency(value);
+    if (next === this.concurrency) return;
+    this.concurrency = next;
+    this.pump();
+    // Waiting jobs' places stay, but their start estimates change.
+    for (const other of this.waiting) this.notify(other, true);
+  }
+
+  /** Most jobs running at once now. */
+  get slots(): number {
+    return this.concurrency;
+  }
+
+  /** Queues a job for `owner`; it starts at once when a slot is free and nothing waits before it. */
+  submit(owner: string, kind: string, run: JobRunner, progress: JobProgress = { done: 0, total: 1, label: 'waiting' }, submitOptions: SubmitOptions = {}): JobView {
     if (this.closed) throw new LatentBlendError('The studio is shutting down.', 'unavailable');
     const pending = [...this.jobs.values()].filter((job) => job.owner === owner && (job.state === 'queued' || job.state === 'running')).length;
     if (pending >= this.maxPending) throw new QueueFullError(this.maxPending);
-    const total = this.waiting.length + (this.running === undefined ? 0 : 1);
+    const total = this.waiting.length + this.running.size;
     if (total >= (this.options.maxPendingTotal ?? 64)) {
       throw new LatentBlendError(`The studio already has ${total} jobs waiting or running (all sessions together); try again when some have finished.`, 'queue_full');
     }
@@ -163,6 +199,7 @@ export class JobQueue {
       owner,
       kind,
       run,
+      exclusive: submitOptions.exclusive ?? false,
       controller: new AbortController(),
       createdAt: Date.now(),
       state: 'queued',
@@ -196,7 +233,7 @@ export class JobQueue {
 
   /** Jobs waiting and running, all owners together (no details). */
   counts(): { running: number; queued: number } {
-    return { running: this.running === undefined ? 0 : 1, queued: this.waiting.length };
+    return { running: this.running.size, queued: this.waiting.length };
   }
 
   /**
@@ -237,15 +274,15 @@ export class JobQueue {
 
   /** Resolves when no job runs and none waits. */
   idle(): Promise<void> {
-    if (this.running === undefined && this.waiting.length === 0) return Promise.resolve();
+    if (this.running.size === 0 && this.waiting.length === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Refuses new jobs, cancels every waiting and running job and waits for the running one to stop. */
+  /** Refuses new jobs, cancels every waiting and running job and waits for the running ones to stop. */
   async close(): Promise<void> {
     this.closed = true;
     for (const record of this.waiting.splice(0)) this.finish(record, 'cancelled');
-    this.running?.controller.abort();
+    for (const record of this.running) record.controller.abort();
     await this.idle();
   }
 
@@ -265,24 +302,62 @@ export class JobQueue {
     return (speed.seconds / speed.units) * record.progress.total;
   }
 
-  /** What runs before a queued job, and about when it starts. */
+  /**
+   * What runs before a queued job, and about when it starts: the jobs ahead are handed, in order,
+   * to the slot that frees first (each slot free when its running job's estimate runs out); an
+   * exclusive job waits for every slot, and the jobs after it start when it ends.
+   */
   private queueView(record: JobRecord): Pick<JobView, 'ahead' | 'waitSeconds'> {
     const index = this.waiting.indexOf(record);
     if (record.state !== 'queued' || index < 0) return {};
     const before = this.waiting.slice(0, index);
-    const running = this.running;
+    const running = [...this.running];
     const ahead = [
-      ...(running !== undefined
-        ? [{ kind: running.kind, state: 'running' as const, ...(running.progress.etaSeconds !== undefined ? { etaSeconds: running.progress.etaSeconds } : {}) }]
-        : []),
+      ...running.map((job) => ({ kind: job.kind, state: 'running' as const, ...(job.progress.etaSeconds !== undefined ? { etaSeconds: job.progress.etaSeconds } : {}) })),
       ...before.map((job) => ({ kind: job.kind, state: 'queued' as const })),
     ];
-    let wait: number | undefined = running === undefined ? 0 : running.progress.etaSeconds;
-    for (const job of before) {
-      const seconds = this.estimate(job);
-      wait = wait === undefined || seconds === undefined ? undefined : wait + seconds;
-    }
+    const wait = JobQueue.startEstimate(
+      Math.max(this.concurrency, running.length),
+      running.map((job) => job.progress.etaSeconds),
+      before.map((job) => ({ seconds: this.estimate(job), exclusive: job.exclusive })),
+      record.exclusive,
+    );
     return { ahead, ...(wait !== undefined && Number.isFinite(wait) ? { waitSeconds: wait } : {}) };
+  }
+
+  /**
+   * Seconds until a job starts: `slots` slots, the running jobs' seconds left (undefined when
+   * unknown), then the jobs ahead in order, each on the slot free first. Undefined when it depends
+   * on a time not known.
+   */
+  private static startEstimate(
+    slots: number,
+    runningLeft: readonly (number | undefined)[],
+    ahead: readonly { seconds: number | undefined; exclusive: boolean }[],
+    exclusive: boolean,
+  ): number | undefined {
+    // Free times of the slots; undefined: known to be >= 0, not when.
+    let free: (number | undefined)[] = [...runningLeft, ...new Array<number>(Math.max(0, slots - runningLeft.length)).fill(0)];
+    const allFree = (): number | undefined => (free.some((time) => time === undefined) ? undefined : Math.max(...(free as number[])));
+    const firstFree = (): { at: number | undefined; slot: number } => {
+      const known = free.map((time, slot) => ({ time, slot })).filter((entry): entry is { time: number; slot: number } => entry.time !== undefined);
+      const best = known.reduce<{ time: number; slot: number } | undefined>((min, entry) => (min === undefined || entry.time < min.time ? entry : min), undefined);
+      // An unknown slot may free sooner than any known one, unless one is free now.
+      if (best === undefined || (best.time > 0 && known.length < free.length)) return { at: undefined, slot: -1 };
+      return { at: best.time, slot: best.slot };
+    };
+    for (const job of ahead) {
+      if (job.exclusive) {
+        const start = allFree();
+        if (start === undefined || job.seconds === undefined) return undefined;
+        free = free.map(() => start + job.seconds!);
+        continue;
+      }
+      const { at, slot } = firstFree();
+      if (at === undefined || job.seconds === undefined) return undefined;
+      free[slot] = at + job.seconds;
+    }
+    return exclusive ? allFree() : firstFree().at;
   }
 
   private view(record: JobRecord): JobView {
@@ -343,19 +418,26 @@ export class JobQueue {
     for (const old of finished.slice(0, Math.max(0, finished.length - this.keepFinished))) this.jobs.delete(old.id);
   }
 
+  /** Starts waiting jobs, first in first out, while slots are free (an exclusive job runs alone). */
   private pump(): void {
-    if (this.running !== undefined) return;
-    const next = this.waiting.shift();
-    if (next === undefined) {
-      for (const resolve of this.idleWaiters.splice(0)) resolve();
-      return;
+    let started = false;
+    for (;;) {
+      const next = this.waiting[0];
+      if (next === undefined || this.running.size >= this.concurrency) break;
+      if ([...this.running].some((job) => job.exclusive)) break;
+      if (next.exclusive && this.running.size > 0) break;
+      this.waiting.shift();
+      this.running.add(next);
+      next.state = 'running';
+      next.startedAt = Date.now();
+      this.notify(next, true);
+      started = true;
+      void this.execute(next);
     }
-    this.running = next;
-    next.state = 'running';
-    next.startedAt = Date.now();
-    this.notify(next, true);
-    for (const other of this.waiting) this.notify(other, true);
-    void this.execute(next);
+    if (started) for (const other of this.waiting) this.notify(other, true);
+    if (this.running.size === 0 && this.waiting.length === 0) {
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
+    }
   }
 
   private async execute(record: JobRecord): Promise<void> {
@@ -407,7 +489,7 @@ export class JobQueue {
         this.finish(record, 'failed');
       }
     } finally {
-      this.running = undefined;
+      this.running.delete(record);
       this.pump();
     }
   }

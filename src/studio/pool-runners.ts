@@ -8,18 +8,17 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTransition } from '../engine/store.ts';
-import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
+import { filmSpecToYaml, transitionsOf } from '../film/spec.ts';
 import type { Reporter } from '../film/progress.ts';
 import { writeFileAtomically } from '../io/files.ts';
 import { encodePng } from '../io/png.ts';
-import { LatentBlendError } from '../errors.ts';
 import { modelIdentity, type QueueConnection } from '../queue/connection.ts';
 import { submitImages } from '../queue/submit.ts';
 import { renderFilmOnPool } from '../queue/render-on-pool.ts';
 import type { JobContext, JobRunner } from './jobs.ts';
 import type { PreviewsRequest, RenderRequest } from './requests.ts';
 import { checkRenderRequest, studioSpec, type CurrentModel } from './runners.ts';
-import { filesDir, filmDir, filmFiles, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
+import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
 
 /** Previews on the pool: one image job per seed, so the seeds spread over the workers. */
 export function poolPreviewsJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: PreviewsRequest, seeds: readonly number[]): JobRunner {
@@ -57,34 +56,31 @@ export function poolPreviewsJob(connection: QueueConnection, currentModel: Curre
 }
 
 /**
- * The film of one transition of `spec` (keyframes `index` and `index + 1`), with the settings of
- * that transition. Refused with branch-1 crossfeed, where a transition depends on those before it.
+ * A render on the pool: the film's jobs spread over the workers; the film is encoded here. With
+ * `resumed`, that film is resumed in its folder (its finished transitions are kept).
  */
-function oneTransition(spec: FilmSpec, index: number): FilmSpec {
-  const crossfeed = spec.branch1Crossfeed;
-  if (crossfeed !== undefined && crossfeed.power > 0 && crossfeed.range > 0) {
-    throw new LatentBlendError('With branch-1 crossfeed a transition depends on the ones before it: render the whole film on the worker pool.');
-  }
-  const from = spec.keyframes[index]!;
-  const { negativePrompt: _negative, duration: _duration, ...to } = spec.keyframes[index + 1]!;
-  return { ...spec, keyframes: [from, to] };
-}
-
-/** A render on the pool: the film's jobs spread over the workers; the film is encoded here. */
-export function poolRenderJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string): JobRunner {
+export function poolRenderJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string, resumed?: StudioFilmRecord): JobRunner {
   return async (context: JobContext) => {
     const model = currentModel();
     checkRenderRequest(model, request);
-    const full = studioSpec(model, request.spec);
-    const spec = request.transitionIndex !== undefined ? oneTransition(full, request.transitionIndex) : full;
+    const spec = studioSpec(model, request.spec);
+    const only = request.transitionIndex;
     const dir = filmDir(sessionDir, filmId);
+    // Finished transitions of the session's other films are copied by the workers, not computed (as runners.ts).
+    const others = filmIds(sessionDir)
+      .filter((id) => id !== filmId)
+      .slice(0, 20)
+      .map((id) => filmDir(sessionDir, id));
     mkdirSync(dir, { recursive: true });
     const framesDir = filesDir(sessionDir);
     mkdirSync(framesDir, { recursive: true });
-    await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(full), true);
+    await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(spec), true);
     const record: StudioFilmRecord = {
       id: filmId,
-      createdAt: Date.now(),
+      // A resumed film keeps its place in the list and its title.
+      createdAt: resumed?.createdAt ?? Date.now(),
+      ...(resumed?.title !== undefined ? { title: resumed.title } : {}),
+      ...(resumed !== undefined ? { earlierJobIds: [...(resumed.earlierJobIds ?? []), resumed.jobId].slice(-50) } : {}),
       state: 'rendering',
       format: request.format,
       jobId: context.id,
@@ -93,9 +89,8 @@ export function poolRenderJob(connection: QueueConnection, currentModel: Current
       ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
     };
     await writeStudioFilmRecord(dir, record);
-    const count = transitionsOf(spec).length;
-    const offset = request.transitionIndex ?? 0;
-    const fullCount = transitionsOf(full).length;
+    const fullCount = transitionsOf(spec).length;
+    const first = only ?? 0;
     // Frames stream as each transition finishes (workers send progress, not pictures).
     let frameCount = 0;
     let frameWrites: Promise<void> = Promise.resolve();
@@ -104,12 +99,11 @@ export function poolRenderJob(connection: QueueConnection, currentModel: Current
         .then(async () => {
           const { transition } = await loadTransition(join(dir, relativeDir));
           for (const [position, branch] of transition.tree.branches.entries()) {
-            if (index > 0 && branch.fract === 0) continue;
+            if (index > first && branch.fract === 0) continue;
             const frame = frameCount++;
             const name = `${context.id}-frame-${frame}.png`;
             await writeFileAtomically(join(framesDir, name), await encodePng(transition.images[position]!), true);
-            const filmIndex = offset + index;
-            context.emit('frame', { index: frame, transition: filmIndex, fract: branch.fract, filmFract: (filmIndex + branch.fract) / fullCount, injectionStep: branch.injectionStep, url: `/api/files/${name}` });
+            context.emit('frame', { index: frame, transition: index, fract: branch.fract, filmFract: (index + branch.fract) / fullCount, injectionStep: branch.injectionStep, url: `/api/files/${name}` });
           }
         })
         .catch((error: unknown) => context.warn(`Live frames could not be written: ${(error as Error).message}`));
@@ -137,6 +131,8 @@ export function poolRenderJob(connection: QueueConnection, currentModel: Current
         model: modelIdentity(model.source),
         ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
         workDir: dir,
+        ...(others.length > 0 ? { reuseFrom: others } : {}),
+        ...(only !== undefined ? { only } : {}),
         out: files.film,
         force: true,
         reporter,
@@ -144,8 +140,9 @@ export function poolRenderJob(connection: QueueConnection, currentModel: Current
         ...(model.ffmpegPath !== undefined ? { ffmpegPath: model.ffmpegPath } : {}),
         onFinished: (job) => {
           if (job.kind !== 'transition') return;
+          // Film index; with branch-1 crossfeed the transitions before `only` are computed, not shown.
           const index = Number(/\.t(\d+)$/.exec(job.jobId)?.[1] ?? 0);
-          if (index < count) streamTransition(job.dir, index);
+          if (only === undefined || index === only) streamTransition(job.dir, index);
         },
       });
       await frameWrites;

@@ -32,6 +32,7 @@ import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { prefetchFfmpegCapabilities } from '../io/ffmpeg.ts';
 import { JobQueue, type JobView } from './jobs.ts';
 import { poolPreviewsJob, poolRenderJob } from './pool-runners.ts';
+import { watchPoolWorkers } from './pool-workers.ts';
 import type { QueueConnection } from '../queue/connection.ts';
 import { SessionStore } from './sessions.ts';
 import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, COMMON_HEADERS } from './http.ts';
@@ -99,6 +100,8 @@ export interface StudioOptions {
   readonly onLog?: (line: string) => void;
   /** Previews and renders go to this worker pool (`--queue`) instead of the studio's model. */
   readonly pool?: QueueConnection;
+  /** With `pool`: jobs run at once (default: as many as the pool has live workers). */
+  readonly poolJobs?: number;
 }
 
 export interface Studio {
@@ -206,6 +209,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const frontEnd = await frontEndReady;
   const queue = new JobQueue({
     onUnexpectedError: (job, error) => log(`job ${job.id} (${job.kind}) failed unexpectedly: ${(error as Error)?.stack ?? String(error)}`),
+    ...(options.pool !== undefined && options.poolJobs !== undefined ? { concurrency: options.poolJobs } : {}),
   });
   const streams = new Set<ServerResponse>();
   const currentModel = () => model;
@@ -257,7 +261,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       handler: async ({ request, response, session }) => {
         const { source, scheduler } = parseModelRequest(await readJsonBody(request, MAX_BODY_BYTES));
         const location = locateModelSource(source, modelsDir !== undefined ? { modelsDir } : {});
-        const job = queue.submit(session, 'model', modelJob(switchOptions, location, scheduler), { done: 0, total: 0, label: 'waiting' });
+        // Runs alone: the jobs that start after it use the new model.
+        const job = queue.submit(session, 'model', modelJob(switchOptions, location, scheduler), { done: 0, total: 0, label: 'waiting' }, { exclusive: true });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
     },
@@ -366,7 +371,9 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         );
         checkRenderRequest(model, body, sessionDir(session));
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
-        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: units, label: 'waiting' });
+        const runner =
+          options.pool !== undefined ? poolRenderJob(options.pool, currentModel, sessionDir(session), body, record.id, record) : renderJob(currentModel, sessionDir(session), body, record.id, record);
+        const job = queue.submit(session, 'render', runner, { done: 0, total: units, label: 'waiting' });
         // The film is 'rendering' from now on, also while the job waits (so it is not deleted or resumed twice).
         await writeStudioFilmRecord(filmDir(dir, record.id), {
           ...record,
@@ -551,6 +558,11 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     });
     server.listen(options.port ?? 7860, host, () => listening());
   });
+  // On a pool, as many jobs at once as there are workers (unless fixed with poolJobs).
+  const poolWatch =
+    options.pool !== undefined && options.poolJobs === undefined
+      ? watchPoolWorkers(options.pool, (workers) => queue.setConcurrency(workers), { onError: (message) => log(`warning: ${message}`) })
+      : undefined;
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
 
@@ -560,6 +572,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     ...(token !== undefined ? { token } : {}),
     close() {
       closing ??= (async () => {
+        await poolWatch?.close();
         await queue.close();
         for (const stream of streams) stream.end();
         await new Promise<void>((closed) => {
