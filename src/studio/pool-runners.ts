@@ -62,7 +62,7 @@ export function poolPreviewsJob(connection: QueueConnection, currentModel: Curre
 export function poolRenderJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string, resumed?: StudioFilmRecord): JobRunner {
   return async (context: JobContext) => {
     const model = currentModel();
-    checkRenderRequest(model, request);
+    checkRenderRequest(model, request, sessionDir);
     const spec = studioSpec(model, request.spec);
     const only = request.transitionIndex;
     const dir = filmDir(sessionDir, filmId);
