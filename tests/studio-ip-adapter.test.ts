@@ -58,13 +58,14 @@ test("the page's draft carries the IP-Adapter keys only when every keyframe has 
   const full = toSpec({
     keyframes: [
       { id: 'a', prompt: 'a cat', seed: 1, ipImage: id('1') },
-      { id: 'b', prompt: 'a dog', seed: 2, ipImage: id('2') },
+      { id: 'b', prompt: 'a dog', seed: 2, ipImage: id('2'), ipAdapterScale: 0.25 },
     ],
     settings: { budgetMode: 'branches', ipAdapter: ' models/ip ', ipAdapterScale: 0.5 },
   });
   assert.equal(full.ipAdapter, 'models/ip');
   assert.equal(full.ipAdapterScale, 0.5);
   assert.deepEqual(full.keyframes.map((keyframe) => keyframe.ipImage), [id('1'), id('2')]);
+  assert.deepEqual(full.keyframes.map((keyframe) => keyframe.ipAdapterScale), [undefined, 0.25]);
   assert.equal(parseRenderRequest({ spec: full }).spec.ipAdapter, 'models/ip', 'a valid film spec');
   // A keyframe without an image prompt: no IP-Adapter keys at all (the film spec would refuse a half one).
   const partial = toSpec({
@@ -73,11 +74,12 @@ test("the page's draft carries the IP-Adapter keys only when every keyframe has 
   });
   assert.equal(partial.ipAdapter, undefined);
   assert.equal(partial.ipAdapterScale, undefined);
-  assert.ok(partial.keyframes.every((keyframe) => keyframe.ipImage === undefined));
+  assert.ok(partial.keyframes.every((keyframe) => keyframe.ipImage === undefined && keyframe.ipAdapterScale === undefined));
   // Read back from a parsed spec (paths): the film-wide image prompt goes to keyframes without their own.
-  const draft = fromSpec({ ...full, ipImage: `/x/files/${id('3')}`, keyframes: [full.keyframes[0]!, { prompt: 'a dog', seed: 2 }] });
+  const draft = fromSpec({ ...full, ipImage: `/x/files/${id('3')}`, keyframes: [full.keyframes[0]!, { prompt: 'a dog', seed: 2, ipAdapterScale: 0.25 }] });
   assert.deepEqual([draft.settings.ipAdapter, draft.settings.ipAdapterScale], ['models/ip', 0.5]);
   assert.deepEqual(draft.keyframes.map((keyframe) => keyframe.ipImage), [id('1'), id('3')]);
+  assert.deepEqual(draft.keyframes.map((keyframe) => keyframe.ipAdapterScale), [undefined, 0.25]);
 });
 
 describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
@@ -112,6 +114,12 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
     const notAnAdapter = await client.post('/api/renders', { spec: spec(modelDir('tiny-sd15'), a.json.id, b.json.id), format: 'gif' });
     assert.equal(notAnAdapter.status, 400, notAnAdapter.text);
     assert.match(notAnAdapter.json.error.message, /ipAdapter: .*latentblend-ip-adapter\.json/);
+    const withControlNet = await client.post('/api/renders', {
+      spec: { ...spec(IP_ADAPTER, a.json.id, b.json.id), controlnet: join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx'), controlImage: a.json.id },
+      format: 'gif',
+    });
+    assert.equal(withControlNet.status, 400, withControlNet.text);
+    assert.match(withControlNet.json.error.message, /ipAdapter: an IP-Adapter together with a ControlNet is not supported yet/);
     assert.equal((await client.get('/api/jobs')).json.jobs.length, 0, 'nothing was queued');
 
     const accepted = await client.post('/api/renders', { spec: spec(IP_ADAPTER, a.json.id, b.json.id), format: 'gif' });
@@ -160,8 +168,10 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
       await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
       await card.getByLabel('IP-Adapter folder or Hub id').fill(IP_ADAPTER);
       await card.getByLabel('IP-Adapter folder or Hub id').press('Tab');
-      await card.getByLabel('IP-Adapter scale').fill('0.6');
-      await card.getByLabel('IP-Adapter scale').press('Tab');
+      await card.getByLabel('IP-Adapter scale', { exact: true }).fill('0.6');
+      await card.getByLabel('IP-Adapter scale', { exact: true }).press('Tab');
+      await card.getByLabel('IP-Adapter scale of keyframe 2').fill('0.3');
+      await card.getByLabel('IP-Adapter scale of keyframe 2').press('Tab');
       // Keyframe 1: picked.
       const [chooser] = await Promise.all([page.waitForEvent('filechooser'), card.getByRole('button', { name: 'Pick an image prompt for keyframe 1' }).click()]);
       await chooser.setFiles(IP_A);
@@ -203,6 +213,7 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
       assert.ok(sent !== undefined, 'the page sent a render request');
       assert.equal(sent.spec.ipAdapter, IP_ADAPTER);
       assert.equal(sent.spec.ipAdapterScale, 0.6);
+      assert.deepEqual(sent.spec.keyframes.map((keyframe: { ipAdapterScale?: number }) => keyframe.ipAdapterScale), [undefined, 0.3]);
       assert.deepEqual(
         sent.spec.keyframes.map((keyframe: { ipImage?: string }) => keyframe.ipImage),
         draft.keyframes.map((keyframe: { ipImage: string }) => keyframe.ipImage),

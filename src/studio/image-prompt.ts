@@ -20,12 +20,18 @@ export function takesIpAdapter(model: ModelFolder): boolean {
 }
 
 /**
- * Refuses, as a spec error, an IP-Adapter folder that does not fit `model` (another family or
- * base UNet) or is no IP-Adapter folder. A Hub id (not a local folder yet) is checked when the
+ * Refuses, as a spec error, an IP-Adapter together with a ControlNet, and an IP-Adapter folder
+ * that does not fit `model` (another family or base UNet) or is no IP-Adapter folder. A Hub id (not a local folder yet) is checked when the
  * render loads it.
  */
-export function checkIpAdapterFits(ipAdapter: string | undefined, model: ModelFolder, source: string): void {
-  if (ipAdapter === undefined || !existsSync(ipAdapter)) return;
+export function checkIpAdapterFits(spec: { readonly ipAdapter?: string; readonly controlnet?: string }, model: ModelFolder, source: string): void {
+  const { ipAdapter } = spec;
+  if (ipAdapter === undefined) return;
+  // No UNet export takes both (src/pipeline/unet.ts): say so now, not at the first UNet call.
+  if (spec.controlnet !== undefined) {
+    throw new LatentBlendError('Invalid film spec (key spec):\n  ipAdapter: an IP-Adapter together with a ControlNet is not supported yet; remove the ControlNet keys or the IP-Adapter keys');
+  }
+  if (!existsSync(ipAdapter)) return;
   let problems: string[];
   try {
     problems = ipAdapterProblems(inspectIpAdapterFolder(ipAdapter), model);

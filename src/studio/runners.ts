@@ -216,7 +216,7 @@ export function checkRenderRequest(model: StudioModel, request: RenderRequest, s
       `Invalid film spec (key spec):\n  controlnet: this studio's model ${model.source} has no ${RESIDUAL_UNET_FOLDER}/ export (the UNet that takes ControlNet residuals, docs/controlnet-onnx.md); remove the ControlNet keys or load a model that has it`,
     );
   }
-  checkIpAdapterFits(spec.ipAdapter, pipeline.folder, model.source);
+  checkIpAdapterFits(spec, pipeline.folder, model.source);
   if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
     throw new LatentBlendError(
       `Invalid film spec (key spec):\n  preset: this studio's model runs with the ${pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)} (remove the key, or load another model)`,

@@ -56,6 +56,26 @@ export function setupImagePrompt(studio: Studio): void {
       keyframe.ipImage !== undefined
         ? h('img', { src: pictureUrl(keyframe.ipImage), alt: `Image prompt of ${name}`, width: 96, height: 96 })
         : h('span', { class: 'ip-empty muted' }, 'Drop a picture here');
+    const ownScale = h('input', {
+      type: 'number',
+      min: 0,
+      max: 5,
+      step: 0.05,
+      class: 'ip-scale',
+      'aria-label': `IP-Adapter scale of ${name}`,
+      title: 'The scale at this keyframe (interpolated along the transition); empty: the film’s',
+      placeholder: `scale ${store.settings.ipAdapterScale ?? 1}`,
+      value: keyframe.ipAdapterScale,
+    });
+    ownScale.addEventListener('change', () => {
+      const value = numberOf(ownScale);
+      if (value !== undefined && !(value >= 0 && value <= 5)) {
+        studio.toast('The IP-Adapter scale is a number from 0 to 5.', 'error');
+        ownScale.value = keyframe.ipAdapterScale === undefined ? '' : String(keyframe.ipAdapterScale);
+        return;
+      }
+      store.editKeyframe(keyframe.id, { ipAdapterScale: value }, true);
+    });
     const entry = h(
       'li',
       { class: 'ip-picture', 'aria-label': `Image prompt of ${name}` },
@@ -69,6 +89,7 @@ export function setupImagePrompt(studio: Studio): void {
           ? h('button', { type: 'button', class: 'icon-button subtle', 'aria-label': `Remove the image prompt of ${name}`, onclick: () => store.editKeyframe(keyframe.id, { ipImage: undefined }) }, '×')
           : null,
       ),
+      ownScale,
     );
     // A picture dropped here is this keyframe's image prompt, not a new keyframe (png-drop.ts
     // leaves drops whose default was prevented alone).
@@ -90,7 +111,9 @@ export function setupImagePrompt(studio: Studio): void {
 
   const pickForAll = () => choosePicture((file) => usePicture(file, file.name, store.keyframes.map((keyframe) => keyframe.id), 'every keyframe'));
   const removeAll = () => {
-    for (const keyframe of store.keyframes) if (keyframe.ipImage !== undefined) store.editKeyframe(keyframe.id, { ipImage: undefined }, true);
+    for (const keyframe of store.keyframes) {
+      if (keyframe.ipImage !== undefined || keyframe.ipAdapterScale !== undefined) store.editKeyframe(keyframe.id, { ipImage: undefined, ipAdapterScale: undefined }, true);
+    }
     store.editSettings({ ipAdapter: undefined, ipAdapterScale: undefined });
   };
 
@@ -123,6 +146,8 @@ export function setupImagePrompt(studio: Studio): void {
         : withImage === keyframes.length && withImage > 0
           ? 'Every keyframe has an image prompt: the film uses the IP-Adapter.'
           : `${withImage} of ${keyframes.length} keyframes have an image prompt: the film uses the IP-Adapter only when every keyframe has one.`;
+    // No UNet export takes both (the server refuses such a render).
+    if ((settings.ipAdapter ?? '') !== '' && (settings.controlnet ?? '') !== '') status.textContent += ' An IP-Adapter together with a ControlNet is not supported yet: choose one.';
   };
   store.subscribe(sync);
   studio.onModel(sync);

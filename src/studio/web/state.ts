@@ -28,6 +28,8 @@ export interface Keyframe {
   controlImage?: string;
   /** This keyframe's IP-Adapter image prompt (an uploaded picture's id). */
   ipImage?: string;
+  /** IP-Adapter scale at this keyframe (0 to 5); undefined: the film's. */
+  ipAdapterScale?: number;
 }
 
 /** Ids of uploaded pictures (src/studio/pictures.ts PICTURE_ID). */
@@ -303,7 +305,10 @@ export function toSpec(draft: Draft): FilmSpecJson {
             ...(keyframe.imageMethod !== undefined ? { imageMethod: keyframe.imageMethod } : {}),
           };
     if (control && keyframe.controlImage !== undefined) entry.controlImage = keyframe.controlImage;
-    if (imagePrompt) entry.ipImage = keyframe.ipImage!;
+    if (imagePrompt) {
+      entry.ipImage = keyframe.ipImage!;
+      if (keyframe.ipAdapterScale !== undefined) entry.ipAdapterScale = keyframe.ipAdapterScale;
+    }
     if (index < last) {
       if (keyframe.negativePrompt !== undefined && keyframe.negativePrompt.trim() !== '') entry.negativePrompt = keyframe.negativePrompt;
       if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
@@ -380,6 +385,7 @@ export function fromSpec(spec: FilmSpecJson): Draft {
       ...(keyframe.controlImage === undefined ? {} : { controlImage: keyframe.controlImage.split('/').pop()! }),
       // The film's image prompt goes to every keyframe without its own (the spec means the same).
       ...((keyframe.ipImage ?? spec.ipImage) === undefined ? {} : { ipImage: (keyframe.ipImage ?? spec.ipImage)!.split('/').pop()! }),
+      ...(keyframe.ipAdapterScale === undefined ? {} : { ipAdapterScale: keyframe.ipAdapterScale }),
       ...(keyframe.duration === undefined ? {} : { duration: keyframe.duration }),
       ...(keyframe.negativePrompt === undefined ? {} : { negativePrompt: keyframe.negativePrompt }),
     })),
