@@ -4,7 +4,7 @@
  * image prompts renders with it (the transitions record the adapter and their pictures), image
  * prompts are only ever uploaded pictures, and an adapter made for another model is refused
  * before anything is queued. The page's "Image prompt" card (Debian's headless Chromium) takes
- * a picked and a dropped image prompt and sends the IP-Adapter keys; a screenshot goes to
+ * a picked and a dropped image prompt and sends the IP-Adapter keys; the card is not offered when the model says it cannot take an IP-Adapter; a screenshot goes to
  * test-artifacts/studio-ip-adapter/.
  */
 import { after, before, describe, test } from 'node:test';
@@ -219,6 +219,20 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
         draft.keyframes.map((keyframe: { ipImage: string }) => keyframe.ipImage),
       );
       assert.deepEqual(errors, []);
+
+      // A model that cannot take an IP-Adapter (as an older server says nothing): no card, for a
+      // draft without IP-Adapter settings.
+      const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      const plain = await other.newPage();
+      await plain.route('**/api/model', async (route) => {
+        const response = await route.fetch();
+        const { ipAdapter: _ipAdapter, ...rest } = await response.json();
+        await route.fulfill({ response, json: rest });
+      });
+      await plain.goto(studio!.url);
+      await plain.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+      assert.equal(await plain.locator('#ip-panel').isHidden(), true, 'not offered');
+      await other.close();
     } finally {
       await browser.close();
     }
