@@ -4,8 +4,8 @@
  * image prompts renders with it (the transitions record the adapter and their pictures), image
  * prompts are only ever uploaded pictures, and an adapter made for another model is refused
  * before anything is queued. The page's "Image prompt" card (Debian's headless Chromium) takes
- * a picked and a dropped image prompt and sends the IP-Adapter keys; the card is not offered when the model says it cannot take an IP-Adapter; a screenshot goes to
- * test-artifacts/studio-ip-adapter/.
+ * a picked and a dropped image prompt and sends the IP-Adapter keys, and is not offered when the
+ * model says it cannot take an IP-Adapter; a screenshot goes to test-artifacts/studio-ip-adapter/.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
