@@ -30,6 +30,7 @@ import { LatentBlendError } from '../errors.ts';
 import type { JobContext, JobRunner } from './jobs.ts';
 import { unresolvedPicture } from './pictures.ts';
 import { hasControlNetUnet } from './control.ts';
+import { checkIpAdapterFits, takesIpAdapter } from './image-prompt.ts';
 import { RESIDUAL_UNET_FOLDER } from '../pipeline/controlnet.ts';
 import { DEFAULT_PREVIEWS, MAX_PREVIEWS, type PreviewsRequest, type RenderRequest } from './requests.ts';
 import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
@@ -92,6 +93,8 @@ export function modelInfo(model: StudioModel, options: { readonly modelsDir?: st
     metric: model.metric.name,
     /** Whether the model takes a ControlNet (has unet_controlnet/): the page then offers control pictures. */
     controlnet: hasControlNetUnet(model.pipeline.folder.dir),
+    /** Whether the model can take an IP-Adapter exported for it: the page then offers image prompts. */
+    ipAdapter: takesIpAdapter(model.pipeline.folder),
     /** Why the metric is the rms-pixel fallback (no LPIPS model found); absent when it was chosen or is LPIPS. */
     ...(model.metricFallback !== undefined ? { metricFallback: model.metricFallback } : {}),
     formats: [...VIDEO_FORMATS],
@@ -213,6 +216,7 @@ export function checkRenderRequest(model: StudioModel, request: RenderRequest, s
       `Invalid film spec (key spec):\n  controlnet: this studio's model ${model.source} has no ${RESIDUAL_UNET_FOLDER}/ export (the UNet that takes ControlNet residuals, docs/controlnet-onnx.md); remove the ControlNet keys or load a model that has it`,
     );
   }
+  checkIpAdapterFits(spec, pipeline.folder, model.source);
   if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
     throw new LatentBlendError(
       `Invalid film spec (key spec):\n  preset: this studio's model runs with the ${pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)} (remove the key, or load another model)`,

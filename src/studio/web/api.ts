@@ -34,6 +34,8 @@ export interface ModelInfo {
   metric: string;
   /** Whether the model has the UNet export that takes ControlNet residuals (absent from older servers). */
   controlnet?: boolean;
+  /** Whether the model can take an IP-Adapter exported for it (absent from older servers). */
+  ipAdapter?: boolean;
   /** Why the metric is the rms-pixel fallback (no LPIPS model found), when it is. */
   metricFallback?: string;
   /** Video formats this server can write (when it says; else all three). */
@@ -139,6 +141,11 @@ export interface FilmSpecJson {
   controlImage?: string;
   controlnetScale?: number;
   canny?: boolean;
+  /** IP-Adapter folder or Hub id, with an uploaded image prompt for every keyframe (issue #13). */
+  ipAdapter?: string;
+  /** Image prompt of every keyframe without its own (an uploaded picture's id). */
+  ipImage?: string;
+  ipAdapterScale?: number;
   keyframes: {
     /** Absent (or '') on a picture keyframe without a prompt. */
     prompt?: string;
@@ -149,6 +156,9 @@ export interface FilmSpecJson {
     imageMethod?: 'noise' | 'inversion';
     /** This keyframe's control picture (an uploaded picture's id). */
     controlImage?: string;
+    /** This keyframe's image prompt (an uploaded picture's id). */
+    ipImage?: string;
+    ipAdapterScale?: number;
     negativePrompt?: string;
     duration?: number;
   }[];

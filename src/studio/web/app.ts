@@ -14,6 +14,7 @@ import { setupPreviews } from './previews.ts';
 import { setupRender } from './render.ts';
 import { setupSettings } from './settings.ts';
 import { setupControl } from './control.ts';
+import { setupImagePrompt } from './image-prompt.ts';
 import { setupSpecIo } from './spec-io.ts';
 import { setupReplace } from './replace.ts';
 import { setupPngDrop } from './png-drop.ts';
@@ -132,6 +133,7 @@ async function boot(): Promise<void> {
   setupModel(studio);
   const settings = setupSettings(studio);
   setupControl(studio);
+  setupImagePrompt(studio);
   setupPreviews(studio);
   setupTimeline(studio);
   const player = setupRender(studio, settings);

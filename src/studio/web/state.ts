@@ -26,6 +26,10 @@ export interface Keyframe {
   imageMethod?: 'noise' | 'inversion';
   /** This keyframe's own ControlNet control picture (an uploaded picture's id); undefined: the film's. */
   controlImage?: string;
+  /** This keyframe's IP-Adapter image prompt (an uploaded picture's id). */
+  ipImage?: string;
+  /** IP-Adapter scale at this keyframe (0 to 5); undefined: the film's. */
+  ipAdapterScale?: number;
 }
 
 /** Ids of uploaded pictures (src/studio/pictures.ts PICTURE_ID). */
@@ -64,6 +68,10 @@ export interface FilmSettings {
   controlnetScale?: number;
   /** Turn the control picture into a Canny edge map first. */
   canny?: boolean;
+  /** IP-Adapter folder or Hub id (issue #13); the film uses it when every keyframe has an image prompt. */
+  ipAdapter?: string;
+  /** IP-Adapter scale, 0 to 5; undefined: 1. */
+  ipAdapterScale?: number;
 }
 
 export interface Draft {
@@ -282,6 +290,9 @@ export function toSpec(draft: Draft): FilmSpecJson {
   // ControlNet keys only when the film has a ControlNet and a control picture for every keyframe.
   const controlnet = settings.controlnet?.trim() ?? '';
   const control = controlnet !== '' && (settings.controlImage !== undefined || (draft.keyframes.length > 0 && draft.keyframes.every((keyframe) => keyframe.controlImage !== undefined)));
+  // IP-Adapter keys only when the film has an IP-Adapter and every keyframe an image prompt.
+  const ipAdapter = settings.ipAdapter?.trim() ?? '';
+  const imagePrompt = ipAdapter !== '' && draft.keyframes.length > 0 && draft.keyframes.every((keyframe) => keyframe.ipImage !== undefined);
   const keyframes = draft.keyframes.map((keyframe, index) => {
     const entry: FilmSpecJson['keyframes'][number] =
       keyframe.picture === undefined
@@ -294,6 +305,10 @@ export function toSpec(draft: Draft): FilmSpecJson {
             ...(keyframe.imageMethod !== undefined ? { imageMethod: keyframe.imageMethod } : {}),
           };
     if (control && keyframe.controlImage !== undefined) entry.controlImage = keyframe.controlImage;
+    if (imagePrompt) {
+      entry.ipImage = keyframe.ipImage!;
+      if (keyframe.ipAdapterScale !== undefined) entry.ipAdapterScale = keyframe.ipAdapterScale;
+    }
     if (index < last) {
       if (keyframe.negativePrompt !== undefined && keyframe.negativePrompt.trim() !== '') entry.negativePrompt = keyframe.negativePrompt;
       if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
@@ -322,6 +337,7 @@ export function toSpec(draft: Draft): FilmSpecJson {
       ...(control
         ? { controlnet, controlImage: settings.controlImage, controlnetScale: settings.controlnetScale, canny: settings.canny === true ? true : undefined }
         : {}),
+      ...(imagePrompt ? { ipAdapter, ipAdapterScale: settings.ipAdapterScale } : {}),
     }),
     keyframes,
   };
@@ -353,6 +369,8 @@ export function fromSpec(spec: FilmSpecJson): Draft {
     controlImage: spec.controlImage?.split('/').pop(),
     controlnetScale: spec.controlnetScale,
     canny: spec.canny,
+    ipAdapter: spec.ipAdapter,
+    ipAdapterScale: spec.ipAdapterScale,
   };
   return {
     settings,
@@ -365,6 +383,9 @@ export function fromSpec(spec: FilmSpecJson): Draft {
       ...(keyframe.fit === undefined ? {} : { fit: keyframe.fit }),
       ...(keyframe.imageMethod === undefined ? {} : { imageMethod: keyframe.imageMethod }),
       ...(keyframe.controlImage === undefined ? {} : { controlImage: keyframe.controlImage.split('/').pop()! }),
+      // The film's image prompt goes to every keyframe without its own (the spec means the same).
+      ...((keyframe.ipImage ?? spec.ipImage) === undefined ? {} : { ipImage: (keyframe.ipImage ?? spec.ipImage)!.split('/').pop()! }),
+      ...(keyframe.ipAdapterScale === undefined ? {} : { ipAdapterScale: keyframe.ipAdapterScale }),
       ...(keyframe.duration === undefined ? {} : { duration: keyframe.duration }),
       ...(keyframe.negativePrompt === undefined ? {} : { negativePrompt: keyframe.negativePrompt }),
     })),
