@@ -25,6 +25,7 @@ interface StudioFlags {
   token?: string;
   quiet: boolean;
   queue?: string;
+  previewVae?: string;
 }
 
 /** A commander parser from a checking function that throws LatentBlendError. */
@@ -59,6 +60,7 @@ export function studioCommand(signal: AbortSignal): Command {
     .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
     .option('--models-dir <dir>', 'models loaded from the page (Model card) must be folders inside this one (or Hub ids); default: any folder')
     .option('--queue <redis://HOST:PORT>', 'send previews and renders to a pool of `latentblend worker`s sharing this Redis and the work folder')
+    .option('--preview-vae <dir>', 'decode previews with this tiny autoencoder (TAESD/TAESDXL as ONNX, docs/preview-vae.md); films always use the model\'s own VAE')
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
     .option('-q, --quiet', 'print only the URL and warnings', false)
     .addHelpText(
@@ -104,6 +106,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
         ...(flags.token !== undefined ? { token: flags.token } : {}),
         onLog: (line) => process.stderr.write(`${line}\n`),
         ...(pool !== undefined ? { pool } : {}),
+        ...(flags.previewVae !== undefined ? { previewVae: resolve(flags.previewVae) } : {}),
       });
       if (!isLoopbackBind(flags.host)) {
         reporter.warn(`listening on ${flags.host}: anyone who can reach this address and has the token can use the studio and its GPU; prefer a TLS reverse proxy or an SSH tunnel.`);
