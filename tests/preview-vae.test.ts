@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { PreviewVae, type LatentDecoder } from '../src/pipeline/preview-vae.ts';
 import { decodedToRgb, type RgbImage } from '../src/pipeline/vae.ts';
@@ -18,6 +18,8 @@ import { FIXTURES, maxAbsDiff, modelDir } from './helpers/golden.ts';
 import { parseQueueUrl } from '../src/queue/connection.ts';
 import { buildProgram } from '../src/cli/main.ts';
 import { runCliProcess } from './helpers/cli.ts';
+import { parseProvenance } from '../src/studio/provenance.ts';
+import { readPngText } from '../src/io/png-text.ts';
 import { StudioClient } from './helpers/studio-client.ts';
 
 const PREVIEW_DIR = join(FIXTURES, 'models', 'tiny-taesd', 'onnx');
@@ -71,7 +73,10 @@ describe('preview VAE (tiny autoencoder)', () => {
 /** A decoder that counts its calls and keeps its images (the studio is given it loaded). */
 class CountingDecoder implements LatentDecoder {
   readonly images: RgbImage[] = [];
-  constructor(private readonly inner: LatentDecoder) {}
+  readonly source: string | undefined;
+  constructor(private readonly inner: LatentDecoder) {
+    this.source = inner.source;
+  }
   async decode(latents: Float32Array, shape: readonly [number, number, number]): Promise<RgbImage> {
     const image = await this.inner.decode(latents, shape);
     this.images.push(image);
@@ -111,7 +116,11 @@ describe('studio --preview-vae', () => {
     assert.equal(job.state, 'done', JSON.stringify(job.error));
     assert.equal(counting.images.length, 1, 'one preview, one preview decode');
     const served = await pngPixels((await client.get(job.result.images[0].url)).body);
+    const servedPng = (await client.get(job.result.images[0].url)).body;
     assert.deepEqual(served, counting.images[0]!.data, 'the preview served is the preview decoder\'s image');
+    const previewProvenance = parseProvenance(readPngText(servedPng));
+    assert.equal(previewProvenance?.kind === 'preview' ? previewProvenance.previewVae : undefined, resolve(PREVIEW_DIR), 'the preview says which decoder made it');
+    assert.match(readPngText(servedPng).get('parameters') ?? '', /VAE: tiny-taesd/);
 
     // The same image from the model's own VAE differs: the preview VAE really was used.
     const pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') });
@@ -133,6 +142,9 @@ describe('studio --preview-vae', () => {
     assert.ok(first !== undefined);
     const live = await pngPixels((await client.get(first.url)).body);
     assert.ok(maxAbsDiff(live, served) > 10, 'the live frame is not the preview decoder\'s image');
+    const liveProvenance = parseProvenance(readPngText((await client.get(first.url)).body)) as Record<string, unknown> | undefined;
+    assert.equal(liveProvenance?.kind, 'frame');
+    assert.equal(liveProvenance?.previewVae, undefined);
     for (const model of pipeline.models) await model.session.release();
   });
 

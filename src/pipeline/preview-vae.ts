@@ -13,6 +13,8 @@ import { decodedToRgb, type RgbImage } from './vae.ts';
 
 /** What decodes a pipeline's latents to an image (the model's Vae, or a PreviewVae). */
 export interface LatentDecoder {
+  /** Where a preview decoder was loaded from (recorded in the previews' provenance). */
+  readonly source?: string;
   decode(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<RgbImage>;
 }
 
@@ -40,6 +42,8 @@ export class PreviewVae implements LatentDecoder {
    * @param scaleFactor pixels per latent cell (8).
    */
   private constructor(
+    /** The folder it was loaded from, absolute. */
+    readonly source: string,
     readonly decoder: OnnxModel,
     readonly scalingFactor: number,
     readonly shiftFactor: number,
@@ -64,7 +68,7 @@ export class PreviewVae implements LatentDecoder {
     const blocks = Array.isArray(config.decoder_block_out_channels) ? config.decoder_block_out_channels.length : 4;
     // The VAE decoder's session options (optimisation level) suit this decoder too.
     const decoder = await loadOnnxModel(file, 'VAE decoder', device, { thread });
-    return new PreviewVae(decoder, number('scaling_factor', 1), number('shift_factor', 0), number('latent_channels', 4), 2 ** (blocks - 1));
+    return new PreviewVae(resolve(dir), decoder, number('scaling_factor', 1), number('shift_factor', 0), number('latent_channels', 4), 2 ** (blocks - 1));
   }
 
   /** Decoder calls so far (one per image). */

@@ -161,6 +161,7 @@ export function previewsJob(currentModel: CurrentModel, sessionDir: string, requ
             guidanceScale: request.guidanceScale ?? pipeline.defaults.guidanceScale,
             width: image.width,
             height: image.height,
+            ...(previewVae !== undefined ? { previewVae: previewVae.source ?? 'preview decoder' } : {}),
           }),
         );
         images.push({ seed, url: `/api/files/${name}` });
