@@ -27,6 +27,7 @@ interface StudioFlags {
   quiet: boolean;
   queue?: string;
   poolJobs?: number;
+  previewVae?: string;
 }
 
 /** A commander parser from a checking function that throws LatentBlendError. */
@@ -62,6 +63,7 @@ export function studioCommand(signal: AbortSignal): Command {
     .option('--models-dir <dir>', 'models loaded from the page (Model card) must be folders inside this one (or Hub ids); default: any folder')
     .option('--queue <redis://HOST:PORT>', 'send previews and renders to a pool of `latentblend worker`s sharing this Redis and the work folder')
     .option('--pool-jobs <int>', 'with --queue: previews and renders run at once (default: as many as the pool has live workers)', integerIn(1, 1024))
+    .option('--preview-vae <dir>', 'decode previews with this tiny autoencoder (TAESD/TAESDXL as ONNX, docs/preview-vae.md); films always use the model\'s own VAE')
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
     .option('-q, --quiet', 'print only the URL and warnings', false)
     .addHelpText(
@@ -109,6 +111,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
         onLog: (line) => process.stderr.write(`${line}\n`),
         ...(pool !== undefined ? { pool } : {}),
         ...(flags.poolJobs !== undefined ? { poolJobs: flags.poolJobs } : {}),
+        ...(flags.previewVae !== undefined ? { previewVae: resolve(flags.previewVae) } : {}),
       });
       if (!isLoopbackBind(flags.host)) {
         reporter.warn(`listening on ${flags.host}: anyone who can reach this address and has the token can use the studio and its GPU; prefer a TLS reverse proxy or an SSH tunnel.`);

@@ -16,6 +16,7 @@ import { createScheduler, SUPPORTED_SCHEDULERS } from '../schedulers/index.ts';
 import type { Scheduler } from '../schedulers/scheduler.ts';
 import { Unet } from './unet.ts';
 import { Vae, type RgbImage } from './vae.ts';
+import type { LatentDecoder } from './preview-vae.ts';
 import { denoise, type StepEvent } from './denoise.ts';
 import { loadControlNet, type ControlNet, type LoadedControlNet } from './controlnet.ts';
 import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from './control-options.ts';
@@ -235,8 +236,11 @@ export class DiffusionPipeline {
     return { positive: positive.conditioning, negative: negative.conditioning };
   }
 
-  /** Generates one image; see GenerateOptions. */
-  async generate(options: GenerateOptions): Promise<GenerateResult> {
+  /**
+   * Generates one image; see GenerateOptions. `decoder` decodes the final latents instead of the
+   * model's VAE (the studio's preview decoder, ./preview-vae.ts); films never pass one.
+   */
+  async generate(options: GenerateOptions, decoder: LatentDecoder = this.vae): Promise<GenerateResult> {
     const parsed = parseOptions(generateOptionsSchema, options, 'generate options');
     const width = this.roundSize(parsed.width ?? this.defaults.width, 'width');
     const height = this.roundSize(parsed.height ?? this.defaults.height, 'height');
@@ -327,7 +331,7 @@ export class DiffusionPipeline {
     });
     const trajectory = result.trajectories[0]!;
     const decodeStarted = performance.now();
-    const image = await this.vae.decode(trajectory[trajectory.length - 1]!, shape);
+    const image = await decoder.decode(trajectory[trajectory.length - 1]!, shape);
     const decodeSeconds = (performance.now() - decodeStarted) / 1000;
     this.emit({ type: 'decode', seconds: decodeSeconds });
     return { image, trajectory, width, height, steps, guidanceScale, seconds: (performance.now() - started) / 1000 };

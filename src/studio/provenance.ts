@@ -31,6 +31,8 @@ export interface PreviewProvenance extends ImageSettings {
   readonly prompt: string;
   readonly negativePrompt?: string;
   readonly seed: number;
+  /** The tiny autoencoder that decoded it (studio --preview-vae), absent for the model's own VAE. */
+  readonly previewVae?: string;
 }
 
 /** A computed frame of a transition, `fract` of the way (0..1) from one keyframe to the next. */
@@ -74,7 +76,7 @@ export function previewText(provenance: Omit<PreviewProvenance, 'format' | 'vers
   const json: PreviewProvenance = { format: 'latentblend-image', version: 1, kind: 'preview', ...provenance };
   const negative = provenance.negativePrompt !== undefined && provenance.negativePrompt !== '' ? `\nNegative prompt: ${provenance.negativePrompt}` : '';
   return {
-    [PARAMETERS_KEY]: `${provenance.prompt}${negative}\n${settingsLine(provenance, provenance.seed)}`,
+    [PARAMETERS_KEY]: `${provenance.prompt}${negative}\n${settingsLine(provenance, provenance.seed, provenance.previewVae !== undefined ? [['VAE', modelLabel(provenance.previewVae)]] : [])}`,
     [PROVENANCE_KEY]: JSON.stringify(json),
   };
 }

@@ -15,6 +15,7 @@ import { CROSSFEED_DEFAULTS, DEFAULT_DEPTH_STRENGTH, DEFAULT_MID_DAMPER, resolve
 import { DEFAULT_TOTAL_FRAMES } from '../blend/plan.ts';
 import type { Device } from '../runtime/onnx.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
+import type { LatentDecoder } from '../pipeline/preview-vae.ts';
 import { encodePng } from '../io/png.ts';
 import { withPngText } from '../io/png-text.ts';
 import { frameText, previewText } from './provenance.ts';
@@ -114,8 +115,11 @@ export function previewSeeds(request: PreviewsRequest, random: () => number = ()
   return Array.from({ length: request.count ?? DEFAULT_PREVIEWS }, random);
 }
 
-/** A previews job: one image per seed, written to the session's files as they come. */
-export function previewsJob(currentModel: CurrentModel, sessionDir: string, request: PreviewsRequest, seeds: readonly number[]): JobRunner {
+/**
+ * A previews job: one image per seed, written to the session's files as they come. `previewVae`
+ * (the studio's --preview-vae) decodes them instead of the model's VAE; renders never take one.
+ */
+export function previewsJob(currentModel: CurrentModel, sessionDir: string, request: PreviewsRequest, seeds: readonly number[], previewVae?: LatentDecoder): JobRunner {
   return async (context) => {
     const model = currentModel();
     const { pipeline } = model;
@@ -144,7 +148,7 @@ export function previewsJob(currentModel: CurrentModel, sessionDir: string, requ
           ...(request.guidanceScale !== undefined ? { guidanceScale: request.guidanceScale } : {}),
           ...(request.width !== undefined ? { width: request.width } : {}),
           ...(request.height !== undefined ? { height: request.height } : {}),
-        });
+        }, previewVae);
         const name = `${newId()}.png`;
         const negativePrompt = request.negativePrompt ?? '';
         await writeImage(
@@ -160,6 +164,7 @@ export function previewsJob(currentModel: CurrentModel, sessionDir: string, requ
             guidanceScale: request.guidanceScale ?? pipeline.defaults.guidanceScale,
             width: image.width,
             height: image.height,
+            ...(previewVae !== undefined ? { previewVae: previewVae.source ?? 'preview decoder' } : {}),
           }),
         );
         images.push({ seed, url: `/api/files/${name}` });

@@ -40,6 +40,7 @@ import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
 import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
 import { fileNamePath, filmDir, FILM_ID, writeStudioFilmRecord } from './storage.ts';
+import { PreviewVae, previewVaeFile, type LatentDecoder } from '../pipeline/preview-vae.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { listModels } from './model-catalog.ts';
 import { PICTURE_ID, readPictureBody, resolveRenderPictures, storePicture, withPictureIds } from './pictures.ts';
@@ -102,6 +103,12 @@ export interface StudioOptions {
   readonly pool?: QueueConnection;
   /** With `pool`: jobs run at once (default: as many as the pool has live workers). */
   readonly poolJobs?: number;
+  /**
+   * A tiny autoencoder folder (TAESD/TAESDXL as ONNX, ../pipeline/preview-vae.ts) that decodes
+   * previews; films and their frames always use the model's own VAE. Not with `pool`. A loaded
+   * decoder may be given instead (the caller then owns it).
+   */
+  readonly previewVae?: string | LatentDecoder;
 }
 
 export interface Studio {
@@ -152,6 +159,11 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const log = options.onLog ?? (() => {});
   const host = options.host ?? '127.0.0.1';
   const device = options.device ?? 'cpu';
+  if (options.previewVae !== undefined && options.pool !== undefined) {
+    throw new LatentBlendError('--preview-vae cannot be used with --queue: the workers decode the previews with the model\'s own VAE.');
+  }
+  // A wrong folder fails now, not after the slow model load.
+  if (typeof options.previewVae === 'string') previewVaeFile(options.previewVae);
   mkdirSync(options.workDir, { recursive: true, mode: 0o700 });
   const workDir = realpathSync(options.workDir);
   let modelsDir: string | undefined;
@@ -188,6 +200,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
   // Sessions in worker threads: the server keeps answering while a model computes (issue #12).
   const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
+  const ownPreviewVae = typeof options.previewVae === 'string' ? await PreviewVae.load(options.previewVae, device, 'worker') : undefined;
+  const previewVae = ownPreviewVae ?? (typeof options.previewVae === 'object' ? options.previewVae : undefined);
   // Without an LPIPS model the studio measures frames in rms-pixels; the reason is recorded in
   // every film.json (as the CLI does) and shown once on the page (GET /api/model metricFallback).
   const { metric, fallback: metricFallback } = await chooseMetricWithReason({
@@ -292,7 +306,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const body = parsePreviewsRequest(await readJsonBody(request, MAX_BODY_BYTES));
         checkStudioSize(model.pipeline, body.width, body.height);
         const seeds = previewSeeds(body);
-        const runner = options.pool !== undefined ? poolPreviewsJob(options.pool, currentModel, sessionDir(session), body, seeds) : previewsJob(currentModel, sessionDir(session), body, seeds);
+        const runner = options.pool !== undefined ? poolPreviewsJob(options.pool, currentModel, sessionDir(session), body, seeds) : previewsJob(currentModel, sessionDir(session), body, seeds, previewVae);
         const job = queue.submit(session, 'previews', runner, {
           done: 0,
           total: seeds.length * (body.steps ?? model.pipeline.defaults.steps),
@@ -581,6 +595,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         });
         await metric.release?.();
         for (const onnx of model.pipeline.models) await onnx.session.release().catch(() => {});
+        await ownPreviewVae?.release().catch(() => {});
       })();
       return closing;
     },
