@@ -8,6 +8,7 @@ import { PRESETS } from '../model/preset.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
+import { nodePlatform } from '../node/platform.ts';
 
 interface GenerateFlags {
   model: string;
@@ -58,7 +59,7 @@ Examples:
       prepareOutput(flags.out, flags.force);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const modelDir = await resolveModelForCli(flags.model, reporter);
-      const pipeline = await DiffusionPipeline.load(
+      const pipeline = await DiffusionPipeline.load(nodePlatform, 
         {
           modelDir,
           device: flags.device as (typeof DEVICES)[number],

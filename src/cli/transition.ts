@@ -3,9 +3,9 @@ import { Command, Option } from 'commander';
 import { relative } from 'node:path';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { chooseMetric } from '../engine/metric.ts';
+import { chooseMetric } from '../node/metric.ts';
 import { resolveTransitionOptions } from '../engine/options.ts';
-import { modelStamp } from '../engine/store.ts';
+import { modelStamp } from '../io/store.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
@@ -13,6 +13,7 @@ import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type Engine
 import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
 import { writeFilmRecord } from '../film/film-record.ts';
 import type { Device } from '../runtime/onnx.ts';
+import { nodePlatform } from '../node/platform.ts';
 
 interface TransitionFlags extends EngineFlags, FilmOutputFlags {
   model: string;
@@ -31,7 +32,7 @@ interface TransitionFlags extends EngineFlags, FilmOutputFlags {
 /** Loads the model and the similarity metric for a film command. */
 export async function loadForFilm(flags: EngineFlags & { model: string }, reporter: ReturnType<typeof createReporter>, signal: AbortSignal) {
   const modelDir = await resolveModelForCli(flags.model, reporter, signal);
-  const pipeline = await DiffusionPipeline.load(
+  const pipeline = await DiffusionPipeline.load(nodePlatform, 
     {
       modelDir,
       device: flags.device as Device,

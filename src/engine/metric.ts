@@ -1,16 +1,9 @@
 /**
  * How different two frames look: the measure that decides where the next branch goes.
  * Implementations: LPIPS through ONNX Runtime (./lpips.ts) and the weight-free "rms-pixel"
- * fallback (./pixel-metric.ts); {@link chooseMetric} picks one.
+ * fallback (./pixel-metric.ts); in Node, `chooseMetric` (src/node/metric.ts) picks one.
  */
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import type { RgbImage } from '../pipeline/vae.ts';
-import { LatentBlendError } from '../errors.ts';
-import type { Device } from '../runtime/onnx.ts';
-import { loadLpipsMetric, type LpipsOptions } from './lpips.ts';
-import { PixelMetric } from './pixel-metric.ts';
 
 export { LpipsMetric, loadLpipsMetric, rgbToLpipsInput, lpipsInputSize, type LpipsOptions } from './lpips.ts';
 export { PixelMetric, rmsPixelDistance, type PixelMetricOptions } from './pixel-metric.ts';
@@ -22,14 +15,6 @@ export interface SimilarityMetric {
   distance(a: RgbImage, b: RgbImage): Promise<number>;
   /** Frees native resources. */
   release?(): Promise<void>;
-}
-
-/** Environment variable naming an LPIPS ONNX file to use when none is given explicitly. */
-export const LPIPS_ENV_VAR = 'LATENTBLEND_LPIPS';
-
-/** Where {@link chooseMetric} looks for an LPIPS model last: `<home>/.cache/latentblend/lpips-alex.onnx`. */
-export function defaultLpipsPath(home: string = homedir()): string {
-  return join(home, '.cache', 'latentblend', 'lpips-alex.onnx');
 }
 
 /**
@@ -45,53 +30,4 @@ export async function distancesOf(
   const result: number[] = [];
   for (const [a, b] of pairs) result.push(await metric.distance(a, b));
   return result;
-}
-
-/** Options of {@link chooseMetric}. */
-export interface ChooseMetricOptions {
-  /** LPIPS ONNX file to use; an error when it is missing or not LPIPS-shaped. */
-  readonly lpipsModel?: string;
-  /** Where ONNX Runtime runs LPIPS. */
-  readonly device: Device;
-  /** Receives the one-line notice when the weight-free fallback metric is used. */
-  readonly onWarning?: (message: string) => void;
-  /** LPIPS options (longest compared side, batch size). */
-  readonly lpips?: LpipsOptions;
-  /** Environment to read LATENTBLEND_LPIPS from (default: process.env). */
-  readonly env?: Readonly<Record<string, string | undefined>>;
-  /** Home folder for the default model location (default: os.homedir()). */
-  readonly home?: string;
-}
-
-/**
- * Picks the metric for step 4a of the algorithm (which neighbouring frames are furthest apart):
- * LPIPS from `lpipsModel` when given; else from the file named by LATENTBLEND_LPIPS when set;
- * else from ~/.cache/latentblend/lpips-alex.onnx when it exists. A model that is named but
- * missing or malformed is an error (LatentBlendError), not a silent fallback. With no model at
- * all, returns the weight-free "rms-pixel" {@link PixelMetric} and reports through `onWarning`
- * which metric is used and how to get LPIPS.
- */
-export async function chooseMetric(options: ChooseMetricOptions): Promise<SimilarityMetric> {
-  const env = options.env ?? process.env;
-  if (options.lpipsModel !== undefined && options.lpipsModel !== '') {
-    return loadLpipsMetric(options.lpipsModel, options.device, options.lpips);
-  }
-  const fromEnv = env[LPIPS_ENV_VAR];
-  if (fromEnv !== undefined && fromEnv !== '') {
-    try {
-      return await loadLpipsMetric(fromEnv, options.device, options.lpips);
-    } catch (error) {
-      if (error instanceof LatentBlendError) throw new LatentBlendError(`${LPIPS_ENV_VAR}: ${error.message}`, error.code);
-      throw error;
-    }
-  }
-  const fallbackPath = defaultLpipsPath(options.home);
-  if (existsSync(fallbackPath)) return loadLpipsMetric(fallbackPath, options.device, options.lpips);
-  options.onWarning?.(
-    `No LPIPS model (none given, ${LPIPS_ENV_VAR} unset, ${fallbackPath} absent): using the "rms-pixel" metric ` +
-      `(root-mean-square RGB difference, not perceptual) to choose where new branches go. For LPIPS, export it once ` +
-      `with \`pip install lpips torch onnx && python tools/export_lpips.py ~/.cache/latentblend/lpips-alex.onnx\` ` +
-      `(downloads torchvision's AlexNet weights), or point ${LPIPS_ENV_VAR} at an LPIPS .onnx file.`,
-  );
-  return new PixelMetric();
 }

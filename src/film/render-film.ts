@@ -17,7 +17,7 @@ import { relative } from 'node:path';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { continuationProblems, type BlendingEngine, type EngineEvent, type Transition } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
-import { modelStamp, type ModelStamp } from '../engine/store.ts';
+import { modelStamp, type ModelStamp } from '../io/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 import { transitionsOf, transitionKey, type FilmSpec, type FilmTransition } from './spec.ts';
 import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';

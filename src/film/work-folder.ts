@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Transition } from '../engine/engine.ts';
-import { loadTransition, saveTransition, checkSameModel, type ModelStamp } from '../engine/store.ts';
+import { loadTransition, saveTransition, checkSameModel, type ModelStamp } from '../io/store.ts';
 import { encodeVideo, videoFormatFromPath } from '../io/video.ts';
 import { contactSheet } from '../io/contact-sheet.ts';
 import { smoothnessPlot } from '../io/plot.ts';

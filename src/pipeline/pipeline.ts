@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { inspectModelFolder, type ModelFolder } from '../model/folder.ts';
 import { modelDefaults, PRESETS, type ModelDefaults, type Preset } from '../model/preset.ts';
 import { loadClipTokenizer } from '../model/tokenizer.ts';
-import { checkDevice, loadOnnxModel, DEVICES, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import { loadOnnxModel, DEVICES, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import type { Platform } from '../runtime/platform.ts';
 import { ClipTextEncoder } from '../adapters/text-encoder.ts';
 import { SdAdapter } from '../adapters/sd.ts';
 import { SdxlAdapter } from '../adapters/sdxl.ts';
@@ -57,11 +58,14 @@ export class DiffusionPipeline {
     private readonly listener: EventListener | undefined,
   ) {}
 
-  /** Loads the model folder on the given device. */
-  static async load(options: LoadOptions, listener?: EventListener): Promise<DiffusionPipeline> {
+  /**
+   * Loads the model folder on the given device, with the platform's ONNX Runtime and files
+   * (Node: `nodePlatform` from src/node/platform.ts; a browser: src/browser/).
+   */
+  static async load(platform: Platform, options: LoadOptions, listener?: EventListener): Promise<DiffusionPipeline> {
     const parsed = parseOptions(loadOptionsSchema, options, 'model options');
-    const device = checkDevice(parsed.device);
-    const folder = inspectModelFolder(parsed.modelDir);
+    const device = platform.runtime.checkDevice(parsed.device);
+    const folder = inspectModelFolder(platform.files, parsed.modelDir);
     const defaults = modelDefaults(folder, parsed.preset);
     const schedulerClass = parsed.scheduler ?? folder.schedulerClass;
     if (!SUPPORTED_SCHEDULERS.includes(schedulerClass)) {
@@ -76,7 +80,7 @@ export class DiffusionPipeline {
 
     const timed = async (part: string, path: string): Promise<OnnxModel> => {
       const started = performance.now();
-      const model = await loadOnnxModel(path, part, device);
+      const model = await loadOnnxModel(platform.runtime, path, part, device);
       listener?.({ type: 'load', part, seconds: (performance.now() - started) / 1000 });
       return model;
     };
@@ -84,7 +88,7 @@ export class DiffusionPipeline {
     for (const [index, path] of folder.textEncoders.entries()) {
       encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
     }
-    const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(folder.tokenizers[index]!)));
+    const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(platform.files, folder.tokenizers[index]!)));
     const adapter: ModelAdapter =
       folder.family === 'sdxl'
         ? new SdxlAdapter(encoders[0]!, encoders[1]!, folder.modelIndex.force_zeros_for_empty_prompt !== false)

@@ -1,12 +1,12 @@
 /** The denoising UNet (ONNX): a batch of latents, one timestep, batched conditioning → prediction. */
 import { floatTensor, intTensor, requireInput, requireOutput, runModel, toFloat32, type OnnxModel } from '../runtime/onnx.ts';
 import type { Tensor32 } from './tensor.ts';
-import type * as ort from 'onnxruntime-node';
+import type { FeedTensor, TensorType } from '../runtime/onnx.ts';
 import { LatentBlendError } from '../errors.ts';
 
 export class Unet {
-  private readonly sampleType: ort.Tensor.Type;
-  private readonly timestepType: ort.Tensor.Type;
+  private readonly sampleType: TensorType;
+  private readonly timestepType: TensorType;
   private readonly outputName: string;
   /** Conditioning inputs the model declares besides sample and timestep. */
   readonly conditioningInputs: readonly string[];
@@ -31,7 +31,7 @@ export class Unet {
    */
   async predict(sample: Tensor32, timestep: number, conditioning: ReadonlyMap<string, Tensor32>): Promise<Float32Array> {
     const batch = sample.dims[0] ?? 1;
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Record<string, FeedTensor> = {
       sample: floatTensor(this.sampleType, sample.data, sample.dims),
     };
     const rank = this.model.inputRanks.get('timestep') ?? 1;

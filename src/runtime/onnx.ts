@@ -1,62 +1,55 @@
 /**
- * ONNX Runtime at the edge: execution provider choice, session creation, and tensors in the
+ * ONNX Runtime behind a small interface, so that one engine runs on onnxruntime-node and on
+ * onnxruntime-web: the runtime (chosen at the edge: src/node/platform.ts, src/browser/) creates
+ * sessions; this file holds what both share — the model record, input checks, and tensors in the
  * element type each model input declares (float32 or float16 weights, int32 or int64 ids…).
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 import { Float16Array } from '@petamoriken/float16';
 import { LatentBlendError } from '../errors.ts';
 
-/** Execution providers a user can ask for with `device`. */
+/** Execution providers a user can ask for with `device` ('cpu' is WebAssembly in a browser). */
 export const DEVICES = ['cpu', 'cuda', 'tensorrt', 'coreml', 'dml', 'webgpu'] as const;
 export type Device = (typeof DEVICES)[number];
 
-/** Where onnxruntime-node keeps its native libraries on this platform. */
-function nativeLibraryDir(): string | undefined {
-  try {
-    const require = createRequire(import.meta.url);
-    const entry = require.resolve('onnxruntime-node');
-    const dir = join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
-    return existsSync(dir) ? dir : undefined;
-  } catch {
-    return undefined;
-  }
+/** Element type of a tensor (ONNX Runtime's names: 'float32', 'float16', 'int64', …). */
+export type TensorType = ort.Tensor.Type;
+
+/** A tensor as plain data; the runtime turns it into its own tensor class when a model runs. */
+export interface FeedTensor {
+  readonly type: TensorType;
+  readonly data: Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array;
+  readonly dims: readonly number[];
 }
 
-/** The devices this installation can run on, in the order we recommend them. */
-export function availableDevices(): Device[] {
-  const listed = ort.listSupportedBackends();
-  const libraries = nativeLibraryDir();
-  const files = libraries === undefined ? [] : readdirSync(libraries);
-  const result: Device[] = [];
-  for (const device of DEVICES) {
-    const backend = listed.find((entry) => entry.name === device);
-    if (backend === undefined) continue;
-    // CUDA and TensorRT providers are separate libraries that onnxruntime-node's optional
-    // install step downloads; listed-but-not-bundled means "possible if installed".
-    if (!backend.bundled && !files.some((file) => file.includes(`providers_${device}`))) continue;
-    result.push(device);
-  }
-  return result;
+/** What ONNX Runtime returns: type, data and dims (onnxruntime-node and -web tensors both fit). */
+export interface OutputTensor {
+  readonly type: TensorType;
+  readonly data: unknown;
+  readonly dims: readonly number[];
 }
 
-/** Checks that `device` can be used here; otherwise a clear error naming what is available. */
-export function checkDevice(device: string): Device {
+/**
+ * One ONNX Runtime (onnxruntime-node, onnxruntime-web): sessions and tensors. `source` is what
+ * the runtime opens: a file path in Node, a URL or a cache key in a browser.
+ */
+export interface OnnxRuntime {
+  /** 'onnxruntime-node' or 'onnxruntime-web', for messages. */
+  readonly name: string;
+  /** The devices this installation can run on, in the order we recommend them. */
+  availableDevices(): Device[];
+  /** Checks that `device` can be used here; otherwise a LatentBlendError naming what is available. */
+  checkDevice(device: string): Device;
+  /** Creates a session; may throw anything (loadOnnxModel words the error). */
+  createSession(source: string, role: string, device: Device): Promise<ort.InferenceSession>;
+  /** The runtime's tensor for plain data. */
+  tensor(feed: FeedTensor): ort.Tensor;
+}
+
+/** Throws the standard "not one of DEVICES" error unless `device` is a known device name. */
+export function checkDeviceName(device: string): Device {
   if (!(DEVICES as readonly string[]).includes(device)) {
     throw new LatentBlendError(`device: got ${JSON.stringify(device)}, expected one of ${DEVICES.join(', ')}.`);
-  }
-  const available = availableDevices();
-  if (!available.includes(device as Device)) {
-    const hint =
-      device === 'cuda' || device === 'tensorrt'
-        ? ` Fetch onnxruntime-node's GPU binaries once (needs network): ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`
-        : '';
-    throw new LatentBlendError(
-      `device: ${device} is not available in this onnxruntime-node installation on ${process.platform}/${process.arch}; available: ${available.join(', ')}.${hint}`,
-      'unavailable',
-    );
   }
   return device as Device;
 }
@@ -65,9 +58,10 @@ export function checkDevice(device: string): Device {
 export interface OnnxModel {
   readonly path: string;
   readonly role: string;
+  readonly runtime: OnnxRuntime;
   readonly session: ort.InferenceSession;
   /** Element type of each tensor input, by name ('float32', 'float16', 'int64', …). */
-  readonly inputTypes: ReadonlyMap<string, ort.Tensor.Type>;
+  readonly inputTypes: ReadonlyMap<string, TensorType>;
   /** Declared rank of each tensor input, by name (0 for a scalar). */
   readonly inputRanks: ReadonlyMap<string, number>;
   readonly outputNames: readonly string[];
@@ -75,21 +69,19 @@ export interface OnnxModel {
   readonly stats: { calls: number; seconds: number };
 }
 
-/** Creates a session for `path` on `device`; failures name the file and the device. */
-export async function loadOnnxModel(path: string, role: string, device: Device): Promise<OnnxModel> {
+/** Creates a session for `path` on `device` with `runtime`; failures name the file and the device. */
+export async function loadOnnxModel(runtime: OnnxRuntime, path: string, role: string, device: Device): Promise<OnnxModel> {
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(path, {
-      executionProviders: [device],
-      graphOptimizationLevel: 'all',
-    });
+    session = await runtime.createSession(path, role, device);
   } catch (error) {
+    if (error instanceof LatentBlendError) throw error;
     throw new LatentBlendError(
-      `Could not load the ${role} ${path} on ${device}: ${(error as Error).message.split('\n')[0]}`,
+      `Could not load the ${role} ${path} on ${device}: ${String((error as Error)?.message ?? error).split('\n')[0]}`,
       'model_folder',
     );
   }
-  const inputTypes = new Map<string, ort.Tensor.Type>();
+  const inputTypes = new Map<string, TensorType>();
   const inputRanks = new Map<string, number>();
   for (const meta of session.inputMetadata) {
     if (meta.isTensor) {
@@ -97,11 +89,11 @@ export async function loadOnnxModel(path: string, role: string, device: Device):
       inputRanks.set(meta.name, meta.shape.length);
     }
   }
-  return { path, role, session, inputTypes, inputRanks, outputNames: session.outputNames, stats: { calls: 0, seconds: 0 } };
+  return { path, role, runtime, session, inputTypes, inputRanks, outputNames: session.outputNames, stats: { calls: 0, seconds: 0 } };
 }
 
 /** Requires that `model` has an input `name`; the error names the file and what it has. */
-export function requireInput(model: OnnxModel, name: string): ort.Tensor.Type {
+export function requireInput(model: OnnxModel, name: string): TensorType {
   const type = model.inputTypes.get(name);
   if (type === undefined) {
     throw new LatentBlendError(
@@ -123,26 +115,26 @@ export function requireOutput(model: OnnxModel, name: string): void {
 }
 
 /** A float tensor for an input declared as float32 or float16 (converted here). */
-export function floatTensor(type: ort.Tensor.Type, data: Float32Array, dims: readonly number[]): ort.Tensor {
-  if (type === 'float32') return new ort.Tensor('float32', data, dims);
+export function floatTensor(type: TensorType, data: Float32Array, dims: readonly number[]): FeedTensor {
+  if (type === 'float32') return { type: 'float32', data, dims };
   if (type === 'float16') {
     const half = new Float16Array(data);
-    return new ort.Tensor('float16', new Uint16Array(half.buffer, half.byteOffset, half.length), dims);
+    return { type: 'float16', data: new Uint16Array(half.buffer, half.byteOffset, half.length), dims };
   }
-  if (type === 'float64') return new ort.Tensor('float64', Float64Array.from(data), dims);
+  if (type === 'float64') return { type: 'float64', data: Float64Array.from(data), dims };
   throw new LatentBlendError(`Unsupported float input type ${type}.`, 'model_folder');
 }
 
 /** An integer tensor for an input declared as int32 or int64 (ids, timesteps). */
-export function intTensor(type: ort.Tensor.Type, data: ArrayLike<number>, dims: readonly number[]): ort.Tensor {
-  if (type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(Array.from(data, (value) => BigInt(Math.round(value)))), dims);
-  if (type === 'int32') return new ort.Tensor('int32', Int32Array.from(data), dims);
+export function intTensor(type: TensorType, data: ArrayLike<number>, dims: readonly number[]): FeedTensor {
+  if (type === 'int64') return { type: 'int64', data: BigInt64Array.from(Array.from(data, (value) => BigInt(Math.round(value)))), dims };
+  if (type === 'int32') return { type: 'int32', data: Int32Array.from(data), dims };
   // Some exports declare ids or timesteps as float.
   return floatTensor(type, Float32Array.from(data), dims);
 }
 
 /** Reads any float output as float32 (copying when the model computes in float16). */
-export function toFloat32(tensor: ort.Tensor): Float32Array {
+export function toFloat32(tensor: OutputTensor): Float32Array {
   if (tensor.type === 'float32') return tensor.data as Float32Array;
   if (tensor.type === 'float16') {
     const raw = tensor.data as Uint16Array;
@@ -153,10 +145,12 @@ export function toFloat32(tensor: ort.Tensor): Float32Array {
 }
 
 /** Runs a session and returns its outputs; native errors are re-thrown with the model's role. */
-export async function runModel(model: OnnxModel, feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+export async function runModel(model: OnnxModel, feeds: Record<string, FeedTensor>): Promise<Record<string, ort.Tensor>> {
   const started = performance.now();
+  const tensors: Record<string, ort.Tensor> = {};
+  for (const [name, feed] of Object.entries(feeds)) tensors[name] = model.runtime.tensor(feed);
   try {
-    return (await model.session.run(feeds)) as Record<string, ort.Tensor>;
+    return (await model.session.run(tensors)) as Record<string, ort.Tensor>;
   } catch (error) {
     throw new Error(`${model.role} (${model.path}) failed: ${(error as Error).message}`);
   } finally {

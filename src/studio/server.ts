@@ -24,7 +24,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { chooseMetric } from '../engine/metric.ts';
+import { chooseMetric } from '../node/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -47,6 +47,7 @@ import {
   type PipelineHooks,
   type StudioModel,
 } from './runners.ts';
+import { nodePlatform } from '../node/platform.ts';
 
 export interface StudioOptions {
   /** A local model folder (Optimum ONNX layout), already resolved from a Hub id. */
@@ -145,7 +146,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         );
 
   const hooks: PipelineHooks = {};
-  const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: options.modelDir, device }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
   const metric = await chooseMetric({
     device,
     ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),

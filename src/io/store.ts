@@ -13,12 +13,12 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync,
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { encodePng, readRgb } from '../io/png.ts';
+import { encodePng, readRgb } from './png.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import type { BlendTree, Branch } from '../blend/tree.ts';
 import type { Plan } from '../blend/plan.ts';
-import { framesOf, type Transition } from './engine.ts';
-import type { ResolvedTransitionOptions } from './options.ts';
+import { framesOf, type Transition } from '../engine/engine.ts';
+import type { ResolvedTransitionOptions } from '../engine/options.ts';
 import { parseOptions } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
 
