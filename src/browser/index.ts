@@ -12,3 +12,5 @@ export { PixelMetric, LpipsMetric, loadLpipsMetric, distancesOf, type Similarity
 export { DEVICES, type Device, type OnnxRuntime } from '../runtime/onnx.ts';
 export type { Platform, FileAccess } from '../runtime/platform.ts';
 export { webRuntime, probeWebGpu, type ModelBytes, type ModelBytesLoader, type WebRuntimeOptions } from './runtime.ts';
+export { createBrowserPlatform, deviceLabel, type BrowserPlatform, type BrowserPlatformOptions } from './platform.ts';
+export { RemoteFileStore, listHubRepo, listSiteFolder, type RemoteEntry, type RemoteFolder, type DownloadProgress, type RemoteFileStoreOptions } from './model-store.ts';

@@ -28,6 +28,8 @@ export interface WebRuntimeOptions {
    * the bundle.
    */
   readonly wasmPaths?: string;
+  /** ONNX Runtime graph optimisation level (default 'all'). */
+  readonly graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 
 /**
@@ -50,6 +52,8 @@ export async function probeWebGpu(): Promise<boolean> {
  */
 export function webRuntime(options: WebRuntimeOptions): OnnxRuntime {
   if (options.wasmPaths !== undefined) ort.env.wasm.wasmPaths = options.wasmPaths;
+  // ONNX Runtime's notices (e.g. shape ops kept on the CPU) would flood the page's console.
+  ort.env.logLevel = 'error';
   const available: Device[] = options.webgpu ? ['webgpu', 'cpu'] : ['cpu'];
   return {
     name: 'onnxruntime-web',
@@ -68,7 +72,7 @@ export function webRuntime(options: WebRuntimeOptions): OnnxRuntime {
       const bytes = await options.load(url, role);
       return ort.InferenceSession.create(bytes.model, {
         executionProviders: [device === 'cpu' ? 'wasm' : device],
-        graphOptimizationLevel: 'all',
+        graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
         ...(bytes.externalData.length > 0 ? { externalData: bytes.externalData.map((file) => ({ path: file.path, data: file.data })) } : {}),
       });
     },

@@ -1,0 +1,145 @@
+/**
+ * The proof that there is one engine: the same transition (tiny SD-Turbo fixture, same seeds and
+ * options) computed by onnxruntime-node here and by onnxruntime-web in headless Chromium, with
+ * the WebAssembly backend and with the WebGPU backend (SwiftShader, on the CPU), gives the same
+ * frames within the tolerances below. The model files and the bundle come from a local HTTP
+ * server on 127.0.0.1; the model store's cache, fp16 preference and external data are checked on
+ * the way.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { bundleBrowserCode } from '../src/node/browser-bundle.ts';
+import { nodePlatform } from '../src/node/platform.ts';
+import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
+import { BlendingEngine, type Transition } from '../src/engine/engine.ts';
+import { PixelMetric } from '../src/engine/pixel-metric.ts';
+import { loadLpipsMetric } from '../src/engine/lpips.ts';
+import type { TransitionOptions } from '../src/engine/options.ts';
+import { FIXTURES, ROOT, modelDir } from './helpers/golden.ts';
+import { launchChromium, modulePage, startSiteServer, type SiteServer } from './helpers/browser.ts';
+import type { ProofRequest } from './browser/proof-page.ts';
+
+const ORT_DIST = join(ROOT, 'node_modules', 'onnxruntime-web', 'dist');
+const MODEL = 'tiny-sd-turbo';
+const LPIPS_DIR = join(FIXTURES, 'lpips');
+
+/** Small on purpose: WebGPU on SwiftShader runs on the CPU. 32×32 px, 2 steps, 3 frames. */
+const OPTIONS: TransitionOptions = {
+  keyframeA: { prompt: 'a red house by the sea', seed: 11 },
+  keyframeB: { prompt: 'a green forest at night', seed: 22 },
+  width: 32,
+  height: 32,
+  steps: 2,
+  maxBranches: 3,
+};
+
+/**
+ * Tolerances in 8-bit levels per channel value, against onnxruntime-node's frames. Measured on
+ * this fixture (Chromium 156, onnxruntime 1.30.0, 2026-12-02):
+ * - WebAssembly: identical frames (max 0 levels); the same CPU kernels compiled to wasm.
+ * - WebGPU on SwiftShader: max 30 levels, mean 2.7. The text encoder agrees to 1e-6; the UNet and
+ *   VAE differ because WebGPU's InstanceNormalization (diffusers' GroupNorm) loses float32
+ *   precision when a group's mean is large against its spread: a lone InstanceNormalization on
+ *   values 10 ± 0.07 differs by 2.5e-3 (1e-7 on WebAssembly), and this tiny random-weight UNet
+ *   has such activations. The tree is the same (same fracts); the frames are close, not equal.
+ */
+const TOLERANCE = { cpu: { max: 1, mean: 0.01 }, webgpu: { max: 48, mean: 4 } } as const;
+
+interface PageFrame {
+  fract: number;
+  width: number;
+  height: number;
+  data: string;
+}
+
+let server: SiteServer;
+let browser: Browser;
+let page: Page;
+let reference: Transition;
+
+function compare(frames: PageFrame[], expected: Transition): { max: number; mean: number } {
+  assert.deepEqual(frames.map((frame) => frame.fract), expected.frames.map((frame) => frame.fract), 'same branches at the same fracts');
+  let max = 0;
+  let sum = 0;
+  let count = 0;
+  frames.forEach((frame, index) => {
+    const want = expected.frames[index]!.image;
+    assert.equal(frame.width, want.width);
+    assert.equal(frame.height, want.height);
+    const got = Buffer.from(frame.data, 'base64');
+    assert.equal(got.length, want.data.length);
+    for (let k = 0; k < got.length; k++) {
+      const delta = Math.abs(got[k]! - want.data[k]!);
+      max = Math.max(max, delta);
+      sum += delta;
+      count += 1;
+    }
+  });
+  return { max, mean: sum / count };
+}
+
+function compareImages(a: Uint8Array, b: Uint8Array): { max: number; mean: number } {
+  let max = 0;
+  let sum = 0;
+  for (let k = 0; k < a.length; k++) {
+    const delta = Math.abs(a[k]! - b[k]!);
+    max = Math.max(max, delta);
+    sum += delta;
+  }
+  return { max, mean: sum / a.length };
+}
+
+async function inPage(request: Omit<ProofRequest, 'modelUrl'> & { modelUrl?: string }) {
+  return page.evaluate(
+    async (input) => (globalThis as unknown as { latentblendTest: { transition(r: unknown): Promise<unknown> } }).latentblendTest.transition(input),
+    { modelUrl: `${server.url}/models/${MODEL}`, ...request },
+  ) as Promise<{ devices: string[]; metric: string; frames: PageFrame[]; downloads: { url: string; role: string; cached: boolean; total: number }[] }>;
+}
+
+before(async () => {
+  const bundle = await bundleBrowserCode(join(ROOT, 'tests', 'browser', 'proof-page.ts'));
+  assert.deepEqual(bundle.nodeImports, []);
+  server = await startSiteServer({
+    folders: { '/ort': ORT_DIST, [`/models/${MODEL}`]: join(modelDir(MODEL)), '/lpips': LPIPS_DIR },
+    files: { '/index.html': new TextEncoder().encode(modulePage('/page.js')), '/page.js': new TextEncoder().encode(bundle.js) },
+  });
+  browser = await launchChromium();
+  page = await browser.newPage();
+  await page.goto(server.url);
+  await page.waitForFunction(() => 'latentblendTest' in globalThis);
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(MODEL) });
+  reference = await new BlendingEngine(pipeline, new PixelMetric()).runTransition(OPTIONS);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+describe('onnxruntime-web in Chromium against onnxruntime-node', () => {
+  test('WebAssembly: same frames; model files fetched once, then from the Cache API', async () => {
+    const result = await inPage({ device: 'cpu', transition: OPTIONS });
+    assert.ok(result.devices.includes('cpu'));
+    const difference = compare(result.frames, reference);
+    console.log(`WebAssembly vs onnxruntime-node: max ${difference.max} levels, mean ${difference.mean.toFixed(4)}`);
+    assert.ok(difference.max <= TOLERANCE.cpu.max && difference.mean <= TOLERANCE.cpu.mean, JSON.stringify(difference));
+    const onnx = result.downloads.filter((event) => event.url.endsWith('.onnx'));
+    assert.deepEqual(onnx.map((event) => event.role).sort(), ['UNet', 'VAE decoder', 'VAE encoder', 'text encoder'].sort());
+    assert.ok(onnx.every((event) => !event.cached));
+    const again = await inPage({ device: 'cpu', transition: { ...OPTIONS, maxBranches: 2 } });
+    assert.ok(again.downloads.length > 0 && again.downloads.every((event) => event.cached), 'second load from the cache');
+  });
+
+  test('WebGPU (SwiftShader): same frames within the stated tolerance', async () => {
+    const result = await inPage({ device: 'webgpu', transition: OPTIONS, cacheName: null });
+    assert.ok(result.devices.includes('webgpu'), `devices: ${result.devices.join(', ')}`);
+    const difference = compare(result.frames, reference);
+    console.log(`WebGPU vs onnxruntime-node: max ${difference.max} levels, mean ${difference.mean.toFixed(4)}`);
+    assert.ok(difference.max <= TOLERANCE.webgpu.max && difference.mean <= TOLERANCE.webgpu.mean, JSON.stringify(difference));
+    // Close means far closer than two different frames of the transition are to each other.
+    const spread = compareImages(reference.frames[0]!.image.data, reference.frames.at(-1)!.image.data);
+    assert.ok(difference.mean < spread.mean / 5, `WebGPU mean difference ${difference.mean} against ${spread.mean} between frames A and B`);
+  });
+});
