@@ -9,6 +9,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { externalizeOnnx } from './helpers/onnx-external.ts';
 import type { Browser, Page } from 'playwright-core';
 import { bundleBrowserCode } from '../src/node/browser-bundle.ts';
 import { nodePlatform } from '../src/node/platform.ts';
@@ -58,6 +61,10 @@ let server: SiteServer;
 let browser: Browser;
 let page: Page;
 let reference: Transition;
+/** On disk for onnxruntime-node: the fixture with an fp16 UNet and a VAE decoder in 2 data shards. */
+let layoutDir: string;
+/** What the browser gets: the same, but unet/model.onnx (fp32) beside unet/model_fp16.onnx. */
+const layoutFiles: Record<string, Uint8Array> = {};
 
 function compare(frames: PageFrame[], expected: Transition): { max: number; mean: number } {
   assert.deepEqual(frames.map((frame) => frame.fract), expected.frames.map((frame) => frame.fract), 'same branches at the same fracts');
@@ -101,9 +108,27 @@ async function inPage(request: Omit<ProofRequest, 'modelUrl'> & { modelUrl?: str
 before(async () => {
   const bundle = await bundleBrowserCode(join(ROOT, 'tests', 'browser', 'proof-page.ts'));
   assert.deepEqual(bundle.nodeImports, []);
+  layoutDir = mkdtempSync(join(tmpdir(), 'lb-layout-'));
+  cpSync(modelDir(MODEL), layoutDir, { recursive: true });
+  const fp16Unet = readFileSync(join(modelDir('tiny-sd-turbo-fp16'), 'unet', 'model.onnx'));
+  writeFileSync(join(layoutDir, 'unet', 'model.onnx'), fp16Unet);
+  const sharded = externalizeOnnx(readFileSync(join(modelDir(MODEL), 'vae_decoder', 'model.onnx')), 'model.onnx', 2);
+  writeFileSync(join(layoutDir, 'vae_decoder', 'model.onnx'), sharded.model);
+  layoutFiles['/layout/unet/model.onnx'] = readFileSync(join(modelDir(MODEL), 'unet', 'model.onnx'));
+  layoutFiles['/layout/unet/model_fp16.onnx'] = fp16Unet;
+  layoutFiles['/layout/vae_decoder/model.onnx'] = sharded.model;
+  for (const [name, data] of sharded.files) {
+    writeFileSync(join(layoutDir, 'vae_decoder', name), data);
+    layoutFiles[`/layout/vae_decoder/${name}`] = data;
+  }
+  assert.equal(sharded.files.size, 2);
   server = await startSiteServer({
-    folders: { '/ort': ORT_DIST, [`/models/${MODEL}`]: join(modelDir(MODEL)), '/lpips': LPIPS_DIR },
-    files: { '/index.html': new TextEncoder().encode(modulePage('/page.js')), '/page.js': new TextEncoder().encode(bundle.js) },
+    folders: { '/ort': ORT_DIST, [`/models/${MODEL}`]: modelDir(MODEL), '/lpips': LPIPS_DIR, '/models/layout': layoutDir },
+    files: {
+      '/index.html': new TextEncoder().encode(modulePage('/page.js')),
+      '/page.js': new TextEncoder().encode(bundle.js),
+      ...Object.fromEntries(Object.entries(layoutFiles).map(([path, data]) => [`/models${path}`, data])),
+    },
   });
   browser = await launchChromium();
   page = await browser.newPage();
@@ -116,6 +141,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.close();
+  if (layoutDir !== undefined) rmSync(layoutDir, { recursive: true, force: true });
 });
 
 describe('onnxruntime-web in Chromium against onnxruntime-node', () => {
@@ -130,6 +156,19 @@ describe('onnxruntime-web in Chromium against onnxruntime-node', () => {
     assert.ok(onnx.every((event) => !event.cached));
     const again = await inPage({ device: 'cpu', transition: { ...OPTIONS, maxBranches: 2 } });
     assert.ok(again.downloads.length > 0 && again.downloads.every((event) => event.cached), 'second load from the cache');
+  });
+
+  test('an fp16 UNet is preferred over the fp32 one; a VAE decoder in two external-data shards loads', async () => {
+    const result = await inPage({ device: 'cpu', transition: OPTIONS, modelUrl: `${server.url}/models/layout`, cacheName: null });
+    const fetched = result.downloads.map((event) => event.url.slice(`${server.url}/models/layout/`.length));
+    assert.ok(fetched.includes('unet/model_fp16.onnx') && !fetched.includes('unet/model.onnx'), fetched.join(', '));
+    assert.ok(fetched.includes('vae_decoder/model.onnx_data') && fetched.includes('vae_decoder/model.onnx_data_1'), fetched.join(', '));
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: layoutDir });
+    const expected = await new BlendingEngine(pipeline, new PixelMetric()).runTransition(OPTIONS);
+    const difference = compare(result.frames, expected);
+    assert.ok(difference.max <= TOLERANCE.cpu.max, `against onnxruntime-node on the same files: ${JSON.stringify(difference)}`);
+    // And it did change something: the fp16 UNet's frames are not the fp32 ones.
+    assert.ok(compare(result.frames, reference).max > 0);
   });
 
   test('WebGPU (SwiftShader): same frames within the stated tolerance', async () => {
