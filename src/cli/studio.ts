@@ -7,6 +7,7 @@ import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { DEVICES, type Device } from '../runtime/onnx.ts';
+import { writeStaticStudio } from './studio-static.ts';
 
 interface StudioFlags {
   model: string;
@@ -19,6 +20,8 @@ interface StudioFlags {
   staticDir?: string;
   modelsDir?: string;
   quiet: boolean;
+  static?: string;
+  force?: boolean;
 }
 
 /** Default work folder of the studio, relative to the current folder. */
@@ -36,6 +39,8 @@ export function studioCommand(signal: AbortSignal): Command {
     .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
     .option('--models-dir <dir>', 'models loaded from the page (Model card) must be folders inside this one (or Hub ids); default: any folder')
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
+    .option('--static <dir>', 'write the studio as a static site (no server) that runs the model in the visitor\'s browser (WebGPU, else WebAssembly); --model: a Hub repo id or a folder to copy in')
+    .option('-f, --force', 'with --static: replace a folder that is not empty', false)
     .option('-q, --quiet', 'print only the URL and warnings', false)
     .addHelpText(
       'after',
@@ -54,6 +59,10 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
     )
     .action(async (flags: StudioFlags) => {
       const reporter = createReporter({ quiet: flags.quiet });
+      if (flags.static !== undefined) {
+        await writeStaticStudio({ ...flags, static: flags.static }, reporter);
+        return;
+      }
       const modelDir = await resolveModelForCli(flags.model, reporter, signal);
       signal.throwIfAborted();
       reporter.info(`loading ${flags.model} on ${flags.device}…`);

@@ -41,8 +41,18 @@ function isNodeOnly(path: string): boolean {
  */
 export async function bundleBrowserCode(
   entry: string | readonly string[] = browserEntry(),
-  options: { minify?: boolean } = {},
+  options: {
+    minify?: boolean;
+    /** 'esm' (default) or 'iife' (a classic script, e.g. a service worker). */
+    format?: 'esm' | 'iife';
+    /**
+     * Modules replaced by the given source (e.g. a Node built-in that a module imports for a
+     * function the browser code never calls); they are not reported in `nodeImports`.
+     */
+    stubs?: Readonly<Record<string, string>>;
+  } = {},
 ): Promise<BrowserBundle> {
+  const stubs = options.stubs ?? {};
   const entries = typeof entry === 'string' ? [entry] : [...entry];
   const nodeImports: string[] = [];
   const result = await esbuild.build({
@@ -51,7 +61,7 @@ export async function bundleBrowserCode(
     // Several entries need an output folder name; nothing is written.
     ...(entries.length > 1 ? { outdir: 'bundle' } : {}),
     write: false,
-    format: 'esm',
+    format: options.format ?? 'esm',
     platform: 'browser',
     target: 'es2022',
     minify: options.minify ?? false,
@@ -62,10 +72,12 @@ export async function bundleBrowserCode(
         name: 'node-only-imports',
         setup(build) {
           build.onResolve({ filter: /.*/ }, (args) => {
+            if (args.kind !== 'entry-point' && stubs[args.path] !== undefined) return { path: args.path, namespace: 'stub' };
             if (args.kind === 'entry-point' || !isNodeOnly(args.path)) return undefined;
             nodeImports.push(`${relative(process.cwd(), args.importer)} → ${args.path}`);
             return { path: args.path, external: true };
           });
+          build.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({ contents: stubs[args.path]!, loader: 'js' }));
         },
       },
     ],

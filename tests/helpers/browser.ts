@@ -85,10 +85,12 @@ export async function startSiteServer(options: { folders?: Record<string, string
     return [...entries].map(([path, size]) => ({ type: 'file', path, size }));
   };
   const server: Server = createServer((request, response) => {
-    const path = new URL(request.url ?? '/', 'http://127.0.0.1').pathname;
-    requests.push(path);
+    const asked = new URL(request.url ?? '/', 'http://127.0.0.1').pathname;
+    requests.push(asked);
+    // A folder's address serves its index.html, as static hosts do.
+    const path = asked.endsWith('/') ? `${asked}index.html` : asked;
     let body: string | Uint8Array | undefined;
-    const found = resolveFile(path === '/' ? '/index.html' : path);
+    const found = resolveFile(path);
     if (found !== undefined) body = typeof found === 'string' ? readFileSync(found) : found;
     else if (path.endsWith('/files.json')) {
       const listed = listing(path.slice(0, -'/files.json'.length));
@@ -98,7 +100,7 @@ export async function startSiteServer(options: { folders?: Record<string, string
       response.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
-    const type = TYPES[extname(path === '/' ? '/index.html' : path)] ?? 'application/octet-stream';
+    const type = TYPES[extname(path)] ?? 'application/octet-stream';
     response.writeHead(200, { 'content-type': type, 'content-length': String(body.length), 'cache-control': 'no-store' }).end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
