@@ -55,6 +55,7 @@ interface PageFrame {
   width: number;
   height: number;
   data: string;
+  distanceToNext?: number;
 }
 
 let server: SiteServer;
@@ -156,6 +157,21 @@ describe('onnxruntime-web in Chromium against onnxruntime-node', () => {
     assert.ok(onnx.every((event) => !event.cached));
     const again = await inPage({ device: 'cpu', transition: { ...OPTIONS, maxBranches: 2 } });
     assert.ok(again.downloads.length > 0 && again.downloads.every((event) => event.cached), 'second load from the cache');
+  });
+
+  test('LPIPS through onnxruntime-web: the same distances between neighbouring frames, so the same tree', async () => {
+    const options = { ...OPTIONS, maxBranches: 4 };
+    const result = await inPage({ device: 'cpu', transition: options, lpipsUrl: `${server.url}/lpips/tiny-lpips.onnx`, cacheName: null });
+    assert.equal(result.metric, 'lpips');
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(MODEL) });
+    const lpips = await loadLpipsMetric(nodePlatform, join(LPIPS_DIR, 'tiny-lpips.onnx'), 'cpu');
+    const expected = await new BlendingEngine(pipeline, lpips).runTransition(options);
+    assert.ok(compare(result.frames, expected).max <= TOLERANCE.cpu.max);
+    const distances = (frames: readonly { distanceToNext?: number | undefined }[]) => frames.slice(0, -1).map((frame) => frame.distanceToNext!);
+    const got = distances(result.frames as { distanceToNext?: number }[]);
+    const want = distances(expected.frames);
+    assert.ok(want.every((value) => value > 0));
+    got.forEach((value, index) => assert.ok(Math.abs(value - want[index]!) <= 1e-5 * Math.max(1, want[index]!), `gap ${index}: ${value} vs ${want[index]}`));
   });
 
   test('an fp16 UNet is preferred over the fp32 one; a VAE decoder in two external-data shards loads', async () => {
