@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * Model files over HTTP for the browser engine: the file list of an Optimum-layout model folder
  * (from the Hugging Face Hub's tree API, or a `files.json` beside the files on the page's own

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The browser platform: onnxruntime-web (WebGPU first, WebAssembly as the fallback) over model
  * files fetched from a web server or the Hugging Face Hub.

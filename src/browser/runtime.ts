@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * onnxruntime-web as the engine's {@link OnnxRuntime}: WebGPU when the browser has an adapter,
  * WebAssembly ('cpu') always. Sessions are created from bytes that a {@link ModelBytesLoader}

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The studio's HTTP API (docs/studio-api.md) answered inside the page, for the "run in this
  * browser" mode: the same front end talks to this instead of a server. Models run on

@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * Films encoded in the browser: WebCodecs through mediabunny into MP4 (H.264, else AV1) or
  * WebM (VP9, else VP8, else AV1). Which codecs a browser encodes varies (Chromium builds without

@@ -9,6 +9,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { LatentBlendError } from '../errors.ts';
 import { bundleBrowserCode } from '../node/browser-bundle.ts';
 import { studioWebDir } from './web-bundle.ts';
@@ -57,11 +58,20 @@ function writeListing(dir: string): void {
   writeFileSync(join(dir, 'files.json'), `${JSON.stringify(entries, null, 1)}\n`);
 }
 
+/**
+ * An entry of the static studio: the TypeScript source when running from a checkout, the
+ * compiled module beside this one in an installed package (whose src/ holds only the web files).
+ */
+function webEntry(name: string): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const source = join(here, 'web', `${name}.ts`);
+  return existsSync(source) ? source : join(here, 'web', `${name}.js`);
+}
+
 /** The two bundles of the static studio: the page and its service worker. */
 export async function bundleStaticStudio(): Promise<{ app: string; worker: string }> {
-  const web = studioWebDir();
-  const app = await bundleBrowserCode(join(web, 'local-app.ts'), { minify: true, stubs: STUBS });
-  const worker = await bundleBrowserCode(join(web, 'local-sw.ts'), { minify: true, format: 'iife' });
+  const app = await bundleBrowserCode(webEntry('local-app'), { minify: true, stubs: STUBS });
+  const worker = await bundleBrowserCode(webEntry('local-sw'), { minify: true, format: 'iife' });
   const problems = [...app.nodeImports, ...worker.nodeImports];
   if (problems.length > 0) throw new Error(`The static studio imports Node-only modules: ${problems.join(', ')}`);
   return { app: app.js, worker: worker.js };
