@@ -48,6 +48,9 @@ test('a store fetches the small text files up front and prefers fp16 with its da
     'unet/model_fp16.onnx_data',
     'unet/model_fp16.onnx_data_1',
     'unet/model.onnx_data',
+    'vae_decoder/model.onnx',
+    'vae_decoder/model.fp16.onnx',
+    'vae_decoder/model.fp16.onnx_data',
     'tokenizer/vocab.json',
     'tokenizer/merges.txt',
     'extra/big.json',
@@ -71,6 +74,9 @@ test('a store fetches the small text files up front and prefers fp16 with its da
   assert.deepEqual(bytes.externalData.map((file) => file.path), ['model_fp16.onnx_data', 'model_fp16.onnx_data_1']);
   assert.deepEqual([...bytes.model], [...ONNX]);
   assert.ok(progress.includes('UNet:4/4'));
+
+  const vae = await store.loadModel(`${base}/vae_decoder/model.onnx`, 'VAE decoder');
+  assert.deepEqual(vae.externalData.map((file) => file.path), ['model.fp16.onnx_data'], "diffusers' variant name model.fp16.onnx");
 
   const plain = new RemoteFileStore({ fetch: fakeFetch(routes), cacheName: null, preferFp16: false });
   await plain.addFolder(await listSiteFolder(base, fakeFetch(routes)));

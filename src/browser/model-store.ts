@@ -6,8 +6,9 @@
  * synchronous folder checks work unchanged, and ONNX files fetched on demand with progress and
  * kept in the browser's Cache API. External-data files (`model.onnx_data`, sharded
  * `model.onnx_data_1`…, or `weights.pb`) are fetched as separate buffers and handed to ONNX
- * Runtime as its `externalData`, so no single buffer has to hold a whole multi-GB model; a
- * `model_fp16.onnx` export is preferred over `model.onnx` where both exist.
+ * Runtime as its `externalData`, so no single buffer has to hold a whole multi-GB model; an
+ * fp16 export (`model_fp16.onnx`, or diffusers' variant name `model.fp16.onnx`) is preferred over
+ * `model.onnx` where both exist.
  */
 import { LatentBlendError } from '../errors.ts';
 import type { FileAccess } from '../runtime/platform.ts';
@@ -43,7 +44,7 @@ export interface RemoteFileStoreOptions {
   /** Cache API cache name; null: no caching (default 'latentblend-models-v1'). */
   readonly cacheName?: string | null;
   readonly onProgress?: (event: DownloadProgress) => void;
-  /** Prefer `model_fp16.onnx` over `model.onnx` where both are listed (default true). */
+  /** Prefer `model_fp16.onnx` / `model.fp16.onnx` over `model.onnx` where listed (default true). */
   readonly preferFp16?: boolean;
 }
 
@@ -179,7 +180,7 @@ export class RemoteFileStore implements FileAccess {
   }
 
   isFile(path: string): boolean {
-    return this.sizes.has(path) || (this.preferFp16 && this.sizes.has(fp16Name(path)));
+    return this.sizes.has(path) || (this.preferFp16 && fp16Names(path).some((name) => this.sizes.has(name)));
   }
 
   readText(path: string): string {
@@ -197,7 +198,8 @@ export class RemoteFileStore implements FileAccess {
 
   /** The file that will be loaded for `url`: its fp16 twin when preferred and listed. */
   resolveOnnx(url: string): string {
-    return this.preferFp16 && this.sizes.has(fp16Name(url)) ? fp16Name(url) : url;
+    const twin = this.preferFp16 ? fp16Names(url).find((name) => this.sizes.has(name)) : undefined;
+    return twin ?? url;
   }
 
   /** External-data files listed beside the ONNX file at `url` (names as the model refers to them). */
@@ -269,9 +271,11 @@ export class RemoteFileStore implements FileAccess {
   }
 }
 
-/** `x/model.onnx` → `x/model_fp16.onnx`. */
-function fp16Name(url: string): string {
-  return url.endsWith('/model.onnx') ? `${url.slice(0, -'model.onnx'.length)}model_fp16.onnx` : url;
+/** `x/model.onnx` → its fp16 twins `x/model_fp16.onnx` and `x/model.fp16.onnx` (diffusers' variant name). */
+function fp16Names(url: string): string[] {
+  if (!url.endsWith('/model.onnx')) return [];
+  const folder = url.slice(0, -'model.onnx'.length);
+  return [`${folder}model_fp16.onnx`, `${folder}model.fp16.onnx`];
 }
 
 async function readBody(response: Response, total: number, onChunk: (loaded: number) => void): Promise<Uint8Array> {
