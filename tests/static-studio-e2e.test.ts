@@ -117,6 +117,23 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     assert.equal(info.frames, 8, `1 s at 8 fps: ${JSON.stringify(info)}`);
   });
 
+  test('another model is loaded from the Model card (from this browser\'s cache)', async () => {
+    await page.getByLabel('Model folder or Hub id').fill('models/tiny-sd-turbo');
+    await page.getByRole('button', { name: 'Load model' }).click();
+    await page.getByRole('button', { name: 'Loading…' }).waitFor({ state: 'detached', timeout: TIMEOUT }).catch(() => undefined);
+    await page.getByRole('button', { name: 'Load model' }).waitFor({ timeout: TIMEOUT });
+    assert.equal(await page.locator('#model-error').innerText(), '');
+    await page.waitForFunction(
+      async () => {
+        const { jobs } = (await (await fetch('/api/jobs')).json()) as { jobs: { kind: string; state: string }[] };
+        return jobs.some((job) => job.kind === 'model' && job.state === 'done');
+      },
+      undefined,
+      { timeout: TIMEOUT, polling: 200 },
+    );
+    assert.match(await page.locator('#model-help').innerText(), /downloaded into this browser/);
+  });
+
   test('the spec is saved as YAML, and the film is listed', async () => {
     const download = await downloadOf(() => page.getByRole('button', { name: 'Save spec (YAML)' }).click());
     assert.equal(download.suggestedFilename(), 'film.yaml');

@@ -205,6 +205,11 @@ async function main(): Promise<void> {
   }
   status.textContent = `${where} · model ${config.model}`;
   await import('./app.ts');
+  const help = document.getElementById('model-help');
+  if (help !== null) {
+    help.textContent =
+      'A folder of this site (e.g. models/name, listed by its files.json) or a Hub id like owner/name[/subfolder][@revision] of a model in Optimum ONNX layout; it is downloaded into this browser once, and runs here.';
+  }
 }
 
 void main();
