@@ -234,7 +234,10 @@ export class LocalStudio {
     if (this.options.lpipsUrl !== undefined) {
       const url = new URL(this.options.lpipsUrl, location.href).href;
       await platform.files.addFolder(await listSiteFolder(url.slice(0, url.lastIndexOf('/'))));
-      metric = await loadLpipsMetric(platform, url, this.options.device);
+      // On WebAssembly even beside a WebGPU pipeline: with both on WebGPU (onnxruntime-web 1.30,
+      // SwiftShader) the VAE decoder's next output after an LPIPS run came back NaN; LPIPS at
+      // 256 px is cheap on the CPU.
+      metric = await loadLpipsMetric(platform, url, 'cpu');
     }
     this.formats = await encodableFormats(pipeline.defaults.width, pipeline.defaults.height);
     return { source, pipeline, metric, engine: new BlendingEngine(pipeline, metric) };

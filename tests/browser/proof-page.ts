@@ -43,7 +43,8 @@ async function transition(request: ProofRequest) {
   if (request.lpipsUrl !== undefined) {
     const folder = request.lpipsUrl.slice(0, request.lpipsUrl.lastIndexOf('/'));
     await platform.files.addFolder(await listSiteFolder(folder));
-    metric = await loadLpipsMetric(platform, request.lpipsUrl, request.device);
+    // LPIPS runs on WebAssembly beside a WebGPU pipeline, as the static studio does it.
+    metric = await loadLpipsMetric(platform, request.lpipsUrl, 'cpu');
   } else {
     metric = new PixelMetric();
   }
@@ -64,4 +65,19 @@ async function transition(request: ProofRequest) {
   };
 }
 
-(globalThis as { latentblendTest?: unknown }).latentblendTest = { transition };
+/** Only loads the model (downloads or cache), for the cache check. */
+async function load(request: Pick<ProofRequest, 'modelUrl' | 'device' | 'cacheName'>) {
+  const downloads: DownloadProgress[] = [];
+  const platform = await createBrowserPlatform({
+    wasmPaths: '/ort/',
+    cacheName: request.cacheName === undefined ? 'latentblend-test' : request.cacheName,
+    onProgress: (event) => {
+      if (event.done) downloads.push(event);
+    },
+  });
+  await platform.files.addFolder(await listSiteFolder(request.modelUrl));
+  await DiffusionPipeline.load(platform, { modelDir: request.modelUrl, device: request.device });
+  return { downloads: downloads.map((event) => ({ url: event.url, role: event.role, cached: event.cached, total: event.total })) };
+}
+
+(globalThis as { latentblendTest?: unknown }).latentblendTest = { transition, load };
