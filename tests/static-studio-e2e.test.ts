@@ -142,6 +142,16 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     const yaml = readFileSync(path, 'utf8');
     for (const expected of ['prompt: a red cube', 'prompt: a blue sphere', 'fps: 8', 'branchesPerTransition: 4']) assert.ok(yaml.includes(expected), yaml);
     await page.getByRole('list', { name: 'Your films' }).getByRole('listitem').first().waitFor({ timeout: TIMEOUT });
+  });
+
+  test('after a reload the film is listed again and still plays from this browser\'s storage', async () => {
+    await page.reload();
+    await page.waitForSelector('body[data-state="ready"]', { timeout: TIMEOUT });
+    const films = page.getByRole('list', { name: 'Your films' }).getByRole('listitem');
+    await films.first().waitFor({ timeout: TIMEOUT });
+    assert.equal(await films.count(), 1);
+    await films.first().getByRole('button', { name: 'Play', exact: true }).click();
+    await page.waitForFunction(() => (document.querySelector('video.player') as HTMLVideoElement | null)?.readyState! >= 1, undefined, { timeout: TIMEOUT });
     assert.deepEqual(pageErrors, []);
   });
 });

@@ -87,6 +87,8 @@ export interface LocalStudioOptions {
   readonly putFile: (name: string, blob: Blob) => Promise<void>;
   /** An LPIPS .onnx URL (its folder listed by files.json); else the rms-pixel metric. */
   readonly lpipsUrl?: string;
+  /** Keeps the film list across visits (its files stay in the browser's storage). */
+  readonly filmList?: { load(): Promise<unknown[]>; save(films: readonly unknown[]): Promise<void> };
 }
 
 /** Error answers like the server's `{ error: { code, message } }`. */
@@ -209,6 +211,8 @@ export class LocalStudio {
 
   /** Loads the first model (the page waits for it before the front end starts). */
   async start(source: string, onDownload?: (event: DownloadProgress) => void): Promise<void> {
+    const kept = await this.options.filmList?.load().catch(() => []);
+    if (Array.isArray(kept)) this.films.push(...(kept as Record<string, unknown>[]));
     this.onDownload = onDownload;
     try {
       this.model = await this.loadModel(source);
@@ -622,6 +626,7 @@ export class LocalStudio {
       filmFrames: result.filmFrames,
       ...(transitionIndex !== undefined ? { transitionIndex } : {}),
     });
+    await this.options.filmList?.save(this.films).catch(() => undefined);
     return result;
   }
 }

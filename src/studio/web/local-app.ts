@@ -174,6 +174,8 @@ async function main(): Promise<void> {
     return;
   }
   const cache = await caches.open(FILES_CACHE);
+  // The film list, kept beside the films (not under api/files/, so the service worker never serves it).
+  const filmsKey = `${location.origin}${basePath}latentblend-films.json`;
   const forced = new URLSearchParams(location.search).get('device');
   let studio: LocalStudio | undefined;
   const platform = await createBrowserPlatform({
@@ -191,6 +193,10 @@ async function main(): Promise<void> {
     basePath,
     ...(config.lpips !== undefined ? { lpipsUrl: config.lpips } : {}),
     putFile: (name, blob) => cache.put(`${location.origin}${basePath}api/files/${name}`, new Response(blob, { headers: { 'content-type': blob.type } })),
+    filmList: {
+      load: async () => ((await (await cache.match(filmsKey))?.json()) as unknown[] | undefined) ?? [],
+      save: (films) => cache.put(filmsKey, new Response(JSON.stringify(films), { headers: { 'content-type': 'application/json' } })),
+    },
   });
   installApi(studio, basePath);
   installDownloads(cache, basePath);
