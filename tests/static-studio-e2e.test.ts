@@ -75,6 +75,7 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     assert.match(await page.locator('#local-status').innerText(), /WebAssembly \(CPU\).*tiny-sd-turbo/);
     assert.match(await page.locator('#model-source').innerText(), /tiny-sd-turbo/);
     assert.ok(!server.requests.some((path) => path.startsWith('/api/')), 'nothing asked the server for /api');
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'cross-origin isolated (multi-threaded WebAssembly)');
   });
 
   test('a spec is loaded, rendered in the browser, played, downloaded and decoded back', async () => {

@@ -23,6 +23,8 @@ export interface BrowserPlatformOptions extends RemoteFileStoreOptions {
   readonly noWebGpu?: boolean;
   /** ONNX Runtime graph optimisation level (default 'all'). */
   readonly graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** WebAssembly threads (see {@link webRuntime}). */
+  readonly numThreads?: number;
 }
 
 /** Probes WebGPU and returns the platform to pass to DiffusionPipeline.load and loadLpipsMetric. */
@@ -31,6 +33,7 @@ export async function createBrowserPlatform(options: BrowserPlatformOptions = {}
   const webgpu = options.noWebGpu === true ? false : await probeWebGpu();
   const runtime = webRuntime({ load: files.loadModel, webgpu, ...(options.wasmPaths !== undefined ? { wasmPaths: options.wasmPaths } : {}),
     ...(options.graphOptimizationLevel !== undefined ? { graphOptimizationLevel: options.graphOptimizationLevel } : {}),
+    ...(options.numThreads !== undefined ? { numThreads: options.numThreads } : {}),
   });
   return { runtime, files, devices: runtime.availableDevices() };
 }

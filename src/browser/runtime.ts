@@ -31,6 +31,8 @@ export interface WebRuntimeOptions {
   readonly wasmPaths?: string;
   /** ONNX Runtime graph optimisation level (default 'all'). */
   readonly graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** WebAssembly threads (more than 1 only works in a cross-origin isolated page); default: onnxruntime-web's choice. */
+  readonly numThreads?: number;
 }
 
 /**
@@ -53,6 +55,7 @@ export async function probeWebGpu(): Promise<boolean> {
  */
 export function webRuntime(options: WebRuntimeOptions): OnnxRuntime {
   if (options.wasmPaths !== undefined) ort.env.wasm.wasmPaths = options.wasmPaths;
+  if (options.numThreads !== undefined) ort.env.wasm.numThreads = options.numThreads;
   // ONNX Runtime's notices (e.g. shape ops kept on the CPU) would flood the page's console.
   ort.env.logLevel = 'error';
   const available: Device[] = options.webgpu ? ['webgpu', 'cpu'] : ['cpu'];

@@ -173,19 +173,30 @@ async function main(): Promise<void> {
     showBootError(`This page needs a service worker (it serves the films made here), and it could not start one: ${problem}.`);
     return;
   }
+  // On the first visit the page was loaded before the service worker could add the headers that
+  // make it cross-origin isolated (multi-threaded WebAssembly); one reload fixes that.
+  if (!crossOriginIsolated && sessionStorage.getItem('latentblend-isolation-reload') === null) {
+    sessionStorage.setItem('latentblend-isolation-reload', '1');
+    location.reload();
+    return;
+  }
   const cache = await caches.open(FILES_CACHE);
   // The film list, kept beside the films (not under api/files/, so the service worker never serves it).
   const filmsKey = `${location.origin}${basePath}latentblend-films.json`;
   const forced = new URLSearchParams(location.search).get('device');
   let studio: LocalStudio | undefined;
+  // Threads need a cross-origin isolated page (see the reload above); half the cores, at most 4.
+  const threads = crossOriginIsolated ? Math.max(1, Math.min(4, Math.ceil((navigator.hardwareConcurrency || 2) / 2))) : 1;
   const platform = await createBrowserPlatform({
     wasmPaths: new URL('./ort/', location.href).href,
+    numThreads: threads,
     noWebGpu: forced === 'cpu',
     onProgress: (event) => studio?.downloadProgress(event),
   });
   const device = platform.devices[0] === 'webgpu' ? 'webgpu' : 'cpu';
   const why = device === 'webgpu' ? ' (WebAssembly is the fallback)' : forced === 'cpu' ? ' (chosen with ?device=cpu)' : ' (no WebGPU adapter found)';
-  const where = `Runs in this browser on ${deviceLabel(device)}${why}`;
+  const threadNote = device === 'cpu' ? `, ${threads} thread${threads === 1 ? '' : 's'}` : '';
+  const where = `Runs in this browser on ${deviceLabel(device)}${threadNote}${why}`;
   document.body.dataset.device = device;
   studio = new LocalStudio({
     platform,

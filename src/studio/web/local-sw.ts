@@ -2,6 +2,9 @@
  * The static studio's service worker: serves the files the page made in this browser (images,
  * films, figures, kept in the Cache API under `<site>/api/files/…`) at those URLs, with
  * `?download=1` as an attachment and byte ranges for video seeking, like the studio server.
+ * It also makes the site's pages cross-origin isolated (COOP/COEP headers added to its own
+ * responses), which static hosts cannot be told to do and which onnxruntime-web needs for
+ * multi-threaded WebAssembly.
  */
 import { FILES_CACHE } from './local-files.ts';
 
@@ -25,9 +28,21 @@ scope.addEventListener('fetch', (event) => {
   const fetchEvent = event as unknown as FetchEventLike;
   const url = new URL(fetchEvent.request.url);
   const base = new URL(scope.registration.scope);
-  if (url.origin !== base.origin || !url.pathname.startsWith(`${base.pathname}api/files/`)) return;
-  fetchEvent.respondWith(serve(url, fetchEvent.request));
+  if (url.origin !== base.origin || !url.pathname.startsWith(base.pathname)) return;
+  if (url.pathname.startsWith(`${base.pathname}api/files/`)) fetchEvent.respondWith(serve(url, fetchEvent.request));
+  else if (fetchEvent.request.method === 'GET' && fetchEvent.request.cache !== 'only-if-cached') fetchEvent.respondWith(isolated(fetchEvent.request));
 });
+
+/** The site's own file with the headers of a cross-origin isolated page. */
+async function isolated(request: Request): Promise<Response> {
+  const response = await fetch(request);
+  if (response.status === 0 || response.type === 'opaqueredirect') return response;
+  const headers = new Headers(response.headers);
+  headers.set('cross-origin-opener-policy', 'same-origin');
+  headers.set('cross-origin-embedder-policy', 'require-corp');
+  headers.set('cross-origin-resource-policy', 'same-origin');
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+}
 
 async function serve(url: URL, request: Request): Promise<Response> {
   const cache = await caches.open(FILES_CACHE);
