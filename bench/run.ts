@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: speed of the ONNX backend on every tiny fixture (and on any model folders
- * given as arguments). Prints a table and writes bench/results/backend.json.
+ * given as arguments). Prints a table and writes bench/results/backend.json. With `--full`, also
+ * the full-size SD-Turbo architecture (bench/full-arch.ts; BENCH_FULL_SIZE, BENCH_FULL_ROUNDS,
+ * BENCH_FULL_TRANSITION=0 to skip its 10-frame transition), written to full-arch.json.
  *
  * Per model: median milliseconds per UNet call, per text encoding (one prompt through all text
  * encoders), per VAE decode, and the share of a full `generate` call's wall time spent outside
@@ -14,6 +16,8 @@ import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { KeyframeNoise } from '../src/pipeline/keyframe-noise.ts';
 import { benchTransitions } from './transition.ts';
 import { nodePlatform } from '../src/node/platform.ts';
+import { benchSmoothness, DEFAULT_SMOOTHNESS_MODELS, writeSmoothnessResults } from './smoothness.ts';
+import { benchFullArch, ensureFullArchModel, fullArchTable } from './full-arch.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 7);
@@ -97,7 +101,10 @@ async function main(): Promise<void> {
     const dir = join(fixtureRoot, name, 'onnx');
     if (existsSync(join(dir, 'model_index.json'))) targets.push([name, dir]);
   }
-  for (const extra of process.argv.slice(2)) targets.push([extra, extra]);
+  const args = process.argv.slice(2);
+  // --full: also the full-size SD-Turbo architecture (built on demand, see full-arch.ts).
+  const full = args.includes('--full');
+  for (const extra of args.filter((arg) => arg !== '--full')) targets.push([extra, extra]);
 
   const results: BackendResult[] = [];
   for (const [name, dir] of targets) {
@@ -135,6 +142,24 @@ async function main(): Promise<void> {
   );
   const out = join(ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });
+  if (full) {
+    const log = (line: string): void => void process.stderr.write(`bench: full-size: ${line}\n`);
+    const dir = await ensureFullArchModel(ROOT, log);
+    const result = await benchFullArch(
+      dir,
+      {
+        size: Number(process.env.BENCH_FULL_SIZE ?? 256),
+        rounds: Number(process.env.BENCH_FULL_ROUNDS ?? 3),
+        calls: 3,
+        transition: process.env.BENCH_FULL_TRANSITION !== '0',
+        lpips: join(ROOT, 'fixtures', 'lpips', 'tiny-lpips.onnx'),
+      },
+      log,
+    );
+    console.table(fullArchTable(result));
+    writeFileSync(join(out, 'full-arch.json'), `${JSON.stringify({ kind: 'full-arch', date: new Date().toISOString(), machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version }, result }, null, 2)}\n`);
+    console.log('written bench/results/full-arch.json');
+  }
   const report = {
     kind: 'backend',
     date: new Date().toISOString(),
@@ -145,6 +170,9 @@ async function main(): Promise<void> {
   writeFileSync(join(out, 'transition.json'), `${JSON.stringify({ ...report, kind: 'transition', results: transitions }, null, 2)}\n`);
   writeFileSync(join(out, 'backend.json'), `${JSON.stringify(report, null, 2)}\n`);
   console.log(`written bench/results/backend.json and bench/results/transition.json`);
+  process.stderr.write('bench: smoothness…\n');
+  const tiny = targets.map(([name]) => name).filter((name) => DEFAULT_SMOOTHNESS_MODELS.includes(name));
+  writeSmoothnessResults(ROOT, await benchSmoothness(ROOT, tiny));
 }
 
 await main();

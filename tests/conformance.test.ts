@@ -9,7 +9,7 @@ import { DiffusionPipeline, type PipelineEvent } from '../src/pipeline/pipeline.
 import { loadClipTokenizer } from '../src/model/tokenizer.ts';
 import { goldenCases, goldenModels, modelDir, tensor, floats, hasTensor, maxAbsDiff, maxAbs, readJson, type GoldenCase } from './helpers/golden.ts';
 import { join } from 'node:path';
-import { nodePlatform, nodeFiles } from '../src/node/platform.ts';
+import { nodeFiles, nodePlatform } from '../src/node/platform.ts';
 
 // Float32 ONNX vs float32 PyTorch differ by ~1e-6 per call (see fixtures/index.json); errors
 // compound over steps, so latents are compared relative to their magnitude.

@@ -143,13 +143,13 @@ const BAD_SPECS: { name: string; text: string; path?: string; fragments: string[
   },
   {
     name: 'both budget and branches',
-    text: withTop('branchesPerTransition: 12\ntimeBudgetPerTransition: 30'),
-    fragments: ['timeBudgetPerTransition: give either branchesPerTransition (frames) or timeBudgetPerTransition (seconds), not both, got 12 and 30'],
+    text: withTop('maxBranches: 12\ntimeBudget: 30'),
+    fragments: ['timeBudget: give either maxBranches (frames) or timeBudget (seconds), not both, got 12 and 30'],
   },
   {
     name: 'missing prompt',
     text: 'keyframes:\n  - seed: 1\n  - prompt: b\n    seed: 2\n',
-    fragments: ['keyframes[0].prompt: expected a prompt (a non-empty string), got nothing'],
+    fragments: ['keyframes[0].prompt: expected a prompt, an image or both, got nothing'],
   },
   {
     name: 'blank prompt',
@@ -220,7 +220,7 @@ const BAD_SPECS: { name: string; text: string; path?: string; fragments: string[
   {
     name: 'keyframe key without a guess',
     text: 'keyframes:\n  - {prompt: a, seed: 1, strength: 3}\n  - {prompt: b, seed: 2}\n',
-    fragments: ['keyframes[0].strength: unknown key, a keyframe takes prompt, negativePrompt, seed, duration'],
+    fragments: ['keyframes[0].strength: unknown key, a keyframe takes prompt, image, fit, imageMethod, negativePrompt, seed, duration'],
   },
   {
     name: 'snake_case keys',
@@ -237,9 +237,9 @@ const BAD_SPECS: { name: string; text: string; path?: string; fragments: string[
   },
   {
     name: 'engine and Python names',
-    text: withTop('maxBranches: 10\nnum_inference_steps: 4\nduration: 3'),
+    text: withTop('max_branches: 10\nnum_inference_steps: 4\nduration: 3'),
     fragments: [
-      'maxBranches: unknown key, did you mean "branchesPerTransition"?',
+      'max_branches: unknown key, did you mean "maxBranches"?',
       'num_inference_steps: unknown key, did you mean "steps"?',
       'duration: unknown key, did you mean "transitionDuration"?',
     ],
@@ -358,18 +358,18 @@ test('the example spec parses with the values it shows', () => {
 test('the example explains every key, and its optional settings are valid when enabled', () => {
   const known = [
     'model', 'device', 'preset', 'width', 'height', 'steps', 'guidanceScale', 'midDamper', 'depthStrength',
-    'negativePrompt', 'branchesPerTransition', 'timeBudgetPerTransition', 'batchSize', 'branch1Crossfeed',
+    'negativePrompt', 'maxBranches', 'timeBudget', 'batchSize', 'branch1Crossfeed',
     'parentalCrossfeed', 'fps', 'transitionDuration', 'retiming', 'quality', 'keyframes',
   ];
   for (const key of known) assert.match(EXAMPLE_FILM_SPEC, new RegExp(`^#?${key}:`, 'm'), `example lacks ${key}`);
   for (const words of ['Depth strength', 'Mid damper', 'power:', 'range:', 'decay:', 'Retiming']) assert.ok(EXAMPLE_FILM_SPEC.includes(words), words);
   // Lines with "#" directly followed by text are disabled settings; prose comments use "# ".
   const enableAll = (text: string) => text.replace(/^#(?=\S)(?!!)/gm, '');
-  assertFails(() => yaml(enableAll(EXAMPLE_FILM_SPEC)), 'give either branchesPerTransition (frames) or timeBudgetPerTransition (seconds), not both');
-  const enabled = yaml(enableAll(EXAMPLE_FILM_SPEC.replace('#timeBudgetPerTransition', '# timeBudgetPerTransition')));
+  assertFails(() => yaml(enableAll(EXAMPLE_FILM_SPEC)), 'give either maxBranches (frames) or timeBudget (seconds), not both');
+  const enabled = yaml(enableAll(EXAMPLE_FILM_SPEC.replace('#timeBudget', '# timeBudget')));
   assert.equal(enabled.device, 'cuda');
   assert.equal(enabled.steps, 4);
-  assert.equal(enabled.branchesPerTransition, 10);
+  assert.equal(enabled.maxBranches, 10);
   assert.deepEqual(enabled.parentalCrossfeed, { power: 0.3, range: 0.6, decay: 0.9 });
   assert.deepEqual(enabled.branch1Crossfeed, { power: 0.3, range: 0.3, decay: 0.5 });
 });

@@ -68,13 +68,13 @@ describe('float16 tensors', () => {
     assert.ok(Number.isNaN(back[10]!));
   });
 
-  test('the fp16 fixture declares float16 inputs (ids stay int64)', () => {
+  test('the fp16 fixture declares float16 inputs (ids stay int64)', async () => {
     const unet = fp16.unet.model.inputTypes;
     assert.equal(unet.get('sample'), 'float16');
     assert.equal(unet.get('timestep'), 'float16');
     assert.equal(unet.get('encoder_hidden_states'), 'float16');
     assert.equal(fp16.vae.decoder.inputTypes.get('latent_sample'), 'float16');
-    assert.equal(fp16.vae.encoder?.inputTypes.get('sample'), 'float16');
+    assert.equal((await fp16.vaeEncoder()).inputTypes.get('sample'), 'float16');
     const textEncoder = fp16.models.find((model) => model.role === 'text encoder');
     assert.equal(textEncoder?.inputTypes.get('input_ids'), 'int64');
     assert.equal(fp32.unet.model.inputTypes.get('sample'), 'float32', 'the reference is float32');

@@ -300,7 +300,7 @@ test('chooseMetric: no model given, env unset, nothing cached -> rms-pixel with 
   const home = mkdtempSync(join(tmpdir(), 'latentblend-metric-'));
   try {
     const warnings: string[] = [];
-    const metric = await chooseMetric({ device: 'cpu', env: {}, home, onWarning: (message) => warnings.push(message) });
+    const metric = await chooseMetric({ device: 'cpu', env: {}, home, hubPin: null, onWarning: (message) => warnings.push(message) });
     assert.equal(metric.name, 'rms-pixel');
     assert.ok(metric instanceof PixelMetric);
     assert.equal(warnings.length, 1);
@@ -309,9 +309,9 @@ test('chooseMetric: no model given, env unset, nothing cached -> rms-pixel with 
     assert.match(warnings[0]!, /python tools\/export_lpips\.py ~\/\.cache\/latentblend\/lpips-alex\.onnx/);
     assert.match(warnings[0]!, new RegExp(LPIPS_ENV_VAR));
     // no onWarning: still falls back, silently
-    assert.equal((await chooseMetric({ device: 'cpu', env: {}, home })).name, 'rms-pixel');
+    assert.equal((await chooseMetric({ device: 'cpu', env: {}, home, hubPin: null })).name, 'rms-pixel');
     // an empty env var counts as unset
-    assert.equal((await chooseMetric({ device: 'cpu', env: { [LPIPS_ENV_VAR]: '' }, home })).name, 'rms-pixel');
+    assert.equal((await chooseMetric({ device: 'cpu', env: { [LPIPS_ENV_VAR]: '' }, home, hubPin: null })).name, 'rms-pixel');
     // the engine helper falls back to per-pair calls on a metric without distances()
     const single = { name: 'single', distance: async (a: RgbImage, b: RgbImage) => a.width + b.width };
     assert.deepEqual(await distancesOf(single, [[uniform(1, 1, [0, 0, 0]), uniform(1, 1, [0, 0, 0])]]), [2]);

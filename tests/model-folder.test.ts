@@ -9,7 +9,7 @@ import { modelDefaults } from '../src/model/preset.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { modelDir, readJson } from './helpers/golden.ts';
-import { nodePlatform, nodeFiles } from '../src/node/platform.ts';
+import { nodeFiles, nodePlatform } from '../src/node/platform.ts';
 
 describe('family and preset from the model metadata', () => {
   const index = readJson<{ models: Record<string, { family: string; turbo: boolean }> }>('index.json').models;

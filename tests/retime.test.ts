@@ -32,7 +32,7 @@ test('equal distances give equal spacing, hitting every computed frame', () => {
   // 9 film frames over 5 computed frames: computed frame j at film frame 2j.
   const r = retime({ frameCount: 5, distances: [1, 1, 1, 1], durationSeconds: 3, fps: 3 });
   assertWellFormed(r, 5);
-  assert.equal(r.mode, 'distance');
+  assert.equal(r.mode, 'perceptual');
   assert.deepEqual(r.positions, [0, 0.25, 0.5, 0.75, 1]);
   assert.deepEqual(track(r), [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4]);
   assert.deepEqual(r.filmFrames[2], { left: 1, right: 1, weight: 0 });
@@ -133,4 +133,13 @@ test('crossFade rounds to nearest, halves up, with exact ends', () => {
   assert.notEqual(crossFade(a, b, 0), a);
   assert.throws(() => crossFade(a, new Uint8Array(3), 0.5), isLatentBlendError(/4 and 3 bytes/));
   assert.throws(() => crossFade(a, b, 1.5), isLatentBlendError(/weight: got 1\.5.*\[0, 1\]/));
+});
+
+test("the former mode name 'distance' still works as 'perceptual'", () => {
+  const options = { frameCount: 4, distances: [1, 3, 2], durationSeconds: 2, fps: 5 };
+  const former = retime({ ...options, mode: 'distance' });
+  const current = retime({ ...options, mode: 'perceptual' });
+  assert.equal(former.mode, 'perceptual');
+  assert.deepEqual(former.filmFrames, current.filmFrames);
+  assert.throws(() => retime({ ...options, mode: 'nonsense' as never }), /expected 'perceptual' or 'equal'/);
 });

@@ -353,7 +353,8 @@ describe('studio API', () => {
     assert.equal(range.body.length, 10);
     assert.deepEqual(range.body, video.body.subarray(0, 10));
     const download = await alice.get(`${result.filmUrl}?download=1`);
-    assert.match(String(download.headers['content-disposition']), /^attachment; filename="[0-9a-f]{24}\.mp4"$/);
+    // Named after the first prompt, not the film's id.
+    assert.equal(download.headers['content-disposition'], `attachment; filename="a-cat.mp4"; filename*=UTF-8''a-cat.mp4`);
     for (const url of [result.contactSheetUrl, result.smoothnessUrl]) {
       const side = await alice.get(url);
       assert.equal(side.status, 200, url);

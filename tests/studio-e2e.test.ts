@@ -230,11 +230,11 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
 
   test('the spec is saved as YAML and loaded back', async () => {
     const download = await downloadOf(() => page.getByRole('button', { name: 'Save spec (YAML)' }).click());
-    assert.equal(download.suggestedFilename(), 'film.yaml');
+    assert.equal(download.suggestedFilename(), 'a-blue-sphere.yaml', 'named after the film (its first prompt)');
     const path = join(ARTIFACTS, 'film.yaml');
     await download.saveAs(path);
     const yaml = readFileSync(path, 'utf8');
-    for (const expected of ['keyframes:', 'prompt: a blue sphere', 'seed: 8', 'duration: 1', 'duration: 0.5', 'fps: 8', 'branchesPerTransition: 5', 'tiny-sd-turbo']) {
+    for (const expected of ['keyframes:', 'prompt: a blue sphere', 'seed: 8', 'duration: 1', 'duration: 0.5', 'fps: 8', 'maxBranches: 5', 'tiny-sd-turbo']) {
       assert.ok(yaml.includes(expected), `the YAML has "${expected}":\n${yaml}`);
     }
     assert.equal(await page.getByLabel('Spec text').inputValue(), yaml);
@@ -271,7 +271,10 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
   });
 
   test('another model is loaded from the Model card; its facts and defaults show', async () => {
+    // The card is folded: loading another model is behind one click.
     const field = page.getByLabel('Model folder or Hub id');
+    assert.equal(await field.isVisible(), false);
+    await page.getByText('Change model or scheduler').click();
     assert.match(await field.inputValue(), /tiny-sd-turbo/);
     const steps = page.getByRole('spinbutton', { name: 'Denoising steps' });
     assert.equal(await steps.getAttribute('placeholder'), '4');

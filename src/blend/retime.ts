@@ -4,7 +4,7 @@
  *
  * Every computed frame j gets a position p_j in [0, 1]; film frame m (of F) sits at u = m / (F - 1)
  * and shows the cross-fade of the two computed frames around u.
- * - 'distance' mode (default): p_j = (sum of the gap distances before j) / (total distance), so
+ * - 'perceptual' mode (default; formerly 'distance', still accepted): p_j = (sum of the gap distances before j) / (total distance), so
  *   the perceptual change per second of film is constant; a gap with distance 0 takes no time.
  * - 'equal' mode (the Python project's way): p_j = j / (n - 1), an equal share of film per gap
  *   (film frames per gap differ by at most one).
@@ -15,7 +15,11 @@
 import { LatentBlendError } from '../errors.ts';
 import { roundHalfEven } from './crossfeed.ts';
 
-export type RetimeMode = 'distance' | 'equal';
+/**
+ * 'perceptual': constant perceptual change per second (the CLI's --retiming perceptual);
+ * 'equal': the same time for every gap; 'distance': the former name of 'perceptual' (deprecated).
+ */
+export type RetimeMode = 'perceptual' | 'equal' | 'distance';
 
 /** One film frame: (1 - weight)·frames[left] + weight·frames[right]. */
 export interface FilmFrame {
@@ -46,7 +50,7 @@ export interface RetimeOptions {
   readonly durationSeconds: number;
   /** Film frames per second, > 0 (need not be an integer). */
   readonly fps: number;
-  /** Default 'distance'. */
+  /** Default 'perceptual'. */
   readonly mode?: RetimeMode;
 }
 
@@ -72,7 +76,7 @@ function framePositions(frameCount: number, distances: readonly number[] | undef
     'equal',
   ];
   if (mode === 'equal' && distances === undefined) return equal();
-  if (distances === undefined) fail(`distances: missing; 'distance' mode needs ${frameCount - 1} distances.`);
+  if (distances === undefined) fail(`distances: missing; 'perceptual' mode needs ${frameCount - 1} distances.`);
   if (distances.length !== frameCount - 1) {
     fail(`distances: got ${distances.length} values for ${frameCount} frames, expected ${frameCount - 1}.`);
   }
@@ -90,7 +94,7 @@ function framePositions(frameCount: number, distances: readonly number[] | undef
     cumulative += distances[j - 1] as number;
     positions.push(j === frameCount - 1 ? 1 : Math.min(1, cumulative / total));
   }
-  return [positions, 'distance'];
+  return [positions, 'perceptual'];
 }
 
 /**
@@ -101,8 +105,9 @@ function framePositions(frameCount: number, distances: readonly number[] | undef
  */
 export function retime(options: RetimeOptions): Retiming {
   const { frameCount, distances, durationSeconds, fps } = options;
-  const mode = options.mode ?? 'distance';
-  if (mode !== 'distance' && mode !== 'equal') fail(`mode: got ${JSON.stringify(mode)}, expected 'distance' or 'equal'.`);
+  const given = options.mode ?? 'perceptual';
+  if (given !== 'perceptual' && given !== 'distance' && given !== 'equal') fail(`mode: got ${JSON.stringify(given)}, expected 'perceptual' or 'equal'.`);
+  const mode: RetimeMode = given === 'distance' ? 'perceptual' : given;
   if (!Number.isSafeInteger(frameCount) || frameCount < 2) {
     fail(`frameCount: got ${String(frameCount)}, expected an integer >= 2.`);
   }

@@ -175,6 +175,10 @@ export class RemoteFileStore implements FileAccess {
     return parts.map((part, index) => (index === 0 ? trimSlash(part) : part.replace(/^\/+|\/+$/g, ''))).filter((part) => part !== '').join('/');
   }
 
+  resolve(path: string): string {
+    return new URL(path, globalThis.location?.href ?? 'http://localhost/').href.replace(/\/+$/, '');
+  }
+
   isFolder(path: string): boolean {
     return this.folders.has(trimSlash(path));
   }

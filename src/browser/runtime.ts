@@ -7,7 +7,8 @@
  */
 import * as ort from 'onnxruntime-web';
 import { LatentBlendError } from '../errors.ts';
-import { checkDeviceName, type Device, type FeedTensor, type OnnxRuntime } from '../runtime/onnx.ts';
+import { checkDeviceName, type Device, type FeedTensor, type OnnxRuntime, type SessionCreateOptions } from '../runtime/onnx.ts';
+import { optimizationLevel } from '../runtime/session-options.ts';
 
 /** An ONNX model's bytes and its external-data files (the names the model refers to, and bytes). */
 export interface ModelBytes {
@@ -72,11 +73,11 @@ export function webRuntime(options: WebRuntimeOptions): OnnxRuntime {
       }
       return device as Device;
     },
-    async createSession(url: string, role: string, device: Device) {
+    async createSession(url: string, role: string, device: Device, create: SessionCreateOptions = {}) {
       const bytes = await options.load(url, role);
       return ort.InferenceSession.create(bytes.model, {
         executionProviders: [device === 'cpu' ? 'wasm' : device],
-        graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
+        graphOptimizationLevel: options.graphOptimizationLevel ?? create.sessionOptions?.graphOptimizationLevel ?? optimizationLevel(role, device),
         ...(bytes.externalData.length > 0 ? { externalData: bytes.externalData.map((file) => ({ path: file.path, data: file.data })) } : {}),
       });
     },

@@ -2,13 +2,14 @@
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { DEVICES } from '../runtime/onnx.ts';
 import { PRESETS } from '../model/preset.ts';
-import { integerIn, numberIn } from './parse.ts';
+import { decimalNumber, integerIn, numberIn } from './parse.ts';
 import type { CrossfeedParams } from '../blend/crossfeed.ts';
+import { metricOption } from './metric-flags.ts';
 
 /** Parses "P,R,D" (power, range, decay), each in [0, 1]. */
 export function crossfeedValue(value: string): CrossfeedParams {
   const parts = value.split(',').map((part) => part.trim());
-  const numbers = parts.map(Number);
+  const numbers = parts.map(decimalNumber);
   if (parts.length !== 3 || parts.some((part) => part === '') || numbers.some((number) => !Number.isFinite(number) || number < 0 || number > 1)) {
     throw new InvalidArgumentError(`expected three numbers in [0, 1] as power,range,decay (e.g. 0.3,0.6,0.9), got ${JSON.stringify(value)}.`);
   }
@@ -32,6 +33,8 @@ export interface EngineFlags {
   preset?: 'turbo' | 'standard';
   scheduler?: string;
   lpips?: string;
+  maxArea?: number;
+  metric?: string;
 }
 
 /** Adds the engine flags to `command`. */
@@ -52,7 +55,9 @@ export function addEngineFlags(command: Command): Command {
     .addOption(new Option('-d, --device <name>', 'execution provider').choices(DEVICES).default('cpu'))
     .addOption(new Option('--preset <name>', "defaults to use; by default read from the model's scheduler config").choices(PRESETS))
     .option('--scheduler <class>', "replace the model's scheduler, e.g. EulerDiscreteScheduler")
-    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances (default: $LATENTBLEND_LPIPS or ~/.cache/latentblend/lpips-alex.onnx; else a pixel distance)');
+    .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances (default: $LATENTBLEND_LPIPS or ~/.cache/latentblend/lpips-alex.onnx; else a pixel distance)')
+    .option('--max-area <factor>', "largest frame area, as a multiple of the model's native area (default 4)", numberIn(1, 1024))
+    .addOption(metricOption());
 }
 
 /** The transition options the flags set (keyframes excluded); unset flags stay unset. */

@@ -4,17 +4,19 @@
  * a stack trace; unexpected errors print the stack for a bug report.
  */
 import { Command, CommanderError } from 'commander';
-import { LatentBlendError } from '../errors.ts';
+import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { generateCommand } from './generate.ts';
 import { transitionCommand } from './transition.ts';
 import { refineCommand } from './refine.ts';
 import { movieCommand } from './movie.ts';
 import { studioCommand } from './studio.ts';
+import { evalCommand } from './eval.ts';
 
 /** Error codes that mean "fix your command or input" (exit 2) rather than "something failed" (exit 1). */
 const USAGE_CODES = new Set([
   'invalid_input', 'exists', 'model_folder', 'unsupported', 'unavailable',
   'model_not_found', 'hub_not_found', 'hub_not_onnx', 'hub_gated', 'hub_auth',
+  'unsafe_path', 'damaged', 'too_large',
 ]);
 
 export function buildProgram(signal: AbortSignal = new AbortController().signal): Command {
@@ -28,6 +30,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
   program.addCommand(movieCommand(signal));
   program.addCommand(refineCommand(signal));
   program.addCommand(studioCommand(signal));
+  program.addCommand(evalCommand(signal));
   for (const command of program.commands) command.exitOverride();
   return program;
 }
@@ -38,7 +41,9 @@ export async function runCli(argv: readonly string[], signal?: AbortSignal): Pro
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return 0;
-  } catch (error) {
+  } catch (caught) {
+    // File-system failures (full disk, read-only folder, …) are the user's to fix: one line, exit 1.
+    const error = fileSystemError(caught);
     if (error instanceof CommanderError) {
       // Commander already printed its message (or help/version, which exit 0).
       return error.exitCode === 0 ? 0 : 2;

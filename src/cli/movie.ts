@@ -2,22 +2,26 @@
 import { Command, Option } from 'commander';
 import { dirname, isAbsolute, join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { loadFilmSpec, EXAMPLE_FILM_SPEC } from '../film/spec.ts';
-import { renderFilm } from '../film/render-film.ts';
+import { loadFilmSpec, transitionsOf, EXAMPLE_FILM_SPEC } from '../film/spec.ts';
+import { renderFilm, filmPictureHashes } from '../film/render-film.ts';
 import { createReporter } from './progress.ts';
 import { DEFAULT_MODEL } from './model-source.ts';
 import { loadForFilm } from './transition.ts';
-import { checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
+import { checkFilmSettings, checkOutputs, defaultWorkDir } from '../film/work-folder.ts';
 import { DEVICES } from '../runtime/onnx.ts';
 import { addFilmOutputFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
+import { numberIn } from './parse.ts';
+import { metricOption } from './metric-flags.ts';
 
 interface MovieFlags extends FilmOutputFlags {
   out?: string;
   example: boolean;
   device?: string;
   lpips?: string;
+  metric?: string;
   framesDir?: string;
+  maxArea?: number;
 }
 
 export function movieCommand(signal: AbortSignal): Command {
@@ -28,7 +32,9 @@ export function movieCommand(signal: AbortSignal): Command {
     .option('--example', 'print a commented example spec and exit', false)
     .addOption(new Option('-d, --device <name>', "execution provider (default: the spec's, else cpu)").choices(DEVICES))
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
-    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
+    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs')
+    .option('--max-area <factor>', "largest frame area, as a multiple of the model's native area (default 4)", numberIn(1, 1024))
+    .addOption(metricOption());
   return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
       'after',
@@ -49,21 +55,33 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       if (flags.out === undefined) throw new LatentBlendError("movie: --out <file> is required (the film's .mp4, .webm or .gif).");
       const out = flags.out;
       const started = performance.now();
-      const spec = loadFilmSpec(specPath);
-      checkOutputs({ out, force: flags.force });
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
+      const spec = loadFilmSpec(specPath, { onWarning: (message) => reporter.warn(message) });
+      await checkFilmSettings({
+        out,
+        fps: spec.fps,
+        quality: spec.quality,
+        durations: transitionsOf(spec).map((transition) => transition.duration),
+        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+      });
+      checkOutputs({ out, force: flags.force, ...(flags.workDir !== undefined ? { workDir: flags.workDir } : {}), ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}) });
+      // Bad pictures are refused before the model loads (renderFilm checks them again, cheaply).
+      await filmPictureHashes(spec);
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
-      const { pipeline, metric, engine } = await loadForFilm(
+      const { pipeline, metric, metricFallback, engine } = await loadForFilm(
         {
           model,
           device: flags.device ?? spec.device ?? 'cpu',
           ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
           ...(flags.lpips !== undefined ? { lpips: flags.lpips } : {}),
+          ...(flags.maxArea !== undefined ? { maxArea: flags.maxArea } : {}),
+          ...(flags.metric !== undefined ? { metric: flags.metric } : {}),
         },
         reporter,
         signal,
+        { out, ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}) },
       );
       const workDir = flags.workDir ?? defaultWorkDir(out);
       const result = await renderFilm({
@@ -79,6 +97,8 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         signal,
         ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
         ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+        ...(metricFallback !== undefined ? { metricFallback } : {}),
+        specDir: dirname(specPath),
       });
       await metric.release?.();
       const summary = {
@@ -90,6 +110,8 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         filmFrames: result.filmFrames,
         unetCalls: result.unetCalls,
         metric: result.metric,
+        ...(metricFallback !== undefined ? { metricFallback: true } : {}),
+        smoothness: result.smoothness,
         wallSeconds: (performance.now() - started) / 1000,
       };
       if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -3,22 +3,31 @@ import { Command, Option } from 'commander';
 import { relative } from 'node:path';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { chooseMetric } from '../node/metric.ts';
-import { resolveTransitionOptions } from '../engine/options.ts';
+import { metricFromFlags } from './metric-flags.ts';
+import { resolveTransitionOptions, IMAGE_METHODS, type ImageMethod, type Keyframe } from '../engine/options.ts';
+import { checkPicture, pictureHash, PICTURE_FITS, type PictureFit } from '../io/picture.ts';
+import { LatentBlendError } from '../errors.ts';
 import { modelStamp } from '../io/store.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type EngineFlags, type FilmOutputFlags } from './engine-flags.ts';
-import { cachedTransition, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
-import { writeFilmRecord } from '../film/film-record.ts';
+import { cachedTransition, checkFilmSettings, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
+import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
+import { checkVideoEncoder } from '../io/video.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { nodePlatform } from '../node/platform.ts';
+import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
+import { prepareControl } from '../engine/control.ts';
 
-interface TransitionFlags extends EngineFlags, FilmOutputFlags {
+interface TransitionFlags extends EngineFlags, FilmOutputFlags, ControlFlags {
   model: string;
-  prompt1: string;
-  prompt2: string;
+  prompt1?: string;
+  prompt2?: string;
+  image1?: string;
+  image2?: string;
+  fit: PictureFit;
+  imageMethod?: ImageMethod;
   seed1: number;
   seed2: number;
   duration: number;
@@ -29,8 +38,17 @@ interface TransitionFlags extends EngineFlags, FilmOutputFlags {
   framesDir?: string;
 }
 
-/** Loads the model and the similarity metric for a film command. */
-export async function loadForFilm(flags: EngineFlags & { model: string }, reporter: ReturnType<typeof createReporter>, signal: AbortSignal) {
+/**
+ * Loads the model and the similarity metric for a film command. With `film`, ffmpeg is checked
+ * first (before any download or session), see checkVideoEncoder.
+ */
+export async function loadForFilm(
+  flags: EngineFlags & { model: string },
+  reporter: ReturnType<typeof createReporter>,
+  signal: AbortSignal,
+  film?: { out: string; ffmpegPath?: string },
+) {
+  if (film !== undefined) await checkVideoEncoder(film.out, film.ffmpegPath !== undefined ? { ffmpegPath: film.ffmpegPath } : {});
   const modelDir = await resolveModelForCli(flags.model, reporter, signal);
   const pipeline = await DiffusionPipeline.load(nodePlatform, 
     {
@@ -38,23 +56,45 @@ export async function loadForFilm(flags: EngineFlags & { model: string }, report
       device: flags.device as Device,
       ...(flags.preset !== undefined ? { preset: flags.preset } : {}),
       ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
+      ...(flags.maxArea !== undefined ? { maxAreaFactor: flags.maxArea } : {}),
     },
     reporter.listener,
   );
-  const metric = await chooseMetric({
-    device: flags.device as Device,
-    ...(flags.lpips !== undefined ? { lpipsModel: flags.lpips } : {}),
-    onWarning: (message) => reporter.warn(message),
-  });
-  return { pipeline, metric, engine: new BlendingEngine(pipeline, metric) };
+  const { metric, fallback } = await metricFromFlags(flags, reporter);
+  return { pipeline, metric, metricFallback: fallback, engine: new BlendingEngine(pipeline, metric) };
+}
+
+/**
+ * A keyframe from the CLI: a prompt, a picture, or both. The picture is checked (header, size
+ * limit) and hashed here, so that a bad file fails before any model work and a changed file
+ * changes the transition's key (it is computed again instead of reused).
+ */
+async function cliKeyframe(
+  side: '1' | '2',
+  prompt: string | undefined,
+  image: string | undefined,
+  seed: number,
+  flags: { fit: PictureFit; imageMethod?: ImageMethod },
+): Promise<Keyframe> {
+  if (image === undefined) {
+    if (prompt === undefined) throw new LatentBlendError(`keyframe ${side === '1' ? 'A' : 'B'} needs --prompt${side}, --image${side} or both.`);
+    return { prompt, seed };
+  }
+  await checkPicture(image);
+  const hash = await pictureHash(image);
+  return { prompt: prompt ?? '', seed, image: { path: image, fit: flags.fit, hash, ...(flags.imageMethod !== undefined ? { method: flags.imageMethod } : {}) } };
 }
 
 export function transitionCommand(signal: AbortSignal): Command {
   const command = new Command('transition')
-    .description('Compute a smooth transition between two prompts and render it as a film (mp4, webm or gif).')
+    .description('Compute a smooth transition between two prompts or pictures and render it as a film (mp4, webm or gif).')
     .option('-m, --model <path|repo>', 'model folder in Optimum ONNX layout, or a Hugging Face Hub repo id', DEFAULT_MODEL)
-    .requiredOption('--prompt1 <text>', 'prompt of keyframe A (the start)')
-    .requiredOption('--prompt2 <text>', 'prompt of keyframe B (the end)')
+    .option('--prompt1 <text>', 'prompt of keyframe A (the start); with --image1, what the picture shows')
+    .option('--prompt2 <text>', 'prompt of keyframe B (the end); with --image2, what the picture shows')
+    .option('--image1 <file>', 'picture as keyframe A: the film starts exactly on it (PNG, JPEG, WebP, TIFF, AVIF)')
+    .option('--image2 <file>', 'picture as keyframe B: the film ends exactly on it')
+    .addOption(new Option('--fit <mode>', 'how pictures fill the frame: cover (crop the centre) or contain (pad white)').choices(PICTURE_FITS).default('cover'))
+    .addOption(new Option('--image-method <method>', "how a picture's trajectory is built: noise (cheap, Turbo's default) or inversion (DDIM inversion, N-1 UNet calls, the default of standard models)").choices(IMAGE_METHODS))
     .option('--seed1 <int>', 'seed of keyframe A', seedValue, 1)
     .option('--seed2 <int>', 'seed of keyframe B', seedValue, 2);
   addEngineFlags(command)
@@ -64,6 +104,7 @@ export function transitionCommand(signal: AbortSignal): Command {
     .addOption(new Option('--retiming <mode>', 'perceptual: constant perceived change per second; equal: the same time for every gap (as the Python project)').choices(['perceptual', 'equal']).default('perceptual'))
     .requiredOption('-o, --out <file>', 'the film: .mp4 (H.264), .webm (VP9) or .gif')
     .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
+  addControlFlags(command, true);
   addFilmOutputFlags(command, 'where the computed transition is kept for resuming and refining')
     .addHelpText(
       'after',
@@ -71,31 +112,44 @@ export function transitionCommand(signal: AbortSignal): Command {
 Examples:
   latentblend transition --prompt1 "a lighthouse at dawn" --prompt2 "a lighthouse in a storm" --duration 12 --out storm.mp4
   latentblend transition --model fixtures/models/tiny-sdxl-turbo/onnx --prompt1 "a cat" --prompt2 "a dog" --duration 2 --fps 10 --out cat-dog.mp4
+  latentblend transition --image1 summer.jpg --image2 winter.jpg --prompt1 "a park in summer" --prompt2 "a park in winter" --out seasons.mp4
 
 Re-running the same command resumes: a transition that finished is not computed again.
 Add branches later with: latentblend refine <out>.latentblend/transitions/00-… --branches 10`,
     )
     .action(async (flags: TransitionFlags) => {
       const started = performance.now();
+      await checkFilmSettings({
+        out: flags.out,
+        fps: flags.fps,
+        durations: [flags.duration],
+        ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
+        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+      });
       checkOutputs(flags);
+      // Keyframes first: a bad picture is refused before the model loads.
+      const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
+      const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);
+      const pictures = await readControlPicturesFromFlags(flags, flags.force);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
-      const { pipeline, metric, engine } = await loadForFilm(flags, reporter, signal);
-      const input = {
-        keyframeA: { prompt: flags.prompt1, seed: flags.seed1 },
-        keyframeB: { prompt: flags.prompt2, seed: flags.seed2 },
-        ...engineOptionsFromFlags(flags),
-      };
+      const { pipeline, metric, metricFallback, engine } = await loadForFilm(flags, reporter, signal);
+      const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
+      const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
+      const input = { keyframeA, keyframeB, ...engineOptionsFromFlags(flags) };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
-      const stamp = modelStamp(flags.model, pipeline, pipeline.latentShape(resolved.width, resolved.height));
+      const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
-      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name });
+      // The ControlNet settings (pictures by content) are part of the key: other pictures, another transition.
+      const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
+      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name, ...(control !== undefined ? { control } : {}) });
       reporter.startBar('blending', 1, { countSteps: false });
       const { transition, dir, reused } = await cachedTransition(workDir, 0, key, stamp, () =>
-        engine.runTransition(input, { signal, onEvent: reporter.engineListener }),
+        engine.runTransition(input, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}) }),
+        (message) => reporter.warn(`${message} Computing it again.`),
       );
       reporter.stopBar();
       if (reused) reporter.info(`reusing the finished transition in ${dir}`);
-      const retiming = flags.retiming === 'equal' ? 'equal' : 'distance';
+      const retiming = flags.retiming === 'equal' ? 'equal' : 'perceptual';
       const film = await writeFilm(
         [{ transition, durationSeconds: flags.duration }],
         {
@@ -107,18 +161,23 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
           ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
           ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
           ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+          metric,
+          beforeFilm: (smoothness) =>
+            writeFilmRecord(workDir, {
+              kind: 'transition',
+              model: recordedModel(flags.model),
+              out: relative(workDir, flags.out),
+              fps: flags.fps,
+              retiming,
+              ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
+              transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
+              metric: metric.name,
+              ...(metricFallback !== undefined ? { metricFallback } : {}),
+              ...(smoothness !== undefined ? { smoothness: { ...smoothness } } : {}),
+            }),
         },
         reporter,
       );
-      await writeFilmRecord(workDir, {
-        kind: 'transition',
-        model: flags.model,
-        out: relative(workDir, flags.out),
-        fps: flags.fps,
-        retiming,
-        ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
-        transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
-      });
       await metric.release?.();
       const summary = {
         out: flags.out,
@@ -128,7 +187,10 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         filmFrames: film.filmFrames,
         unetCalls: reused ? 0 : transition.stats.unetCalls,
         unetEvaluations: reused ? 0 : transition.stats.unetEvaluations,
+        ...(transition.stats.inversionUnetCalls !== undefined ? { inversionUnetCalls: reused ? 0 : transition.stats.inversionUnetCalls } : {}),
         metric: metric.name,
+        ...(metricFallback !== undefined ? { metricFallback: true } : {}),
+        smoothness: film.smoothness,
         resumed: reused,
         wallSeconds: (performance.now() - started) / 1000,
       };

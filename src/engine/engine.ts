@@ -25,9 +25,13 @@ import {
   type BlendTree,
   type Branch,
 } from '../blend/tree.ts';
-import { resolveTransitionOptions, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
+import { resolveTransitionOptions, type Keyframe, type KeyframeImage, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
+import { pictureTrajectory, withPictureHash, type PictureTrajectory } from './picture-keyframe.ts';
 import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
+import { imagePromptContinuationProblem, prepareImagePrompt, sameImagePrompt, type ImagePromptSummary, type TransitionImagePrompt } from './image-prompt.ts';
+import { withImagePrompt, zeroImageEmbeds } from '../pipeline/ip-adapter.ts';
+import { controlContinuationProblem, controlTermsAt, prepareControl, sameControl, type ControlSummary, type PreparedControl, type TransitionControl } from './control.ts';
 
 /** One computed frame of a transition, in fract order. */
 export interface TransitionFrame {
@@ -51,6 +55,8 @@ export interface TransitionStats {
   readonly seconds: number;
   /** Seconds inside ONNX Runtime (all models), to tell engine overhead apart. */
   readonly onnxSeconds: number;
+  /** UNet calls spent on DDIM inversion of picture keyframes (included in unetCalls). */
+  readonly inversionUnetCalls?: number;
 }
 
 /** A finished (or partly refined) transition: everything needed to render, save or refine it. */
@@ -64,6 +70,10 @@ export interface Transition {
   readonly stats: TransitionStats;
   /** The frames in order, with their fract, injection step and neighbour distances. */
   readonly frames: readonly TransitionFrame[];
+  /** The ControlNet settings it was computed with (absent: none). */
+  readonly control?: ControlSummary;
+  /** The IP-Adapter image prompts it was computed with (absent: none). */
+  readonly ipAdapter?: ImagePromptSummary;
 }
 
 /** Events of a run, for progress bars and live previews. */
@@ -92,6 +102,10 @@ export interface RunControl {
    * B's trajectory and image are reused instead of recomputed.
    */
   readonly startFrom?: Transition;
+  /** ControlNet: pictures, scales and guidance window (see src/engine/control.ts); refine needs the same again. */
+  readonly controlNet?: TransitionControl;
+  /** IP-Adapter: image prompts and scales per keyframe (see src/engine/image-prompt.ts); refine needs the same again. */
+  readonly ipAdapter?: TransitionImagePrompt;
 }
 
 /** Everything a transition's branches share, prepared once. */
@@ -107,6 +121,12 @@ interface Context {
   readonly negative: Conditioning | undefined;
   readonly noiseA: KeyframeNoise;
   readonly noiseB: KeyframeNoise;
+  /** UNet calls spent inverting picture keyframes in this run. */
+  readonly inversionUnetCalls?: number;
+  readonly control: PreparedControl | undefined;
+  readonly imagePrompt: ImagePromptSummary | undefined;
+  /** The negative conditioning of a branch at fract f when it depends on f (IP-Adapter scale). */
+  readonly negativeAt: ((fract: number) => Conditioning) | undefined;
 }
 
 /** One branch to compute in a batched denoising run. */
@@ -130,8 +150,14 @@ function conditioningAtFract(a: Conditioning, b: Conditioning, fract: number): C
   return mixed;
 }
 
-function sameKeyframe(a: { prompt: string; seed: number }, b: { prompt: string; seed: number }): boolean {
-  return a.prompt === b.prompt && a.seed === b.seed;
+function sameKeyframe(a: Keyframe, b: Keyframe): boolean {
+  return a.prompt === b.prompt && a.seed === b.seed && samePicture(a.image, b.image);
+}
+
+/** Same picture keyframe settings; content hashes compared where both are known. */
+function samePicture(a: KeyframeImage | undefined, b: KeyframeImage | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.path === b.path && a.fit === b.fit && a.method === b.method && (a.hash === undefined || b.hash === undefined || a.hash === b.hash);
 }
 
 export class BlendingEngine {
@@ -148,24 +174,55 @@ export class BlendingEngine {
   async runTransition(input: TransitionOptions, control: RunControl = {}): Promise<Transition> {
     const started = performance.now();
     const counters = this.counters();
-    const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
-    const context = await this.prepare(options);
+    const resolved = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
+    this.pipeline.checkSize(resolved.width, resolved.height);
+    let context = await this.prepare(resolved, control.controlNet, control.ipAdapter);
     const { steps } = context;
     const emit = control.onEvent ?? (() => {});
+    const previous = control.startFrom;
+
+    // Picture keyframes: their trajectories (noised or inverted picture latents) replace full runs.
+    const picture = async (keyframe: Keyframe, conditioning: Conditioning): Promise<PictureTrajectory | undefined> =>
+      keyframe.image === undefined
+        ? undefined
+        : pictureTrajectory(this.pipeline, {
+            keyframe: keyframe as Keyframe & { image: KeyframeImage },
+            scheduler: context.scheduler,
+            shape: context.shape,
+            width: resolved.width,
+            height: resolved.height,
+            conditioning,
+            ...(control.signal !== undefined ? { signal: control.signal } : {}),
+          });
+    const pictureA = previous === undefined ? await picture(resolved.keyframeA, context.conditioningA) : undefined;
+    const pictureB = await picture(resolved.keyframeB, context.conditioningB);
+    const options: ResolvedTransitionOptions = {
+      ...resolved,
+      // A reused keyframe A keeps the hash its transition recorded (checkReusable compares them).
+      keyframeA: withPictureHash(resolved.keyframeA, previous !== undefined ? (resolved.keyframeA.image?.hash ?? previous.options.keyframeB.image?.hash) : pictureA?.hash),
+      keyframeB: withPictureHash(resolved.keyframeB, pictureB?.hash),
+    };
+    const inversionUnetCalls = (pictureA?.unetCalls ?? 0) + (pictureB?.unetCalls ?? 0);
+    context = { ...context, options, ...(inversionUnetCalls > 0 ? { inversionUnetCalls } : {}) };
 
     // Keyframe A: reused from the previous transition of a film, or computed. Without branch-1
     // crossfeed B does not depend on A, so with batchSize > 1 both run in one batched call.
     const crossfeedB = branch1Crossfeed(steps, options.branch1Crossfeed);
     const jobA: BranchJob = { fract: 0, injectionStep: 0, start: this.startLatents(context, context.noiseA), feed: undefined, crossfeed: [] };
-    const previous = control.startFrom;
     let branchA: Branch<Float32Array> | undefined;
     let imageA: RgbImage | undefined;
     let branchB: Branch<Float32Array> | undefined;
     if (previous !== undefined) {
       this.checkReusable(previous, options);
+      const controlProblem = controlContinuationProblem(previous.control, context.control?.summary);
+      if (controlProblem !== undefined) throw new LatentBlendError(`Cannot continue from the previous transition: ${controlProblem}.`);
+      const imageProblem = imagePromptContinuationProblem(previous.ipAdapter, context.imagePrompt);
+      if (imageProblem !== undefined) throw new LatentBlendError(`Cannot continue from the previous transition: ${imageProblem}.`);
       branchA = { ...previous.tree.branches[previous.tree.branches.length - 1]!, fract: 0 };
       imageA = previous.images[previous.images.length - 1]!;
-    } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0)) {
+    } else if (pictureA !== undefined) {
+      branchA = { fract: 0, injectionStep: 0, latents: pictureA.latents };
+    } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0) && pictureB === undefined) {
       const jobB: BranchJob = { fract: 1, injectionStep: 0, start: this.startLatents(context, context.noiseB), feed: undefined, crossfeed: [] };
       const [trajectoryA, trajectoryB] = await this.runJobs(context, [jobA, jobB], control.signal);
       branchA = { fract: 0, injectionStep: 0, latents: trajectoryA! };
@@ -177,6 +234,7 @@ export class BlendingEngine {
     imageA ??= await this.decode(context, branchA.latents);
     emit({ type: 'frame', fract: 0, injectionStep: 0, image: imageA, index: 0 });
 
+    if (pictureB !== undefined) branchB = { fract: 1, injectionStep: 0, latents: pictureB.latents };
     // Keyframe B, with branch-1 crossfeed from A.
     if (branchB === undefined) {
       const source = branchA;
@@ -215,7 +273,21 @@ export class BlendingEngine {
     }
     const started = performance.now();
     const counters = this.counters();
-    const context = await this.prepare(transition.options);
+    const context = await this.prepare(transition.options, control.controlNet, control.ipAdapter);
+    if (!sameImagePrompt(transition.ipAdapter, context.imagePrompt)) {
+      throw new LatentBlendError(
+        transition.ipAdapter === undefined
+          ? 'This transition was computed without an IP-Adapter; refine it without one.'
+          : `This transition was computed with an IP-Adapter (${transition.ipAdapter.ipAdapter}); refine it with the same IP-Adapter, image prompts and scales.`,
+      );
+    }
+    if (!sameControl(transition.control, context.control?.summary)) {
+      throw new LatentBlendError(
+        transition.control === undefined
+          ? 'This transition was computed without a ControlNet; refine it without one.'
+          : `This transition was computed with a ControlNet (${transition.control.controlNet}); refine it with the same ControlNet, control pictures, scales and guidance window.`,
+      );
+    }
     if (context.steps !== transition.tree.numInferenceSteps) {
       throw new LatentBlendError(
         `This transition has ${transition.tree.numInferenceSteps} steps per trajectory but the model's scheduler gives ${context.steps}; refine it with the model and scheduler it was made with.`,
@@ -263,7 +335,13 @@ export class BlendingEngine {
   private metricEvaluations = 0;
   private metricSeconds = 0;
 
-  private async prepare(options: ResolvedTransitionOptions): Promise<Context> {
+  private async prepare(options: ResolvedTransitionOptions, controlInput?: TransitionControl, imageInput?: TransitionImagePrompt): Promise<Context> {
+    // Control pictures are checked and prepared first: bad ones fail before any model call.
+    const control = controlInput === undefined ? undefined : prepareControl(controlInput, options.width, options.height, this.pipeline.folder.family);
+    if (control !== undefined && imageInput !== undefined) {
+      throw new LatentBlendError('A ControlNet and an IP-Adapter together are not supported yet.', 'unsupported');
+    }
+    const image = imageInput === undefined ? undefined : await prepareImagePrompt(imageInput, this.pipeline.folder.family);
     const scheduler = this.pipeline.scheduler(options.steps, options.eta !== undefined ? { eta: options.eta } : {});
     const guided = options.guidanceScale > 1;
     const encodeOptions = {
@@ -275,17 +353,26 @@ export class BlendingEngine {
     const a = await this.pipeline.encode(options.keyframeA.prompt, options.negativePrompt, encodeOptions);
     const b = await this.pipeline.encode(options.keyframeB.prompt, options.negativePrompt, { ...encodeOptions, guided: false });
     const shape = this.pipeline.latentShape(options.width, options.height);
+    // Image prompts ride in the conditioning: interpolated by fract like the text embeddings.
+    const negativeBase = a.negative;
+    const negativeAt =
+      image === undefined || negativeBase === undefined
+        ? undefined
+        : (fract: number) => withImagePrompt(negativeBase, zeroImageEmbeds(image.embedsA), (1 - fract) * image.scaleA + fract * image.scaleB);
     return {
       options,
       scheduler,
       shape,
       length: shape[0] * shape[1] * shape[2],
       steps: scheduler.timesteps.length,
-      conditioningA: a.positive,
-      conditioningB: b.positive,
-      negative: a.negative,
+      conditioningA: image === undefined ? a.positive : withImagePrompt(a.positive, image.embedsA, image.scaleA),
+      conditioningB: image === undefined ? b.positive : withImagePrompt(b.positive, image.embedsB, image.scaleB),
+      negative: negativeAt === undefined ? a.negative : negativeAt(0),
+      imagePrompt: image?.summary,
+      negativeAt,
       noiseA: new KeyframeNoise(options.keyframeA.seed),
       noiseB: new KeyframeNoise(options.keyframeB.seed),
+      control,
     };
   }
 
@@ -310,7 +397,7 @@ export class BlendingEngine {
       return {
         latents: job.start,
         conditioning: conditioningAtFract(context.conditioningA, context.conditioningB, job.fract),
-        ...(guidanceScale > 1 && context.negative !== undefined ? { negative: context.negative } : {}),
+        ...(guidanceScale > 1 && context.negative !== undefined ? { negative: context.negativeAt?.(job.fract) ?? context.negative } : {}),
         guidanceScale: guidanceScale > 1 && context.negative !== undefined ? guidanceScale : 0,
         // Neighbouring branches get neighbouring step noise (SPEC.md "Noise of stochastic schedulers").
         stepNoise: (stepIndex: number) =>
@@ -319,6 +406,7 @@ export class BlendingEngine {
             : job.fract === 1
               ? noiseB.step(stepIndex, length)
               : slerp(noiseA.step(stepIndex, length), noiseB.step(stepIndex, length), job.fract),
+        ...(context.control !== undefined ? { control: controlTermsAt(context.control, job.fract) } : {}),
       };
     });
     const result = await denoise({
@@ -329,6 +417,7 @@ export class BlendingEngine {
       fromStep,
       toStep: context.steps,
       ...(signal !== undefined ? { signal } : {}),
+      ...(context.control !== undefined ? { control: context.control.denoise } : {}),
       onStep: (event) => this.pipeline.emit({ type: 'step', ...event }),
       beforeStep: (stepIndex, latents) => {
         let changed = false;
@@ -453,8 +542,14 @@ export class BlendingEngine {
         .sort((x, y) => y.distance - x.distance || x.index - y.index)
         .slice(0, count)
         .map((gap) => gap.index);
-      const jobs = gaps.map((leftIndex) => this.childJob(context, tree, leftIndex, injectionStep));
-      const trajectories = await this.runJobs(context, jobs, control.signal);
+      const jobs = gaps.map((leftIndex) => this.childJob(context, tree, leftIndex, pictureEndStep(context, tree, leftIndex, injectionStep)));
+      // Jobs share a batch only when they start at the same step (picture ends may go deeper).
+      const trajectories: (Float32Array | null)[][] = new Array(jobs.length);
+      for (const step of new Set(jobs.map((job) => job.injectionStep))) {
+        const members = jobs.flatMap((job, index) => (job.injectionStep === step ? [index] : []));
+        const results = await this.runJobs(context, members.map((index) => jobs[index]!), control.signal);
+        members.forEach((index, position) => (trajectories[index] = results[position]!));
+      }
       const decoded: RgbImage[] = [];
       for (const trajectory of trajectories) decoded.push(await this.decode(context, trajectory));
       // Insert right to left so the gap indices of the other new branches stay valid.
@@ -465,10 +560,11 @@ export class BlendingEngine {
           [images[leftIndex]!, image],
           [image, images[leftIndex + 1]!],
         ]);
-        const inserted = insertBranch(tree, { fract: jobs[job]!.fract, injectionStep, latents: trajectories[job]! }, { toLeft, toRight });
+        const step = jobs[job]!.injectionStep;
+        const inserted = insertBranch(tree, { fract: jobs[job]!.fract, injectionStep: step, latents: trajectories[job]! }, { toLeft, toRight });
         tree = inserted.tree;
         images.splice(inserted.index, 0, image);
-        emit({ type: 'frame', fract: jobs[job]!.fract, injectionStep, image, index: inserted.index });
+        emit({ type: 'frame', fract: jobs[job]!.fract, injectionStep: step, image, index: inserted.index });
       }
       next += count;
       progress();
@@ -482,13 +578,52 @@ export class BlendingEngine {
       metricEvaluations: after.metricEvaluations - before.metricEvaluations,
       seconds: (performance.now() - started) / 1000,
       onnxSeconds: after.onnxSeconds - before.onnxSeconds,
+      ...(context.inversionUnetCalls !== undefined ? { inversionUnetCalls: context.inversionUnetCalls } : {}),
     };
-    return { options, tree, images, plan, metric: this.metric.name, stats, frames: framesOf(tree, images) };
+    return {
+      options,
+      tree,
+      images,
+      plan,
+      metric: this.metric.name,
+      stats,
+      frames: framesOf(tree, images),
+      ...(context.control !== undefined ? { control: context.control.summary } : {}),
+      ...(context.imagePrompt !== undefined ? { ipAdapter: context.imagePrompt } : {}),
+    };
   }
 
-  /** The job for a branch injected at step k into gap (leftIndex, leftIndex + 1). */
-  private childJob(context: Context, tree: BlendTree<Float32Array>, leftIndex: number, injectionStep: number): BranchJob {
-    const fract = childFract(tree, leftIndex);
+  /**
+   * Raw decoded frames (the VAE's output [3, H, W], about [-1, 1], before 8-bit rounding) of a
+   * finished transition at positions `fracts` (each in [0, 1]), each computed as a branch
+   * injected at `injectionStep` (default: the plan's last insertion's) into the gap holding it,
+   * as the engine inserts branches, all in one batch; the transition is not changed. For
+   * perceptual path length (src/eval/ppl.ts).
+   */
+  async rawFramesAt(
+    transition: Transition,
+    fracts: readonly number[],
+    options: { readonly injectionStep?: number; readonly signal?: AbortSignal } = {},
+  ): Promise<{ width: number; height: number; frames: Float32Array[] }> {
+    const context = await this.prepare(transition.options);
+    const { tree, plan } = transition;
+    const chosen = options.injectionStep ?? plan.insertions[plan.insertions.length - 1]?.injectionStep ?? plan.firstInjectionStep;
+    const injectionStep = Math.min(context.steps - 1, Math.max(1, chosen));
+    const jobs = fracts.map((fract) => {
+      if (!(fract >= 0 && fract <= 1)) throw new LatentBlendError(`fract: expected a number in [0, 1], got ${fract}`);
+      const next = tree.branches.findIndex((branch) => branch.fract > fract);
+      const leftIndex = next <= 0 ? tree.branches.length - 2 : next - 1;
+      return this.childJob(context, tree, leftIndex, injectionStep, fract);
+    });
+    const trajectories = await this.runJobs(context, jobs, options.signal);
+    const frames: Float32Array[] = [];
+    for (const trajectory of trajectories) frames.push(await this.pipeline.vae.decodeRaw(trajectory[trajectory.length - 1]!, context.shape));
+    const scale = this.pipeline.vae.scaleFactor;
+    return { width: context.shape[2] * scale, height: context.shape[1] * scale, frames };
+  }
+
+  /** The job for a branch injected at step k into gap (leftIndex, leftIndex + 1), at its middle unless `fract` is given. */
+  private childJob(context: Context, tree: BlendTree<Float32Array>, leftIndex: number, injectionStep: number, fract = childFract(tree, leftIndex)): BranchJob {
     const parents = findParents(tree, leftIndex, leftIndex + 1, injectionStep);
     const parent1 = tree.branches[parents.left]!;
     const parent2 = tree.branches[parents.right]!;
@@ -515,6 +650,24 @@ export class BlendingEngine {
       crossfeed,
     };
   }
+}
+
+/**
+ * The injection step of a branch in gap (leftIndex, leftIndex + 1). A picture keyframe's end frame
+ * is the picture itself, while branches are regenerated by the model from step k on, so the gap
+ * next to a picture end jumps. Branches in that gap therefore start one step deeper than their
+ * inner neighbour (up to the last step): each split of the end gap lands closer to the picture,
+ * grading from the plan's step in the middle to N - 1 at the picture (SPEC.md's plan elsewhere).
+ */
+export function pictureEndStep(context: { options: ResolvedTransitionOptions; steps: number }, tree: BlendTree<Float32Array>, leftIndex: number, planStep: number): number {
+  const last = tree.branches.length - 1;
+  const touchesA = leftIndex === 0 && context.options.keyframeA.image !== undefined;
+  const touchesB = leftIndex + 1 === last && context.options.keyframeB.image !== undefined;
+  if (!touchesA && !touchesB) return planStep;
+  const inner = tree.branches[touchesA ? leftIndex + 1 : leftIndex]!;
+  // The inner neighbour is the other keyframe (step 0): nothing to grade from yet.
+  if (inner.injectionStep === 0) return planStep;
+  return Math.max(planStep, Math.min(context.steps - 1, inner.injectionStep + 1));
 }
 
 /**

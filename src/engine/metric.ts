@@ -1,7 +1,8 @@
 /**
  * How different two frames look: the measure that decides where the next branch goes.
  * Implementations: LPIPS through ONNX Runtime (./lpips.ts) and the weight-free "rms-pixel"
- * fallback (./pixel-metric.ts); in Node, `chooseMetric` (src/node/metric.ts) picks one.
+ * fallback (./pixel-metric.ts); in Node, `chooseMetric` (src/node/metric.ts) picks one (the
+ * two-file LPIPS of the Hub included).
  */
 import type { RgbImage } from '../pipeline/vae.ts';
 

@@ -17,11 +17,38 @@ const crossfeedSchema = z.strictObject({
   decay: unit('a fraction of the power'),
 });
 
+/** How a picture keyframe's trajectory is built (see src/engine/picture-keyframe.ts). */
+export const IMAGE_METHODS = ['noise', 'inversion'] as const;
+export type ImageMethod = (typeof IMAGE_METHODS)[number];
+
+/** A picture as (part of) a keyframe: the file, how it is fitted, how its trajectory is built. */
+export const keyframeImageSchema = z.strictObject({
+  path: z.string({ error: 'expected the path of a picture file' }).min(1, { error: 'expected the path of a picture file' }),
+  fit: z.enum(['cover', 'contain'], { error: 'expected cover or contain' }).default('cover'),
+  /** Default: the preset's (Turbo: noise, standard: inversion). */
+  method: z.enum(IMAGE_METHODS, { error: `expected one of ${IMAGE_METHODS.join(', ')}` }).optional(),
+  /** SHA-256 of the file's content when known (the engine checks it and fills it in). */
+  hash: z.string().regex(/^[0-9a-f]{64}$/, { error: 'expected a SHA-256 hex digest' }).optional(),
+});
+export type KeyframeImage = z.infer<typeof keyframeImageSchema>;
+
 export const keyframeSchema = z.strictObject({
+  /** What the keyframe shows; with a picture, what the picture shows ('' = nothing said). */
   prompt: z.string({ error: 'expected a prompt string' }),
   seed: seedSchema,
+  image: keyframeImageSchema.optional(),
 });
 export type Keyframe = z.infer<typeof keyframeSchema>;
+
+/** The image method a preset uses when a keyframe does not say: Turbo models noise, others inversion. */
+export function defaultImageMethod(preset: ModelDefaults['preset']): ImageMethod {
+  return preset === 'turbo' ? 'noise' : 'inversion';
+}
+
+function withImageDefaults(keyframe: Keyframe, preset: ModelDefaults['preset']): Keyframe {
+  if (keyframe.image === undefined || keyframe.image.method !== undefined) return keyframe;
+  return { ...keyframe, image: { ...keyframe.image, method: defaultImageMethod(preset) } };
+}
 
 const open01 = z
   .number({ error: 'expected a number in (0, 1)' })
@@ -104,8 +131,8 @@ export function resolveTransitionOptions(
   const steps = parsed.steps ?? defaults.steps;
   if (steps < 2) throw new LatentBlendError(`steps: expected an integer from 2 to 1000, got ${steps}`);
   return {
-    keyframeA: parsed.keyframeA,
-    keyframeB: parsed.keyframeB,
+    keyframeA: withImageDefaults(parsed.keyframeA, defaults.preset),
+    keyframeB: withImageDefaults(parsed.keyframeB, defaults.preset),
     negativePrompt: parsed.negativePrompt,
     width: roundSize(parsed.width ?? defaults.width, 'width'),
     height: roundSize(parsed.height ?? defaults.height, 'height'),

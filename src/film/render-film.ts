@@ -13,17 +13,21 @@
  *   are copied in instead of computed;
  * - `events`: hooks for progress and live frames.
  */
-import { relative } from 'node:path';
+import { basename, relative } from 'node:path';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { continuationProblems, type BlendingEngine, type EngineEvent, type Transition } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
 import { modelStamp, type ModelStamp } from '../io/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
-import { transitionsOf, transitionKey, type FilmSpec, type FilmTransition } from './spec.ts';
+import { transitionsOf, transitionKey, type FilmKeyframe, type FilmSpec, type FilmTransition } from './spec.ts';
+import { checkPicture, pictureHash } from '../io/picture.ts';
 import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
-import { writeFilmRecord } from './film-record.ts';
+import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
+import type { SmoothnessReport } from '../eval/report.ts';
+import { filmTransitionControl, loadFilmControl } from './film-control.ts';
+import { controlContinuationProblem, prepareControl } from '../engine/control.ts';
 
 export interface RenderFilmEvents {
   /** A transition begins: its index in the spec, and its place among the transitions this render goes through. */
@@ -60,6 +64,12 @@ export interface RenderFilmOptions {
   /** Work folders to copy finished transitions from. */
   readonly reuseFrom?: readonly string[];
   readonly events?: RenderFilmEvents;
+  /** Stored in the film's metadata comment (the studio stores the film's spec there). */
+  readonly comment?: string;
+  /** Set when `metric` is the rms-pixel fallback (no LPIPS model found): the warning, recorded in film.json. */
+  readonly metricFallback?: string;
+  /** Folder that relative control picture and ControlNet paths of the spec are relative to (default: the current folder). */
+  readonly specDir?: string;
 }
 
 export interface RenderFilmResult {
@@ -76,10 +86,53 @@ export interface RenderFilmResult {
   readonly metric: string;
   /** The film's transition folders, in film order. */
   readonly segments: readonly { readonly dir: string; readonly durationSeconds: number }[];
+  /** The film's smoothness report, measured with `metric`. */
+  readonly smoothness?: SmoothnessReport;
 }
 
-/** The engine options of transition `index` of a film spec. */
-export function transitionOptionsOf(spec: FilmSpec, index: number): Record<string, unknown> {
+/** A film keyframe as the engine's keyframe (a picture keyframe with its content hash when known). */
+function engineKeyframe(keyframe: FilmKeyframe, pictureHashes?: ReadonlyMap<string, string>): Record<string, unknown> {
+  if (keyframe.image === undefined) return { prompt: keyframe.prompt, seed: keyframe.seed };
+  const hash = pictureHashes?.get(keyframe.image);
+  return {
+    prompt: keyframe.prompt,
+    seed: keyframe.seed,
+    image: {
+      path: keyframe.image,
+      fit: keyframe.fit ?? 'cover',
+      ...(keyframe.imageMethod !== undefined ? { method: keyframe.imageMethod } : {}),
+      ...(hash !== undefined ? { hash } : {}),
+    },
+  };
+}
+
+/**
+ * Checks every picture of a film (readable, within the size limit; nothing decoded) and hashes
+ * its content, before any model work. Keys: the spec's (resolved) picture paths.
+ */
+export async function filmPictureHashes(spec: FilmSpec): Promise<Map<string, string>> {
+  const hashes = new Map<string, string>();
+  for (const keyframe of spec.keyframes) {
+    if (keyframe.image === undefined || hashes.has(keyframe.image)) continue;
+    await checkPicture(keyframe.image);
+    hashes.set(keyframe.image, await pictureHash(keyframe.image));
+  }
+  return hashes;
+}
+
+/**
+ * The picture part of transition `index`'s cache key (content hash, fit, method of each picture
+ * end), or undefined when neither end is a picture (then keys stay as they were).
+ */
+function pictureKeyOf(transition: FilmTransition, hashes: ReadonlyMap<string, string>): unknown[] | undefined {
+  const part = (keyframe: FilmKeyframe) =>
+    keyframe.image === undefined ? null : [hashes.get(keyframe.image) ?? null, keyframe.fit ?? 'cover', keyframe.imageMethod ?? null];
+  if (transition.from.image === undefined && transition.to.image === undefined) return undefined;
+  return ['pictures', part(transition.from), part(transition.to)];
+}
+
+/** The engine options of transition `index` of a film spec (with picture hashes when given). */
+export function transitionOptionsOf(spec: FilmSpec, index: number, pictureHashes?: ReadonlyMap<string, string>): Record<string, unknown> {
   const transition = transitionsOf(spec)[index]!;
   const optional = {
     negativePrompt: transition.negativePrompt,
@@ -89,14 +142,14 @@ export function transitionOptionsOf(spec: FilmSpec, index: number): Record<strin
     guidanceScale: spec.guidanceScale,
     midDamper: spec.midDamper,
     depthStrength: spec.depthStrength,
-    maxBranches: spec.branchesPerTransition,
-    timeBudget: spec.timeBudgetPerTransition,
+    maxBranches: spec.maxBranches ?? spec.branchesPerTransition,
+    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition,
     branch1Crossfeed: spec.branch1Crossfeed,
     parentalCrossfeed: spec.parentalCrossfeed,
   };
   return {
-    keyframeA: { prompt: transition.from.prompt, seed: transition.from.seed },
-    keyframeB: { prompt: transition.to.prompt, seed: transition.to.seed },
+    keyframeA: engineKeyframe(transition.from, pictureHashes),
+    keyframeB: engineKeyframe(transition.to, pictureHashes),
     batchSize: spec.batchSize,
     ...Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)),
   };
@@ -136,24 +189,36 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     only === undefined ? transitions.map((_, index) => index) : chained(spec) ? transitions.slice(0, only + 1).map((_, index) => index) : [only];
   const inFilm = (index: number) => only === undefined || index === only;
 
+  // Bad pictures fail here, before any UNet call; their content hashes go into the keys.
+  const pictureHashes = await filmPictureHashes(spec);
   const segments: { transition: Transition; durationSeconds: number; dir: string; index: number }[] = [];
   let unetCalls = 0;
   let reusedCount = 0;
   let previous: { transition: Transition; index: number } | undefined;
+  // ControlNet and every control picture first: a bad one fails before any transition runs.
+  const filmControl = await loadFilmControl(spec, pipeline, options.specDir ?? process.cwd(), signal);
   for (const [step, index] of indices.entries()) {
     const transition = transitions[index]!;
     events.transitionStart?.({ index, step, steps: indices.length, transition });
-    const input = transitionOptionsOf(spec, index);
+    const input = transitionOptionsOf(spec, index, pictureHashes);
     const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
-    const stamp = modelStamp(model, pipeline, pipeline.latentShape(resolved.width, resolved.height));
-    const key = hashOf([transitionKey(spec, index), metric.name]);
+    const stamp = modelStamp(recordedModel(model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
+    const pictureKey = pictureKeyOf(transition, pictureHashes);
+    const controlNet = filmControl === undefined ? undefined : filmTransitionControl(filmControl, spec, index);
+    const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
+    // Pictures and control pictures enter the key by content (transitionKey has their paths).
+    const key = hashOf([transitionKey(spec, index), metric.name, ...(pictureKey !== undefined ? [pictureKey] : []), ...(control !== undefined ? [control] : [])]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).
     const startFrom =
-      previous !== undefined && previous.index === index - 1 && continuationProblems(previous.transition, resolved).length === 0
+      previous !== undefined &&
+      previous.index === index - 1 &&
+      continuationProblems(previous.transition, resolved).length === 0 &&
+      controlContinuationProblem(previous.transition.control, control) === undefined
         ? previous.transition
         : undefined;
-    reporter.info(`transition ${index + 1} of ${transitions.length}: "${transition.from.prompt}" → "${transition.to.prompt}"`);
+    const label = (keyframe: FilmKeyframe) => (keyframe.image !== undefined ? `${basename(keyframe.image)}${keyframe.prompt !== '' ? ` ("${keyframe.prompt}")` : ''}` : `"${keyframe.prompt}"`);
+    reporter.info(`transition ${index + 1} of ${transitions.length}: ${label(transition.from)} → ${label(transition.to)}`);
     reporter.startBar(`transition ${index + 1}`, 1, { countSteps: false });
     let copied = false;
     const result = await cachedTransition(workDir, index, key, stamp, async () => {
@@ -169,8 +234,9 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
           events.engineEvent?.(index, event);
         },
         ...(startFrom !== undefined ? { startFrom } : {}),
+        ...(controlNet !== undefined ? { controlNet } : {}),
       });
-    });
+    }, (message) => reporter.warn(`${message} Computing it again.`));
     reporter.stopBar();
     const reused = result.reused || copied;
     if (reused) reusedCount += 1;
@@ -180,7 +246,23 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     previous = { transition: result.transition, index };
   }
 
-  const retiming = spec.retiming === 'equal' ? 'equal' : 'distance';
+  // The residual UNet stays attached to the pipeline (it may serve the next film); the ControlNet goes.
+  if (filmControl !== undefined) await filmControl.loaded.controlNet.model.session.release();
+  const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
+  // film.json is written before the film appears, so a film in place always has its record.
+  const writeRecord = (smoothness: SmoothnessReport | undefined) =>
+    writeFilmRecord(workDir, {
+      kind: 'movie',
+      model: recordedModel(model),
+      out: relative(workDir, options.out),
+      fps: spec.fps,
+      quality: spec.quality,
+      retiming,
+      transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
+      metric: metric.name,
+      ...(options.metricFallback !== undefined ? { metricFallback: options.metricFallback } : {}),
+      ...(smoothness !== undefined ? { smoothness: { ...smoothness } } : {}),
+    });
   const film = await writeFilm(
     segments,
     {
@@ -192,20 +274,12 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
+      metric,
+      ...(only === undefined ? { beforeFilm: writeRecord } : {}),
+      ...(options.comment !== undefined ? { comment: options.comment } : {}),
     },
     reporter,
   );
-  if (only === undefined) {
-    await writeFilmRecord(workDir, {
-      kind: 'movie',
-      model,
-      out: relative(workDir, options.out),
-      fps: spec.fps,
-      quality: spec.quality,
-      retiming,
-      transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
-    });
-  }
   return {
     out: options.out,
     workDir,
@@ -216,5 +290,6 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     unetCalls,
     metric: metric.name,
     segments: segments.map((segment) => ({ dir: segment.dir, durationSeconds: segment.durationSeconds })),
+    ...(film.smoothness !== undefined ? { smoothness: film.smoothness } : {}),
   };
 }

@@ -18,12 +18,13 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { Document, parseDocument } from 'yaml';
 import { LatentBlendError } from '../errors.ts';
 import { PRESETS, type Preset } from '../model/preset.ts';
 import { formatPath, parseOptions, seedSchema } from '../options/validate.ts';
+import { checkNesting, checkSpecText, filmTimingProblems, isStackOverflow, nonDecimalNumbers } from './spec-guards.ts';
 import type { Device } from '../runtime/onnx.ts';
 
 /**
@@ -60,15 +61,26 @@ export interface FilmCrossfeed {
   readonly decay: number;
 }
 
-/** One keyframe of a film: an image described by a prompt and a seed. */
+/** One keyframe of a film: an image described by a prompt and a seed, or a picture (+ prompt) and a seed. */
 export interface FilmKeyframe {
+  /** '' when the keyframe is a picture without a prompt. */
   readonly prompt: string;
+  /** A picture file as the keyframe (resolved against the spec file's folder when read). */
+  readonly image?: string;
+  /** How the picture fills the frame: cover (default, crop the centre) or contain (pad white). */
+  readonly fit?: 'cover' | 'contain';
+  /** How the picture's trajectory is built: noise or inversion (default: the preset's). */
+  readonly imageMethod?: 'noise' | 'inversion';
   /** Integer seed of the keyframe's start noise (and step noise of stochastic schedulers). */
   readonly seed: number;
   /** Negative prompt of the transition that follows this keyframe (overrides the global one). */
   readonly negativePrompt?: string;
   /** Seconds of the transition that follows this keyframe (overrides `transitionDuration`). */
   readonly duration?: number;
+  /** ControlNet control picture of this keyframe (overrides the spec's `controlImage`); relative to the spec file. */
+  readonly controlImage?: string;
+  /** ControlNet conditioning scale at this keyframe (overrides `controlnetScale`). */
+  readonly controlnetScale?: number;
 }
 
 /** A validated film spec with the film defaults applied. */
@@ -88,9 +100,13 @@ export interface FilmSpec {
   readonly depthStrength?: number;
   /** Default negative prompt of every transition. */
   readonly negativePrompt?: string;
-  /** Total frames computed per transition, keyframes included (the engine's maxBranches). */
+  /** Total frames computed per transition, keyframes included (the CLI's --max-branches). */
+  readonly maxBranches?: number;
+  /** Compute budget per transition in seconds (the CLI's --time-budget). */
+  readonly timeBudget?: number;
+  /** @deprecated The former name of maxBranches, still read (with a warning); parsed specs carry both. */
   readonly branchesPerTransition?: number;
-  /** Compute budget per transition in seconds (the engine's timeBudget). */
+  /** @deprecated The former name of timeBudget, still read (with a warning); parsed specs carry both. */
   readonly timeBudgetPerTransition?: number;
   /** Branches denoised together in one batched UNet call. */
   readonly batchSize: number;
@@ -105,6 +121,17 @@ export interface FilmSpec {
   readonly quality: number;
   /** At least 2 keyframes; K keyframes make K - 1 transitions. */
   readonly keyframes: readonly FilmKeyframe[];
+  /** ControlNet folder (beside the spec file) or Hub repo id (docs/controlnet-onnx.md). */
+  readonly controlnet?: string;
+  /** Control picture of every keyframe without its own `controlImage`. */
+  readonly controlImage?: string;
+  /** ControlNet conditioning scale, 0 to 5 (default 1); interpolated between keyframes. */
+  readonly controlnetScale?: number;
+  /** Fractions of the steps during which the ControlNet acts (default 0 and 1). */
+  readonly controlGuidanceStart?: number;
+  readonly controlGuidanceEnd?: number;
+  /** Turn every control picture into an edge map with the built-in Canny detector first. */
+  readonly canny?: boolean;
 }
 
 /** One transition of a film: from keyframe `index` to keyframe `index + 1`. */
@@ -154,15 +181,36 @@ const crossfeedSchema = z.object({
 
 const keyframeSchema = z.object(
   {
-    prompt: nonEmptyString('a prompt'),
+    prompt: nonEmptyString('a prompt').optional(),
+    image: nonEmptyString('the path of a picture file').optional(),
+    fit: z.enum(['cover', 'contain'], { error: 'expected cover or contain' }).optional(),
+    imageMethod: z.enum(['noise', 'inversion'], { error: 'expected noise or inversion' }).optional(),
     negativePrompt: z.string({ error: 'expected a negative prompt string' }).optional(),
     seed: seedSchema,
     duration: positiveSeconds().optional(),
+    controlImage: nonEmptyString('a control picture file').optional(),
+    controlnetScale: numberIn(0, 5).optional(),
   },
   { error: 'expected a keyframe: a mapping with prompt and seed' },
 );
 
 const keyframesMessage = 'expected a list of at least 2 keyframes';
+
+/** A keyframe needs a prompt, an image or both; a picture without a prompt gets the prompt ''. */
+function keyframeWithPicture() {
+  return keyframeSchema
+    .superRefine((keyframe, context) => {
+      if (keyframe.prompt === undefined && keyframe.image === undefined) {
+        context.addIssue({ code: 'custom', path: ['prompt'], message: 'expected a prompt, an image or both' });
+      }
+      for (const key of ['fit', 'imageMethod'] as const) {
+        if (keyframe[key] !== undefined && keyframe.image === undefined) {
+          context.addIssue({ code: 'custom', path: [key], message: `only with an image on this keyframe, got ${JSON.stringify(keyframe[key])}` });
+        }
+      }
+    })
+    .transform(({ prompt, ...rest }) => ({ prompt: prompt ?? '', ...rest }));
+}
 
 /**
  * Unknown keys are not rejected by zod here (objects strip them): `structuralProblems` reports
@@ -187,6 +235,8 @@ const filmSpecSchema = z.object({
     .lt(1, { error: 'expected a number in (0, 1)' })
     .optional(),
   negativePrompt: z.string({ error: 'expected a negative prompt string' }).optional(),
+  maxBranches: integerIn(2, 4096).optional(),
+  timeBudget: positiveSeconds().optional(),
   branchesPerTransition: integerIn(2, 4096).optional(),
   timeBudgetPerTransition: positiveSeconds().optional(),
   batchSize: integerIn(1, 64).default(FILM_DEFAULTS.batchSize),
@@ -196,7 +246,13 @@ const filmSpecSchema = z.object({
   transitionDuration: positiveSeconds().default(FILM_DEFAULTS.transitionDuration),
   retiming: z.enum(RETIMING_MODES, { error: `expected one of ${RETIMING_MODES.join(', ')}` }).default(FILM_DEFAULTS.retiming),
   quality: numberIn(0, 100).default(FILM_DEFAULTS.quality),
-  keyframes: z.array(keyframeSchema, { error: keyframesMessage }).min(2, { error: keyframesMessage }),
+  keyframes: z.array(keyframeWithPicture(), { error: keyframesMessage }).min(2, { error: keyframesMessage }),
+  controlnet: nonEmptyString('a ControlNet folder or Hugging Face Hub repo id').optional(),
+  controlImage: nonEmptyString('a control picture file').optional(),
+  controlnetScale: numberIn(0, 5).optional(),
+  controlGuidanceStart: fraction('a fraction of the steps').optional(),
+  controlGuidanceEnd: fraction('a fraction of the steps').optional(),
+  canny: z.boolean({ error: 'expected true or false' }).optional(),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -206,16 +262,36 @@ const TOP_KEYS = Object.keys(filmSpecSchema.shape);
 const KEYFRAME_KEYS = Object.keys(keyframeSchema.shape);
 const CROSSFEED_KEYS = Object.keys(crossfeedSchema.shape);
 
+/**
+ * Keys renamed so that a spec uses the CLI's names (--max-branches, --time-budget) in camelCase:
+ * new name → former name. The former names are still read, with a deprecation warning.
+ */
+const FORMER_KEYS = { maxBranches: 'branchesPerTransition', timeBudget: 'timeBudgetPerTransition' } as const;
+
+/**
+ * The spec with each renamed setting under both names (see FORMER_KEYS), warning through
+ * `onWarning` when only a former name was used.
+ */
+function withCurrentNames(spec: FilmSpec, path: string, onWarning: ((message: string) => void) | undefined): FilmSpec {
+  const merged: Record<string, unknown> = { ...spec };
+  for (const [key, former] of Object.entries(FORMER_KEYS)) {
+    const value = merged[key] ?? merged[former];
+    if (value === undefined) continue;
+    if (merged[key] === undefined) onWarning?.(`${path}: "${former}" is deprecated; call it "${key}" (the CLI's --${key === 'maxBranches' ? 'max-branches' : 'time-budget'}).`);
+    merged[key] = value;
+    merged[former] = value;
+  }
+  return merged as unknown as FilmSpec;
+}
+
 /** Names from the engine, the Python project or plain guesses, mapped to our keys. */
 const TOP_ALIASES: Readonly<Record<string, string>> = {
-  maxBranches: 'branchesPerTransition',
-  max_branches: 'branchesPerTransition',
-  nmb_max_branches: 'branchesPerTransition',
-  branches: 'branchesPerTransition',
-  frames: 'branchesPerTransition',
-  timeBudget: 'timeBudgetPerTransition',
-  time_budget: 'timeBudgetPerTransition',
-  budget: 'timeBudgetPerTransition',
+  max_branches: 'maxBranches',
+  nmb_max_branches: 'maxBranches',
+  branches: 'maxBranches',
+  frames: 'maxBranches',
+  time_budget: 'timeBudget',
+  budget: 'timeBudget',
   num_inference_steps: 'steps',
   numInferenceSteps: 'steps',
   guidance: 'guidanceScale',
@@ -300,6 +376,34 @@ function unknownKeys(
   }
 }
 
+/** ControlNet keys need `controlnet`, and a ControlNet needs a picture for every keyframe. */
+function controlSpecProblems(input: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const keyframes = Array.isArray(input.keyframes) ? input.keyframes : [];
+  const keyed = ['controlImage', 'controlnetScale', 'controlGuidanceStart', 'controlGuidanceEnd', 'canny'].filter((key) => Object.hasOwn(input, key));
+  if (input.controlnet === undefined) {
+    for (const key of keyed) problems.push({ path: [key], text: 'needs "controlnet" (the ControlNet folder or Hub repo)' });
+    keyframes.forEach((keyframe: unknown, index) => {
+      if (!isPlainObject(keyframe)) return;
+      for (const key of ['controlImage', 'controlnetScale']) {
+        if (Object.hasOwn(keyframe, key)) problems.push({ path: ['keyframes', index, key], text: 'needs "controlnet" at the top level' });
+      }
+    });
+    return problems;
+  }
+  if (input.controlImage === undefined) {
+    keyframes.forEach((keyframe: unknown, index) => {
+      if (isPlainObject(keyframe) && keyframe.controlImage === undefined) {
+        problems.push({ path: ['keyframes', index, 'controlImage'], text: 'missing: with "controlnet", every keyframe needs a control picture (its own controlImage or the top-level one)' });
+      }
+    });
+  }
+  const start = typeof input.controlGuidanceStart === 'number' ? input.controlGuidanceStart : 0;
+  const end = typeof input.controlGuidanceEnd === 'number' ? input.controlGuidanceEnd : 1;
+  if (start >= end) problems.push({ path: ['controlGuidanceStart'], text: `must be below controlGuidanceEnd, got ${start} and ${end}` });
+  return problems;
+}
+
 /** Problems zod does not see: unknown keys, exclusive settings, settings on the last keyframe. */
 function structuralProblems(input: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
@@ -308,16 +412,24 @@ function structuralProblems(input: Record<string, unknown>): Problem[] {
     const index = problems.findIndex((problem) => problem.path.length === 1 && problem.path[0] === misplaced);
     if (index >= 0) problems[index] = { path: [misplaced], text: `unknown key here: each keyframe has its own ${misplaced} (keyframes[i].${misplaced})` };
   }
-  if (input.branchesPerTransition !== undefined && input.timeBudgetPerTransition !== undefined) {
+  for (const [key, former] of Object.entries(FORMER_KEYS)) {
+    if (input[key] !== undefined && input[former] !== undefined && input[key] !== input[former]) {
+      problems.push({ path: [former], text: `the former name of ${key}, which is also given: keep only ${key}, got ${describe(input[former])} and ${describe(input[key])}` });
+    }
+  }
+  const branches = input.maxBranches ?? input.branchesPerTransition;
+  const budget = input.timeBudget ?? input.timeBudgetPerTransition;
+  if (branches !== undefined && budget !== undefined) {
     problems.push({
-      path: ['timeBudgetPerTransition'],
-      text: `give either branchesPerTransition (frames) or timeBudgetPerTransition (seconds), not both, got ${describe(input.branchesPerTransition)} and ${describe(input.timeBudgetPerTransition)}`,
+      path: [input.timeBudget !== undefined ? 'timeBudget' : 'timeBudgetPerTransition'],
+      text: `give either maxBranches (frames) or timeBudget (seconds), not both, got ${describe(branches)} and ${describe(budget)}`,
     });
   }
   for (const group of ['branch1Crossfeed', 'parentalCrossfeed'] as const) {
     const value = input[group];
     if (isPlainObject(value)) unknownKeys(value, [group], CROSSFEED_KEYS, {}, `expected only ${CROSSFEED_KEYS.join(', ')}`, problems);
   }
+  problems.push(...controlSpecProblems(input));
   const keyframes = input.keyframes;
   if (Array.isArray(keyframes)) {
     keyframes.forEach((keyframe: unknown, index) => {
@@ -352,6 +464,8 @@ function structuralProblems(input: Record<string, unknown>): Problem[] {
 /** Where a film spec's text came from: its path (for messages) and, optionally, its format. */
 export interface FilmSpecSource {
   readonly path: string;
+  /** Receives deprecation warnings (former key names). */
+  readonly onWarning?: (message: string) => void;
   /** Default: from the extension (.yaml, .yml or .json). */
   readonly format?: 'yaml' | 'json';
 }
@@ -381,8 +495,16 @@ function excerpt(text: string, line: number, column: number): string {
 }
 
 function parseYaml(text: string, path: string): unknown {
-  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  let document: ReturnType<typeof parseDocument>;
+  try {
+    document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  } catch (cause) {
+    if (isStackOverflow(cause)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
+    throw cause;
+  }
   const error = document.errors[0];
+  // The parser reports its own stack overflow (a document nested thousands of levels) as an error.
+  if (error !== undefined && /call stack/i.test(error.message)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
   if (error !== undefined) {
     const { line, column } = lineColumn(text, error.pos[0]);
     const what =
@@ -394,9 +516,12 @@ function parseYaml(text: string, path: string): unknown {
     const more = document.errors.length > 1 ? ` (and ${document.errors.length - 1} more)` : '';
     throw new LatentBlendError(`${path}:${line}:${column}: YAML syntax error at line ${line}, column ${column}: ${what}${more}${excerpt(text, line, column)}`);
   }
+  const numbers = nonDecimalNumbers(document, text);
+  if (numbers.length > 0) throw new LatentBlendError(`${path}: ${numbers.join('; ')}.`);
   try {
     return document.toJS();
   } catch (cause) {
+    if (isStackOverflow(cause)) throw new LatentBlendError(`${path} nests lists or mappings too deeply to read.`, 'too_large');
     throw new LatentBlendError(`${path}: YAML error: ${(cause as Error).message}`);
   }
 }
@@ -462,7 +587,9 @@ export function parseFilmSpec(text: string, source: FilmSpecSource): FilmSpec {
   if (body.trim() === '') {
     throw new LatentBlendError(`${path} is empty: expected film settings and a "keyframes" list (see \`latentblend movie --example\`)`);
   }
+  checkSpecText(body, path);
   const raw = format === 'json' ? parseJson(body, path) : parseYaml(body, path);
+  checkNesting(raw, path);
   if (raw === null || raw === undefined) {
     throw new LatentBlendError(`${path} has no settings (only comments?): expected film settings and a "keyframes" list (see \`latentblend movie --example\`)`);
   }
@@ -479,14 +606,27 @@ export function parseFilmSpec(text: string, source: FilmSpecSource): FilmSpec {
     // parseOptions' message is a header line followed by one indented line per problem.
     problems.push(...error.message.split('\n').slice(1).map((line) => line.trim()));
   }
+  if (spec !== undefined) {
+    const timing = filmTimingProblems(
+      spec.fps,
+      transitionsOf(spec).map((transition) => transition.duration),
+      spec.keyframes.slice(0, -1).map((keyframe, index) => (keyframe.duration !== undefined ? `keyframes[${index}].duration` : 'transitionDuration')),
+    );
+    problems.push(...new Set(timing.map(([key, text]) => `${key}: ${text}`)));
+  }
   if (problems.length > 0 || spec === undefined) {
     throw new LatentBlendError(`Invalid ${what}:\n  ${problems.join('\n  ')}`);
   }
-  return spec;
+  // Picture paths are relative to the spec file.
+  if (spec.keyframes.some((keyframe) => keyframe.image !== undefined)) {
+    const base = dirname(path);
+    spec = { ...spec, keyframes: spec.keyframes.map((keyframe) => (keyframe.image === undefined ? keyframe : { ...keyframe, image: resolve(base, keyframe.image) })) };
+  }
+  return withCurrentNames(spec, path, source.onWarning);
 }
 
 /** Reads and parses the film spec at `path` (.yaml, .yml or .json). */
-export function loadFilmSpec(path: string): FilmSpec {
+export function loadFilmSpec(path: string, options: { onWarning?: (message: string) => void } = {}): FilmSpec {
   const format = filmSpecFormatOf(path);
   let text: string;
   try {
@@ -503,7 +643,7 @@ export function loadFilmSpec(path: string): FilmSpec {
             : (cause as Error).message;
     throw new LatentBlendError(`Cannot read film spec ${path}: ${why}`, code === 'ENOENT' ? 'not_found' : 'invalid_input');
   }
-  return parseFilmSpec(text, { path, format });
+  return parseFilmSpec(text, { path, format, ...(options.onWarning !== undefined ? { onWarning: options.onWarning } : {}) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -547,7 +687,7 @@ function branch1CrossfeedActive(spec: FilmSpec): boolean {
  *
  * In the key: model (as written; callers that fill in a default model should put it into the
  * spec first), preset, width, height, steps, guidanceScale, midDamper, depthStrength,
- * branchesPerTransition or timeBudgetPerTransition, batchSize (a batched round fills the
+ * maxBranches or timeBudget, batchSize (a batched round fills the
  * `batchSize` largest gaps at once instead of re-measuring after each branch, so it changes the
  * tree), both crossfeeds, both keyframes' prompt and seed, and the transition's negative prompt.
  * Unset settings enter as null. When branch-1 crossfeed is active, keyframe B's trajectory
@@ -574,8 +714,8 @@ export function transitionKey(spec: FilmSpec, index: number): string {
     guidanceScale: spec.guidanceScale ?? null,
     midDamper: spec.midDamper ?? null,
     depthStrength: spec.depthStrength ?? null,
-    branches: spec.branchesPerTransition ?? null,
-    timeBudget: spec.timeBudgetPerTransition ?? null,
+    branches: spec.maxBranches ?? spec.branchesPerTransition ?? null,
+    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition ?? null,
     batchSize: spec.batchSize,
     branch1Crossfeed: crossfeedForKey(spec.branch1Crossfeed),
     parentalCrossfeed: crossfeedForKey(spec.parentalCrossfeed),
@@ -583,6 +723,19 @@ export function transitionKey(spec: FilmSpec, index: number): string {
     to: [transition.to.prompt, transition.to.seed],
     negativePrompt: transition.negativePrompt ?? null,
     previous,
+    // Only with a ControlNet, so that the keys of other films stay as they were. Picture paths
+    // here; renderFilm adds their contents.
+    ...(spec.controlnet !== undefined
+      ? {
+          control: {
+            controlnet: spec.controlnet,
+            from: [transition.from.controlImage ?? spec.controlImage ?? null, transition.from.controlnetScale ?? spec.controlnetScale ?? null],
+            to: [transition.to.controlImage ?? spec.controlImage ?? null, transition.to.controlnetScale ?? spec.controlnetScale ?? null],
+            guidance: [spec.controlGuidanceStart ?? null, spec.controlGuidanceEnd ?? null],
+            canny: spec.canny ?? false,
+          },
+        }
+      : {}),
   };
   // The object literal fixes the key order, so the JSON text is canonical; null = unset.
   return createHash('sha256').update(JSON.stringify(content)).digest('hex');
@@ -603,8 +756,8 @@ const WRITE_ORDER: readonly (keyof FilmSpec)[] = [
   'midDamper',
   'depthStrength',
   'negativePrompt',
-  'branchesPerTransition',
-  'timeBudgetPerTransition',
+  'maxBranches',
+  'timeBudget',
   'batchSize',
   'branch1Crossfeed',
   'parentalCrossfeed',
@@ -612,6 +765,12 @@ const WRITE_ORDER: readonly (keyof FilmSpec)[] = [
   'transitionDuration',
   'retiming',
   'quality',
+  'controlnet',
+  'controlImage',
+  'controlnetScale',
+  'controlGuidanceStart',
+  'controlGuidanceEnd',
+  'canny',
 ];
 
 /**
@@ -620,15 +779,21 @@ const WRITE_ORDER: readonly (keyof FilmSpec)[] = [
  */
 export function filmSpecToYaml(spec: FilmSpec): string {
   const plain: Record<string, unknown> = {};
+  const named = withCurrentNames(spec, 'spec', undefined);
   for (const key of WRITE_ORDER) {
-    const value = spec[key];
+    const value = named[key];
     if (value === undefined) continue;
     plain[key] = isPlainObject(value) ? { power: value.power, range: value.range, decay: value.decay } : value;
   }
   plain.keyframes = spec.keyframes.map((keyframe) => {
-    const entry: Record<string, unknown> = { prompt: keyframe.prompt, seed: keyframe.seed };
+    const entry: Record<string, unknown> = keyframe.image !== undefined && keyframe.prompt === '' ? { seed: keyframe.seed } : { prompt: keyframe.prompt, seed: keyframe.seed };
+    if (keyframe.image !== undefined) entry.image = keyframe.image;
+    if (keyframe.fit !== undefined) entry.fit = keyframe.fit;
+    if (keyframe.imageMethod !== undefined) entry.imageMethod = keyframe.imageMethod;
     if (keyframe.negativePrompt !== undefined) entry.negativePrompt = keyframe.negativePrompt;
     if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
+    if (keyframe.controlImage !== undefined) entry.controlImage = keyframe.controlImage;
+    if (keyframe.controlnetScale !== undefined) entry.controlnetScale = keyframe.controlnetScale;
     return entry;
   });
   const document = new Document(plain);
@@ -671,10 +836,10 @@ depthStrength: 0.5
 negativePrompt: blurry, low quality, text, watermark
 
 # How many images to compute per transition, the two keyframes included (from the model: 10 for Turbo).
-# More images: smoother motion, more compute. Give this OR timeBudgetPerTransition, not both.
-#branchesPerTransition: 10
+# More images: smoother motion, more compute. Give this OR timeBudget, not both.
+#maxBranches: 10
 # Or: seconds of compute per transition; as many images as fit are computed.
-#timeBudgetPerTransition: 20
+#timeBudget: 20
 # Images denoised together in one batch (1 to 64; default 1). Changes which in-between images are made.
 #batchSize: 1
 
@@ -696,6 +861,21 @@ transitionDuration: 6
 retiming: perceptual
 # Video quality, 0 (smallest file) to 100 (best).
 quality: 75
+
+# ControlNet (docs/controlnet-onnx.md): holds edges, depth or pose through the film. A folder
+# (beside this file) or Hub repo in latentblend's ControlNet layout; the model needs unet_controlnet/.
+#controlnet: models/controlnet-canny
+# Control picture of every keyframe (a keyframe's controlImage overrides it); paths are relative
+# to this file. Different pictures on neighbouring keyframes are mixed along the transition
+# (two ControlNet calls per step in between).
+#controlImage: edges.png
+# Conditioning scale, 0 to 5 (default 1); a keyframe's controlnetScale overrides it.
+#controlnetScale: 0.8
+# Fractions of the steps during which the ControlNet acts (default 0 and 1).
+#controlGuidanceStart: 0
+#controlGuidanceEnd: 1
+# Turn the control pictures into edge maps with the built-in Canny detector first.
+#canny: true
 
 # The keyframes, in order (at least 2). Each needs a prompt and an integer seed; the same seeds
 # and settings give the same film. duration and negativePrompt apply to the transition that

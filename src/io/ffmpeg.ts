@@ -210,6 +210,20 @@ export function ffmpegCapabilities(path: string): Promise<FfmpegCapabilities> {
 }
 
 /**
+ * Starts probing the ffmpeg that `options` choose and returns at once, so that a long-running
+ * process (the studio) spawns the probes while it is still small, before models are loaded;
+ * later checks reuse the cached result. Failures are ignored here: they are reported when a film
+ * is encoded.
+ */
+export function prefetchFfmpegCapabilities(options: FfmpegOptions = {}): void {
+  try {
+    ffmpegCapabilities(locateFfmpeg(options).path).catch(() => undefined);
+  } catch {
+    // No usable ffmpeg: encodeVideo reports it with the fix.
+  }
+}
+
+/**
  * Throws a LatentBlendError naming the ffmpeg and what to do when it lacks one of `encoders` or
  * `filters`.
  */

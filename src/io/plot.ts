@@ -24,6 +24,8 @@ export interface SmoothnessPlotOptions {
   height?: number;
   /** Heading above the chart; default "Distance between neighbouring frames". An empty string draws none. */
   title?: string;
+  /** A second, smaller line under the title (e.g. the smoothness figures); default none. */
+  caption?: string;
 }
 
 export const DEFAULT_PLOT_TITLE = 'Distance between neighbouring frames';
@@ -78,7 +80,8 @@ export function smoothnessPlotSvg(points: readonly SmoothnessPoint[], options: S
   const title = options.title ?? DEFAULT_PLOT_TITLE;
 
   const font = 12;
-  const margin = { left: 64, right: 20, top: title === '' ? 16 : 40, bottom: 52 };
+  const caption = options.caption ?? '';
+  const margin = { left: 64, right: 20, top: (title === '' ? 16 : 40) + (caption === '' ? 0 : 18), bottom: 52 };
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
   const maxDistance = Math.max(0, ...sorted.map((p) => p.distance));
@@ -93,6 +96,10 @@ export function smoothnessPlotSvg(points: readonly SmoothnessPoint[], options: S
   parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
   if (title !== '') {
     parts.push(`<text x="${n(width / 2)}" y="24" text-anchor="middle" font-size="${font + 3}" font-weight="bold">${escapeXml(title)}</text>`);
+  }
+
+  if (caption !== '') {
+    parts.push(`<text x="${n(width / 2)}" y="${title === '' ? 16 : 42}" text-anchor="middle" font-size="${font - 1}" fill="#555">${escapeXml(caption)}</text>`);
   }
 
   // Grid and ticks.

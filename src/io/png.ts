@@ -2,6 +2,7 @@
 import sharp from 'sharp';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { writeAtomically } from './files.ts';
+import { readPicture } from './picture.ts';
 
 /** Encodes an RGB8 image as PNG bytes. */
 export async function encodePng(image: RgbImage): Promise<Buffer> {
@@ -17,8 +18,10 @@ export async function writePng(path: string, image: RgbImage, force = false): Pr
   });
 }
 
-/** Reads any image sharp understands as RGB8 (alpha dropped). */
+/**
+ * Reads any picture sharp understands as RGB8 at its own size (EXIF orientation applied, alpha
+ * flattened onto white, converted to 8-bit sRGB; see readPicture).
+ */
 export async function readRgb(path: string): Promise<RgbImage> {
-  const { data, info } = await sharp(path).removeAlpha().toColorspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  return readPicture(path);
 }

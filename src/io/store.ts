@@ -10,8 +10,8 @@
  * half-written transition, and an older version is replaced only once the new one is complete.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { cleanLeftovers, ensureFolder, temporarySibling } from '../io/files.ts';
 import { z } from 'zod';
 import { encodePng, readRgb } from './png.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
@@ -20,7 +20,10 @@ import type { Plan } from '../blend/plan.ts';
 import { framesOf, type Transition } from '../engine/engine.ts';
 import type { ResolvedTransitionOptions } from '../engine/options.ts';
 import { parseOptions } from '../options/validate.ts';
-import { LatentBlendError } from '../errors.ts';
+import { LatentBlendError, fileSystemError, fileSystemErrorCode } from '../errors.ts';
+import { resolveInside } from './inside.ts';
+import { controlSummarySchema } from '../engine/control.ts';
+import { imagePromptSummarySchema } from '../engine/image-prompt.ts';
 
 export const TRANSITION_FORMAT = 'latentblend-transition';
 export const TRANSITION_VERSION = 1;
@@ -36,7 +39,11 @@ export interface ModelStamp {
 }
 
 const crossfeed = z.object({ power: z.number(), range: z.number(), decay: z.number() });
-const keyframe = z.object({ prompt: z.string(), seed: z.number().int() });
+const keyframe = z.object({
+  prompt: z.string(),
+  seed: z.number().int(),
+  image: z.object({ path: z.string(), fit: z.enum(['cover', 'contain']), method: z.enum(['noise', 'inversion']).optional(), hash: z.string().optional() }).optional(),
+});
 const manifestSchema = z.object({
   format: z.literal(TRANSITION_FORMAT),
   version: z.literal(TRANSITION_VERSION),
@@ -65,6 +72,10 @@ const manifestSchema = z.object({
   branches: z.array(z.object({ fract: z.number().min(0).max(1), injectionStep: z.number().int().min(0), frame: z.string() })).min(2),
   gapDistances: z.array(z.number().min(0)),
   stats: z.record(z.string(), z.unknown()).optional(),
+  /** ControlNet settings (src/engine/control.ts); absent: none. */
+  control: controlSummarySchema.optional(),
+  /** IP-Adapter image prompts (src/engine/image-prompt.ts); absent: none. */
+  ipAdapter: imagePromptSummarySchema.optional(),
 });
 type Manifest = z.infer<typeof manifestSchema>;
 
@@ -115,10 +126,13 @@ export async function saveTransition(dir: string, transition: Transition, model:
     branches: tree.branches.map((branch, index) => ({ fract: branch.fract, injectionStep: branch.injectionStep, frame: join('frames', `${String(index).padStart(4, '0')}.png`) })),
     gapDistances: [...tree.gapDistances],
     stats: { ...transition.stats },
+    ...(transition.control !== undefined ? { control: { ...transition.control } } : {}),
+    ...(transition.ipAdapter !== undefined ? { ipAdapter: { ...transition.ipAdapter } } : {}),
   };
 
-  mkdirSync(dirname(dir) || '.', { recursive: true });
-  const temporary = join(dirname(dir), `.${basename(dir)}.${randomBytes(4).toString('hex')}.partial`);
+  ensureFolder(dirname(dir) || '.');
+  cleanLeftovers(dir);
+  const temporary = temporarySibling(dir);
   try {
     mkdirSync(join(temporary, 'frames'), { recursive: true });
     for (const [index, image] of images.entries()) {
@@ -136,7 +150,7 @@ export async function saveTransition(dir: string, transition: Transition, model:
     }
   } catch (error) {
     rmSync(temporary, { recursive: true, force: true });
-    throw error;
+    throw fileSystemError(error, dir, 'write');
   }
 }
 
@@ -146,7 +160,17 @@ export interface StoredTransition {
   readonly model: ModelStamp;
 }
 
-/** Loads a transition folder written by saveTransition; errors name the file and the problem. */
+/** A damaged file of a work folder: the caller recomputes that piece or reports the file. */
+function damaged(path: string, what: string): LatentBlendError {
+  return new LatentBlendError(`${path} is damaged: ${what}. Delete its transition folder to compute it again.`, 'damaged');
+}
+
+/**
+ * Loads a transition folder written by saveTransition; errors name the file and the problem.
+ * The folder is untrusted input: every file it names must stay inside it (no symbolic links out,
+ * code 'unsafe_path'), and a damaged manifest, latents file or frame is a LatentBlendError with
+ * code 'damaged' (cachedTransition then computes the transition again).
+ */
 export async function loadTransition(dir: string): Promise<StoredTransition> {
   const manifestPath = join(dir, 'transition.json');
   if (!existsSync(manifestPath)) {
@@ -154,26 +178,45 @@ export async function loadTransition(dir: string): Promise<StoredTransition> {
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    raw = JSON.parse(readFileSync(resolveInside(dir, 'transition.json', 'the transition file'), 'utf8'));
   } catch (error) {
-    throw new LatentBlendError(`${manifestPath} is not valid JSON: ${(error as Error).message}`);
+    if (error instanceof LatentBlendError) throw error;
+    if (error instanceof SyntaxError) throw damaged(manifestPath, `not valid JSON (${error.message})`);
+    throw fileSystemError(error, manifestPath, 'read');
   }
-  const manifest = parseOptions(manifestSchema, raw, `transition file ${manifestPath}`);
+  let manifest: Manifest;
+  try {
+    manifest = parseOptions(manifestSchema, raw, `transition file ${manifestPath}`);
+  } catch (error) {
+    if (error instanceof LatentBlendError) throw new LatentBlendError(error.message, 'damaged');
+    throw error;
+  }
   const shape = manifest.model.latentShape;
   const length = shape.reduce((product, value) => product * value, 1);
   const steps = manifest.numInferenceSteps;
+  manifest.branches.forEach((branch, index) => {
+    if (branch.injectionStep >= steps) throw damaged(manifestPath, `branch ${index} starts at step ${branch.injectionStep} of ${steps}`);
+    if (index > 0 && branch.fract <= manifest.branches[index - 1]!.fract) throw damaged(manifestPath, 'its branches are not in fract order');
+  });
   const expectedValues = manifest.branches.reduce((sum, branch) => sum + (steps - branch.injectionStep) * length, 0);
   const latentsPath = join(dir, 'latents.bin');
   if (!existsSync(latentsPath) || statSync(latentsPath).size !== expectedValues * 4) {
     throw new LatentBlendError(
       `${latentsPath} is missing or has the wrong size (expected ${expectedValues * 4} bytes for ${manifest.branches.length} branches).`,
+      'damaged',
     );
   }
   if (manifest.gapDistances.length !== manifest.branches.length - 1) {
-    throw new LatentBlendError(`${manifestPath}: ${manifest.gapDistances.length} gap distances for ${manifest.branches.length} branches.`);
+    throw damaged(manifestPath, `${manifest.gapDistances.length} gap distances for ${manifest.branches.length} branches`);
   }
-  const bytes = readFileSync(latentsPath);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(resolveInside(dir, 'latents.bin', 'the latents file'));
+  } catch (error) {
+    throw fileSystemError(error, latentsPath, 'read');
+  }
   const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  if (!all.every(Number.isFinite)) throw damaged(latentsPath, 'it holds values that are not finite numbers');
   let offset = 0;
   const branches: Branch<Float32Array>[] = [];
   const images: RgbImage[] = [];
@@ -185,8 +228,19 @@ export async function loadTransition(dir: string): Promise<StoredTransition> {
     }
     branches.push({ fract: entry.fract, injectionStep: entry.injectionStep, latents });
     const framePath = join(dir, entry.frame);
-    if (!existsSync(framePath)) throw new LatentBlendError(`${framePath} is missing.`);
-    images.push(await readRgb(framePath));
+    const inside = resolveInside(dir, entry.frame, `the frame named in ${manifestPath}`);
+    if (!existsSync(inside)) throw new LatentBlendError(`${framePath} is missing.`, 'damaged');
+    let image: RgbImage;
+    try {
+      image = await readRgb(inside);
+    } catch (error) {
+      if (fileSystemErrorCode(error) !== undefined) throw fileSystemError(error, framePath, 'read');
+      throw damaged(framePath, `not a readable image (${(error as Error).message})`);
+    }
+    if (image.width !== manifest.options.width || image.height !== manifest.options.height) {
+      throw damaged(framePath, `it is ${image.width}x${image.height}, the transition ${manifest.options.width}x${manifest.options.height}`);
+    }
+    images.push(image);
   }
   const tree: BlendTree<Float32Array> = { numInferenceSteps: steps, branches, gapDistances: manifest.gapDistances };
   const o = manifest.options;
@@ -200,7 +254,17 @@ export async function loadTransition(dir: string): Promise<StoredTransition> {
   };
   const stats = { unetEvaluations: 0, unetCalls: 0, decodes: 0, metricEvaluations: 0, seconds: 0, onnxSeconds: 0 };
   return {
-    transition: { options, tree, images, plan: manifest.plan as unknown as Plan, metric: manifest.metric, stats, frames: framesOf(tree, images) },
+    transition: {
+      options,
+      tree,
+      images,
+      plan: manifest.plan as unknown as Plan,
+      metric: manifest.metric,
+      stats,
+      frames: framesOf(tree, images),
+      ...(manifest.control !== undefined ? { control: manifest.control } : {}),
+      ...(manifest.ipAdapter !== undefined ? { ipAdapter: manifest.ipAdapter } : {}),
+    },
     model: manifest.model,
   };
 }

@@ -28,7 +28,7 @@ import { extname } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { LatentBlendError } from '../errors.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
-import { locateFfmpeg, requireFfmpegFeatures, type FfmpegOptions } from './ffmpeg.ts';
+import { locateFfmpeg, requireFfmpegFeatures, type FfmpegLocation, type FfmpegOptions } from './ffmpeg.ts';
 import { writeAtomically } from './files.ts';
 
 /** Container/codec pairs we write. */
@@ -59,6 +59,8 @@ export interface EncodeVideoOptions extends FfmpegOptions {
   signal?: AbortSignal;
   /** Called after each frame was handed to ffmpeg with the number of frames handed over so far (1, 2, …). */
   onFrame?: (framesWritten: number) => void;
+  /** Text stored as the container's `comment` metadata (MP4 ©cmt, WebM COMMENT; GIF files keep none). */
+  comment?: string;
 }
 
 /** What was written. */
@@ -256,6 +258,20 @@ const REQUIRED_FEATURES: Record<VideoFormat, { encoders: string[]; filters: stri
   gif: { encoders: ['gif'], filters: ['split', 'palettegen', 'paletteuse'] },
 };
 
+/**
+ * Checks that ffmpeg can write the film `path` (its format from `options.format` or the
+ * extension): locates ffmpeg and probes its encoders and filters. Call it before loading a model:
+ * the probe's spawns then come from a small process (spawning from a process holding gigabytes of
+ * weights costs about 0.3 s each, against a few ms), a missing encoder fails before any slow work,
+ * and the result is cached for the process, so `encodeVideo` later spawns only the encoder itself.
+ */
+export async function checkVideoEncoder(path: string, options: FfmpegOptions & { format?: VideoFormat } = {}): Promise<FfmpegLocation> {
+  const format = options.format ?? videoFormatFromPath(path);
+  const ffmpeg = locateFfmpeg(options);
+  await requireFfmpegFeatures(ffmpeg, REQUIRED_FEATURES[format].encoders, REQUIRED_FEATURES[format].filters);
+  return ffmpeg;
+}
+
 /** ffmpeg's "file:" protocol, so names with ':' or a leading '-' are not misread. */
 function fileUrl(path: string): string {
   return `file:${path}`;
@@ -354,6 +370,7 @@ export async function encodeVideo(
             '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-video_size', `${size.outWidth}x${size.outHeight}`, '-framerate', String(options.fps),
             '-i', 'pipe:0',
             '-an', '-map_metadata', '-1',
+            ...(options.comment !== undefined ? ['-metadata', `comment=${options.comment}`] : []),
             ...codecArguments(format, crf),
             fileUrl(temporary),
           ];
@@ -377,6 +394,14 @@ export async function encodeVideo(
       await process_?.stop();
       // A kill caused by the abort makes ffmpeg fail; report the abort, not the kill.
       if (signal?.aborted) throw signal.reason;
+      // ffmpeg's own file-system failures read as ours do (one line naming the film).
+      const ffmpegSaid = error instanceof LatentBlendError && error.code === 'ffmpeg' ? error.message : '';
+      if (/No space left on device/i.test(ffmpegSaid)) {
+        throw new LatentBlendError(`cannot write ${path}: no space left on the device (ENOSPC); free some space and run the same command again (finished work is reused).`, 'file_system');
+      }
+      if (/Permission denied|Read-only file system/i.test(ffmpegSaid)) {
+        throw new LatentBlendError(`cannot write ${path}: ${/Read-only/i.test(ffmpegSaid) ? 'the file system is read-only (EROFS)' : 'permission denied (EACCES)'}; choose a folder you can write to.`, 'file_system');
+      }
       throw error;
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -384,6 +409,18 @@ export async function encodeVideo(
   });
 
   return { path, format, frames: written, width: size!.outWidth, height: size!.outHeight, fps: options.fps, crf };
+}
+
+/**
+ * Checks, before anything is computed, everything encodeVideo would refuse about its options:
+ * the format from `path`, fps (GIF at most 50), quality, and that the ffmpeg to be used exists
+ * and has the format's encoder and filters. Throws a LatentBlendError naming the problem.
+ */
+export async function checkVideoOutput(path: string, options: Pick<EncodeVideoOptions, 'fps' | 'quality' | 'format' | 'ffmpegPath'>): Promise<VideoFormat> {
+  const { format } = validateOptions(path, options);
+  const ffmpeg = locateFfmpeg(options);
+  await requireFfmpegFeatures(ffmpeg, REQUIRED_FEATURES[format].encoders, REQUIRED_FEATURES[format].filters);
+  return format;
 }
 
 /** What ffmpeg finds in a film. */

@@ -83,7 +83,10 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 // no leading or trailing '-' or '.', no '--' or '..' (see huggingface_hub's validate_repo_id).
 const NAME_PART = /^[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?$/;
 const PATH_PART = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
-const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|vae_decoder|vae_encoder)$/;
+// controlnet/ (a ControlNet repo) and unet_controlnet/ (a model's UNet taking ControlNet residuals): docs/controlnet-onnx.md
+const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|unet_controlnet|vae_decoder|vae_encoder)$/;
+/** The root file of a ControlNet folder in latentblend's layout. */
+const CONTROLNET_DESCRIPTION = 'latentblend-controlnet.json';
 const TEXT_COMPONENT = /^text_encoder(?:_\d+)?$/;
 const SMALL_FILE_FOLDER = /^(?:scheduler|tokenizer(?:_\d+)?)$/;
 const WEIGHT_FILE = /\.(?:safetensors|bin|ckpt|pt|pth|msgpack|h5|onnx|onnx_data|data|pb|gguf)$/i;
@@ -225,6 +228,18 @@ export function selectPipelineFiles(paths: readonly string[], options: { readonl
     if (folder === undefined || file === undefined || !COMPONENT.test(folder) || file === 'config.json') return true;
     const isVariantFile = variantNames.main.includes(file) || variantNames.data.includes(file);
     return hasVariant.has(folder) ? isVariantFile : !isVariantFile;
+  });
+}
+
+/**
+ * The files of a ControlNet folder in latentblend's layout (docs/controlnet-onnx.md):
+ * latentblend-controlnet.json and controlnet/ (config.json, the ONNX model and its external data).
+ */
+export function selectControlNetFiles(paths: readonly string[], variant?: string): string[] {
+  return paths.filter((path) => {
+    const parts = path.split('/');
+    if (parts.length === 1) return parts[0] === CONTROLNET_DESCRIPTION;
+    return parts.length === 2 && parts[0] === 'controlnet' && (parts[1] === 'config.json' || onnxRole(parts[1]!, variant) !== undefined);
   });
 }
 
@@ -524,9 +539,10 @@ async function missingPipelineFiles(dir: string, variant: string | undefined): P
   } catch {
     modelIndex = undefined;
   }
-  if (modelIndex === undefined) return ['model_index.json'];
-  const components = ['unet', 'vae_decoder'];
-  for (const [key, value] of Object.entries(modelIndex)) {
+  const controlNet = modelIndex === undefined && (await pathExists(join(dir, CONTROLNET_DESCRIPTION)));
+  if (modelIndex === undefined && !controlNet) return ['model_index.json'];
+  const components = controlNet ? ['controlnet'] : ['unet', 'vae_decoder'];
+  for (const [key, value] of Object.entries(modelIndex ?? {})) {
     if (TEXT_COMPONENT.test(key) && Array.isArray(value) && value[0] !== null && value[0] !== undefined) {
       components.push(key);
     }
@@ -778,8 +794,11 @@ async function downloadSnapshot(
   for (const file of listing.files) {
     if (file.path.startsWith(prefix)) byRelative.set(file.path.slice(prefix.length), file);
   }
-  const chosen = selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
-  if (!chosen.includes('model_index.json') || !chosen.some((path) => path.startsWith('unet/'))) {
+  const chosen = byRelative.has(CONTROLNET_DESCRIPTION)
+    ? selectControlNetFiles([...byRelative.keys()], site.variant)
+    : selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
+  const isControlNet = chosen.includes(CONTROLNET_DESCRIPTION) && chosen.some((path) => path.startsWith('controlnet/'));
+  if (!isControlNet && (!chosen.includes('model_index.json') || !chosen.some((path) => path.startsWith('unet/')))) {
     const where = site.subfolder === undefined ? 'at the repo root' : `in subfolder ${site.subfolder}`;
     throw new LatentBlendError(
       `${site.repo} (revision ${site.revision}) has no ONNX pipeline in Optimum's layout ${where}: expected ` +
@@ -957,4 +976,121 @@ export async function resolveModelSource(spec: string, options: ResolveModelOpti
     }
     throw error;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single files pinned by commit and checksum (auxiliary models such as LPIPS)
+// ---------------------------------------------------------------------------------------------
+
+/** A file of a Hub repo, pinned by its content. */
+export interface PinnedFile {
+  /** Path inside the repo, e.g. `lpips/lpips_feature.onnx`. */
+  readonly path: string;
+  /** SHA-256 of the content, 64 lowercase hex digits. */
+  readonly sha256: string;
+}
+
+/** Files of one repo at one commit. */
+export interface PinnedFiles {
+  readonly repo: string;
+  /** Commit hash, 40 lowercase hex digits. */
+  readonly commit: string;
+  readonly files: readonly PinnedFile[];
+}
+
+/** Where {@link fetchPinnedFiles} put the files. */
+export interface FetchedFiles {
+  /** Local path of each pinned file, in the pin's order (inside the snapshot of the commit). */
+  readonly paths: readonly string[];
+  /** True when no file content was transferred by this call. */
+  readonly fromCache: boolean;
+}
+
+async function sha256OfFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/**
+ * Gets the pinned files into the shared Hugging Face cache (snapshots/<commit>/<path>, blobs by
+ * ETag, as huggingface_hub lays them out) and returns their local paths. Files already in the
+ * snapshot are used with no network; the others are downloaded with progress, resumed after an
+ * interruption, and kept only when their SHA-256 matches the pin. Offline (option or
+ * HF_HUB_OFFLINE) a file missing from the cache is an error ('hub_offline'); so is an unreachable
+ * Hub ('hub_network'). Options as for resolveModelSource (revision, subfolder and variant unused).
+ */
+export async function fetchPinnedFiles(pin: PinnedFiles, options: ResolveModelOptions = {}): Promise<FetchedFiles> {
+  options.signal?.throwIfAborted();
+  const parsed = parseRepoSpec(pin.repo);
+  if (parsed === undefined || parsed.repo !== pin.repo || !COMMIT_HASH.test(pin.commit)) {
+    throw new LatentBlendError(`Bad pin for ${pin.repo}: a repo id owner/name and a 40-digit commit hash are needed, got commit "${pin.commit}".`);
+  }
+  for (const file of pin.files) {
+    if (!SHA256_HEX.test(file.sha256) || file.path.split('/').some((part) => !PATH_PART.test(part) || part === '..')) {
+      throw new LatentBlendError(`Bad pin for ${pin.repo}: file "${file.path}" needs a plain path and a 64-digit sha256.`);
+    }
+  }
+  const env = options.env ?? process.env;
+  const cacheDir = resolve(options.cacheDir ?? hubCacheDir(env));
+  const repoDir = join(cacheDir, repoFolderName(pin.repo));
+  const snapshot = join(repoDir, 'snapshots', pin.commit);
+  const pointers = pin.files.map((file) => join(snapshot, ...file.path.split('/')));
+  const missing: number[] = [];
+  for (const [index, pointer] of pointers.entries()) if (!(await pathExists(pointer))) missing.push(index);
+  if (missing.length === 0) return { paths: pointers, fromCache: true };
+
+  const names = missing.map((index) => pin.files[index]!.path).join(', ');
+  const offline = options.offline ?? isTruthyEnv(env.HF_HUB_OFFLINE);
+  if (offline) {
+    throw new LatentBlendError(
+      `${names} from ${pin.repo} (commit ${pin.commit}) ${missing.length === 1 ? 'is' : 'are'} not in the local cache (${repoDir}) and offline mode is on (HF_HUB_OFFLINE or --offline). Run once with network access to download ${missing.length === 1 ? 'it' : 'them'}.`,
+      'hub_offline',
+    );
+  }
+  const endpoint = (options.endpoint ?? envValue(env, 'HF_ENDPOINT') ?? DEFAULT_ENDPOINT).replace(/\/+$/, '');
+  const token = options.token ?? envValue(env, 'HF_TOKEN') ?? envValue(env, 'HUGGING_FACE_HUB_TOKEN');
+  const http: Http = { fetchFn: options.fetch ?? fetch, endpoint, token, signal: options.signal };
+  const ctx: ErrorContext = { repo: pin.repo, revision: pin.commit, endpoint, tokenSent: token !== undefined, spec: pin.repo };
+  const blobs = join(repoDir, 'blobs');
+  const stats = { received: 0 };
+  try {
+    const jobs: Job[] = [];
+    for (const index of missing) {
+      const file = pin.files[index]!;
+      const meta = await fileMetadata(http, ctx, pin.commit, file.path);
+      // LFS files' ETag is their sha256; otherwise the pinned sha256 names the blob.
+      const etag = meta.etag !== undefined && SAFE_ETAG.test(meta.etag) && !meta.etag.endsWith('.incomplete') ? meta.etag : file.sha256;
+      const blob = join(blobs, etag);
+      if ((await fileSize(blob)) !== undefined && (await sha256OfFile(blob)) === file.sha256) {
+        await linkIntoSnapshot(blob, pointers[index]!);
+        continue;
+      }
+      const remote: RemoteFile = { path: file.path, ...(meta.size !== undefined ? { size: meta.size } : {}), lfsSha256: file.sha256 };
+      jobs.push({ file: remote, pointer: pointers[index]!, blob, url: meta.downloadUrl, size: meta.size, sha256: file.sha256 });
+    }
+    const tracker = new ProgressTracker(options.onProgress);
+    const counters = new Map<Job, { value: number }>();
+    for (const job of jobs) {
+      const partial = (await fileSize(`${job.blob}.incomplete`)) ?? 0;
+      const resumable = job.size === undefined || partial <= job.size ? partial : 0;
+      counters.set(job, { value: resumable });
+      tracker.done += resumable;
+      tracker.total += job.size ?? 0;
+    }
+    const retries = Math.max(0, Math.floor(options.retries ?? 2));
+    for (const job of jobs) {
+      const counted = counters.get(job)!;
+      await transfer(http, job, ctx, tracker, counted, stats, retries);
+      if (job.size === undefined) tracker.total += counted.value;
+      await linkIntoSnapshot(job.blob, job.pointer);
+      tracker.report(job, counted.value, counted);
+    }
+  } catch (error) {
+    if (error instanceof HubUnreachable) {
+      throw new LatentBlendError(`Could not download ${names} from ${pin.repo}: ${error.message}. Partial files are kept in ${repoDir}; run again to resume.`, 'hub_network');
+    }
+    throw error;
+  }
+  return { paths: pointers, fromCache: stats.received === 0 };
 }

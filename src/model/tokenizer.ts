@@ -9,6 +9,29 @@ import { LatentBlendError } from '../errors.ts';
 import type { FileAccess } from '../runtime/platform.ts';
 import { readJsonObject } from './folder.ts';
 
+/**
+ * Characters of a prompt that can matter, per token of the context: no CLIP token is longer
+ * than this, so the first `maxLength` tokens always come from the first `maxLength * 64`
+ * characters once whitespace runs are collapsed (as the tokenizer's normaliser does).
+ */
+export const PROMPT_CHARS_PER_TOKEN = 64;
+
+/**
+ * The part of `prompt` that can reach the text encoder: a prompt longer than
+ * `maxLength * PROMPT_CHARS_PER_TOKEN` characters has its whitespace runs collapsed and is cut
+ * there, so a multi-megabyte prompt costs no more than a long one (the rest would be dropped
+ * by the token limit anyway; the caller still warns that tokens were dropped).
+ */
+export function promptHead(prompt: string, maxLength: number): string {
+  const limit = maxLength * PROMPT_CHARS_PER_TOKEN;
+  if (prompt.length <= limit) return prompt;
+  const collapsed = prompt.replace(/\s+/gu, ' ');
+  if (collapsed.length <= limit) return collapsed;
+  // Do not split a surrogate pair.
+  const end = /[\uD800-\uDBFF]/.test(collapsed[limit - 1]!) ? limit - 1 : limit;
+  return collapsed.slice(0, end);
+}
+
 /** The result of tokenizing one prompt. */
 export interface TokenizedPrompt {
   /** Exactly `maxLength` ids: bos, prompt tokens, eos, padding. */
@@ -182,7 +205,7 @@ export function loadClipTokenizer(files: FileAccess, dir: string): ClipTokenizer
     bosId,
     eosId,
     tokenize(prompt: string): TokenizedPrompt {
-      const body = tokenizer.encode(cleanPromptText(prompt), { add_special_tokens: false }).ids;
+      const body = tokenizer.encode(cleanPromptText(promptHead(prompt, maxLength)), { add_special_tokens: false }).ids;
       const room = maxLength - 2;
       const kept = body.length > room ? body.slice(0, room) : body;
       const ids = new Int32Array(maxLength).fill(padId);

@@ -4,10 +4,13 @@
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { LatentBlendError } from '../errors.ts';
-import { DEVICES, checkDeviceName, type Device, type FeedTensor, type OnnxRuntime } from '../runtime/onnx.ts';
+import { DEVICES, checkDeviceName, type Device, type FeedTensor, type OnnxRuntime, type SessionCreateOptions } from '../runtime/onnx.ts';
+import { sessionOptionsFor } from '../runtime/session-options.ts';
+import { WorkerSession } from './worker-session.ts';
+import { loadPicture } from '../io/picture.ts';
 import type { FileAccess, Platform } from '../runtime/platform.ts';
 
 /** Where onnxruntime-node keeps its native libraries on this platform. */
@@ -61,14 +64,19 @@ export const nodeRuntime: OnnxRuntime = {
   name: 'onnxruntime-node',
   availableDevices,
   checkDevice,
-  createSession: (path: string, _role: string, device: Device) =>
-    ort.InferenceSession.create(path, { executionProviders: [device], graphOptimizationLevel: 'all' }),
+  // The tuned options of the role (session-options.ts) unless replaced; on the main thread or in
+  // a worker thread of its own.
+  createSession: async (path: string, role: string, device: Device, options: SessionCreateOptions = {}) => {
+    const sessionOptions = options.sessionOptions ?? sessionOptionsFor(role, device);
+    return options.thread === 'worker' ? WorkerSession.create(path, sessionOptions) : ort.InferenceSession.create(path, sessionOptions);
+  },
   tensor: (feed: FeedTensor) => new ort.Tensor(feed.type, feed.data as Float32Array, feed.dims),
 };
 
 /** Model files on the local disk. */
 export const nodeFiles: FileAccess = {
   join: (...parts) => join(...parts),
+  resolve: (path) => resolve(path),
   isFolder: (path) => existsSync(path) && statSync(path).isDirectory(),
   isFile: (path) => existsSync(path) && statSync(path).isFile(),
   readText: (path) => readFileSync(path, 'utf8'),
@@ -84,5 +92,5 @@ export const nodeFiles: FileAccess = {
   },
 };
 
-/** The Node platform: onnxruntime-node and the local disk. */
-export const nodePlatform: Platform = { runtime: nodeRuntime, files: nodeFiles };
+/** The Node platform: onnxruntime-node, the local disk, pictures read with sharp. */
+export const nodePlatform: Platform = { runtime: nodeRuntime, files: nodeFiles, pictures: (path, options) => loadPicture(path, options) };

@@ -7,6 +7,7 @@ import type { Scheduler, SchedulerState } from '../schedulers/scheduler.ts';
 import type { Conditioning } from '../adapters/adapter.ts';
 import { concatBatch, type Tensor32 } from './tensor.ts';
 import type { Unet } from './unet.ts';
+import { controlKeep, mixedResiduals, type ControlNet, type ControlTerm } from './controlnet.ts';
 import { LatentBlendError } from '../errors.ts';
 
 /** One trajectory being denoised. */
@@ -22,6 +23,19 @@ export interface DenoiseItem {
   readonly stepNoise?: (stepIndex: number) => Float32Array;
   /** Scheduler memory carried from an earlier run of this trajectory. */
   readonly schedulerState?: SchedulerState;
+  /**
+   * Control pictures acting on this item with their weights (needs DenoiseRequest.control); the
+   * negative row under guidance gets the same, as in diffusers (no guess mode).
+   */
+  readonly control?: readonly ControlTerm[];
+}
+
+/** A ControlNet driving the UNet (diffusers' StableDiffusion(XL)ControlNetPipeline). */
+export interface DenoiseControl {
+  readonly controlNet: ControlNet;
+  /** diffusers' control_guidance_start / control_guidance_end: fractions of the steps, 0 ≤ start < end ≤ 1. */
+  readonly guidanceStart: number;
+  readonly guidanceEnd: number;
 }
 
 export interface StepEvent {
@@ -46,6 +60,8 @@ export interface DenoiseRequest {
   readonly beforeStep?: (stepIndex: number, latents: readonly Float32Array[]) => readonly Float32Array[] | undefined;
   readonly onStep?: (event: StepEvent) => void;
   readonly signal?: AbortSignal;
+  /** ControlNet residuals for the UNet (the UNet must have its residual export attached). */
+  readonly control?: DenoiseControl;
 }
 
 export interface DenoiseResult {
@@ -83,9 +99,14 @@ export async function denoise(request: DenoiseRequest): Promise<DenoiseResult> {
   const guided = items.map((item) => item.guidanceScale > 1);
   // Batch rows: for each item, [negative, positive] when guided, else [positive].
   const rowConditioning: Conditioning[] = [];
+  const rowControl: (readonly ControlTerm[])[] = [];
   items.forEach((item, index) => {
-    if (guided[index]) rowConditioning.push(item.negative!);
+    if (guided[index]) {
+      rowConditioning.push(item.negative!);
+      rowControl.push(item.control ?? []);
+    }
     rowConditioning.push(item.conditioning);
+    rowControl.push(item.control ?? []);
   });
   const names = [...(items[0]?.conditioning.keys() ?? [])];
   const batchedConditioning = new Map<string, Tensor32>();
@@ -118,11 +139,16 @@ export async function denoise(request: DenoiseRequest): Promise<DenoiseResult> {
       if (guided[index]) sample.set(scaled, itemLength * row++);
       sample.set(scaled, itemLength * row++);
     }
-    const prediction = await unet.predict(
-      { data: sample, dims: [rows, ...latentShape] },
-      scheduler.timesteps[stepIndex]!,
-      batchedConditioning,
-    );
+    const sampleTensor = { data: sample, dims: [rows, ...latentShape] };
+    const timestep = scheduler.timesteps[stepIndex]!;
+    const control = request.control;
+    // Outside the guidance window diffusers runs the ControlNet at scale 0: zero residuals, which
+    // leave the UNet's output exactly as without them, so the plain UNet runs instead.
+    const residuals =
+      control !== undefined && controlKeep(stepIndex, stepCount, control.guidanceStart, control.guidanceEnd) > 0
+        ? await mixedResiduals(control.controlNet, sampleTensor, timestep, batchedConditioning, rowControl)
+        : undefined;
+    const prediction = await unet.predict(sampleTensor, timestep, batchedConditioning, residuals, request.signal);
     row = 0;
     const next: Float32Array[] = [];
     const nextStates: unknown[] = [];

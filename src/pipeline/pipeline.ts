@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { inspectModelFolder, type ModelFolder } from '../model/folder.ts';
 import { modelDefaults, PRESETS, type ModelDefaults, type Preset } from '../model/preset.ts';
 import { loadClipTokenizer } from '../model/tokenizer.ts';
-import { loadOnnxModel, DEVICES, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import { loadOnnxModel, DEVICES, INFERENCE_THREADS, type Device, type OnnxModel } from '../runtime/onnx.ts';
 import type { Platform } from '../runtime/platform.ts';
 import { ClipTextEncoder } from '../adapters/text-encoder.ts';
 import { SdAdapter } from '../adapters/sd.ts';
@@ -18,9 +18,15 @@ import type { Scheduler } from '../schedulers/scheduler.ts';
 import { Unet } from './unet.ts';
 import { Vae, type RgbImage } from './vae.ts';
 import { denoise, type StepEvent } from './denoise.ts';
+import { loadControlNet, type ControlNet, type LoadedControlNet } from './controlnet.ts';
+import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from './control-options.ts';
+import { controlTensor } from '../image/control-tensor.ts';
+import { loadIpAdapter, withImagePrompt, zeroImageEmbeds, type IpAdapter, type LoadedIpAdapter } from './ip-adapter.ts';
 import { KeyframeNoise } from './keyframe-noise.ts';
+import { img2imgStart } from './picture-latents.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
+import { checkPictureSize, DEFAULT_MAX_AREA_FACTOR } from './size-limit.ts';
 
 /** Events the library emits; front ends render them (the library never prints). */
 export type PipelineEvent =
@@ -40,12 +46,22 @@ export const loadOptionsSchema = z.strictObject({
   scheduler: z.string().optional(),
   /** Scheduler config fields to change (e.g. { prediction_type: 'v_prediction' }). */
   schedulerConfig: z.record(z.string(), z.unknown()).optional(),
+  /** Largest picture area as a multiple of the model's native area (default 4); see size-limit.ts. */
+  maxAreaFactor: z.number({ error: 'expected a number >= 1' }).min(1, { error: 'expected a number >= 1' }).optional(),
+  /**
+   * 'worker': each ONNX session is created and run in its own worker thread, so this thread stays
+   * responsive (and independent sessions, e.g. SDXL's two text encoders, run at the same time);
+   * 'main' (default): on this thread, which each creation and call blocks.
+   */
+  inferenceThread: z.enum(INFERENCE_THREADS, { error: `expected one of ${INFERENCE_THREADS.join(', ')}` }).default('main'),
 });
 export type LoadOptions = z.input<typeof loadOptionsSchema>;
 
 /** The model's parts, loaded and ready. */
 export class DiffusionPipeline {
   private constructor(
+    /** The ONNX Runtime and file access it was loaded with (ControlNets and IP-Adapters load with them too). */
+    readonly platform: Platform,
     readonly folder: ModelFolder,
     readonly defaults: ModelDefaults,
     readonly device: Device,
@@ -54,9 +70,25 @@ export class DiffusionPipeline {
     readonly vae: Vae,
     readonly schedulerClass: string,
     readonly schedulerConfig: Readonly<Record<string, unknown>>,
-    readonly models: readonly OnnxModel[],
+    private readonly eagerModels: readonly OnnxModel[],
     private readonly listener: EventListener | undefined,
+    /** Largest picture area as a multiple of the native area (see checkSize). */
+    readonly maxAreaFactor: number = DEFAULT_MAX_AREA_FACTOR,
   ) {}
+
+  /** The ONNX models loaded so far (the VAE encoder only once a picture was encoded). */
+  get models(): readonly OnnxModel[] {
+    const encoder = this.vae.loadedEncoder;
+    return encoder === undefined ? this.eagerModels : [...this.eagerModels, encoder];
+  }
+
+  /**
+   * The VAE encoder, loaded on first use (emits a 'load' event then). Throws a LatentBlendError
+   * (code 'model_folder') when the model folder has no vae_encoder.
+   */
+  vaeEncoder(): Promise<OnnxModel> {
+    return this.vae.encoderModel();
+  }
 
   /**
    * Loads the model folder on the given device, with the platform's ONNX Runtime and files
@@ -78,25 +110,30 @@ export class DiffusionPipeline {
     // Fails early on a bad config, before the slow session loads.
     createScheduler(schedulerClass, schedulerConfig, defaults.steps);
 
+    const thread = parsed.inferenceThread;
     const timed = async (part: string, path: string): Promise<OnnxModel> => {
       const started = performance.now();
-      const model = await loadOnnxModel(platform.runtime, path, part, device);
+      const model = await loadOnnxModel(platform.runtime, path, part, device, { thread });
       listener?.({ type: 'load', part, seconds: (performance.now() - started) / 1000 });
       return model;
     };
+    // One after the other, in worker threads too: creating them concurrently was slower on the
+    // 2-core machine (issue #12: 25-39 s against 18-21 s for the full-size SD-Turbo).
     const encoderModels: OnnxModel[] = [];
     for (const [index, path] of folder.textEncoders.entries()) {
       encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
     }
+    const unetModel = await timed('UNet', folder.unet);
+    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(platform.files, folder.tokenizers[index]!)));
     const adapter: ModelAdapter =
       folder.family === 'sdxl'
         ? new SdxlAdapter(encoders[0]!, encoders[1]!, folder.modelIndex.force_zeros_for_empty_prompt !== false)
         : new SdAdapter(encoders[0]!);
-    const unetModel = await timed('UNet', folder.unet);
-    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
-    const encoderModel = folder.vaeEncoder === undefined ? undefined : await timed('VAE encoder', folder.vaeEncoder);
-    const vae = new Vae(decoderModel, encoderModel, defaults.vaeScalingFactor, defaults.vaeScaleFactor);
+    const vaeEncoderPath = folder.vaeEncoder;
+    // Loaded when a picture is first encoded: generate and transition never need it.
+    const loadEncoder = vaeEncoderPath === undefined ? undefined : () => timed('VAE encoder', vaeEncoderPath);
+    const vae = new Vae(decoderModel, loadEncoder, defaults.vaeScalingFactor, defaults.vaeScaleFactor);
     // diffusers' default VAE config says force_upcast for every model, but only SDXL's VAE is
     // known to overflow in float16 (decodeRaw also reports NaN output).
     if (folder.family === 'sdxl' && defaults.vaeForceUpcast && decoderModel.inputTypes.get('latent_sample') === 'float16') {
@@ -105,8 +142,30 @@ export class DiffusionPipeline {
         message: 'The VAE decoder is float16 but the model asks for float32 decoding (force_upcast); images may come out black. Prefer a float32 VAE decoder.',
       });
     }
-    const models = [...encoderModels, unetModel, decoderModel, ...(encoderModel ? [encoderModel] : [])];
-    return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener);
+    const models = [...encoderModels, unetModel, decoderModel];
+    return new DiffusionPipeline(platform, folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener, parsed.maxAreaFactor);
+  }
+
+  /**
+   * Loads a ControlNet folder for this model (docs/controlnet-onnx.md): checks its family and
+   * conditioning width against the model and the model's `unet_controlnet/` export first.
+   */
+  async loadControlNet(dir: string): Promise<LoadedControlNet> {
+    const started = performance.now();
+    const loaded = await loadControlNet(this.platform, dir, this.folder, this.unet, this.device);
+    this.listener?.({ type: 'load', part: 'ControlNet', seconds: (performance.now() - started) / 1000 });
+    return loaded;
+  }
+
+  /**
+   * Loads an IP-Adapter folder for this model (docs/ip-adapter-onnx.md): checks its family and
+   * UNet against the model first, then attaches its UNet to this pipeline's UNet.
+   */
+  async loadIpAdapter(dir: string): Promise<LoadedIpAdapter> {
+    const started = performance.now();
+    const loaded = await loadIpAdapter(this.platform, dir, this.folder, this.unet, this.device);
+    this.listener?.({ type: 'load', part: 'IP-Adapter', seconds: (performance.now() - started) / 1000 });
+    return loaded;
   }
 
   /** Emits an event to the listener given at load time. */
@@ -123,6 +182,14 @@ export class DiffusionPipeline {
   latentShape(width: number, height: number): [number, number, number] {
     const scale = this.defaults.vaeScaleFactor;
     return [this.defaults.latentChannels, height / scale, width / scale];
+  }
+
+  /**
+   * Refuses a picture size that cannot fit in memory (above maxAreaFactor times the model's
+   * native area) with the estimated memory in the message; called before any model runs.
+   */
+  checkSize(width: number, height: number): void {
+    checkPictureSize(width, height, this.defaults, this.maxAreaFactor);
   }
 
   /** `value` rounded to the nearest multiple of the VAE scale factor (at least one), silently. */
@@ -171,22 +238,59 @@ export class DiffusionPipeline {
     const parsed = parseOptions(generateOptionsSchema, options, 'generate options');
     const width = this.roundSize(parsed.width ?? this.defaults.width, 'width');
     const height = this.roundSize(parsed.height ?? this.defaults.height, 'height');
+    this.checkSize(width, height);
     const steps = parsed.steps ?? this.defaults.steps;
     const guidanceScale = parsed.guidanceScale ?? this.defaults.guidanceScale;
     const scheduler = this.scheduler(steps, parsed.eta !== undefined ? { eta: parsed.eta } : {});
     const guided = guidanceScale > 1;
     const started = performance.now();
-    const { positive, negative } = await this.encode(parsed.prompt, parsed.negativePrompt, {
+    const encoded = await this.encode(parsed.prompt, parsed.negativePrompt, {
       width,
       height,
       guided,
       ...(parsed.clipSkip !== undefined ? { clipSkip: parsed.clipSkip } : {}),
     });
+    let { positive, negative } = encoded;
+    const ip = parsed.ipAdapter;
+    if (ip !== undefined) {
+      // As diffusers: the picture's embedding on the positive side, zeros on the negative one.
+      const embeds = await ip.adapter.encode(ip.picture);
+      const scale = ip.scale ?? 1;
+      positive = withImagePrompt(positive, embeds, scale);
+      if (negative !== undefined) negative = withImagePrompt(negative, zeroImageEmbeds(embeds), scale);
+    }
     const shape = this.latentShape(width, height);
+    const control = parsed.control;
+    if (control !== undefined) {
+      const problem = guidanceWindowProblem(control.guidanceStart ?? DEFAULT_CONTROL_GUIDANCE.start, control.guidanceEnd ?? DEFAULT_CONTROL_GUIDANCE.end);
+      if (problem !== undefined) throw new LatentBlendError(`generate options: ${problem}.`);
+    }
     const noise = new KeyframeNoise(parsed.seed);
     const length = shape[0] * shape[1] * shape[2];
-    const start = parsed.startLatents ?? noise.start(length);
-    const latents = Float32Array.from(start, (value) => value * scheduler.initNoiseSigma);
+    let fromStep = 0;
+    let latents: Float32Array;
+    let schedulerState: unknown;
+    if (parsed.image !== undefined) {
+      // Image-to-image (diffusers' StableDiffusion(XL)Img2ImgPipeline): see img2imgStart.
+      if (parsed.image.width !== width || parsed.image.height !== height) {
+        throw new LatentBlendError(`The picture is ${parsed.image.width}×${parsed.image.height} but the image size is ${width}×${height}; read it at that size.`);
+      }
+      const start = await img2imgStart(this, scheduler, {
+        image: parsed.image,
+        steps,
+        strength: parsed.strength,
+        seed: parsed.seed,
+        mode: parsed.imageLatents,
+        ...(parsed.posteriorNoise !== undefined ? { posteriorNoise: parsed.posteriorNoise } : {}),
+        ...(parsed.startLatents !== undefined ? { noise: parsed.startLatents } : {}),
+      });
+      fromStep = start.fromStep;
+      latents = start.latents;
+      schedulerState = scheduler.img2imgState?.(fromStep);
+    } else {
+      const start = parsed.startLatents ?? noise.start(length);
+      latents = Float32Array.from(start, (value) => value * scheduler.initNoiseSigma);
+    }
     const result = await denoise({
       unet: this.unet,
       scheduler,
@@ -198,9 +302,20 @@ export class DiffusionPipeline {
           ...(negative !== undefined ? { negative } : {}),
           guidanceScale,
           stepNoise: parsed.stepNoise ?? ((stepIndex) => noise.step(stepIndex, length)),
+          ...(schedulerState !== undefined ? { schedulerState } : {}),
+          ...(control !== undefined ? { control: [{ image: controlTensor(control.picture, width, height), weight: control.scale ?? 1 }] } : {}),
         },
       ],
-      fromStep: 0,
+      ...(control !== undefined
+        ? {
+            control: {
+              controlNet: control.controlNet,
+              guidanceStart: control.guidanceStart ?? DEFAULT_CONTROL_GUIDANCE.start,
+              guidanceEnd: control.guidanceEnd ?? DEFAULT_CONTROL_GUIDANCE.end,
+            },
+          }
+        : {}),
+      fromStep,
       toStep: scheduler.timesteps.length,
       onStep: (event) => this.emit({ type: 'step', ...event }),
       ...(parsed.signal !== undefined ? { signal: parsed.signal } : {}),
@@ -232,13 +347,39 @@ export const generateOptionsSchema = z.strictObject({
   /** Step noise for stochastic schedulers instead of the seed's stream. */
   stepNoise: z.custom<(stepIndex: number) => Float32Array>((value) => typeof value === 'function', { error: 'expected a function' }).optional(),
   signal: z.instanceof(AbortSignal).optional(),
+  /** Image-to-image: the input picture, RGB8 at the output size (see src/io/picture.ts). */
+  image: z.custom<RgbImage>((value) => typeof value === 'object' && value !== null && (value as RgbImage).data instanceof Uint8Array, { error: 'expected an RGB8 image' }).optional(),
+  /** Image-to-image: how much of the schedule runs, 0 (keep the picture) to 1 (ignore it); default 0.6. */
+  strength: z.number({ error: 'expected a strength from 0 to 1' }).gt(0, { error: 'expected a strength above 0 and at most 1' }).max(1, { error: 'expected a strength above 0 and at most 1' }).default(0.6),
+  /** Image-to-image: the picture's latents from the VAE posterior's seeded `sample` (diffusers' default) or its `mean`. */
+  imageLatents: z.enum(['sample', 'mean'], { error: 'expected sample or mean' }).default('sample'),
+  /** Image-to-image: unit-Gaussian posterior noise instead of the seed's (tests). */
+  posteriorNoise: z.custom<Float32Array>((value) => value instanceof Float32Array, { error: 'expected a Float32Array' }).optional(),
+  /** ControlNet: a loaded ControlNet (loadControlNet), the control picture (any size; stretched to the output size), scale and guidance window. */
+  control: z
+    .strictObject({
+      controlNet: z.custom<ControlNet>((value) => typeof value === 'object' && value !== null && 'residualNames' in value, { error: 'expected a loaded ControlNet' }),
+      picture: z.custom<RgbImage>((value) => typeof value === 'object' && value !== null && (value as RgbImage).data instanceof Uint8Array, { error: 'expected an RGB picture' }),
+      scale: controlScaleSchema.optional(),
+      guidanceStart: controlFractionSchema.optional(),
+      guidanceEnd: controlFractionSchema.optional(),
+    })
+    .optional(),
+  /** IP-Adapter: a loaded IP-Adapter (loadIpAdapter), the image prompt (any size) and the adapter scale (default 1). */
+  ipAdapter: z
+    .strictObject({
+      adapter: z.custom<IpAdapter>((value) => typeof value === 'object' && value !== null && 'encoder' in value, { error: 'expected a loaded IP-Adapter' }),
+      picture: z.custom<RgbImage>((value) => typeof value === 'object' && value !== null && (value as RgbImage).data instanceof Uint8Array, { error: 'expected an RGB picture' }),
+      scale: z.number({ error: 'expected an IP-Adapter scale from 0 to 5' }).min(0, { error: 'expected an IP-Adapter scale from 0 to 5' }).max(5, { error: 'expected an IP-Adapter scale from 0 to 5' }).optional(),
+    })
+    .optional(),
 });
 /** Options of `generate`: prompt, seed, steps (default: model's), guidance scale, size in pixels, clip skip. */
 export type GenerateOptions = z.input<typeof generateOptionsSchema>;
 
 export interface GenerateResult {
   readonly image: RgbImage;
-  /** Latents after every step. */
+  /** Latents after every step run (image-to-image: only the steps it runs). */
   readonly trajectory: readonly Float32Array[];
   readonly width: number;
   readonly height: number;

@@ -28,18 +28,55 @@ export function decodedToRgb(decoded: Float32Array, width: number, height: numbe
 
 export class Vae {
   private readonly decoderInputType;
-  private readonly encoderInputType;
+  private encoderLoading: Promise<OnnxModel> | undefined;
+  private encoderLoaded: OnnxModel | undefined;
 
+  /**
+   * @param encoder loads the VAE encoder on first use (undefined when the folder has none):
+   *   most runs (generate, transition) never encode a picture, so its session is not created.
+   */
   constructor(
     readonly decoder: OnnxModel,
-    readonly encoder: OnnxModel | undefined,
+    private readonly encoder: (() => Promise<OnnxModel>) | undefined,
     /** Latent scaling factor from the VAE config (SD 0.18215, SDXL 0.13025). */
     readonly scalingFactor: number,
     /** Pixels per latent cell (8 for SD and SDXL). */
     readonly scaleFactor: number,
   ) {
     this.decoderInputType = requireInput(decoder, 'latent_sample');
-    this.encoderInputType = encoder === undefined ? undefined : requireInput(encoder, 'sample');
+  }
+
+  /** Whether the model folder has a VAE encoder (loaded or not). */
+  get hasEncoder(): boolean {
+    return this.encoder !== undefined;
+  }
+
+  /** The VAE encoder if it was loaded already (for statistics and release), else undefined. */
+  get loadedEncoder(): OnnxModel | undefined {
+    return this.encoderLoaded;
+  }
+
+  /**
+   * The VAE encoder, loaded on the first call (concurrent callers share one load; a failed load
+   * is retried on the next call). Throws a LatentBlendError when the folder has no encoder.
+   */
+  async encoderModel(): Promise<OnnxModel> {
+    if (this.encoderLoaded !== undefined) return this.encoderLoaded;
+    if (this.encoder === undefined) {
+      throw new LatentBlendError('This model folder has no vae_encoder/model.onnx, so images cannot be encoded.', 'model_folder');
+    }
+    this.encoderLoading ??= this.encoder().then(
+      (model) => {
+        requireInput(model, 'sample');
+        this.encoderLoaded = model;
+        return model;
+      },
+      (error: unknown) => {
+        this.encoderLoading = undefined;
+        throw error;
+      },
+    );
+    return this.encoderLoading;
   }
 
   /** Decoder calls so far (one per image). */
@@ -50,12 +87,23 @@ export class Vae {
    * output [3, h*scale, w*scale] in roughly [-1, 1].
    */
   async decodeRaw(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<Float32Array> {
-    const scaled = new Float32Array(latents.length);
-    for (let k = 0; k < latents.length; k++) scaled[k] = latents[k]! / this.scalingFactor;
-    const outputs = await runModel(this.decoder, {
-      latent_sample: floatTensor(this.decoderInputType, scaled, [1, ...latentShape]),
+    return this.decodeRawBatch([latents], latentShape);
+  }
+
+  /**
+   * Decodes several items' latents (each [C, h, w]) in one decoder call, batch B = the number
+   * of items; returns the raw outputs stacked, [B, 3, h*scale, w*scale].
+   */
+  async decodeRawBatch(items: readonly Float32Array[], latentShape: readonly [number, number, number]): Promise<Float32Array> {
+    const length = latentShape[0] * latentShape[1] * latentShape[2];
+    const scaled = new Float32Array(items.length * length);
+    items.forEach((latents, item) => {
+      for (let k = 0; k < length; k++) scaled[item * length + k] = latents[k]! / this.scalingFactor;
     });
-    this.decodes += 1;
+    const outputs = await runModel(this.decoder, {
+      latent_sample: floatTensor(this.decoderInputType, scaled, [items.length, ...latentShape]),
+    });
+    this.decodes += items.length;
     const out = outputs.sample ?? Object.values(outputs)[0]!;
     const data = toFloat32(out);
     if (data.some((value) => Number.isNaN(value))) {
@@ -71,6 +119,16 @@ export class Vae {
   async decode(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<RgbImage> {
     const raw = await this.decodeRaw(latents, latentShape);
     return decodedToRgb(raw, latentShape[2] * this.scaleFactor, latentShape[1] * this.scaleFactor);
+  }
+
+  /** Decodes several items' latents to RGB8 images in one decoder call (see decodeRawBatch). */
+  async decodeBatch(items: readonly Float32Array[], latentShape: readonly [number, number, number]): Promise<RgbImage[]> {
+    if (items.length === 0) return [];
+    const raw = await this.decodeRawBatch(items, latentShape);
+    const width = latentShape[2] * this.scaleFactor;
+    const height = latentShape[1] * this.scaleFactor;
+    const plane = 3 * width * height;
+    return items.map((_, item) => decodedToRgb(raw.subarray(item * plane, (item + 1) * plane), width, height));
   }
 
   /**
@@ -93,10 +151,8 @@ export class Vae {
    * before the scaling factor.
    */
   async encodeMean(pixels: Float32Array, width: number, height: number, latentChannels = 4): Promise<Float32Array> {
-    if (this.encoder === undefined || this.encoderInputType === undefined) {
-      throw new LatentBlendError('This model folder has no vae_encoder/model.onnx, so images cannot be encoded.', 'model_folder');
-    }
-    const outputs = await runModel(this.encoder, { sample: floatTensor(this.encoderInputType, pixels, [1, 3, height, width]) });
+    const encoder = await this.encoderModel();
+    const outputs = await runModel(encoder, { sample: floatTensor(requireInput(encoder, 'sample'), pixels, [1, 3, height, width]) });
     const out = toFloat32(outputs.latent_parameters ?? outputs.latent_sample ?? Object.values(outputs)[0]!);
     // Current exports return the distribution's parameters: mean and log-variance stacked on channels.
     return out.slice(0, latentChannels * (width / this.scaleFactor) * (height / this.scaleFactor));

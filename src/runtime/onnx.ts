@@ -40,8 +40,12 @@ export interface OnnxRuntime {
   availableDevices(): Device[];
   /** Checks that `device` can be used here; otherwise a LatentBlendError naming what is available. */
   checkDevice(device: string): Device;
-  /** Creates a session; may throw anything (loadOnnxModel words the error). */
-  createSession(source: string, role: string, device: Device): Promise<ort.InferenceSession>;
+  /**
+   * Creates a session; may throw anything (loadOnnxModel words the error). `options`: the
+   * thread (Node: 'worker' runs it in a worker thread) and session options replacing the tuned
+   * ones of src/runtime/session-options.ts (benchmarks).
+   */
+  createSession(source: string, role: string, device: Device, options?: SessionCreateOptions): Promise<SessionLike>;
   /** The runtime's tensor for plain data. */
   tensor(feed: FeedTensor): ort.Tensor;
 }
@@ -54,12 +58,37 @@ export function checkDeviceName(device: string): Device {
   return device as Device;
 }
 
+/**
+ * Where a model's session is created and run: 'main' (onnxruntime-node on the calling thread,
+ * which blocks it for the whole creation or call) or 'worker' (a worker thread per session; the
+ * calling thread stays free and independent sessions run concurrently).
+ */
+export const INFERENCE_THREADS = ['main', 'worker'] as const;
+export type InferenceThread = (typeof INFERENCE_THREADS)[number];
+
+/** Options of a session's creation (see {@link OnnxRuntime.createSession}). */
+export interface SessionCreateOptions {
+  readonly thread?: InferenceThread;
+  readonly sessionOptions?: ort.InferenceSession.SessionOptions;
+}
+
+/** What the engine uses of a session: onnxruntime's own, or a stand-in running it elsewhere (a worker thread). */
+export interface SessionLike {
+  readonly inputMetadata: ort.InferenceSession['inputMetadata'];
+  readonly outputMetadata: ort.InferenceSession['outputMetadata'];
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>>;
+  release(): Promise<void>;
+}
+
 /** One loaded ONNX model with the input/output facts we need. */
 export interface OnnxModel {
   readonly path: string;
   readonly role: string;
   readonly runtime: OnnxRuntime;
-  readonly session: ort.InferenceSession;
+  /** The session: onnxruntime-node's own (main thread) or a WorkerSession (its own thread). */
+  readonly session: SessionLike;
   /** Element type of each tensor input, by name ('float32', 'float16', 'int64', …). */
   readonly inputTypes: ReadonlyMap<string, TensorType>;
   /** Declared rank of each tensor input, by name (0 for a scalar). */
@@ -69,11 +98,21 @@ export interface OnnxModel {
   readonly stats: { calls: number; seconds: number };
 }
 
-/** Creates a session for `path` on `device` with `runtime`; failures name the file and the device. */
-export async function loadOnnxModel(runtime: OnnxRuntime, path: string, role: string, device: Device): Promise<OnnxModel> {
-  let session: ort.InferenceSession;
+/**
+ * Creates a session for `path` on `device` with `runtime` and the options chosen for its role
+ * (see session-options.ts) unless `options.sessionOptions` replaces them (benchmarks); in Node
+ * on the main thread or in a worker thread (`options.thread`). Failures name the file and the device.
+ */
+export async function loadOnnxModel(
+  runtime: OnnxRuntime,
+  path: string,
+  role: string,
+  device: Device,
+  options: SessionCreateOptions = {},
+): Promise<OnnxModel> {
+  let session: SessionLike;
   try {
-    session = await runtime.createSession(path, role, device);
+    session = await runtime.createSession(path, role, device, options);
   } catch (error) {
     if (error instanceof LatentBlendError) throw error;
     throw new LatentBlendError(
@@ -144,16 +183,42 @@ export function toFloat32(tensor: OutputTensor): Float32Array {
   throw new LatentBlendError(`Expected a float output, got ${tensor.type}.`, 'model_folder');
 }
 
-/** Runs a session and returns its outputs; native errors are re-thrown with the model's role. */
-export async function runModel(model: OnnxModel, feeds: Record<string, FeedTensor>): Promise<Record<string, ort.Tensor>> {
+/** A failed session run as an error: running out of memory is the user's to fix (a smaller size or batch), not a bug. */
+function runFailure(model: OnnxModel, error: unknown): Error {
+  const message = (error as Error)?.message ?? String(error);
+  if (/bad_alloc|Failed to allocate|out of memory|OOM|allocation failed|cudaMalloc|Insufficient memory/i.test(message)) {
+    return new LatentBlendError(
+      `Not enough memory to run the ${model.role} (${model.path}): ${message.split('\n')[0]!.slice(0, 300)}. Use a smaller width and height, a smaller batch size, or a device with more memory.`,
+      'out_of_memory',
+    );
+  }
+  return new Error(`${model.role} (${model.path}) failed: ${message}`);
+}
+
+/**
+ * Runs a session and returns its outputs; native errors are re-thrown with the model's role.
+ * With `signal`, an abort rejects at once with its reason (a session in a worker thread finishes
+ * the call there and its result is dropped; on the main thread the call cannot be interrupted).
+ */
+export async function runModel(model: OnnxModel, feeds: Record<string, FeedTensor>, signal?: AbortSignal): Promise<Record<string, ort.Tensor>> {
   const started = performance.now();
+  let onAbort: (() => void) | undefined;
   const tensors: Record<string, ort.Tensor> = {};
   for (const [name, feed] of Object.entries(feeds)) tensors[name] = model.runtime.tensor(feed);
   try {
-    return (await model.session.run(tensors)) as Record<string, ort.Tensor>;
-  } catch (error) {
-    throw new Error(`${model.role} (${model.path}) failed: ${(error as Error).message}`);
+    signal?.throwIfAborted();
+    const running = model.session.run(tensors).catch((error: unknown) => {
+      throw runFailure(model, error);
+    });
+    if (signal === undefined) return await running;
+    running.catch(() => undefined); // an error after the abort won is not unhandled
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    return await Promise.race([running, aborted]);
   } finally {
+    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort);
     model.stats.calls += 1;
     model.stats.seconds += (performance.now() - started) / 1000;
   }

@@ -5,7 +5,7 @@
  * same diffusers formula in every scheduler that uses it; formulas that merely look alike stay in
  * their own files.
  */
-import type { SchedulerState } from './scheduler.ts';
+import type { NoiseLevel, Scheduler, SchedulerState } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import { checkScaleIndex, checkTimestepGrid, noiseTables, spacedTimesteps, type TimestepSpacing } from './betas.ts';
 
@@ -112,4 +112,35 @@ export function previousState<S extends MultistepState>(className: S['kind'], st
 /** diffusers' `clip_sample`: clamps an x0 estimate to [-range, range] when `clip` is set. */
 export function clipPredictedOriginal(x0: number, clip: boolean, range: number): number {
   return clip ? Math.min(Math.max(x0, -range), range) : x0;
+}
+
+/** Rejects a noise-level index outside [0, numSteps] (numSteps = the level after the last step). */
+export function checkLevelIndex(className: string, numSteps: number, stepIndex: number): void {
+  if (!Number.isInteger(stepIndex) || stepIndex < 0 || stepIndex > numSteps) {
+    throw new RangeError(`${className}.noiseLevel: stepIndex ${stepIndex} is outside [0, ${numSteps}].`);
+  }
+}
+
+/** Noise level of an alpha-parameterised sample: sqrt(alpha_prod) * x0 + sqrt(1 - alpha_prod) * eps. */
+export function alphaNoiseLevel(alphaProd: number): NoiseLevel {
+  return { signal: Math.sqrt(alphaProd), noise: Math.sqrt(1 - alphaProd) };
+}
+
+/** Noise level of an Euler (sigma-space) sample: x0 + sigma * eps. */
+export function sigmaNoiseLevel(sigma: number): NoiseLevel {
+  return { signal: 1, noise: sigma };
+}
+
+/**
+ * diffusers' `add_noise`: signal * original + noise * eps at the level of the sample entering step
+ * `stepIndex` (img2img's start, the picture keyframe's trajectory). Float32 like torch.
+ */
+export function addNoise(scheduler: Scheduler, original: Float32Array, noise: Float32Array, stepIndex: number): Float32Array {
+  if (noise.length !== original.length) throw new RangeError(`addNoise: noise has ${noise.length} values, original ${original.length}.`);
+  const level = scheduler.noiseLevel(stepIndex);
+  const signal = Math.fround(level.signal);
+  const scale = Math.fround(level.noise);
+  const out = new Float32Array(original.length);
+  for (let k = 0; k < out.length; k++) out[k] = Math.fround(signal * original[k]!) + Math.fround(scale * noise[k]!);
+  return out;
 }

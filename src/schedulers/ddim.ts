@@ -4,7 +4,7 @@
  * `noise` is then needed at every step whose variance is non-zero (all but a last step that lands
  * on alpha = 1). Stateless.
  */
-import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
+import type { NoiseLevel, Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import { checkStepInput, requireNoise } from './betas.ts';
 import {
@@ -13,6 +13,8 @@ import {
   clipPredictedOriginal,
   prevAlphaProd,
   unscaledModelInput,
+  alphaNoiseLevel,
+  checkLevelIndex,
   type AlphaSchedule,
 } from './common.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -76,6 +78,13 @@ export class DDIMScheduler implements Scheduler {
   /** DDIM needs no input scaling. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
     return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
+  }
+
+  /** sqrt(alphas_cumprod[t]) and sqrt(1 - alphas_cumprod[t]); after the last step, the final alpha. */
+  noiseLevel(stepIndex: number): NoiseLevel {
+    checkLevelIndex(this.className, this.numInferenceSteps, stepIndex);
+    const alphaProd = stepIndex === this.numInferenceSteps ? this.alphas.finalAlphaCumprod : this.alphas.alphasCumprod[this.timesteps[stepIndex]!]!;
+    return alphaNoiseLevel(alphaProd);
   }
 
   step(input: StepInput): StepOutput {

@@ -8,7 +8,7 @@
  * `set_begin_index(k)`): a first-order update from sigma_k to sigma_{k+1}; the order then rises
  * by one per step of the trajectory up to solver_order, exactly as diffusers' `lower_order_nums`.
  */
-import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
+import type { NoiseLevel, Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import {
   checkStepInput,
@@ -23,7 +23,7 @@ import {
   trainSigmas,
   logTrainSigmas,
 } from './betas.ts';
-import { finalSigma, previousState, unscaledModelInput } from './common.ts';
+import { checkLevelIndex, finalSigma, previousState, unscaledModelInput } from './common.ts';
 
 const f32 = Math.fround;
 
@@ -110,6 +110,14 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   /** DPM-Solver needs no input scaling. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
     return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
+  }
+
+  /** alpha_t * x0 + sigma_t * eps with alpha_t = 1 / sqrt(sigma^2 + 1), sigma_t = sigma * alpha_t (diffusers' _sigma_to_alpha_sigma_t). */
+  noiseLevel(stepIndex: number): NoiseLevel {
+    checkLevelIndex(this.className, this.numInferenceSteps, stepIndex);
+    const sigma = this.sigmas[stepIndex]!;
+    const alpha = 1 / Math.sqrt(sigma * sigma + 1);
+    return { signal: alpha, noise: sigma * alpha };
   }
 
   step(input: StepInput): StepOutput {

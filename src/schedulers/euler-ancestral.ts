@@ -3,10 +3,10 @@
  * noise of size sigma_up, so that the result has noise level sigma_next. Stateless; needs
  * standard-normal `noise` at every step except the last (where sigma_up = 0).
  */
-import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
+import type { NoiseLevel, Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import { checkStepInput, interpOnIndexGrid, noiseTables, requireNoise, trainSigmas } from './betas.ts';
-import { checkedTimesteps, sigmaInitNoiseSigma, sigmaScaledModelInput } from './common.ts';
+import { checkLevelIndex, sigmaNoiseLevel, checkedTimesteps, sigmaInitNoiseSigma, sigmaScaledModelInput } from './common.ts';
 import { sigmaSpacePredictedOriginal } from './euler.ts';
 
 /** EulerAncestralDiscreteScheduler prepared for a number of inference steps. */
@@ -34,6 +34,12 @@ export class EulerAncestralDiscreteScheduler implements Scheduler {
   /** x / sqrt(sigma^2 + 1): the denoiser sees unit-variance input. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
     return sigmaScaledModelInput(this.className, this.numInferenceSteps, this.sigmas, sample, stepIndex);
+  }
+
+  /** x0 + sigma * eps with this step's sigma (after the last step: the final sigma). */
+  noiseLevel(stepIndex: number): NoiseLevel {
+    checkLevelIndex(this.className, this.numInferenceSteps, stepIndex);
+    return sigmaNoiseLevel(this.sigmas[stepIndex]!);
   }
 
   step(input: StepInput): StepOutput {

@@ -3,10 +3,10 @@
  * deterministic first-order step in sigma space. Stateless: `state` is ignored and returned as
  * undefined.
  */
-import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
+import type { NoiseLevel, Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import { checkStepInput, interpOnIndexGrid, karrasSigmas, noiseTables, sigmaToT, torchLinspaceF32, trainSigmas, logTrainSigmas } from './betas.ts';
-import { checkedTimesteps, finalSigma, sigmaInitNoiseSigma, sigmaScaledModelInput } from './common.ts';
+import { checkLevelIndex, sigmaNoiseLevel, checkedTimesteps, finalSigma, sigmaInitNoiseSigma, sigmaScaledModelInput } from './common.ts';
 
 const f32 = Math.fround;
 
@@ -77,6 +77,12 @@ export class EulerDiscreteScheduler implements Scheduler {
   /** x / sqrt(sigma^2 + 1): the denoiser sees unit-variance input. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
     return sigmaScaledModelInput(this.className, this.numInferenceSteps, this.sigmas, sample, stepIndex);
+  }
+
+  /** x0 + sigma * eps with this step's sigma (after the last step: the final sigma). */
+  noiseLevel(stepIndex: number): NoiseLevel {
+    checkLevelIndex(this.className, this.numInferenceSteps, stepIndex);
+    return sigmaNoiseLevel(this.sigmas[stepIndex]!);
   }
 
   step(input: StepInput): StepOutput {

@@ -12,7 +12,8 @@ import { LCMScheduler } from './lcm.ts';
 import { DPMSolverMultistepScheduler } from './dpm-solver-multistep.ts';
 import { PNDMScheduler } from './pndm.ts';
 
-export type { Scheduler, SchedulerState, StepInput, StepOutput, PredictionType } from './scheduler.ts';
+export type { Scheduler, SchedulerState, StepInput, StepOutput, PredictionType, NoiseLevel } from './scheduler.ts';
+export { addNoise } from './common.ts';
 export { parseSchedulerConfig, type SchedulerConfig, type SchedulerClassName } from './config.ts';
 
 /** diffusers scheduler class names that `createScheduler` accepts. */

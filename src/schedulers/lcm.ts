@@ -3,10 +3,10 @@
  * consistency-model estimate of x0 ("denoised") and, except at the last step, re-noises it to the
  * next timestep with fresh standard-normal `noise`. Stateless.
  */
-import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
+import type { NoiseLevel, Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import { checkStepInput, numpyLinspace, requireNoise } from './betas.ts';
-import { alphaSchedule, clipPredictedOriginal, prevAlphaProd, unscaledModelInput, type AlphaSchedule } from './common.ts';
+import { alphaNoiseLevel, checkLevelIndex, alphaSchedule, clipPredictedOriginal, prevAlphaProd, unscaledModelInput, type AlphaSchedule } from './common.ts';
 import { alphaSpaceEstimates } from './ddim.ts';
 import { LatentBlendError } from '../errors.ts';
 
@@ -44,6 +44,13 @@ export class LCMScheduler implements Scheduler {
   /** LCM needs no input scaling. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
     return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
+  }
+
+  /** sqrt(alphas_cumprod[t]) and sqrt(1 - alphas_cumprod[t]); after the last step, the clean sample (the last step returns its x0 estimate). */
+  noiseLevel(stepIndex: number): NoiseLevel {
+    checkLevelIndex(this.className, this.numInferenceSteps, stepIndex);
+    if (stepIndex === this.numInferenceSteps) return { signal: 1, noise: 0 };
+    return alphaNoiseLevel(this.alphas.alphasCumprod[this.timesteps[stepIndex]!]!);
   }
 
   step(input: StepInput): StepOutput {

@@ -21,10 +21,10 @@
  *   estimate), and the correction needs x_{t_0}, which a new trajectory lacks; so the step returns
  *   the sample unchanged and the model output is not used. Start at 0 or >= 2 to avoid wasting it.
  */
-import type { Scheduler, StepInput, StepOutput } from './scheduler.ts';
+import type { NoiseLevel, Scheduler, StepInput, StepOutput } from './scheduler.ts';
 import type { SchedulerConfig } from './config.ts';
 import { checkStepInput } from './betas.ts';
-import { alphaSchedule, checkedTimesteps, prevAlphaProd, previousState, unscaledModelInput, type AlphaSchedule } from './common.ts';
+import { alphaNoiseLevel, checkLevelIndex, alphaSchedule, checkedTimesteps, prevAlphaProd, previousState, unscaledModelInput, type AlphaSchedule } from './common.ts';
 
 /** What PLMS remembers between steps of one trajectory. */
 interface PndmState {
@@ -35,6 +35,11 @@ interface PndmState {
   readonly ets: readonly Float32Array[];
   /** The sample entering step 0, kept for the correction at step 1. */
   readonly firstSample?: Float32Array;
+  /**
+   * diffusers' warm-up counter restarted at a later step (its img2img pipelines): the first step
+   * run is first order and the second redoes it (the correction of step 1), whatever their index.
+   */
+  readonly restarted?: boolean;
 }
 
 /** PNDMScheduler (PLMS) prepared for a number of inference steps. */
@@ -67,11 +72,41 @@ export class PNDMScheduler implements Scheduler {
     return unscaledModelInput(this.className, this.numInferenceSteps, sample, stepIndex);
   }
 
+  /** sqrt(alphas_cumprod[t]) and sqrt(1 - alphas_cumprod[t]); after the last step, the final alpha. */
+  noiseLevel(stepIndex: number): NoiseLevel {
+    checkLevelIndex(this.className, this.numInferenceSteps, stepIndex);
+    if (stepIndex === this.numInferenceSteps) return alphaNoiseLevel(this.alphas.finalAlphaCumprod);
+    return alphaNoiseLevel(this.alphas.alphasCumprod[this.timesteps[stepIndex]!]!);
+  }
+
+  /**
+   * The state diffusers' img2img pipelines give a trajectory that starts at `fromStep` > 0: PLMS's
+   * warm-up counter restarts there, so the second step run is a correction of the first (at that
+   * point the sample's level and the listed timesteps drift apart by one step, as in diffusers).
+   * The blending engine does not use this (see the file comment for its mid-trajectory starts).
+   */
+  img2imgState(fromStep: number): PndmState | undefined {
+    return fromStep > 0 ? { kind: this.className, stepIndex: fromStep - 1, ets: [], restarted: true } : undefined;
+  }
+
   step(input: StepInput): StepOutput {
     checkStepInput(this.className, this.numInferenceSteps, input);
     const { modelOutput, sample, stepIndex } = input;
     const previous = previousState<PndmState>(this.className, stepIndex, input.state);
     const timestep = this.timesteps[stepIndex]!;
+
+    if (previous?.restarted === true && this.numInferenceSteps > 1) {
+      if (previous.firstSample === undefined) {
+        // diffusers' counter 0: first order with this output, remember the sample for the correction.
+        const { prevSample, x0 } = this.update(sample, timestep, timestep - this.stepRatio, modelOutput);
+        return { prevSample, predictedOriginal: x0, state: { kind: this.className, stepIndex, ets: [modelOutput], firstSample: sample.slice(), restarted: true } };
+      }
+      // diffusers' counter 1: redo the previous step from its input with the mean of both outputs.
+      const first = previous.ets[previous.ets.length - 1]!;
+      const mean = modelOutput.map((m, k) => (m + first[k]!) / 2);
+      const { prevSample, x0 } = this.update(previous.firstSample, timestep + this.stepRatio, timestep, mean);
+      return { prevSample, predictedOriginal: x0, state: { kind: this.className, stepIndex, ets: previous.ets } };
+    }
 
     if (stepIndex === 1 && this.numInferenceSteps > 1) {
       if (previous?.firstSample === undefined) {

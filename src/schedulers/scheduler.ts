@@ -38,6 +38,16 @@ export interface StepOutput {
   readonly state: SchedulerState;
 }
 
+/**
+ * The noise level of a sample in a scheduler's own parameterisation: sample = signal * x0 +
+ * noise * eps (diffusers' `add_noise` coefficients). Alpha schedulers (DDIM, PNDM, LCM, DPM-Solver):
+ * signal = sqrt(alpha_prod), noise = sqrt(1 - alpha_prod); Euler schedulers: signal = 1, noise = sigma.
+ */
+export interface NoiseLevel {
+  readonly signal: number;
+  readonly noise: number;
+}
+
 /** A scheduler prepared for a fixed number of inference steps (diffusers `set_timesteps` done). */
 export interface Scheduler {
   /** diffusers class name, e.g. "EulerAncestralDiscreteScheduler". */
@@ -57,4 +67,15 @@ export interface Scheduler {
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array;
   /** One denoising step for one item (diffusers `step`). */
   step(input: StepInput): StepOutput;
+  /**
+   * Noise level of the sample that enters step `stepIndex` (what diffusers' `add_noise` uses at
+   * `timesteps[stepIndex]` after `set_begin_index(stepIndex)`); `stepIndex = numInferenceSteps`
+   * is the level after the last step (the scheduler's final alpha or sigma).
+   */
+  noiseLevel(stepIndex: number): NoiseLevel;
+  /**
+   * The state diffusers' image-to-image pipelines start a trajectory with at step `fromStep`
+   * (only multistep schedulers whose warm-up restarts there have one; undefined otherwise).
+   */
+  img2imgState?(fromStep: number): SchedulerState;
 }

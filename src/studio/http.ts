@@ -7,6 +7,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { constants } from 'node:fs';
 import { lstat, open, realpath } from 'node:fs/promises';
 import { extname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { checkNesting } from '../film/spec-guards.ts';
+
+/** Deepest nesting of lists and objects accepted in a JSON request body. */
+export const MAX_BODY_DEPTH = 32;
 
 /** An error with its HTTP status; the JSON body is `{ error: { code, message } }`. */
 export class HttpError extends Error {
@@ -80,11 +84,19 @@ export async function readJsonBody(request: IncomingMessage, limit: number, drai
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (text.trim() === '') return {};
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = JSON.parse(text) as unknown;
   } catch (error) {
     throw new HttpError(400, 'bad_json', `The request body is not valid JSON: ${(error as Error).message}`);
   }
+  // Checked without recursion, before anything recursive (zod, JSON.stringify) walks the value.
+  try {
+    checkNesting(value, 'The request body', MAX_BODY_DEPTH);
+  } catch (error) {
+    throw new HttpError(400, 'too_deep', (error as Error).message);
+  }
+  return value;
 }
 
 /**

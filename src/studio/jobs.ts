@@ -7,7 +7,7 @@
  * is tested without either.
  */
 import { randomBytes } from 'node:crypto';
-import { LatentBlendError } from '../errors.ts';
+import { LatentBlendError, fileSystemError } from '../errors.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -26,6 +26,17 @@ export interface JobView {
   readonly state: JobState;
   /** 1-based place in the queue while queued (1 = next to run), 0 when running or finished. */
   readonly position: number;
+  /**
+   * While queued: the jobs that run before it, in order (the running one first), by kind only
+   * (other sessions' jobs are not identified), with the running one's seconds left when known.
+   */
+  readonly ahead?: readonly { readonly kind: string; readonly state: 'running' | 'queued'; readonly etaSeconds?: number }[];
+  /**
+   * While queued: about how many seconds until it starts, from the running job's estimate and
+   * the speed of earlier jobs of the same kinds (progress units per second); absent when a job
+   * ahead cannot be estimated yet.
+   */
+  readonly waitSeconds?: number;
   readonly progress: JobProgress;
   /** The job's result when done; while running, what it has produced so far (if anything). */
   readonly result?: unknown;
@@ -85,6 +96,8 @@ interface JobRecord {
 export interface JobQueueOptions {
   /** Most jobs one owner may have waiting or running at once (default 16). */
   readonly maxPendingPerOwner?: number;
+  /** Most jobs of all owners together waiting or running at once (default 64). */
+  readonly maxPendingTotal?: number;
   /** Finished jobs kept per owner for GET /jobs (oldest dropped first; default 100). */
   readonly keepFinishedPerOwner?: number;
   /** Most job-specific events kept per job for replay (default 2000). */
@@ -107,7 +120,8 @@ function isAbort(error: unknown, signal: AbortSignal): boolean {
 }
 
 /** A JSON error for a failed job: the message of a user-facing error, or a generic one. */
-function errorOf(error: unknown): { code: string; message: string } {
+function errorOf(caught: unknown): { code: string; message: string } {
+  const error = fileSystemError(caught);
   if (error instanceof LatentBlendError) return { code: error.code, message: error.message };
   const message = error instanceof Error ? error.message : String(error);
   return { code: 'internal', message: `Unexpected error: ${message}` };
@@ -123,6 +137,10 @@ export class JobQueue {
   private readonly keepFinished: number;
   private readonly keepEvents: number;
   private readonly progressInterval: number;
+  /** Seconds and progress units of finished jobs, per kind: how fast a unit of each kind goes. */
+  private readonly speed = new Map<string, { seconds: number; units: number }>();
+  /** When the waiting jobs were last told about the running one's progress. */
+  private lastQueueNotify = 0;
 
   constructor(private readonly options: JobQueueOptions = {}) {
     this.maxPending = options.maxPendingPerOwner ?? 16;
@@ -136,6 +154,10 @@ export class JobQueue {
     if (this.closed) throw new LatentBlendError('The studio is shutting down.', 'unavailable');
     const pending = [...this.jobs.values()].filter((job) => job.owner === owner && (job.state === 'queued' || job.state === 'running')).length;
     if (pending >= this.maxPending) throw new QueueFullError(this.maxPending);
+    const total = this.waiting.length + (this.running === undefined ? 0 : 1);
+    if (total >= (this.options.maxPendingTotal ?? 64)) {
+      throw new LatentBlendError(`The studio already has ${total} jobs waiting or running (all sessions together); try again when some have finished.`, 'queue_full');
+    }
     const record: JobRecord = {
       id: randomBytes(12).toString('hex'),
       owner,
@@ -236,12 +258,40 @@ export class JobQueue {
     return record.state === 'done' || record.state === 'failed' || record.state === 'cancelled';
   }
 
+  /** Seconds a job of this kind and total progress units takes, from earlier ones; undefined when none finished yet. */
+  private estimate(record: JobRecord): number | undefined {
+    const speed = this.speed.get(record.kind);
+    if (speed === undefined || speed.units <= 0 || record.progress.total <= 0) return undefined;
+    return (speed.seconds / speed.units) * record.progress.total;
+  }
+
+  /** What runs before a queued job, and about when it starts. */
+  private queueView(record: JobRecord): Pick<JobView, 'ahead' | 'waitSeconds'> {
+    const index = this.waiting.indexOf(record);
+    if (record.state !== 'queued' || index < 0) return {};
+    const before = this.waiting.slice(0, index);
+    const running = this.running;
+    const ahead = [
+      ...(running !== undefined
+        ? [{ kind: running.kind, state: 'running' as const, ...(running.progress.etaSeconds !== undefined ? { etaSeconds: running.progress.etaSeconds } : {}) }]
+        : []),
+      ...before.map((job) => ({ kind: job.kind, state: 'queued' as const })),
+    ];
+    let wait: number | undefined = running === undefined ? 0 : running.progress.etaSeconds;
+    for (const job of before) {
+      const seconds = this.estimate(job);
+      wait = wait === undefined || seconds === undefined ? undefined : wait + seconds;
+    }
+    return { ahead, ...(wait !== undefined && Number.isFinite(wait) ? { waitSeconds: wait } : {}) };
+  }
+
   private view(record: JobRecord): JobView {
     return {
       id: record.id,
       kind: record.kind,
       state: record.state,
       position: record.state === 'queued' ? this.waiting.indexOf(record) + 1 : 0,
+      ...this.queueView(record),
       progress: record.progress,
       ...(record.result !== undefined ? { result: record.result } : {}),
       ...(record.error !== undefined ? { error: record.error } : {}),
@@ -278,6 +328,10 @@ export class JobQueue {
   private finish(record: JobRecord, state: 'done' | 'failed' | 'cancelled'): void {
     record.state = state;
     record.finishedAt = Date.now();
+    if (state === 'done' && record.startedAt !== undefined && record.progress.total > 0) {
+      const speed = this.speed.get(record.kind) ?? { seconds: 0, units: 0 };
+      this.speed.set(record.kind, { seconds: speed.seconds + (record.finishedAt - record.startedAt) / 1000, units: speed.units + record.progress.total });
+    }
     this.notify(record, true);
     record.listeners.clear();
     this.prune(record.owner);
@@ -315,6 +369,12 @@ export class JobQueue {
         if (merged.etaSeconds === undefined) delete merged.etaSeconds;
         record.progress = merged as unknown as JobProgress;
         this.notify(record, false);
+        // The jobs waiting behind it learn its new estimate, every few seconds.
+        const now = Date.now();
+        if (this.waiting.length > 0 && now - this.lastQueueNotify >= 2000) {
+          this.lastQueueNotify = now;
+          for (const other of this.waiting) this.notify(other, true);
+        }
       },
       partial: (result) => {
         record.result = result;
@@ -343,7 +403,7 @@ export class JobQueue {
         this.finish(record, 'cancelled');
       } else {
         record.error = errorOf(error);
-        if (!(error instanceof LatentBlendError)) this.options.onUnexpectedError?.(this.view(record), error);
+        if (!(fileSystemError(error) instanceof LatentBlendError)) this.options.onUnexpectedError?.(this.view(record), error);
         this.finish(record, 'failed');
       }
     } finally {

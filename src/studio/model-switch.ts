@@ -116,7 +116,7 @@ const MB = 1024 * 1024;
  * with bytes done/total as progress), loads it on the studio's device and installs it. A bad
  * source fails the job with the LatentBlendError's message; the old model then stays in use.
  */
-export function modelJob(options: ModelSwitchOptions, location: ModelLocation): JobRunner {
+export function modelJob(options: ModelSwitchOptions, location: ModelLocation, scheduler?: string): JobRunner {
   return async (context) => {
     const { signal } = context;
     const shown = location.kind === 'hub' ? location.id : location.path;
@@ -149,7 +149,7 @@ export function modelJob(options: ModelSwitchOptions, location: ModelLocation): 
     signal.throwIfAborted();
 
     const current = options.current();
-    if (await sameFolder(current.pipeline.folder.dir, dir)) {
+    if ((await sameFolder(current.pipeline.folder.dir, dir)) && (scheduler === undefined || scheduler === current.pipeline.schedulerClass)) {
       // The same files: nothing to load again; only the name the films record may change.
       const next = current.source === recorded ? current : { ...current, source: recorded };
       if (next !== current) await options.install(next);
@@ -164,7 +164,7 @@ export function modelJob(options: ModelSwitchOptions, location: ModelLocation): 
     options.hooks.warning = (message) => context.warn(message);
     let pipeline: DiffusionPipeline;
     try {
-      pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, device: options.device }, (event: PipelineEvent) => {
+      pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, device: options.device, ...(scheduler !== undefined ? { scheduler } : {}) }, (event: PipelineEvent) => {
         if (event.type === 'load') onLoad?.(event.part);
         else base(event);
       });

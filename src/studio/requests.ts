@@ -8,6 +8,7 @@ import { parseOptions, seedSchema } from '../options/validate.ts';
 import { parseFilmSpec, type FilmSpec } from '../film/spec.ts';
 import { VIDEO_FORMATS, type VideoFormat } from '../io/video.ts';
 import { LatentBlendError } from '../errors.ts';
+import { SUPPORTED_SCHEDULERS } from '../schedulers/index.ts';
 
 function integerIn(min: number, max: number) {
   const message = `expected an integer from ${min} to ${max}`;
@@ -112,14 +113,18 @@ const modelSchema = z.strictObject({
     .max(MAX_MODEL_SOURCE, { error: modelSourceMessage })
     .refine((value) => value.trim() !== '', { error: modelSourceMessage })
     .refine((value) => !value.includes('\0'), { error: 'expected no NUL characters in the model source' }),
+  scheduler: z.enum(SUPPORTED_SCHEDULERS as [string, ...string[]], { error: `expected one of ${SUPPORTED_SCHEDULERS.join(', ')}` }).optional(),
 });
 
 export interface ModelRequest {
   /** The folder or Hub id, trimmed. */
   readonly source: string;
+  /** A scheduler class to use instead of the one the model ships. */
+  readonly scheduler?: string;
 }
 
 /** POST /api/model: the model source to load, checked for what is plainly wrong (nothing on disk yet). */
 export function parseModelRequest(body: unknown): ModelRequest {
-  return { source: parseOptions(modelSchema, body, 'model request').source.trim() };
+  const parsed = parseOptions(modelSchema, body, 'model request');
+  return { source: parsed.source.trim(), ...(parsed.scheduler !== undefined ? { scheduler: parsed.scheduler } : {}) };
 }

@@ -11,11 +11,15 @@ import { join } from 'node:path';
 import type { DiffusionPipeline, PipelineEvent } from '../pipeline/pipeline.ts';
 import type { BlendingEngine, EngineEvent } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
-import { CROSSFEED_DEFAULTS, DEFAULT_DEPTH_STRENGTH, DEFAULT_MID_DAMPER, resolveTransitionOptions } from '../engine/options.ts';
+import { CROSSFEED_DEFAULTS, DEFAULT_DEPTH_STRENGTH, DEFAULT_MID_DAMPER, resolveTransitionOptions, type ResolvedTransitionOptions } from '../engine/options.ts';
 import { DEFAULT_TOTAL_FRAMES } from '../blend/plan.ts';
 import type { Device } from '../runtime/onnx.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { encodePng } from '../io/png.ts';
+import { withPngText } from '../io/png-text.ts';
+import { frameText, previewText } from './provenance.ts';
+import { savePreviewBatch } from './preview-library.ts';
+import { compatibleSchedulers } from './model-catalog.ts';
 import { writeFileAtomically } from '../io/files.ts';
 import { MAX_GIF_FPS, VIDEO_FORMATS } from '../io/video.ts';
 import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
@@ -76,6 +80,9 @@ export function modelInfo(model: StudioModel, options: { readonly modelsDir?: st
       parentalCrossfeed: { ...crossfeed.parental },
     },
     schedulerClass: model.pipeline.schedulerClass,
+    /** The scheduler the model ships, and the project's schedulers that suit it (POST /api/model `scheduler`). */
+    shippedScheduler: model.pipeline.folder.schedulerClass,
+    schedulers: compatibleSchedulers(model.pipeline.folder.schedulerClass, defaults.preset),
     device: model.device,
     metric: model.metric.name,
     formats: [...VIDEO_FORMATS],
@@ -84,8 +91,9 @@ export function modelInfo(model: StudioModel, options: { readonly modelsDir?: st
   };
 }
 
-async function writeImage(path: string, image: RgbImage): Promise<void> {
-  await writeFileAtomically(path, await encodePng(image), true);
+/** Writes a PNG with its provenance in text chunks (./provenance.ts). */
+async function writeImage(path: string, image: RgbImage, text: Readonly<Record<string, string>>): Promise<void> {
+  await writeFileAtomically(path, withPngText(await encodePng(image), text), true);
 }
 
 /** The seeds of a previews request: those given, or `count` random ones. */
@@ -126,7 +134,22 @@ export function previewsJob(currentModel: CurrentModel, sessionDir: string, requ
           ...(request.height !== undefined ? { height: request.height } : {}),
         });
         const name = `${newId()}.png`;
-        await writeImage(join(dir, name), image);
+        const negativePrompt = request.negativePrompt ?? '';
+        await writeImage(
+          join(dir, name),
+          image,
+          previewText({
+            prompt: request.prompt,
+            ...(negativePrompt !== '' ? { negativePrompt } : {}),
+            seed,
+            model: model.source,
+            scheduler: pipeline.schedulerClass,
+            steps,
+            guidanceScale: request.guidanceScale ?? pipeline.defaults.guidanceScale,
+            width: image.width,
+            height: image.height,
+          }),
+        );
         images.push({ seed, url: `/api/files/${name}` });
         done = (index + 1) * steps;
         context.partial({ prompt: request.prompt, images: [...images] });
@@ -134,6 +157,21 @@ export function previewsJob(currentModel: CurrentModel, sessionDir: string, requ
     } finally {
       model.hooks.step = undefined;
       model.hooks.warning = undefined;
+      // Kept on the server for the session (also what a cancelled job made).
+      if (images.length > 0) {
+        await savePreviewBatch(sessionDir, {
+          id: context.id,
+          createdAt: new Date().toISOString(),
+          prompt: request.prompt,
+          ...(request.negativePrompt !== undefined && request.negativePrompt !== '' ? { negativePrompt: request.negativePrompt } : {}),
+          width: request.width === undefined ? pipeline.defaults.width : pipeline.roundedSize(request.width),
+          height: request.height === undefined ? pipeline.defaults.height : pipeline.roundedSize(request.height),
+          steps,
+          guidanceScale: request.guidanceScale ?? pipeline.defaults.guidanceScale,
+          model: model.source,
+          images,
+        }).catch((error: unknown) => context.warn(`The previews could not be recorded on the server: ${(error as Error).message}`));
+      }
     }
     context.progress({ done: total, total, label: `${seeds.length} image${seeds.length === 1 ? '' : 's'}`, etaSeconds: 0 });
     return { prompt: request.prompt, images };
@@ -153,6 +191,12 @@ export function studioSpec(model: StudioModel, spec: FilmSpec): FilmSpec {
 export function checkRenderRequest(model: StudioModel, request: RenderRequest): void {
   const { pipeline } = model;
   const spec = studioSpec(model, request.spec);
+  // A spec from the page must not make the server read files from its disk: picture keyframes
+  // need an upload route first (not in the studio yet; `latentblend movie` takes them).
+  const withPicture = spec.keyframes.findIndex((keyframe) => keyframe.image !== undefined);
+  if (withPicture >= 0) {
+    throw new LatentBlendError(`Invalid film spec (key spec):\n  keyframes[${withPicture}].image: pictures as keyframes are not available in the studio yet; render this spec with latentblend movie`);
+  }
   if (spec.preset !== undefined && spec.preset !== pipeline.defaults.preset) {
     throw new LatentBlendError(
       `Invalid film spec (key spec):\n  preset: this studio's model runs with the ${pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)} (remove the key, or load another model)`,
@@ -177,11 +221,16 @@ const MAX_LIVE_FRAMES = 4096;
 const TRANSITION_UNITS = 1000;
 const ENCODING_UNITS = 100;
 
+/** Progress units of a render of `transitions` transitions (what its progress counts to), for queue estimates. */
+export function renderUnits(transitions: number): number {
+  return transitions * TRANSITION_UNITS + ENCODING_UNITS;
+}
+
 /**
  * A render job: the spec rendered into the film folder `filmId` of the session, reusing
  * finished transitions of the session's other films. Frames stream as 'frame' events.
  */
-export function renderJob(currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string): JobRunner {
+export function renderJob(currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string, resumed?: StudioFilmRecord): JobRunner {
   return async (context: JobContext) => {
     const model = currentModel();
     // Checked again: another model may have been loaded since the request was accepted.
@@ -198,7 +247,10 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
     await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(spec), true);
     const record: StudioFilmRecord = {
       id: filmId,
-      createdAt: Date.now(),
+      // A resumed film keeps its place in the list and its title.
+      createdAt: resumed?.createdAt ?? Date.now(),
+      ...(resumed?.title !== undefined ? { title: resumed.title } : {}),
+      ...(resumed !== undefined ? { earlierJobIds: [...(resumed.earlierJobIds ?? []), resumed.jobId].slice(-50) } : {}),
       state: 'rendering',
       format: request.format,
       jobId: context.id,
@@ -215,13 +267,35 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
     let frameCount = 0;
     let frameWrites: Promise<void> = Promise.resolve();
     const total = () => steps * TRANSITION_UNITS + ENCODING_UNITS;
+    const resolved = new Map<number, ResolvedTransitionOptions>();
+    /** The text chunks of a computed frame of transition `transition`. */
+    const frameProvenance = (transition: number, fract: number, image: RgbImage) => {
+      let options = resolved.get(transition);
+      if (options === undefined) {
+        options = resolveTransitionOptions(transitionOptionsOf(spec, transition), model.pipeline.defaults, (value) => model.pipeline.roundedSize(value));
+        resolved.set(transition, options);
+      }
+      return frameText({
+        from: { prompt: options.keyframeA.prompt, seed: options.keyframeA.seed },
+        to: { prompt: options.keyframeB.prompt, seed: options.keyframeB.seed },
+        ...(options.negativePrompt !== undefined && options.negativePrompt !== '' ? { negativePrompt: options.negativePrompt } : {}),
+        fract,
+        transition,
+        model: model.source,
+        scheduler: model.pipeline.schedulerClass,
+        steps: options.steps,
+        guidanceScale: options.guidanceScale,
+        width: image.width,
+        height: image.height,
+      });
+    };
     const liveFrame = (transition: number, fract: number, injectionStep: number, image: RgbImage) => {
       if (frameCount >= MAX_LIVE_FRAMES) return;
       const index = frameCount++;
       const name = `${context.id}-frame-${index}.png`;
       frameWrites = frameWrites
         .then(async () => {
-          await writeImage(join(framesDir, name), image);
+          await writeImage(join(framesDir, name), image, frameProvenance(transition, fract, image));
           context.emit('frame', { index, transition, fract, filmFract: (transition + fract) / count, injectionStep, url: `/api/files/${name}` });
         })
         .catch((error: unknown) => context.warn(`A live frame could not be written: ${(error as Error).message}`));
@@ -276,6 +350,8 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         reporter,
         signal: context.signal,
         reuseFrom: others,
+        // The film carries its spec (with the model it was made with), as `latentblend movie` reads it.
+        comment: filmSpecToYaml(spec),
         ...(model.ffmpegPath !== undefined ? { ffmpegPath: model.ffmpegPath } : {}),
         ...(request.transitionIndex !== undefined ? { only: request.transitionIndex } : {}),
         events: {

@@ -15,8 +15,9 @@
  *   continue what the studio started and the other way round.
  * - The front end is src/studio/web bundled in memory at start-up (./web-bundle.ts), served at
  *   `/`, `/app.js` and `/app.css`.
- * - When bound to a loopback address, requests must name a loopback host (against DNS
- *   rebinding), and state-changing requests from another origin are refused.
+ * - Access (./access.ts): bound to a loopback address, requests must name a loopback host (any
+ *   port) or an allowed host (against DNS rebinding); bound to any other address, an access
+ *   token is required on every request; state-changing requests from another origin are refused.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { mkdirSync, realpathSync } from 'node:fs';
@@ -27,13 +28,18 @@ import { BlendingEngine } from '../engine/engine.ts';
 import { chooseMetric } from '../node/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
-import { LatentBlendError } from '../errors.ts';
+import { LatentBlendError, fileSystemError } from '../errors.ts';
+import { prefetchFfmpegCapabilities } from '../io/ffmpeg.ts';
 import { JobQueue, type JobView } from './jobs.ts';
 import { SessionStore } from './sessions.ts';
 import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, COMMON_HEADERS } from './http.ts';
 import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
-import { fileNamePath, listFilms } from './storage.ts';
+import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
+import { fileNamePath, FILM_ID } from './storage.ts';
+import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
+import { listModels } from './model-catalog.ts';
+import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
 import { parseModelRequest, parsePreviewsRequest, parseRenderRequest, parseSpecText, parseSpecYamlRequest } from './requests.ts';
 import { locateModelSource, modelJob, type ModelSwitchOptions, type StudioHubOptions } from './model-switch.ts';
 import {
@@ -44,6 +50,7 @@ import {
   previewSeeds,
   previewsJob,
   renderJob,
+  renderUnits,
   type PipelineHooks,
   type StudioModel,
 } from './runners.ts';
@@ -57,6 +64,16 @@ export interface StudioOptions {
   readonly device?: Device;
   /** Default 127.0.0.1. */
   readonly host?: string;
+  /**
+   * Host names accepted besides the loopback names when bound to loopback (a reverse proxy's
+   * public name, e.g. `studio.example.com`; with `:port` only that port). Default none.
+   */
+  readonly allowedHosts?: readonly string[];
+  /**
+   * Access token required on every request (docs/studio-api.md, "Access"). Default: none on a
+   * loopback bind; a new random one on any other bind (then in `Studio.url` and `Studio.token`).
+   */
+  readonly token?: string;
   /** Default 7860; 0 = any free port. */
   readonly port?: number;
   /** The studio's work folder: sessions, previews, films. Created when missing. */
@@ -80,8 +97,10 @@ export interface StudioOptions {
 }
 
 export interface Studio {
-  /** `http://host:port/` */
+  /** `http://host:port/`, with `?token=…` when a token is needed. */
   readonly url: string;
+  /** The access token, when one is needed. */
+  readonly token?: string;
   /** Cancels the jobs, closes every connection and frees the model in use. */
   close(): Promise<void>;
 }
@@ -89,7 +108,6 @@ export interface Studio {
 /** Largest accepted request body. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 const HEARTBEAT_MS = 15_000;
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
 
 type Handler = (context: RequestContext) => Promise<void> | void;
 
@@ -102,7 +120,7 @@ interface RequestContext {
 }
 
 interface Route {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   /** Path segments after /api; ':' matches one segment (passed in params). */
   readonly pattern: readonly string[];
   readonly handler: Handler;
@@ -114,6 +132,11 @@ function isFinished(job: JobView): boolean {
 
 function notFound(what: string): HttpError {
   return new HttpError(404, 'not_found', `No such ${what}.`);
+}
+
+/** Refuses (400) a picture size above the model's limit before a job is queued. */
+function checkStudioSize(pipeline: DiffusionPipeline, width: number | undefined, height: number | undefined): void {
+  pipeline.checkSize(pipeline.roundedSize(width ?? pipeline.defaults.width), pipeline.roundedSize(height ?? pipeline.defaults.height));
 }
 
 /** Starts the studio; resolves once the model is loaded and the server listens. */
@@ -132,6 +155,13 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     }
   }
   const sessions = new SessionStore(workDir);
+  const token = options.token !== undefined ? checkAccessToken(options.token) : isLoopbackBind(host) ? undefined : newAccessToken();
+  const access = new AccessGuard({
+    bind: host,
+    ...(options.allowedHosts !== undefined ? { allowedHosts: options.allowedHosts } : {}),
+    ...(token !== undefined ? { token } : {}),
+    secret: sessions.deriveKey('access'),
+  });
   // The front end is bundled while the model loads; without it the API still works.
   const frontEndReady: Promise<FrontEnd> =
     options.staticDir !== undefined
@@ -146,6 +176,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         );
 
   const hooks: PipelineHooks = {};
+  // ffmpeg's capability probes spawn now, from a small process (issue #12).
+  prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
   const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: options.modelDir, device }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
   const metric = await chooseMetric({
     device,
@@ -206,11 +238,17 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       method: 'POST',
       pattern: ['model'],
       handler: async ({ request, response, session }) => {
-        const { source } = parseModelRequest(await readJsonBody(request, MAX_BODY_BYTES));
+        const { source, scheduler } = parseModelRequest(await readJsonBody(request, MAX_BODY_BYTES));
         const location = locateModelSource(source, modelsDir !== undefined ? { modelsDir } : {});
-        const job = queue.submit(session, 'model', modelJob(switchOptions, location), { done: 0, total: 0, label: 'waiting' });
+        const job = queue.submit(session, 'model', modelJob(switchOptions, location, scheduler), { done: 0, total: 0, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
+    },
+    {
+      method: 'GET',
+      pattern: ['models'],
+      handler: ({ response }) =>
+        sendJson(response, 200, listModels({ ...(modelsDir !== undefined ? { modelsDir } : {}), ...(options.hub?.cacheDir !== undefined ? { hubCache: options.hub.cacheDir } : {}), ...(options.hub?.env !== undefined ? { env: options.hub.env } : {}) })),
     },
     { method: 'GET', pattern: ['jobs'], handler: ({ response, session }) => sendJson(response, 200, { jobs: queue.list(session) }) },
     { method: 'GET', pattern: ['jobs', ':'], handler: ({ response, session, params }) => sendJson(response, 200, jobOf(session, params[0]!)) },
@@ -230,6 +268,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
       pattern: ['previews'],
       handler: async ({ request, response, session }) => {
         const body = parsePreviewsRequest(await readJsonBody(request, MAX_BODY_BYTES));
+        checkStudioSize(model.pipeline, body.width, body.height);
         const seeds = previewSeeds(body);
         const job = queue.submit(session, 'previews', previewsJob(currentModel, sessionDir(session), body, seeds), {
           done: 0,
@@ -239,17 +278,56 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
     },
+    { method: 'GET', pattern: ['previews'], handler: ({ response, session }) => sendJson(response, 200, { batches: listPreviewBatches(sessions.dir(session)) }) },
+    {
+      method: 'DELETE',
+      pattern: ['previews', ':'],
+      handler: async ({ response, session, params, query }) => {
+        await deletePreviewBatch(sessions.dir(session), params[0]!, { images: query.get('images') === '1' });
+        sendJson(response, 200, { deleted: params[0]! });
+      },
+    },
     {
       method: 'POST',
       pattern: ['renders'],
       handler: async ({ request, response, session }) => {
         const body = parseRenderRequest(await readJsonBody(request, MAX_BODY_BYTES));
         checkRenderRequest(model, body);
-        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: 1, label: 'waiting' });
+        checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
+        const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
+        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: units, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
     },
-    { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listFilms(sessions.dir(session)) }) },
+    { method: 'GET', pattern: ['films'], handler: ({ response, session }) => sendJson(response, 200, { films: listSessionFilms(sessions.dir(session), renderActive(session)) }) },
+    {
+      method: 'PATCH',
+      pattern: ['films', ':'],
+      handler: async ({ request, response, session, params }) => {
+        const record = await renameFilm(sessions.dir(session), params[0]!, await readJsonBody(request, MAX_BODY_BYTES));
+        sendJson(response, 200, filmEntry(sessions.dir(session), record.id, record, renderActive(session)));
+      },
+    },
+    {
+      method: 'DELETE',
+      pattern: ['films', ':'],
+      handler: async ({ response, session, params }) => {
+        await deleteFilm(sessions.dir(session), params[0]!, renderActive(session));
+        sendJson(response, 200, { deleted: params[0]! });
+      },
+    },
+    {
+      method: 'POST',
+      pattern: ['films', ':', 'resume'],
+      handler: ({ response, session, params }) => {
+        const dir = sessions.dir(session);
+        const record = resumableFilm(dir, params[0]!, renderActive(session), model.source);
+        const body = parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) });
+        checkRenderRequest(model, body);
+        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: 1, label: 'waiting' });
+        sendJson(response, 202, { ...job, filmId: record.id }, { Location: `/api/jobs/${job.id}` });
+      },
+    },
     { method: 'GET', pattern: ['spec', 'example'], handler: ({ response }) => sendJson(response, 200, { yaml: EXAMPLE_FILM_SPEC }) },
     {
       method: 'POST',
@@ -268,11 +346,33 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const name = params[0]!;
         const relativePath = fileNamePath(name);
         if (relativePath === undefined) throw new HttpError(404, 'not_found', 'No such file (file names are those the studio hands out).');
-        const download: Record<string, string> = query.get('download') === '1' ? { 'Content-Disposition': `attachment; filename="${name}"` } : {};
+        const download: Record<string, string> = query.get('download') === '1' ? { 'Content-Disposition': downloadHeader(session, name) } : {};
         await serveFile(request, response, sessions.dir(session), relativePath, download);
       },
     },
   ];
+
+  /** Whether a render job of the session runs or waits now (its film is then 'rendering'). */
+  function renderActive(session: string): (jobId: string) => boolean {
+    return (jobId) => {
+      const job = queue.get(session, jobId);
+      return job !== undefined && !isFinished(job);
+    };
+  }
+
+  /** A film's files download under its title (or first prompt); other files under their name. */
+  function downloadHeader(session: string, name: string): string {
+    const film = /^([0-9a-f]{24})(-contact-sheet|-smoothness)?\.([a-z0-9]+)$/.exec(name);
+    if (film !== null && FILM_ID.test(film[1]!)) {
+      try {
+        const record = filmRecordOf(sessions.dir(session), film[1]!);
+        return attachmentHeader(`${filmName(record)}${film[2] ?? ''}`, film[3]!);
+      } catch {
+        // not a film of this session: the file is then 404 anyway
+      }
+    }
+    return `attachment; filename="${name}"`;
+  }
 
   /** GET /api/jobs/:id/events: the job's events as text/event-stream, until the job ends. */
   function streamEvents({ response, session, params }: RequestContext): void {
@@ -311,20 +411,37 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     response.on('close', end);
   }
 
-  let allowedHosts: Set<string> | undefined;
-
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const rawUrl = request.url ?? '/';
     const queryAt = rawUrl.indexOf('?');
     const rawPath = queryAt < 0 ? rawUrl : rawUrl.slice(0, queryAt);
     const query = new URLSearchParams(queryAt < 0 ? '' : rawUrl.slice(queryAt + 1));
-    if (allowedHosts !== undefined && !allowedHosts.has((request.headers.host ?? '').toLowerCase())) {
-      throw new HttpError(403, 'bad_host', 'This studio answers only requests addressed to its own loopback address.');
-    }
     const method = request.method ?? 'GET';
-    const origin = request.headers.origin;
-    if (method !== 'GET' && method !== 'HEAD' && origin !== undefined && origin !== `http://${request.headers.host ?? ''}`) {
-      throw new HttpError(403, 'bad_origin', 'Requests from other sites are refused.');
+    const isPage = !rawPath.startsWith('/api/') && rawPath !== '/api';
+    let granted;
+    try {
+      granted = access.check(request, query, isPage);
+    } catch (error) {
+      // A browser visiting without the token gets a page that asks for it.
+      if (error instanceof HttpError && error.status === 401 && isPage && method === 'GET' && (request.headers.accept ?? '').includes('text/html')) {
+        const page = tokenPage();
+        response.writeHead(401, {
+          ...COMMON_HEADERS,
+          'Content-Type': 'text/html; charset=utf-8',
+          'Content-Length': Buffer.byteLength(page),
+          'Cache-Control': 'no-store',
+          'Content-Security-Policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+          ...error.headers,
+        });
+        response.end(page);
+        return;
+      }
+      throw error;
+    }
+    if (granted.kind === 'redirect') {
+      response.writeHead(303, { ...COMMON_HEADERS, Location: granted.location, 'Set-Cookie': granted.setCookie, 'Cache-Control': 'no-store', 'Content-Length': 0 });
+      response.end();
+      return;
     }
     const segments = pathSegments(rawPath);
 
@@ -354,7 +471,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   }
 
   const server = createServer({ headersTimeout: 30_000 }, (request, response) => {
-    handle(request, response).catch((error: unknown) => {
+    handle(request, response).catch((caught: unknown) => {
+      const error = fileSystemError(caught);
       if (response.headersSent) {
         response.destroy();
         return;
@@ -380,11 +498,11 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   });
   const { port } = server.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  if (LOOPBACK.has(host)) allowedHosts = new Set([`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`]);
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${urlHost}:${port}/`,
+    url: `http://${urlHost}:${port}/${token === undefined ? '' : `?token=${token}`}`,
+    ...(token !== undefined ? { token } : {}),
     close() {
       closing ??= (async () => {
         await queue.close();

@@ -53,6 +53,11 @@ export class SessionStore {
     return createHmac('sha256', this.secret).update(id).digest('base64url');
   }
 
+  /** A key for another purpose (e.g. the access cookie), derived from the secret. */
+  deriveKey(purpose: string): Buffer {
+    return createHmac('sha256', this.secret).update(`key\0${purpose}`).digest();
+  }
+
   /** The session id of a Cookie header, or undefined when it has none or a forged one. */
   sessionOf(cookieHeader: string | undefined): string | undefined {
     const value = parseCookies(cookieHeader).get(SESSION_COOKIE);

@@ -32,7 +32,11 @@ export interface StaticSiteOptions {
 const STUBS: Readonly<Record<string, string>> = {
   'node:crypto': "export function createHash() { throw new Error('node:crypto is not available in the browser'); }",
   'node:fs': "export function readFileSync() { throw new Error('files cannot be read by path in the browser'); }",
-  'node:path': 'export function extname(path) { const match = /\\.[^./\\\\]*$/.exec(path); return match === null ? "" : match[0]; }',
+  'node:path': [
+    'export function extname(path) { const match = /\\.[^./\\\\]*$/.exec(path); return match === null ? "" : match[0]; }',
+    'export function dirname(path) { const at = path.lastIndexOf("/"); return at <= 0 ? (at === 0 ? "/" : ".") : path.slice(0, at); }',
+    'export function resolve(...paths) { return paths.join("/"); }',
+  ].join('\n'),
   sharp: "export default function sharp() { throw new Error('sharp is not available in the browser'); }",
 };
 

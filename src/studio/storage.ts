@@ -81,6 +81,10 @@ const filmRecordSchema = z.object({
   format: z.enum(VIDEO_FORMATS),
   transitionIndex: z.number().int().optional(),
   jobId: z.string(),
+  /** Earlier render jobs of this film (a resumed render), whose live frames are the film's too. */
+  earlierJobIds: z.array(z.string()).optional(),
+  /** A title given by the user (PATCH /api/films/:id); else the first prompt names the film. */
+  title: z.string().optional(),
   /** The model the film was rendered with (folder or Hub id); absent in records of older studios. */
   model: z.string().optional(),
   spec: z.unknown(),

@@ -36,6 +36,24 @@ export interface ModelInfo {
   formats?: string[];
   /** When the studio was started with --models-dir: the folder that models loaded here must be in. */
   modelsDir?: string;
+  /** The scheduler the model ships, and the project's schedulers that suit it (newer servers). */
+  shippedScheduler?: string;
+  schedulers?: string[];
+}
+
+/** A model the server can load (GET /api/models). */
+export interface CatalogModel {
+  source: string;
+  origin: 'models-dir' | 'hub-cache';
+  name: string;
+  family: 'sd' | 'sdxl';
+  preset: 'turbo' | 'standard';
+  width: number;
+  height: number;
+  sizeBytes: number;
+  precision: 'float32' | 'float16' | 'unknown';
+  scheduler: string;
+  schedulers: string[];
 }
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -65,6 +83,10 @@ export interface Job {
   kind: 'previews' | 'render' | 'model';
   state: JobState;
   position: number;
+  /** While queued: what runs before it (newer servers). */
+  ahead?: { kind: string; state: 'running' | 'queued'; etaSeconds?: number }[];
+  /** While queued: about how many seconds until it starts. */
+  waitSeconds?: number;
   progress: JobProgress;
   result?: unknown;
   error?: { code?: string; message: string } | string;
@@ -105,10 +127,21 @@ export interface FilmSpecJson {
   keyframes: { prompt: string; seed: number; negativePrompt?: string; duration?: number }[];
 }
 
+export type FilmState = 'done' | 'rendering' | 'interrupted' | 'cancelled' | 'failed';
+
 export interface FilmEntry {
   id: string;
+  /** Absent from older servers: then every listed film is done. */
+  state?: FilmState;
+  /** The title given, else the first prompt. */
+  title?: string;
   createdAt: string;
-  filmUrl: string;
+  /** Only for done films. */
+  filmUrl?: string;
+  downloadName?: string;
+  resumable?: boolean;
+  transitionsFinished?: number;
+  transitionsTotal?: number;
   spec: FilmSpecJson;
   /** The model the film was rendered with. */
   model?: string;
@@ -143,7 +176,7 @@ export function jobErrorMessage(job: Job): string {
   return 'the job failed without a message';
 }
 
-async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+async function request<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
@@ -174,7 +207,9 @@ async function request<T>(method: 'GET' | 'POST', path: string, body?: unknown):
 export const api = {
   model: () => request<ModelInfo>('GET', '/api/model'),
   /** Queues loading another model (a folder or a Hub id); the job's result is the new ModelInfo. */
-  loadModel: (source: string) => request<Job>('POST', '/api/model', { source }),
+  loadModel: (source: string, scheduler?: string) => request<Job>('POST', '/api/model', { source, ...(scheduler !== undefined ? { scheduler } : {}) }),
+  /** Models found in --models-dir and the Hugging Face cache. */
+  models: () => request<{ models: CatalogModel[]; modelsDir?: string; hubCache: string }>('GET', '/api/models'),
   jobs: () => request<{ jobs: Job[] }>('GET', '/api/jobs'),
   job: (id: string) => request<Job>('GET', `/api/jobs/${encodeURIComponent(id)}`),
   cancel: (id: string) => request<Job>('POST', `/api/jobs/${encodeURIComponent(id)}/cancel`),
@@ -182,6 +217,14 @@ export const api = {
     request<Job>('POST', '/api/previews', body),
   render: (body: { spec: FilmSpecJson; format?: VideoFormat; transitionIndex?: number }) => request<Job>('POST', '/api/renders', body),
   films: () => request<{ films: FilmEntry[] }>('GET', '/api/films'),
+  /** Renders an unfinished film again in its folder, reusing its finished transitions. */
+  resumeFilm: (id: string) => request<Job & { filmId: string }>('POST', `/api/films/${encodeURIComponent(id)}/resume`),
+  renameFilm: (id: string, title: string) => request<FilmEntry>('PATCH', `/api/films/${encodeURIComponent(id)}`, { title }),
+  deleteFilm: (id: string) => request<{ deleted: string }>('DELETE', `/api/films/${encodeURIComponent(id)}`),
+  /** This session's preview batches kept on the server, newest first (absent from older servers). */
+  previewBatches: () => request<{ batches: { id: string; prompt: string; images: { seed: number; url: string }[] }[] }>('GET', '/api/previews'),
+  /** Removes a batch from the server's list; `images`: its PNG files too. */
+  deletePreviews: (id: string, images: boolean) => request<{ deleted: string }>('DELETE', `/api/previews/${encodeURIComponent(id)}${images ? '?images=1' : ''}`),
   exampleSpec: () => request<{ yaml: string }>('GET', '/api/spec/example'),
   parseSpec: (text: string, format: 'yaml' | 'json') => request<{ spec: FilmSpecJson }>('POST', '/api/spec/parse', { text, format }),
   specYaml: (spec: FilmSpecJson) => request<{ yaml: string }>('POST', '/api/spec/yaml', { spec }),

@@ -6,7 +6,7 @@
  * object.
  */
 import { api, ApiError, type ModelInfo } from './api.ts';
-import type { Studio, ToastKind } from './context.ts';
+import type { Studio, ToastAction, ToastKind } from './context.ts';
 import { byId, h } from './dom.ts';
 import { setupFilms } from './films.ts';
 import { setupModel } from './model.ts';
@@ -14,21 +14,33 @@ import { setupPreviews } from './previews.ts';
 import { setupRender } from './render.ts';
 import { setupSettings } from './settings.ts';
 import { setupSpecIo } from './spec-io.ts';
+import { setupReplace } from './replace.ts';
+import { setupPngDrop } from './png-drop.ts';
+import { maxToasts, setupToastPlacement } from './toast-place.ts';
 import { Store } from './state.ts';
 import { setupTimeline } from './timeline.ts';
 
-function toaster(): (message: string, kind?: ToastKind) => void {
+function toaster(): (message: string, kind?: ToastKind, action?: ToastAction) => void {
   const polite = byId('toasts', HTMLElement);
   const urgent = byId('alerts', HTMLElement);
-  return (message, kind = 'info') => {
+  if (polite.parentElement !== null) setupToastPlacement(polite.parentElement);
+  return (message, kind = 'info', action) => {
     const box = kind === 'error' ? urgent : polite;
     const close = h('button', { type: 'button', class: 'icon-button subtle', 'aria-label': 'Dismiss message' }, '×');
-    const toast = h('div', { class: `toast ${kind}` }, h('p', {}, message), close);
+    const button =
+      action === undefined
+        ? null
+        : h('button', { type: 'button', class: 'small', onclick: () => {
+            toast.remove();
+            action.run();
+          } }, action.label);
+    const toast = h('div', { class: `toast ${kind}` }, h('p', {}, message), button, close);
     const remove = () => toast.remove();
     close.addEventListener('click', remove);
     box.append(toast);
-    setTimeout(remove, kind === 'error' ? 12_000 : 4_000);
-    while (box.children.length > 4) box.firstElementChild?.remove();
+    // A toast with a button stays long enough to use it.
+    setTimeout(remove, kind === 'error' ? 12_000 : action !== undefined ? 10_000 : 4_000);
+    while (box.children.length > maxToasts()) box.firstElementChild?.remove();
   };
 }
 
@@ -36,6 +48,18 @@ function toaster(): (message: string, kind?: ToastKind) => void {
 function pageTitle(model: ModelInfo): string {
   const name = model.source.split(/[\\/]/).filter((part) => part !== '' && part !== 'onnx').pop() ?? model.source;
   return `latentblend studio · ${name}`;
+}
+
+/**
+ * Keeps the sticky header from hiding what the page scrolls to (the Render panel, Cancel):
+ * scroll margins follow the header's height, which changes as it wraps.
+ */
+function setupLayout(): void {
+  const header = document.querySelector<HTMLElement>('.topbar');
+  if (header === null) return;
+  const update = () => document.documentElement.style.setProperty('--header-height', `${Math.ceil(header.getBoundingClientRect().height)}px`);
+  update();
+  new ResizeObserver(update).observe(header);
 }
 
 async function boot(): Promise<void> {
@@ -81,10 +105,12 @@ async function boot(): Promise<void> {
     imagePending: () => false,
     refreshFilms: () => undefined,
     focusPrompt: () => undefined,
+    replaceTimeline: async () => false,
   };
   store.subscribe(() => {
     if (replacing !== undefined && !store.keyframes.some((keyframe) => keyframe.id === replacing)) studio.setReplaceTarget(undefined);
   });
+  setupReplace(studio);
   setupModel(studio);
   const settings = setupSettings(studio);
   setupPreviews(studio);
@@ -92,10 +118,12 @@ async function boot(): Promise<void> {
   const player = setupRender(studio, settings);
   setupFilms(studio, player);
   setupSpecIo(studio);
+  setupPngDrop(studio);
   document.title = pageTitle(model);
   studio.onModel((next) => {
     document.title = pageTitle(next);
   });
+  setupLayout();
   document.body.dataset.state = 'ready';
 }
 

@@ -5,10 +5,16 @@
  * model can change (the Model card loads another one): read `studio.model` when it is needed,
  * and listen with `onModel` to refresh what shows its facts or defaults.
  */
-import type { ModelInfo } from './api.ts';
+import type { FilmSpecJson, ModelInfo } from './api.ts';
 import type { Store } from './state.ts';
 
 export type ToastKind = 'info' | 'success' | 'error';
+
+/** A button in a toast ("Undo"). */
+export interface ToastAction {
+  readonly label: string;
+  readonly run: () => void;
+}
 
 export interface Studio {
   readonly store: Store;
@@ -17,7 +23,7 @@ export interface Studio {
   /** Makes `model` the current one and tells the listeners. */
   setModel(model: ModelInfo): void;
   onModel(listener: (model: ModelInfo) => void): void;
-  toast(message: string, kind?: ToastKind): void;
+  toast(message: string, kind?: ToastKind, action?: ToastAction): void;
   /** The keyframe that the next chosen preview replaces, if the user asked to replace one. */
   replaceTarget(): string | undefined;
   setReplaceTarget(id: string | undefined): void;
@@ -32,4 +38,10 @@ export interface Studio {
   refreshFilms(): void;
   /** Moves the focus to the preview prompt field. */
   focusPrompt(): void;
+  /**
+   * Replaces the timeline by a spec (`what` names it in messages: "the example"), asking first
+   * when the timeline is not empty; the replacement can be undone. Resolves false when the user
+   * kept the timeline.
+   */
+  replaceTimeline(spec: FilmSpecJson, what: string): Promise<boolean>;
 }

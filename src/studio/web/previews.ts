@@ -62,6 +62,10 @@ export function setupPreviews(studio: Studio): void {
   /** The batch being made, its finished images shown as they come. */
   let live: Batch | undefined;
   const pendingImages = new Set<string>();
+  /** Older batches (beyond MAX_BATCHES) are shown on request. */
+  let showAll = false;
+  /** After a re-render, focus returns to the preview button with this data-focus key. */
+  let focusKey: string | undefined;
 
   negative.value = store.settings.negativePrompt ?? '';
   negative.addEventListener('input', () => store.editSettings({ negativePrompt: negative.value }, true));
@@ -80,7 +84,9 @@ export function setupPreviews(studio: Studio): void {
   const renderBatches = () => {
     const target = studio.replaceTarget();
     const targetIndex = target === undefined ? -1 : store.keyframes.findIndex((keyframe) => keyframe.id === target);
-    const shown = live === undefined ? batches : [live, ...batches];
+    const all = live === undefined ? batches : [live, ...batches];
+    const limit = MAX_BATCHES + (live === undefined ? 0 : 1);
+    const shown = showAll ? all : all.slice(0, limit);
     results.replaceChildren(
       ...shown.map((batch, batchIndex) =>
         h(
@@ -101,6 +107,9 @@ export function setupPreviews(studio: Studio): void {
                   batches = batches.filter((entry) => entry !== batch);
                   saveBatches();
                   renderBatches();
+                  // The server forgets the batch too; its images only when no keyframe shows one.
+                  const used = batch.images.some((image) => store.keyframes.some((keyframe) => keyframe.imageUrl === image.url));
+                  api.deletePreviews(batch.id, !used).catch(() => undefined);
                 },
               },
               '×',
@@ -116,7 +125,10 @@ export function setupPreviews(studio: Studio): void {
                   type: 'button',
                   class: targetIndex >= 0 ? 'small accent' : 'small',
                   'aria-label': targetIndex >= 0 ? `Use seed ${image.seed} for keyframe ${targetIndex + 1}` : `Add seed ${image.seed} to the timeline`,
+                  'data-focus': `${batch.id}:${image.seed}`,
                   onclick: () => {
+                    // The list is drawn again: keep the focus on this button, to add more.
+                    focusKey = `${batch.id}:${image.seed}`;
                     const replacing = studio.replaceTarget();
                     if (replacing !== undefined && store.keyframes.some((keyframe) => keyframe.id === replacing)) {
                       const index = store.keyframes.findIndex((keyframe) => keyframe.id === replacing);
@@ -146,7 +158,18 @@ export function setupPreviews(studio: Studio): void {
         ),
       ),
     );
-    results.hidden = shown.length === 0;
+    if (all.length > shown.length) {
+      const older = all.length - shown.length;
+      results.append(
+        h('button', { type: 'button', class: 'small subtle show-older', onclick: () => ((showAll = true), renderBatches()) }, `Show ${older} older preview batch${older === 1 ? '' : 'es'}`),
+      );
+    }
+    results.hidden = all.length === 0;
+    if (focusKey !== undefined) {
+      const key = focusKey;
+      focusKey = undefined;
+      [...results.querySelectorAll<HTMLButtonElement>('button[data-focus]')].find((button) => button.dataset.focus === key)?.focus({ preventScroll: true });
+    }
   };
 
   const sizeAndSteps = () => {
@@ -192,7 +215,7 @@ export function setupPreviews(studio: Studio): void {
         const batchPrompt = typeof result?.prompt === 'string' ? result.prompt : text;
         if (batchPrompt !== undefined) {
           for (const image of images) store.rememberImage(batchPrompt, image.seed, image.url);
-          batches = [{ id: final.id, prompt: batchPrompt, images }, ...batches.filter((batch) => batch.id !== final.id)].slice(0, MAX_BATCHES);
+          batches = [{ id: final.id, prompt: batchPrompt, images }, ...batches.filter((batch) => batch.id !== final.id)];
           saveBatches();
           renderBatches();
         }
@@ -299,6 +322,18 @@ export function setupPreviews(studio: Studio): void {
   };
 
   renderBatches();
+
+  // The server keeps every batch of this session (also from another browser): it has the last word.
+  api
+    .previewBatches()
+    .then(({ batches: kept }) => {
+      if (!Array.isArray(kept)) return;
+      batches = kept.map((batch) => ({ id: batch.id, prompt: batch.prompt, images: batch.images }));
+      for (const batch of [...batches].reverse()) for (const image of batch.images) store.rememberImage(batch.prompt, image.seed, image.url);
+      saveBatches();
+      renderBatches();
+    })
+    .catch(() => undefined);
 
   // A previews job still running from before a reload is followed again.
   api

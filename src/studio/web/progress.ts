@@ -33,7 +33,7 @@ export class ProgressView {
     let status: string;
     switch (job.state) {
       case 'queued':
-        status = job.position > 1 ? `Waiting: ${ordinal(job.position)} in the queue (another job runs first)` : 'Waiting to start…';
+        status = queuedStatus(job);
         break;
       case 'running':
         status = label !== '' ? capitalise(label) : 'Working…';
@@ -53,6 +53,9 @@ export class ProgressView {
     if (job.state === 'running' && etaSeconds !== undefined && Number.isFinite(etaSeconds)) {
       parts.push(etaSeconds < 1 ? 'almost done' : `about ${formatSeconds(etaSeconds)} left`);
     }
+    if (job.state === 'queued' && job.waitSeconds !== undefined && Number.isFinite(job.waitSeconds)) {
+      parts.push(job.waitSeconds < 1 ? 'starts in a moment' : `starts in about ${formatSeconds(job.waitSeconds)}`);
+    }
     this.detail.textContent = parts.join(' · ');
     this.bar.setAttribute('aria-valuetext', [status, ...parts].join(', '));
     const notes = Array.isArray(job.warnings) ? job.warnings : [];
@@ -63,6 +66,23 @@ export class ProgressView {
   hide(): void {
     this.root.hidden = true;
   }
+}
+
+const KIND_NAMES: Record<string, string> = { previews: 'previews', render: 'a render', model: 'loading a model' };
+
+/** "Waiting: 2nd in the queue, after a render (running, about 40 s left) and previews". */
+export function queuedStatus(job: Job): string {
+  const place = job.position > 0 ? `${ordinal(job.position)} in the queue` : 'in the queue';
+  const ahead = job.ahead ?? [];
+  if (ahead.length === 0) return job.position > 1 ? `Waiting: ${place} (another job runs first)` : 'Waiting to start…';
+  const names = ahead.map((entry) => {
+    const name = KIND_NAMES[entry.kind] ?? entry.kind;
+    if (entry.state !== 'running') return name;
+    return entry.etaSeconds !== undefined && Number.isFinite(entry.etaSeconds) ? `${name} (running, about ${formatSeconds(entry.etaSeconds)} left)` : `${name} (running)`;
+  });
+  const list =
+    names.length === 1 ? names[0]! : names.length > 3 ? `${names[0]!}, ${names[1]!} and ${names.length - 2} more jobs` : `${names.slice(0, -1).join(', ')} and ${names.at(-1)!}`;
+  return `Waiting: ${place}, after ${list}`;
 }
 
 function capitalise(text: string): string {

@@ -25,6 +25,10 @@ export interface FilmToShow {
 export interface RenderPanel {
   /** Shows a finished film in the player. */
   show(film: FilmToShow): void;
+  /** Whether a render is being followed now. */
+  busy(): boolean;
+  /** Follows a render job started elsewhere (a resumed film) with progress, frames and the result. */
+  follow(job: Job, title: string): void;
 }
 
 const FORMAT_NAMES: Record<VideoFormat, string> = { mp4: 'MP4', webm: 'WebM', gif: 'GIF' };
@@ -207,5 +211,13 @@ export function setupRender(studio: Studio, settings: SettingsPanel): RenderPane
     })
     .catch(() => undefined);
 
-  return { show };
+  return {
+    show,
+    busy: () => running !== undefined,
+    follow: (job, what) => {
+      byId('render-panel', HTMLElement).scrollIntoView({ behavior: 'smooth', block: 'start' });
+      studio.refreshFilms();
+      void follow(job, what);
+    },
+  };
 }

@@ -9,6 +9,7 @@ import { api, ApiError, type FilmSpecJson } from './api.ts';
 import type { Studio } from './context.ts';
 import { byId, downloadText } from './dom.ts';
 import { toSpec } from './state.ts';
+import { safeFileStem } from '../names.ts';
 
 /** YAML unless the text is a JSON object. */
 function formatOfText(text: string, name?: string): 'yaml' | 'json' {
@@ -33,6 +34,9 @@ export function setupSpecIo(studio: Studio): void {
     return { model: studio.model.source, ...toSpec(store.draft) };
   };
 
+  /** Saved specs are named after the film: its first prompt. */
+  const fileStem = () => safeFileStem(store.keyframes[0]?.prompt ?? 'film');
+
   const showError = (message: string) => {
     error.textContent = message;
     error.hidden = message === '';
@@ -42,11 +46,13 @@ export function setupSpecIo(studio: Studio): void {
     showError('');
     try {
       const { spec } = await api.parseSpec(source, format);
-      store.load(spec);
+      if (!(await studio.replaceTimeline(spec, from))) {
+        status.textContent = `Not loaded: your timeline was kept.`;
+        return;
+      }
       const current = studio.model.source;
       const note = spec.model !== undefined && spec.model !== current ? ` It names the model ${spec.model}; the studio renders with ${current}.` : '';
       status.textContent = `Loaded ${from}: ${spec.keyframes.length} keyframes.${note}`;
-      studio.toast(`Loaded ${from}: ${spec.keyframes.length} keyframes on the timeline.`, 'success');
     } catch (cause) {
       status.textContent = '';
       showError(cause instanceof ApiError ? cause.message : String(cause));
@@ -61,8 +67,9 @@ export function setupSpecIo(studio: Studio): void {
       const { yaml } = await api.specYaml(spec);
       text.value = yaml;
       showError('');
-      downloadText('film.yaml', yaml, 'application/yaml');
-      status.textContent = 'Saved as film.yaml. Render it with: latentblend movie film.yaml --out film.mp4';
+      const name = `${fileStem()}.yaml`;
+      downloadText(name, yaml, 'application/yaml');
+      status.textContent = `Saved as ${name}. Render it with: latentblend movie ${name} --out ${fileStem()}.mp4`;
     } catch (cause) {
       showError(cause instanceof ApiError ? cause.message : String(cause));
     }
@@ -74,8 +81,9 @@ export function setupSpecIo(studio: Studio): void {
     const json = `${JSON.stringify(spec, null, 2)}\n`;
     text.value = json;
     showError('');
-    downloadText('film.json', json, 'application/json');
-    status.textContent = 'Saved as film.json. Render it with: latentblend movie film.json --out film.mp4';
+    const name = `${fileStem()}.json`;
+    downloadText(name, json, 'application/json');
+    status.textContent = `Saved as ${name}. Render it with: latentblend movie ${name} --out ${fileStem()}.mp4`;
   });
 
   byId('load-text', HTMLButtonElement).addEventListener('click', () => {

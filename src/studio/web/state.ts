@@ -193,6 +193,12 @@ export class Store {
     this.emit('all');
   }
 
+  /** Puts back a whole draft (undoing a replacement); keyframes keep their images. */
+  replaceDraft(draft: Draft): void {
+    this.draft = draft;
+    this.emit('all');
+  }
+
   save(): void {
     try {
       localStorage.setItem(STORAGE_KEY, JSON.stringify(this.draft));

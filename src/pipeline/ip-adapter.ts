@@ -1,0 +1,123 @@
+/**
+ * IP-Adapter (docs/ip-adapter-onnx.md): a picture as part of the prompt. The folder holds the
+ * CLIP vision encoder and the base UNet exported with the adapter's attention; the picture's
+ * embedding and the adapter scale travel with the text conditioning (`image_embeds`,
+ * `ip_adapter_scale`), so they are batched and interpolated like it.
+ */
+import type { FileAccess, Platform } from '../runtime/platform.ts';
+import { checkOnnxFile, readJsonObject, type ModelFamily, type ModelFolder } from '../model/folder.ts';
+import { floatTensor, loadOnnxModel, requireInput, requireOutput, runModel, toFloat32, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import { clipImageConfig, clipPixelValues, type ClipImageConfig } from '../image/clip-preprocess.ts';
+import type { Conditioning } from '../adapters/adapter.ts';
+import type { Tensor32 } from './tensor.ts';
+import type { RgbImage } from './vae.ts';
+import type { Unet } from './unet.ts';
+import { LatentBlendError } from '../errors.ts';
+
+export const IP_ADAPTER_FORMAT = 'latentblend-ip-adapter';
+const EXPORT_HINT = 'export it with tools/export_ip_adapter.py (docs/ip-adapter-onnx.md)';
+
+export interface IpAdapterFolder {
+  readonly dir: string;
+  readonly family: ModelFamily;
+  readonly description: Readonly<Record<string, unknown>>;
+  readonly imageEncoder: string;
+  readonly unet: string;
+  readonly unetConfig: Readonly<Record<string, unknown>>;
+  readonly preprocess: ClipImageConfig;
+}
+
+function folderError(message: string): LatentBlendError {
+  return new LatentBlendError(message, 'model_folder');
+}
+
+/** Inspects an IP-Adapter folder in latentblend's layout; errors name the file and what was expected. */
+export function inspectIpAdapterFolder(files: FileAccess, dir: string): IpAdapterFolder {
+  const join = (...parts: string[]): string => files.join(...parts);
+  if (!files.isFolder(dir)) throw folderError(`IP-Adapter folder ${dir} does not exist or is not a folder.`);
+  const descriptionPath = join(dir, 'latentblend-ip-adapter.json');
+  const description = readJsonObject(files, descriptionPath, `the IP-Adapter description (${EXPORT_HINT})`);
+  if (description.format !== IP_ADAPTER_FORMAT || description.version !== 1) {
+    throw folderError(`${descriptionPath}: expected format "${IP_ADAPTER_FORMAT}" version 1, got ${JSON.stringify(description.format)} version ${JSON.stringify(description.version)}.`);
+  }
+  const family = description.family;
+  if (family !== 'sd' && family !== 'sdxl') throw folderError(`${descriptionPath}: "family" must be "sd" or "sdxl", got ${JSON.stringify(family)}.`);
+  if (description.variant !== 'plain') {
+    throw new LatentBlendError(`${dir}: IP-Adapter variant ${JSON.stringify(description.variant)} is not supported yet (only plain IP-Adapters).`, 'unsupported');
+  }
+  const imageEncoder = join(dir, 'image_encoder', 'model.onnx');
+  const unet = join(dir, 'unet', 'model.onnx');
+  checkOnnxFile(files, imageEncoder, 'IP-Adapter image encoder');
+  checkOnnxFile(files, unet, 'UNet with the IP-Adapter');
+  const preprocessorPath = join(dir, 'image_encoder', 'preprocessor_config.json');
+  const preprocess = clipImageConfig(readJsonObject(files, preprocessorPath, "the image encoder's CLIPImageProcessor config"), preprocessorPath);
+  const unetConfig = readJsonObject(files, join(dir, 'unet', 'config.json'), "the IP-Adapter UNet's config.json");
+  // Absolute, as saved transitions record it (and compare it to decide what can be reused).
+  return { dir: files.resolve(dir), family, description, imageEncoder, unet, unetConfig, preprocess };
+}
+
+/** Why the IP-Adapter cannot be used with `model` (empty when it can). */
+export function ipAdapterProblems(adapter: IpAdapterFolder, model: ModelFolder): string[] {
+  const problems: string[] = [];
+  if (adapter.family !== model.family) {
+    problems.push(`the IP-Adapter is for ${adapter.family === 'sdxl' ? 'SDXL' : 'SD 1.x/2.x'} models but the model is ${model.family === 'sdxl' ? 'SDXL' : 'SD 1.x/2.x'}`);
+  }
+  for (const key of ['cross_attention_dim', 'block_out_channels', 'sample_size'] as const) {
+    const a = JSON.stringify(adapter.unetConfig[key]);
+    const b = JSON.stringify(model.unetConfig[key]);
+    if (a !== undefined && b !== undefined && a !== b) problems.push(`its UNet's ${key} is ${a} but the model's is ${b} (exported for another base model)`);
+  }
+  return problems;
+}
+
+/** A loaded IP-Adapter's image encoder. */
+export class IpAdapter {
+  constructor(
+    readonly encoder: OnnxModel,
+    readonly folder: IpAdapterFolder,
+  ) {
+    requireInput(encoder, 'pixel_values');
+    requireOutput(encoder, 'image_embeds');
+  }
+
+  /** The picture's embedding as the UNet takes it: [1, 1, E]. */
+  async encode(picture: RgbImage): Promise<Tensor32> {
+    const pixels = clipPixelValues(picture, this.folder.preprocess);
+    const outputs = await runModel(this.encoder, { pixel_values: floatTensor(this.encoder.inputTypes.get('pixel_values')!, pixels.data, pixels.dims) });
+    const embeds = outputs.image_embeds!;
+    const data = toFloat32(embeds);
+    return { data, dims: [1, 1, data.length] };
+  }
+}
+
+/**
+ * `conditioning` with an image prompt: `embeds` ([1, 1, E]; zeros for the negative side, as
+ * diffusers) and the adapter scale.
+ */
+export function withImagePrompt(conditioning: Conditioning, embeds: Tensor32, scale: number): Conditioning {
+  const result = new Map(conditioning);
+  result.set('image_embeds', embeds);
+  result.set('ip_adapter_scale', { data: Float32Array.of(scale), dims: [1] });
+  return result;
+}
+
+/** Zero image embeddings shaped like `embeds` (the negative side of plain IP-Adapters). */
+export function zeroImageEmbeds(embeds: Tensor32): Tensor32 {
+  return { data: new Float32Array(embeds.data.length), dims: embeds.dims };
+}
+
+export interface LoadedIpAdapter {
+  readonly adapter: IpAdapter;
+  readonly models: readonly OnnxModel[];
+}
+
+/** Checks the folder against the model before any session, then loads it and attaches its UNet to `unet`. */
+export async function loadIpAdapter(platform: Platform, dir: string, model: ModelFolder, unet: Unet, device: Device): Promise<LoadedIpAdapter> {
+  const folder = inspectIpAdapterFolder(platform.files, dir);
+  const problems = ipAdapterProblems(folder, model);
+  if (problems.length > 0) throw new LatentBlendError(`The IP-Adapter ${dir} does not fit the model ${model.dir}: ${problems.join('; ')}.`, 'invalid_input');
+  const encoder = await loadOnnxModel(platform.runtime, folder.imageEncoder, 'IP-Adapter image encoder', device);
+  const unetModel = await loadOnnxModel(platform.runtime, folder.unet, 'UNet with the IP-Adapter', device);
+  unet.useIpAdapterModel(unetModel);
+  return { adapter: new IpAdapter(encoder, folder), models: [encoder, unetModel] };
+}

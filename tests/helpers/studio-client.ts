@@ -1,0 +1,118 @@
+/** A small HTTP client for the studio API with its own cookie jar (tests only). */
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  text: string;
+  json: any;
+}
+
+export class StudioClient {
+  private readonly cookies = new Map<string, string>();
+
+  constructor(public base: URL) {}
+
+  /** Sets a cookie by hand (e.g. the session of a browser). */
+  setCookie(name: string, value: string): void {
+    this.cookies.set(name, value);
+  }
+
+  get cookie(): string {
+    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
+  }
+
+  request(method: string, path: string, options: { json?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
+    const body = options.json !== undefined ? JSON.stringify(options.json) : undefined;
+    const headers: Record<string, string> = {
+      ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}),
+      ...(this.cookies.size > 0 ? { cookie: this.cookie } : {}),
+      ...options.headers,
+    };
+    return new Promise((done, fail) => {
+      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method, path, headers }, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          for (const line of response.headers['set-cookie'] ?? []) {
+            const [pair] = line.split(';');
+            const at = pair!.indexOf('=');
+            this.cookies.set(pair!.slice(0, at), pair!.slice(at + 1));
+          }
+          const buffer = Buffer.concat(chunks);
+          const text = buffer.toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          done({ status: response.statusCode ?? 0, headers: response.headers, body: buffer, text, json });
+        });
+        response.on('error', fail);
+      });
+      req.on('error', fail);
+      req.end(body);
+    });
+  }
+
+  get(path: string, headers: Record<string, string> = {}): Promise<Reply> {
+    return this.request('GET', path, { headers });
+  }
+
+  post(path: string, json: unknown = {}): Promise<Reply> {
+    return this.request('POST', path, { json });
+  }
+
+  /**
+   * Follows a job's event stream until `stop` says so for an event (or the stream ends);
+   * returns the events seen. The connection is then closed.
+   */
+  watch(jobId: string, stop: (event: string, data: any) => boolean, timeoutMs = 60_000): Promise<{ event: string; data: any }[]> {
+    return new Promise((done, fail) => {
+      const seen: { event: string; data: any }[] = [];
+      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method: 'GET', path: `/api/jobs/${jobId}/events`, headers: { cookie: this.cookie } }, (response) => {
+        let buffer = '';
+        const timer = setTimeout(() => {
+          req.destroy();
+          fail(new Error(`no stop event on ${jobId} in ${timeoutMs} ms: ${seen.map((entry) => entry.event).join(', ')}`));
+        }, timeoutMs);
+        const finish = () => {
+          clearTimeout(timer);
+          req.destroy();
+          done(seen);
+        };
+        response.on('data', (chunk: Buffer) => {
+          buffer += chunk.toString('utf8');
+          let end: number;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const event = /^event: (.*)$/m.exec(block)?.[1];
+            const data = /^data: (.*)$/m.exec(block)?.[1];
+            if (event === undefined || data === undefined) continue;
+            const parsed = JSON.parse(data);
+            seen.push({ event, data: parsed });
+            if (stop(event, parsed)) return finish();
+          }
+        });
+        response.on('end', finish);
+        response.on('error', () => finish());
+      });
+      req.on('error', (error) => (seen.length > 0 ? done(seen) : fail(error)));
+      req.end();
+    });
+  }
+
+  /** Polls a job until it ends. */
+  async waitFor(jobId: string, timeoutMs = 60_000): Promise<any> {
+    const started = Date.now();
+    for (;;) {
+      const job = (await this.get(`/api/jobs/${jobId}`)).json;
+      if (job?.state === 'done' || job?.state === 'failed' || job?.state === 'cancelled') return job;
+      if (Date.now() - started > timeoutMs) throw new Error(`job ${jobId} still ${job?.state} after ${timeoutMs} ms`);
+      await new Promise((wait) => setTimeout(wait, 25));
+    }
+  }
+}
