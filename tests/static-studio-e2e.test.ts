@@ -25,7 +25,7 @@ const SPEC = `keyframes:
     seed: 2
 fps: 8
 transitionDuration: 1
-branchesPerTransition: 4
+maxBranches: 4
 `;
 
 let siteDir: string;
@@ -119,6 +119,8 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
   });
 
   test('another model is loaded from the Model card (from this browser\'s cache)', async () => {
+    // The card is folded: loading another model is behind one click.
+    await page.getByText('Change model or scheduler').click();
     await page.getByLabel('Model folder or Hub id').fill('models/tiny-sd-turbo');
     await page.getByRole('button', { name: 'Load model' }).click();
     await page.getByRole('button', { name: 'Loading…' }).waitFor({ state: 'detached', timeout: TIMEOUT }).catch(() => undefined);
@@ -137,11 +139,11 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
 
   test('the spec is saved as YAML, and the film is listed', async () => {
     const download = await downloadOf(() => page.getByRole('button', { name: 'Save spec (YAML)' }).click());
-    assert.equal(download.suggestedFilename(), 'film.yaml');
+    assert.match(download.suggestedFilename(), /^a-red-cube\.yaml$/, 'named after the film (its first prompt)');
     const path = join(downloadsDir, 'film.yaml');
     await download.saveAs(path);
     const yaml = readFileSync(path, 'utf8');
-    for (const expected of ['prompt: a red cube', 'prompt: a blue sphere', 'fps: 8', 'branchesPerTransition: 4']) assert.ok(yaml.includes(expected), yaml);
+    for (const expected of ['prompt: a red cube', 'prompt: a blue sphere', 'fps: 8', 'maxBranches: 4']) assert.ok(yaml.includes(expected), yaml);
     await page.getByRole('list', { name: 'Your films' }).getByRole('listitem').first().waitFor({ timeout: TIMEOUT });
   });
 

@@ -173,8 +173,8 @@ function transitionOptionsOf(spec: FilmSpec, index: number): Record<string, unkn
     guidanceScale: spec.guidanceScale,
     midDamper: spec.midDamper,
     depthStrength: spec.depthStrength,
-    maxBranches: spec.branchesPerTransition,
-    timeBudget: spec.timeBudgetPerTransition,
+    maxBranches: spec.maxBranches ?? spec.branchesPerTransition,
+    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition,
     branch1Crossfeed: spec.branch1Crossfeed,
     parentalCrossfeed: spec.parentalCrossfeed,
   };
