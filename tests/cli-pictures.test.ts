@@ -49,8 +49,6 @@ describe('generate --image (img2img)', () => {
       [['--image', join(work, 'missing.png')], /missing\.png: cannot read the picture \(no such file\)/],
       [['--image', notPicture], /notes\.png: not a picture that can be read/],
       [['--strength', '0.5'], /--strength needs --image/],
-      [['--image', photo, '--strength', '1.5'], /--strength.*expected a number from 0 to 1/],
-      [['--image', photo, '--fit', 'stretch'], /--fit.*cover, contain/],
     ];
     for (const [flags, pattern] of cases) {
       const out = join(work, 'refused.png');

@@ -98,6 +98,15 @@ describe('transitions with a ControlNet', () => {
     one.frames.forEach((frame, index) => assert.ok(maxAbsDiff(frame.image.data, two.frames[index]!.image.data) <= 1, `frame ${index}`));
   });
 
+  test('batched branches (batchSize 2) give the frames of one-at-a-time branches', async () => {
+    const settings = { controlNet: control.controlNet, pictureA, pictureB, scaleA: 1, scaleB: 0.6 };
+    const single = await new BlendingEngine(pipeline, metric).runTransition({ ...options, maxBranches: 4 }, { controlNet: settings });
+    const batched = await new BlendingEngine(pipeline, metric).runTransition({ ...options, maxBranches: 4, batchSize: 2 }, { controlNet: settings });
+    assert.deepEqual(batched.frames.map((frame) => frame.fract), single.frames.map((frame) => frame.fract));
+    assert.ok(batched.stats.unetCalls < single.stats.unetCalls, 'fewer UNet calls');
+    batched.frames.forEach((frame, index) => assert.ok(maxAbsDiff(frame.image.data, single.frames[index]!.image.data) <= 1, `frame ${index}`));
+  });
+
   test('the same settings give bit-identical frames twice', async () => {
     const settings = { controlNet: control.controlNet, pictureA, pictureB, scaleA: 1, scaleB: 0.5, guidanceEnd: 0.75 };
     const first = await new BlendingEngine(pipeline, metric).runTransition({ ...options, maxBranches: 5 }, { controlNet: settings });

@@ -11,6 +11,7 @@ import type { Tensor32 } from '../src/pipeline/tensor.ts';
 import { FIXTURES, modelDir, readJson } from './helpers/golden.ts';
 import { FakeHub } from './helpers/fake-hub.ts';
 import { resolveModelSource } from '../src/model/hub.ts';
+import { inspectIpAdapterFolder } from '../src/pipeline/ip-adapter.ts';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { nodeFiles } from '../src/node/platform.ts';
 
@@ -139,5 +140,26 @@ test('a ControlNet folder is accepted from the Hub like a model: its files only,
   assert.deepEqual(readFileSync(join(online.dir, 'controlnet', 'model.onnx')), readFileSync(join(source, 'controlnet', 'model.onnx')));
   assert.ok(!existsSync(join(online.dir, 'diffusion_pytorch_model.safetensors')), 'PyTorch weights are not downloaded');
   const offline = await resolveModelSource('acme/tiny-controlnet', { env: {}, cacheDir: cache, offline: true });
+  assert.equal(offline.dir, online.dir);
+});
+
+test('an IP-Adapter folder is accepted from the Hub too', async (t) => {
+  const source = join(FIXTURES, 'models', 'tiny-sd15-ip-adapter', 'onnx');
+  const files: Record<string, Uint8Array | string> = { 'ip-adapter_sd15.bin': 'pytorch weights we do not need' };
+  for (const folder of ['', 'image_encoder/', 'unet/']) {
+    for (const name of readdirSync(join(source, folder))) {
+      if (statSync(join(source, folder, name)).isFile()) files[`${folder}${name}`] = readFileSync(join(source, folder, name));
+    }
+  }
+  const hub = await FakeHub.start({ 'acme/tiny-ip': { commit: 'e'.repeat(40), files, lfs: ['unet/model.onnx', 'image_encoder/model.onnx'] } });
+  const cache = mkdtempSync(join(tmpdir(), 'latentblend-iphub-'));
+  t.after(async () => {
+    await hub.stop();
+    rmSync(cache, { recursive: true, force: true });
+  });
+  const online = await resolveModelSource('acme/tiny-ip', { env: {}, endpoint: hub.endpoint, cacheDir: cache });
+  assert.equal(inspectIpAdapterFolder(nodeFiles, online.dir).family, 'sd');
+  assert.ok(!existsSync(join(online.dir, 'ip-adapter_sd15.bin')));
+  const offline = await resolveModelSource('acme/tiny-ip', { env: {}, cacheDir: cache, offline: true });
   assert.equal(offline.dir, online.dir);
 });

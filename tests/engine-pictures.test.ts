@@ -149,6 +149,20 @@ describe('picture keyframes', () => {
       engine.runTransition({ keyframeA: { prompt: '', seed: 1, image: { path: join(dir, 'missing.png') } }, keyframeB: { prompt: 'x', seed: 2 }, maxBranches: 2 }),
       (error: Error) => error instanceof LatentBlendError && /missing\.png: cannot read the picture/.test(error.message),
     );
+    // A truncated picture B is found before picture A is inverted: no UNet call is spent.
+    const whole = await sharp(pictureB).toBuffer();
+    writeFileSync(join(dir, 'truncated.png'), whole.subarray(0, whole.length - 60));
+    const calls = sd15.unet.calls;
+    await assert.rejects(
+      new BlendingEngine(sd15, new RmsMetric()).runTransition({
+        keyframeA: { prompt: 'a house', seed: 1, image: { path: pictureA, method: 'inversion' } },
+        keyframeB: { prompt: '', seed: 2, image: { path: join(dir, 'truncated.png') } },
+        steps: 4,
+        maxBranches: 2,
+      }),
+      (error: Error) => error instanceof LatentBlendError && /truncated\.png: the picture cannot be decoded/.test(error.message),
+    );
+    assert.equal(sd15.unet.calls, calls, 'no UNet call before the pictures are read');
   });
 
   test('end jump of both methods, measured (end frame ↔ neighbour over the median neighbour distance)', async (t) => {

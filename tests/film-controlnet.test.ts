@@ -84,3 +84,38 @@ test('movie renders a film with control pictures (shared and per keyframe, relat
   assert.equal(broken.code, 2, broken.stderr);
   assert.match(broken.stderr, /keyframes\[0\]\.controlImage: .*edges\.png is not a picture that can be read/);
 });
+
+test('film spec IP-Adapter keys: parsed, problems named, and movie blends the image prompts keyframe to keyframe', () => {
+  const ok = parseFilmSpec(yaml('ipAdapter: ip\nipImage: a.png\nipAdapterScale: 0.6\n', '  - {prompt: a cat, seed: 1, ipImage: b.png, ipAdapterScale: 1}\n  - {prompt: a dog, seed: 2}\n'), { path: 'f.yaml' });
+  assert.equal(ok.keyframes[0]!.ipImage, 'b.png');
+  assert.deepEqual(parseFilmSpec(filmSpecToYaml(ok), { path: 'x.yaml' }), ok);
+  assert.throws(() => parseFilmSpec(yaml('ipImage: a.png\n'), { path: 'f.yaml' }), /ipImage: needs "ipAdapter"/);
+  assert.throws(() => parseFilmSpec(yaml('ipAdapter: ip\n'), { path: 'f.yaml' }), /keyframes\[0\]\.ipImage: missing/);
+
+  const ipPictures = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter');
+  const specPath = join(work, 'ip-film.yaml');
+  writeFileSync(
+    specPath,
+    [
+      `model: ${JSON.stringify(modelDir('tiny-sd15'))}`,
+      'steps: 4',
+      'guidanceScale: 0',
+      'branchesPerTransition: 3',
+      'fps: 4',
+      'transitionDuration: 1',
+      `ipAdapter: ${JSON.stringify(join(FIXTURES, 'models', 'tiny-sd15-ip-adapter', 'onnx'))}`,
+      `ipImage: ${JSON.stringify(join(ipPictures, 'ip-a.png'))}`,
+      'keyframes:',
+      '  - {prompt: a cat, seed: 1}',
+      `  - {prompt: a dog, seed: 2, ipImage: ${JSON.stringify(join(ipPictures, 'ip-b.png'))}, ipAdapterScale: 0.5}`,
+      '  - {prompt: a fox, seed: 3}',
+      '',
+    ].join('\n'),
+  );
+  const out = join(work, 'ip-film.gif');
+  const run = runCliProcess(['movie', specPath, '--out', out, '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  const summary = JSON.parse(run.stdout) as { transitions: number; framesComputed: number };
+  assert.equal(summary.transitions, 2);
+  assert.equal(summary.framesComputed, 5, 'the shared keyframe is computed once (same image prompt and scale)');
+});

@@ -57,7 +57,7 @@ describe('movie: picture → prompt → picture', () => {
   const out = join(work, 'mixed.mp4');
   const frames = join(work, 'frames');
   const pictureC = join(work, 'pics', 'c.png');
-  interface Summary { transitions: number; transitionsReused: number; framesComputed: number; unetCalls: number }
+  interface Summary { transitions: number; transitionsReused: number; framesComputed: number; unetCalls: number; inversionUnetCalls?: number }
   const run = () => runCliProcess(['movie', specPath, '--out', out, '--json', '--force', '--frames-dir', frames]);
 
   before(async () => {
@@ -66,7 +66,7 @@ describe('movie: picture → prompt → picture', () => {
     await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 20, g: 60, b: 200 } } }).png().toFile(pictureC);
     writeFileSync(
       specPath,
-      [`model: ${model}`, 'fps: 6', 'transitionDuration: 1', 'maxBranches: 4', 'keyframes:', '  - {image: pics/a.png, seed: 1}', '  - {prompt: a dog, seed: 2}', '  - {image: pics/c.png, prompt: the sea, seed: 3}', ''].join('\n'),
+      [`model: ${model}`, 'fps: 6', 'transitionDuration: 1', 'maxBranches: 4', 'keyframes:', '  - {image: pics/a.png, seed: 1}', '  - {prompt: a dog, seed: 2}', '  - {image: pics/c.png, prompt: the sea, seed: 3, imageMethod: inversion}', ''].join('\n'),
     );
   });
 
@@ -76,6 +76,7 @@ describe('movie: picture → prompt → picture', () => {
     const summary = JSON.parse(result.stdout) as Summary;
     assert.equal(summary.transitions, 2);
     assert.equal(summary.framesComputed, 4 + 3);
+    assert.equal(summary.inversionUnetCalls, 3, 'the last picture is inverted (N - 1 = 3 UNet calls); the first uses noise');
     const names = readdirSync(frames).sort();
     assert.equal(names.length, 7);
     const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: model });
@@ -94,7 +95,19 @@ describe('movie: picture → prompt → picture', () => {
     assert.equal(changed.code, 0, changed.stderr);
     const summary = JSON.parse(changed.stdout) as Summary;
     assert.equal(summary.transitionsReused, 1, 'the first transition (a.png → a dog) is reused');
+    assert.equal(summary.inversionUnetCalls, 3);
     assert.ok(summary.unetCalls > 0);
+  });
+
+  test('a picture in the middle is inverted once: the second transition continues from it', () => {
+    const middle = join(work, 'middle.yaml');
+    writeFileSync(middle, [`model: ${model}`, 'fps: 4', 'transitionDuration: 1', 'branchesPerTransition: 3', 'keyframes:', '  - {prompt: a cat, seed: 1}', '  - {image: pics/a.png, seed: 2, imageMethod: inversion}', '  - {prompt: a bird, seed: 3}', ''].join('\n'));
+    const result = runCliProcess(['movie', middle, '--out', join(work, 'middle.mp4'), '--json']);
+    assert.equal(result.code, 0, result.stderr);
+    const summary = JSON.parse(result.stdout) as Summary;
+    assert.equal(summary.inversionUnetCalls, 3, 'N - 1 = 3, not twice');
+    // cat (4) + inversion (3) + 1 branch at k0 = 2 (2); then bird (4) + 1 branch (2).
+    assert.equal(summary.unetCalls, 4 + 3 + 2 + 4 + 2);
   });
 
   test('a bad picture in a spec is refused before the model is looked at', () => {

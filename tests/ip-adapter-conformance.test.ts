@@ -14,22 +14,22 @@ import { clipPixelValues } from '../src/image/clip-preprocess.ts';
 import { FIXTURES, floats, maxAbs, maxAbsDiff, modelDir, readJson, tensor, type GoldenCase } from './helpers/golden.ts';
 import { nodePlatform } from '../src/node/platform.ts';
 
-const NAME = 'tiny-sd15-ip-adapter';
-const goldDir = join(FIXTURES, 'goldens', NAME);
-const goldens = readdirSync(goldDir)
-  .filter((file) => file.endsWith('.json'))
-  .sort()
-  .map((file) => readJson<GoldenCase & { ip_adapter_image: string; ip_adapter_scale: number }>('goldens', NAME, file));
+const index = readJson<{ ip_adapters: Record<string, { base: string }> }>('ip-adapter.json');
 const opened: { pipeline: DiffusionPipeline; ip: LoadedIpAdapter }[] = [];
 after(async () => {
   for (const { pipeline, ip } of opened) for (const model of [...pipeline.models, ...ip.models]) await model.session.release();
 });
 
-describe(`IP-Adapter conformance: ${NAME} on tiny-sd15`, () => {
-  assert.ok(goldens.length >= 2);
+for (const [NAME, entry] of Object.entries(index.ip_adapters)) describe(`IP-Adapter conformance: ${NAME} on ${entry.base}`, () => {
+  const goldDir = join(FIXTURES, 'goldens', NAME);
+  const goldens = readdirSync(goldDir)
+    .filter((file) => file.endsWith('.json'))
+    .sort()
+    .map((file) => readJson<GoldenCase & { ip_adapter_image: string; ip_adapter_scale: number }>('goldens', NAME, file));
+  assert.ok(goldens.length >= 1);
   for (const golden of goldens) {
     test(`${golden.case}: pixel values, image embeddings, every step's latents and the image match diffusers (scale ${golden.ip_adapter_scale})`, async () => {
-      const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd15'), scheduler: golden.scheduler.class_name, schedulerConfig: golden.scheduler.config });
+      const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(entry.base), scheduler: golden.scheduler.class_name, schedulerConfig: golden.scheduler.config });
       const ip = await pipeline.loadIpAdapter(join(FIXTURES, 'models', NAME, 'onnx'));
       opened.push({ pipeline, ip });
       const picture = await readControlPicture(join(goldDir, golden.ip_adapter_image), 'image prompt');
@@ -65,8 +65,11 @@ describe(`IP-Adapter conformance: ${NAME} on tiny-sd15`, () => {
   }
 });
 
-test('the IP-Adapter description names the layout', () => {
-  const description = JSON.parse(readFileSync(join(FIXTURES, 'models', NAME, 'onnx', 'latentblend-ip-adapter.json'), 'utf8')) as { format: string; family: string };
-  assert.equal(description.format, 'latentblend-ip-adapter');
-  assert.equal(description.family, 'sd');
+test('the IP-Adapter descriptions name the layout and family', () => {
+  assert.deepEqual(Object.keys(index.ip_adapters).sort(), ['tiny-sd15-ip-adapter', 'tiny-sdxl-ip-adapter']);
+  for (const [name, entry] of Object.entries(index.ip_adapters)) {
+    const description = JSON.parse(readFileSync(join(FIXTURES, 'models', name, 'onnx', 'latentblend-ip-adapter.json'), 'utf8')) as { format: string; family: string };
+    assert.equal(description.format, 'latentblend-ip-adapter');
+    assert.equal(description.family, entry.base === 'tiny-sdxl' ? 'sdxl' : 'sd');
+  }
 });

@@ -119,6 +119,10 @@ describe('refusals before any UNet call', () => {
         engine.runTransition(options, { ipAdapter: { adapter: ip.adapter, pictureA }, controlNet: { controlNet: control.controlNet, pictureA } }),
         /ControlNet and an IP-Adapter together are not supported/,
       );
+      await assert.rejects(
+        pipeline.generate({ prompt: 'x', steps: 4, width: 64, height: 64, control: { controlNet: control.controlNet, picture: pictureA }, ipAdapter: { adapter: ip.adapter, picture: pictureA } }),
+        /ControlNet and an IP-Adapter together are not supported yet/,
+      );
     } finally {
       if (control !== undefined) await control.controlNet.model.session.release();
     }

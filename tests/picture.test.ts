@@ -79,6 +79,21 @@ test('alpha is flattened onto white; grey, 16-bit and CMYK become 8-bit sRGB', a
   assert.ok(red[0]! > 150 && red[1]! < 80 && red[2]! < 80, `CMYK red stays red: ${JSON.stringify(red)}`);
 });
 
+test('PNG, JPEG, WebP, TIFF and AVIF are read', async () => {
+  const source = sharp({ create: { width: 16, height: 16, channels: 3, background: { r: 40, g: 120, b: 200 } } });
+  for (const [extension, encode] of [
+    ['png', (image: ReturnType<typeof sharp>) => image.png()],
+    ['jpg', (image: ReturnType<typeof sharp>) => image.jpeg({ quality: 95 })],
+    ['webp', (image: ReturnType<typeof sharp>) => image.webp({ lossless: true })],
+    ['tiff', (image: ReturnType<typeof sharp>) => image.tiff()],
+    ['avif', (image: ReturnType<typeof sharp>) => image.avif({ lossless: true })],
+  ] as const) {
+    const path = join(dir, `colour.${extension}`);
+    writeFileSync(path, await encode(source.clone()).toBuffer());
+    near(pixel(await readPicture(path, { width: 8, height: 8 }), 4, 4), [40, 120, 200], 6, extension);
+  }
+});
+
 test('an animated picture gives its first frame', async () => {
   const frames = Buffer.alloc(8 * 16 * 3);
   for (let k = 0; k < 8 * 8; k++) frames.set([0, 200, 0], k * 3); // frame 1 green

@@ -14,6 +14,8 @@ import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, normalis
 import { startStudio, type Studio } from '../src/studio/server.ts';
 import { HttpError } from '../src/studio/http.ts';
 import { modelDir } from './helpers/golden.ts';
+import { runCliProcess } from './helpers/cli.ts';
+import { spawnStudio } from './helpers/studio-process.ts';
 
 interface Reply {
   status: number;
@@ -135,6 +137,11 @@ describe('access rules (no server)', () => {
     assert.equal(visit.kind, 'redirect');
     if (visit.kind !== 'redirect') return;
     assert.equal(visit.location, '/?a=1');
+    // Never a redirect to another site ('//evil.example' is protocol-relative).
+    for (const url of [`//evil.example/?token=${token}`, `/\\evil.example/?token=${token}`]) {
+      const away = guard.check(fakeRequest({ host: 'gpu-box.lan:7860' }, 'GET', url), new URLSearchParams(`token=${token}`), true);
+      assert.equal(away.kind === 'redirect' ? away.location : '', '/evil.example/');
+    }
     assert.match(visit.setCookie, /^lb_access=[\w-]+; Path=\/; HttpOnly; SameSite=Strict/);
     assert.ok(!visit.setCookie.includes(token), 'the cookie does not carry the token');
     const cookie = visit.setCookie.split(';')[0]!;
@@ -233,5 +240,33 @@ describe('access on real servers', () => {
     assert.equal(done.json.state, 'done');
     const image = await send(openPort, 'GET', done.json.result.images[0].url, { ...host, cookie: sessionCookie });
     assert.equal(image.status, 401, 'files need the token too');
+  });
+});
+
+describe('access flags of `latentblend studio`', () => {
+  test('--host 0.0.0.0 prints the token URL (LATENTBLEND_STUDIO_TOKEN), also for this machine; bad flags are one line', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'latentblend-studio-cli-'));
+    const token = 'my-fixed-token-0123456789';
+    const studio = await spawnStudio(['--model', modelDir('tiny-sd-turbo'), '--work-dir', work, '--host', '0.0.0.0', '--port', '0'], 60_000, { LATENTBLEND_STUDIO_TOKEN: token });
+    try {
+      const port = new URL(studio.url).port;
+      assert.equal(studio.url, `http://0.0.0.0:${port}/?token=${token}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.match(studio.stdout(), new RegExp(`or http://127\\.0\\.0\\.1:${port}/\\?token=${token}`));
+      assert.equal((await send(Number(port), 'GET', '/api/health', { host: 'gpu-box', authorization: `Bearer ${token}` })).status, 200);
+      assert.equal((await send(Number(port), 'GET', '/api/health', { host: 'gpu-box' })).status, 401);
+    } finally {
+      await studio.kill();
+      rmSync(work, { recursive: true, force: true });
+    }
+    for (const [flag, value, message] of [
+      ['--token', 'short', /--token.*16 to 256 characters/],
+      ['--allowed-host', 'https://studio.example.com/', /--allowed-host.*without scheme or path/],
+    ] as const) {
+      const run = runCliProcess(['studio', flag, value, '--model', modelDir('tiny-sd-turbo')]);
+      assert.equal(run.code, 2, run.stderr); // a usage error, as for every command
+      assert.match(run.stderr, message);
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    }
   });
 });

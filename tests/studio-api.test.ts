@@ -62,7 +62,9 @@ class Client {
     };
     if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
     return new Promise((done, fail) => {
-      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method, path, headers }, (response) => {
+      // A new connection per request: a kept-alive one may be closed by the server's idle timeout
+      // just as it is reused (after a long blocking CLI run in this process), which reads ECONNRESET.
+      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method, path, headers, agent: false }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {

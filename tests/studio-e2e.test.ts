@@ -123,6 +123,8 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
     const batch = page.getByRole('region', { name: 'Previews for “a red cube”' });
     assert.deepEqual(await batch.locator('.seed').allInnerTexts(), ['seed 1', 'seed 2', 'seed 3']);
     await page.getByRole('button', { name: 'Add seed 1 to the timeline' }).click();
+    // The focus stays on that preview's button (the list is drawn again), ready for the next one.
+    await page.waitForFunction(() => document.activeElement?.getAttribute('aria-label') === 'Add seed 1 to the timeline', undefined, { timeout: STEP_TIMEOUT });
     await page.getByRole('button', { name: 'Add seed 2 to the timeline' }).click();
     await generatePreviews('a blue sphere', '7, 8');
     await page.getByRole('button', { name: 'Add seed 7 to the timeline' }).click();

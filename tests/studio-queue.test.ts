@@ -64,3 +64,19 @@ test('queued jobs see what runs before them and a start estimate from earlier jo
   assert.equal(queue.get('alice', mine.id)!.ahead, undefined);
   assert.equal(queue.get('alice', mine.id)!.state, 'done');
 });
+
+test('the page words a waiting job: place, what runs before it', async () => {
+  const { queuedStatus } = await import('../src/studio/web/progress.ts');
+  const job = (position: number, ahead: { kind: string; state: 'running' | 'queued'; etaSeconds?: number }[]) =>
+    ({ id: 'x', kind: 'render', state: 'queued', position, ahead, progress: { done: 0, total: 1, label: 'waiting' } }) as const;
+  assert.equal(
+    queuedStatus(job(2, [{ kind: 'render', state: 'running', etaSeconds: 40 }, { kind: 'previews', state: 'queued' }])),
+    'Waiting: 2nd in the queue, after a render (running, about 40 s left) and previews',
+  );
+  assert.equal(queuedStatus(job(1, [{ kind: 'model', state: 'running' }])), 'Waiting: 1st in the queue, after loading a model (running)');
+  assert.equal(
+    queuedStatus(job(5, [{ kind: 'render', state: 'running' }, ...Array.from({ length: 4 }, () => ({ kind: 'previews', state: 'queued' as const }))])),
+    'Waiting: 5th in the queue, after a render (running), previews and 3 more jobs',
+  );
+  assert.equal(queuedStatus(job(1, [])), 'Waiting to start…');
+});

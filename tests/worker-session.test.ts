@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { loadOnnxModel, runModel, floatTensor, type OnnxModel } from '../src/runtime/onnx.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { modelDir } from './helpers/golden.ts';
@@ -80,4 +81,18 @@ test('SDXL pipeline in worker threads generates the same image as on the main th
   } finally {
     for (const model of [...main.models, ...worker.models]) await model.session.release();
   }
+});
+
+test('idle worker threads do not keep the process alive (a caller that never releases still exits)', () => {
+  const pipelineUrl = new URL('../src/pipeline/pipeline.ts', import.meta.url).href;
+  const script = `
+    const { DiffusionPipeline } = await import(${JSON.stringify(pipelineUrl)});
+    const pipeline = await DiffusionPipeline.load({ modelDir: ${JSON.stringify(modelDir('tiny-sd-turbo'))}, inferenceThread: 'worker' });
+    const result = await pipeline.generate({ prompt: 'a cat', steps: 1, width: 64, height: 64 });
+    console.log('pixels', result.image.data.length);
+  `;
+  const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(run.signal, null, `killed by ${run.signal}: the process did not exit on its own`);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /pixels 12288/);
 });

@@ -12,8 +12,9 @@ import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { nodePlatform } from '../node/platform.ts';
 import { checkPicture, readPicture, PICTURE_FITS, type PictureFit } from '../io/picture.ts';
 import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, type ControlFlags } from './control-flags.ts';
+import { addIpAdapterFlags, loadIpAdapterForCli, readImagePromptsFromFlags, type IpAdapterFlags } from './ip-adapter-flags.ts';
 
-interface GenerateFlags extends ControlFlags {
+interface GenerateFlags extends ControlFlags, IpAdapterFlags {
   model: string;
   prompt: string;
   negativePrompt?: string;
@@ -58,7 +59,8 @@ export function generateCommand(): Command {
     .option('-q, --quiet', 'no progress output', false)
     .option('--image <file>', 'image-to-image: start from this picture (PNG, JPEG, WebP, TIFF, AVIF), resized to the image size')
     .option('--strength <number>', 'image-to-image: how much to change the picture, above 0 (keep) to 1 (ignore it); default 0.6', numberIn(0, 1))
-    .addOption(new Option('--fit <mode>', 'image-to-image: cover (fill and crop the centre) or contain (fit whole, pad white)').choices(PICTURE_FITS).default('cover'))
+    .addOption(new Option('--fit <mode>', 'image-to-image: cover (fill and crop the centre) or contain (fit whole, pad white)').choices(PICTURE_FITS).default('cover'));
+  addIpAdapterFlags(command, false);
   return addControlFlags(command, false)
     .addHelpText(
       'after',
@@ -76,6 +78,7 @@ Examples:
       if (flags.image !== undefined) await checkPicture(flags.image);
       else if (flags.strength !== undefined) throw new LatentBlendError('--strength needs --image (image-to-image).');
       const pictures = await readControlPicturesFromFlags(flags, flags.force);
+      const imagePrompts = await readImagePromptsFromFlags(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const modelDir = await resolveModelForCli(flags.model, reporter);
       const pipeline = await DiffusionPipeline.load(nodePlatform, 
@@ -91,12 +94,16 @@ Examples:
       // Sizes are checked before anything runs (the pipeline checks again, after rounding).
       pipeline.checkSize(pipeline.roundedSize(flags.width ?? pipeline.defaults.width), pipeline.roundedSize(flags.height ?? pipeline.defaults.height));
       const control = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter);
+      const ip = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter);
       const steps = flags.steps ?? pipeline.defaults.steps;
       const width = pipeline.roundSize(flags.width ?? pipeline.defaults.width, 'width');
       const height = pipeline.roundSize(flags.height ?? pipeline.defaults.height, 'height');
       const image = flags.image !== undefined ? await readPicture(flags.image, { width, height, fit: flags.fit }) : undefined;
       reporter.startBar('denoising', steps);
-      const unetBefore = { ...pipeline.unet.model.stats };
+      // ControlNet / IP-Adapter runs use the UNet's other exports: count them all.
+      const unetModels = () => [pipeline.unet.model, pipeline.unet.residualModel, pipeline.unet.ipAdapterModel].filter((model) => model !== undefined);
+      const unetStats = () => unetModels().reduce((sum, model) => ({ calls: sum.calls + model.stats.calls, seconds: sum.seconds + model.stats.seconds }), { calls: 0, seconds: 0 });
+      const unetBefore = unetStats();
       const result = await pipeline.generate({
         prompt: flags.prompt,
         ...(flags.negativePrompt !== undefined ? { negativePrompt: flags.negativePrompt } : {}),
@@ -118,11 +125,15 @@ Examples:
               },
             }
           : {}),
+        ...(ip !== undefined && imagePrompts !== undefined
+          ? { ipAdapter: { adapter: ip.adapter, picture: imagePrompts.pictureA, ...(flags.ipAdapterScale !== undefined ? { scale: flags.ipAdapterScale } : {}) } }
+          : {}),
       });
       reporter.stopBar();
       await writeImage(flags.out, result.image, flags.force);
-      const unetCalls = pipeline.unet.model.stats.calls - unetBefore.calls;
-      const unetSeconds = pipeline.unet.model.stats.seconds - unetBefore.seconds;
+      const unetAfter = unetStats();
+      const unetCalls = unetAfter.calls - unetBefore.calls;
+      const unetSeconds = unetAfter.seconds - unetBefore.seconds;
       const decode = pipeline.vae.decoder.stats;
       const summary = {
         out: flags.out,

@@ -11,6 +11,7 @@ import { refineCommand } from './refine.ts';
 import { movieCommand } from './movie.ts';
 import { studioCommand } from './studio.ts';
 import { evalCommand } from './eval.ts';
+import { workerCommand } from './worker.ts';
 
 /** Error codes that mean "fix your command or input" (exit 2) rather than "something failed" (exit 1). */
 const USAGE_CODES = new Set([
@@ -31,6 +32,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
   program.addCommand(refineCommand(signal));
   program.addCommand(studioCommand(signal));
   program.addCommand(evalCommand(signal));
+  program.addCommand(workerCommand(signal));
   for (const command of program.commands) command.exitOverride();
   return program;
 }

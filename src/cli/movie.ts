@@ -13,6 +13,7 @@ import { addFilmOutputFlags, type FilmOutputFlags } from './engine-flags.ts';
 import { LatentBlendError } from '../errors.ts';
 import { numberIn } from './parse.ts';
 import { metricOption } from './metric-flags.ts';
+import { modelIdentity, parseQueueUrl } from '../queue/connection.ts';
 
 interface MovieFlags extends FilmOutputFlags {
   out?: string;
@@ -22,6 +23,8 @@ interface MovieFlags extends FilmOutputFlags {
   metric?: string;
   framesDir?: string;
   maxArea?: number;
+  queue?: string;
+  run?: string;
 }
 
 export function movieCommand(signal: AbortSignal): Command {
@@ -34,7 +37,9 @@ export function movieCommand(signal: AbortSignal): Command {
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
     .option('--frames-dir <dir>', 'also write the computed frames there as PNGs')
     .option('--max-area <factor>', "largest frame area, as a multiple of the model's native area (default 4)", numberIn(1, 1024))
-    .addOption(metricOption());
+    .addOption(metricOption())
+    .option('--queue <redis://HOST:PORT>', 'render on a pool of `latentblend worker`s sharing this Redis and the work folder; the film is encoded here')
+    .addOption(new Option('--run <name>', 'with --queue: name of this submission in job ids (letters, digits, - and _; default: random)').hideHelp());
   return addFilmOutputFlags(command, 'where finished transitions are kept for resuming')
     .addHelpText(
       'after',
@@ -70,6 +75,47 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
+      if (flags.queue !== undefined) {
+        const connection = parseQueueUrl(flags.queue);
+        // Workers compute prompt keyframes only (for now): refuse what they would not honour.
+        if (spec.keyframes.some((keyframe) => keyframe.image !== undefined) || spec.controlnet !== undefined || spec.ipAdapter !== undefined) {
+          throw new LatentBlendError('movie --queue: picture keyframes, ControlNet and IP-Adapter are not supported on the worker pool yet; render this film without --queue.');
+        }
+        // BullMQ is loaded only for --queue.
+        const { renderFilmOnPool } = await import('../queue/render-on-pool.ts');
+        const result = await renderFilmOnPool({
+          connection,
+          spec,
+          // Workers compare models by real path: the same folder on the shared file system.
+          model: modelIdentity(model),
+          ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
+          workDir: flags.workDir ?? defaultWorkDir(out),
+          out,
+          force: flags.force,
+          reporter,
+          signal,
+          ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+          ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+          ...(flags.run !== undefined ? { run: flags.run } : {}),
+        });
+        const summary = {
+          out,
+          workDir: result.workDir,
+          transitions: result.transitions,
+          transitionsReused: result.transitionsReused,
+          framesComputed: result.framesComputed,
+          filmFrames: result.filmFrames,
+          unetCalls: result.unetCalls,
+          metric: result.metric,
+          run: result.run,
+          workers: result.workers,
+          jobs: result.jobs,
+          wallSeconds: (performance.now() - started) / 1000,
+        };
+        if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        else reporter.info(`wrote ${out}: ${summary.filmFrames} film frames, ${summary.transitions} transitions (${summary.transitionsReused} reused) by ${summary.workers.length} worker${summary.workers.length === 1 ? '' : 's'}, ${summary.wallSeconds.toFixed(1)} s`);
+        return;
+      }
       const { pipeline, metric, metricFallback, engine } = await loadForFilm(
         {
           model,
@@ -109,6 +155,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         framesComputed: result.framesComputed,
         filmFrames: result.filmFrames,
         unetCalls: result.unetCalls,
+        ...(result.inversionUnetCalls !== undefined ? { inversionUnetCalls: result.inversionUnetCalls } : {}),
         metric: result.metric,
         ...(metricFallback !== undefined ? { metricFallback: true } : {}),
         smoothness: result.smoothness,

@@ -16,8 +16,9 @@ import type { Transition } from '../engine/engine.ts';
 import { LatentBlendError } from '../errors.ts';
 import { metricOption } from './metric-flags.ts';
 import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
+import { addIpAdapterFlags, loadIpAdapterForCli, readImagePromptsFromFlags, transitionImagePromptFromFlags, type IpAdapterFlags } from './ip-adapter-flags.ts';
 
-interface RefineFlags extends ControlFlags {
+interface RefineFlags extends ControlFlags, IpAdapterFlags {
   branches: number;
   out?: string;
   device: string;
@@ -40,12 +41,14 @@ export function refineCommand(signal: AbortSignal): Command {
     .addOption(metricOption())
     .option('--json', 'print a JSON summary on stdout', false)
     .option('-q, --quiet', 'no progress output', false);
+  addIpAdapterFlags(command, true);
   return addControlFlags(command, true)
     .addHelpText('after', '\nA transition computed with a ControlNet is refined with the same ControlNet flags again.\n\nExample:\n  latentblend refine movie.latentblend/transitions/00-3f2a9c… --branches 10\n\nThe film recorded in the work folder (film.json) is rendered again, replacing its previous version.')
     .action(async (transitionDir: string, flags: RefineFlags) => {
       const started = performance.now();
       const stored = await loadTransition(transitionDir);
       const pictures = await readControlPicturesFromFlags(flags, false);
+      const imagePrompts = await readImagePromptsFromFlags(flags);
       const workDir = dirname(dirname(resolve(transitionDir)));
       const record = existsSync(join(workDir, 'film.json')) ? readFilmRecord(workDir) : undefined;
       // film.json is untrusted: the film it names is written only inside the folder that holds
@@ -90,7 +93,14 @@ export function refineCommand(signal: AbortSignal): Command {
       reporter.startBar('refining', 1, { countSteps: false });
       const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
       const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
-      const refined = await engine.refine(stored.transition, flags.branches, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}) });
+      const loadedIp = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter, signal);
+      const ipAdapter = imagePrompts === undefined || loadedIp === undefined ? undefined : transitionImagePromptFromFlags(flags, imagePrompts, loadedIp);
+      const refined = await engine.refine(stored.transition, flags.branches, {
+        signal,
+        onEvent: reporter.engineListener,
+        ...(controlNet !== undefined ? { controlNet } : {}),
+        ...(ipAdapter !== undefined ? { ipAdapter } : {}),
+      });
       reporter.stopBar();
       await saveTransition(transitionDir, refined, stored.model, { replace: true });
 

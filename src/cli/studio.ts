@@ -10,6 +10,7 @@ import { integerIn } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { DEVICES, type Device } from '../runtime/onnx.ts';
 import { writeStaticStudio } from './studio-static.ts';
+import { parseQueueUrl } from '../queue/connection.ts';
 
 interface StudioFlags {
   model: string;
@@ -26,6 +27,7 @@ interface StudioFlags {
   quiet: boolean;
   static?: string;
   force?: boolean;
+  queue?: string;
 }
 
 /** A commander parser from a checking function that throws LatentBlendError. */
@@ -59,6 +61,7 @@ export function studioCommand(signal: AbortSignal): Command {
     .option('--lpips <file.onnx>', 'LPIPS model for perceptual distances')
     .option('--ffmpeg <path>', 'use this ffmpeg instead of the bundled one')
     .option('--models-dir <dir>', 'models loaded from the page (Model card) must be folders inside this one (or Hub ids); default: any folder')
+    .option('--queue <redis://HOST:PORT>', 'send previews and renders to a pool of `latentblend worker`s sharing this Redis and the work folder')
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
     .option('--static <dir>', 'write the studio as a static site (no server) that runs the model in the visitor\'s browser (WebGPU, else WebAssembly); --model: a Hub repo id or a folder to copy in')
     .option('-f, --force', 'with --static: replace a folder that is not empty', false)
@@ -85,6 +88,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
   latentblend refine <that folder>/transitions/00-… --branches 10`,
     )
     .action(async (flags: StudioFlags) => {
+      const pool = flags.queue !== undefined ? parseQueueUrl(flags.queue) : undefined;
       const reporter = createReporter({ quiet: flags.quiet });
       if (flags.static !== undefined) {
         await writeStaticStudio({ ...flags, static: flags.static }, reporter);
@@ -108,6 +112,7 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
         ...(flags.allowedHost.length > 0 ? { allowedHosts: flags.allowedHost } : {}),
         ...(flags.token !== undefined ? { token: flags.token } : {}),
         onLog: (line) => process.stderr.write(`${line}\n`),
+        ...(pool !== undefined ? { pool } : {}),
       });
       if (!isLoopbackBind(flags.host)) {
         reporter.warn(`listening on ${flags.host}: anyone who can reach this address and has the token can use the studio and its GPU; prefer a TLS reverse proxy or an SSH tunnel.`);

@@ -18,9 +18,12 @@ import { checkVideoEncoder } from '../io/video.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { nodePlatform } from '../node/platform.ts';
 import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
-import { prepareControl } from '../engine/control.ts';
+import { pictureHash as imagePictureHash, prepareControl } from '../engine/control.ts';
+import { addIpAdapterFlags, loadIpAdapterForCli, readImagePromptsFromFlags, transitionImagePromptFromFlags, type IpAdapterFlags } from './ip-adapter-flags.ts';
+import { parseFilmSpec } from '../film/spec.ts';
+import { modelIdentity, parseQueueUrl } from '../queue/connection.ts';
 
-interface TransitionFlags extends EngineFlags, FilmOutputFlags, ControlFlags {
+interface TransitionFlags extends EngineFlags, FilmOutputFlags, ControlFlags, IpAdapterFlags {
   model: string;
   prompt1?: string;
   prompt2?: string;
@@ -36,6 +39,7 @@ interface TransitionFlags extends EngineFlags, FilmOutputFlags, ControlFlags {
   retiming: 'perceptual' | 'equal';
   out: string;
   framesDir?: string;
+  queue?: string;
 }
 
 /**
@@ -54,6 +58,8 @@ export async function loadForFilm(
     {
       modelDir,
       device: flags.device as Device,
+      // Sessions in worker threads: Ctrl-C and the progress display answer during a long call.
+      inferenceThread: 'worker',
       ...(flags.preset !== undefined ? { preset: flags.preset } : {}),
       ...(flags.scheduler !== undefined ? { scheduler: flags.scheduler } : {}),
       ...(flags.maxArea !== undefined ? { maxAreaFactor: flags.maxArea } : {}),
@@ -103,8 +109,10 @@ export function transitionCommand(signal: AbortSignal): Command {
     .option('--quality <0-100>', 'video quality (higher = bigger file)', integerIn(0, 100))
     .addOption(new Option('--retiming <mode>', 'perceptual: constant perceived change per second; equal: the same time for every gap (as the Python project)').choices(['perceptual', 'equal']).default('perceptual'))
     .requiredOption('-o, --out <file>', 'the film: .mp4 (H.264), .webm (VP9) or .gif')
-    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs');
+    .option('--frames-dir <dir>', 'also write the computed frames there as PNGs')
+    .option('--queue <redis://HOST:PORT>', 'compute on a pool of `latentblend worker`s sharing this Redis and the work folder; the film is encoded here');
   addControlFlags(command, true);
+  addIpAdapterFlags(command, true);
   addFilmOutputFlags(command, 'where the computed transition is kept for resuming and refining')
     .addHelpText(
       'after',
@@ -131,20 +139,36 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       const keyframeA = await cliKeyframe('1', flags.prompt1, flags.image1, flags.seed1, flags);
       const keyframeB = await cliKeyframe('2', flags.prompt2, flags.image2, flags.seed2, flags);
       const pictures = await readControlPicturesFromFlags(flags, flags.force);
+      const imagePrompts = await readImagePromptsFromFlags(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
+      if (flags.queue !== undefined) {
+        // Workers compute prompt keyframes only (for now): refuse what they would not honour.
+        if (flags.image1 !== undefined || flags.image2 !== undefined || flags.controlnet !== undefined || flags.ipAdapter !== undefined) {
+          throw new LatentBlendError('transition --queue: pictures, ControlNet and IP-Adapter are not supported on the worker pool yet; run without --queue.');
+        }
+        await transitionOnPool(flags, reporter, signal, started);
+        return;
+      }
       const { pipeline, metric, metricFallback, engine } = await loadForFilm(flags, reporter, signal);
       const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
       const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
+      const loadedIp = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter, signal);
+      const ipAdapter = imagePrompts === undefined || loadedIp === undefined ? undefined : transitionImagePromptFromFlags(flags, imagePrompts, loadedIp);
+      // Image prompts by content in the key, like control pictures.
+      const imageKey =
+        ipAdapter === undefined || imagePrompts === undefined
+          ? undefined
+          : { ipAdapter: flags.ipAdapter, pictureA: imagePictureHash(imagePrompts.pictureA), pictureB: imagePrompts.pictureB === undefined ? null : imagePictureHash(imagePrompts.pictureB), scaleA: flags.ipAdapterScale ?? 1, scaleB: flags.ipAdapterScale2 ?? flags.ipAdapterScale ?? 1 };
       const input = { keyframeA, keyframeB, ...engineOptionsFromFlags(flags) };
       const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
       const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
       const workDir = flags.workDir ?? defaultWorkDir(flags.out);
       // The ControlNet settings (pictures by content) are part of the key: other pictures, another transition.
       const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
-      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name, ...(control !== undefined ? { control } : {}) });
+      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name, ...(control !== undefined ? { control } : {}), ...(imageKey !== undefined ? { imagePrompt: imageKey } : {}) });
       reporter.startBar('blending', 1, { countSteps: false });
       const { transition, dir, reused } = await cachedTransition(workDir, 0, key, stamp, () =>
-        engine.runTransition(input, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}) }),
+        engine.runTransition(input, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}), ...(ipAdapter !== undefined ? { ipAdapter } : {}) }),
         (message) => reporter.warn(`${message} Computing it again.`),
       );
       reporter.stopBar();
@@ -198,4 +222,79 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
       else reporter.info(`wrote ${flags.out}: ${summary.filmFrames} film frames from ${summary.framesComputed} computed frames (${summary.unetCalls} UNet calls) in ${summary.wallSeconds.toFixed(1)} s`);
     });
   return command;
+}
+
+/**
+ * `transition --queue`: the transition as a two-keyframe film on the worker pool (its work folder
+ * then has the layout of `movie`'s).
+ */
+async function transitionOnPool(flags: TransitionFlags, reporter: ReturnType<typeof createReporter>, signal: AbortSignal, started: number): Promise<void> {
+  for (const [flag, value] of [['--scheduler', flags.scheduler], ['--lpips', flags.lpips]] as const) {
+    if (value !== undefined) throw new LatentBlendError(`${flag} is a setting of the workers, not of transition --queue; start the workers with it.`);
+  }
+  const connection = parseQueueUrl(flags.queue!);
+  const model = modelIdentity(flags.model);
+  const settings = Object.fromEntries(
+    Object.entries({
+      model,
+      preset: flags.preset,
+      width: flags.width,
+      height: flags.height,
+      steps: flags.steps,
+      guidanceScale: flags.guidanceScale,
+      midDamper: flags.midDamper,
+      depthStrength: flags.depthStrength,
+      negativePrompt: flags.negativePrompt,
+      branchesPerTransition: flags.maxBranches,
+      timeBudgetPerTransition: flags.timeBudget,
+      batchSize: flags.batchSize,
+      branch1Crossfeed: flags.branch1Crossfeed,
+      parentalCrossfeed: flags.parentalCrossfeed,
+      fps: flags.fps,
+      transitionDuration: flags.duration,
+      retiming: flags.retiming,
+      quality: flags.quality,
+    }).filter(([, value]) => value !== undefined),
+  );
+  const spec = parseFilmSpec(
+    JSON.stringify({
+      ...settings,
+      keyframes: [
+        { prompt: flags.prompt1, seed: flags.seed1 },
+        { prompt: flags.prompt2, seed: flags.seed2 },
+      ],
+    }),
+    { path: 'transition flags', format: 'json' },
+  );
+  // BullMQ is loaded only for --queue.
+  const { renderFilmOnPool } = await import('../queue/render-on-pool.ts');
+  const result = await renderFilmOnPool({
+    connection,
+    spec,
+    model,
+    ...(flags.preset !== undefined ? { preset: flags.preset } : {}),
+    workDir: flags.workDir ?? defaultWorkDir(flags.out),
+    out: flags.out,
+    force: flags.force,
+    reporter,
+    signal,
+    ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+    ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+  });
+  const summary = {
+    out: flags.out,
+    workDir: result.workDir,
+    transitionDir: result.segments[0]!.dir,
+    framesComputed: result.framesComputed,
+    filmFrames: result.filmFrames,
+    unetCalls: result.unetCalls,
+    metric: result.metric,
+    resumed: result.transitionsReused > 0,
+    run: result.run,
+    workers: result.workers,
+    jobs: result.jobs,
+    wallSeconds: (performance.now() - started) / 1000,
+  };
+  if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+  else reporter.info(`wrote ${flags.out}: ${summary.filmFrames} film frames from ${summary.framesComputed} computed frames by ${summary.workers.length} worker${summary.workers.length === 1 ? '' : 's'} in ${summary.wallSeconds.toFixed(1)} s`);
 }

@@ -12,6 +12,7 @@ import type { RgbImage } from '../pipeline/vae.ts';
 import type { Tensor32 } from '../pipeline/tensor.ts';
 import type { Conditioning } from '../adapters/adapter.ts';
 import type { Scheduler } from '../schedulers/scheduler.ts';
+import type { OnnxModel } from '../runtime/onnx.ts';
 import { slerp, lerp } from '../math/slerp.ts';
 import { branch1Crossfeed, parentalCrossfeed, type CrossfeedParams } from '../blend/crossfeed.ts';
 import { makePlan, type Plan, type PlanCosts, type PlanInsertion } from '../blend/plan.ts';
@@ -26,7 +27,7 @@ import {
   type Branch,
 } from '../blend/tree.ts';
 import { resolveTransitionOptions, type Keyframe, type KeyframeImage, type ResolvedTransitionOptions, type TransitionOptions } from './options.ts';
-import { pictureTrajectory, withPictureHash, type PictureTrajectory } from './picture-keyframe.ts';
+import { pictureTrajectory, readKeyframePicture, withPictureHash, type KeyframePicture, type PictureTrajectory } from './picture-keyframe.ts';
 import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
 import { imagePromptContinuationProblem, prepareImagePrompt, sameImagePrompt, type ImagePromptSummary, type TransitionImagePrompt } from './image-prompt.ts';
@@ -106,6 +107,19 @@ export interface RunControl {
   readonly controlNet?: TransitionControl;
   /** IP-Adapter: image prompts and scales per keyframe (see src/engine/image-prompt.ts); refine needs the same again. */
   readonly ipAdapter?: TransitionImagePrompt;
+  /**
+   * Keyframe A's or B's trajectory computed elsewhere with the same settings (a worker pool's
+   * keyframe job, see runKeyframe), used instead of computing it. For B with branch-1 crossfeed
+   * it must have been computed from this transition's keyframe A.
+   */
+  readonly keyframeA?: KeyframeTrajectory;
+  readonly keyframeB?: KeyframeTrajectory;
+}
+
+/** One keyframe's full trajectory (a latent after every step) and its decoded final image. */
+export interface KeyframeTrajectory {
+  readonly latents: readonly (Float32Array | null)[];
+  readonly image: RgbImage;
 }
 
 /** Everything a transition's branches share, prepared once. */
@@ -173,6 +187,7 @@ export class BlendingEngine {
    */
   async runTransition(input: TransitionOptions, control: RunControl = {}): Promise<Transition> {
     const started = performance.now();
+    this.track(control);
     const counters = this.counters();
     const resolved = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
     this.pipeline.checkSize(resolved.width, resolved.height);
@@ -182,20 +197,23 @@ export class BlendingEngine {
     const previous = control.startFrom;
 
     // Picture keyframes: their trajectories (noised or inverted picture latents) replace full runs.
-    const picture = async (keyframe: Keyframe, conditioning: Conditioning): Promise<PictureTrajectory | undefined> =>
-      keyframe.image === undefined
+    // Both pictures are read before any UNet call, so a bad file costs nothing.
+    const read = (keyframe: Keyframe) =>
+      keyframe.image === undefined ? undefined : readKeyframePicture(this.pipeline.platform, keyframe as Keyframe & { image: KeyframeImage }, resolved.width, resolved.height);
+    const readA = previous === undefined ? await read(resolved.keyframeA) : undefined;
+    const readB = await read(resolved.keyframeB);
+    const picture = async (loaded: KeyframePicture | undefined, conditioning: Conditioning): Promise<PictureTrajectory | undefined> =>
+      loaded === undefined
         ? undefined
         : pictureTrajectory(this.pipeline, {
-            keyframe: keyframe as Keyframe & { image: KeyframeImage },
+            picture: loaded,
             scheduler: context.scheduler,
             shape: context.shape,
-            width: resolved.width,
-            height: resolved.height,
             conditioning,
             ...(control.signal !== undefined ? { signal: control.signal } : {}),
           });
-    const pictureA = previous === undefined ? await picture(resolved.keyframeA, context.conditioningA) : undefined;
-    const pictureB = await picture(resolved.keyframeB, context.conditioningB);
+    const pictureA = await picture(readA, context.conditioningA);
+    const pictureB = await picture(readB, context.conditioningB);
     const options: ResolvedTransitionOptions = {
       ...resolved,
       // A reused keyframe A keeps the hash its transition recorded (checkReusable compares them).
@@ -222,7 +240,10 @@ export class BlendingEngine {
       imageA = previous.images[previous.images.length - 1]!;
     } else if (pictureA !== undefined) {
       branchA = { fract: 0, injectionStep: 0, latents: pictureA.latents };
-    } else if (options.batchSize > 1 && crossfeedB.every((weight) => weight === 0) && pictureB === undefined) {
+    } else if (control.keyframeA !== undefined) {
+      branchA = { fract: 0, injectionStep: 0, latents: [...control.keyframeA.latents] };
+      imageA = control.keyframeA.image;
+    } else if (options.batchSize > 1 && control.keyframeB === undefined && crossfeedB.every((weight) => weight === 0) && pictureB === undefined) {
       const jobB: BranchJob = { fract: 1, injectionStep: 0, start: this.startLatents(context, context.noiseB), feed: undefined, crossfeed: [] };
       const [trajectoryA, trajectoryB] = await this.runJobs(context, [jobA, jobB], control.signal);
       branchA = { fract: 0, injectionStep: 0, latents: trajectoryA! };
@@ -236,6 +257,7 @@ export class BlendingEngine {
 
     if (pictureB !== undefined) branchB = { fract: 1, injectionStep: 0, latents: pictureB.latents };
     // Keyframe B, with branch-1 crossfeed from A.
+    if (branchB === undefined && control.keyframeB !== undefined) branchB = { fract: 1, injectionStep: 0, latents: [...control.keyframeB.latents] };
     if (branchB === undefined) {
       const source = branchA;
       const [trajectoryB] = await this.runJobs(
@@ -253,14 +275,46 @@ export class BlendingEngine {
       );
       branchB = { fract: 1, injectionStep: 0, latents: trajectoryB! };
     }
-    const imageB = await this.decode(context, branchB.latents);
+    const imageB = control.keyframeB?.image ?? (await this.decode(context, branchB.latents));
     emit({ type: 'frame', fract: 1, injectionStep: 0, image: imageB, index: 1 });
     const distanceAB = await this.distance(imageA, imageB);
     const tree = createTree(steps, branchA, branchB, distanceAB);
 
-    const plan = this.makePlan(context, counters, previous !== undefined, emit);
+    const plan = this.makePlan(context, counters, previous !== undefined || control.keyframeA !== undefined, emit);
     emit({ type: 'plan', plan });
     return this.grow(context, { tree, images: [imageA, imageB] }, plan, plan.insertions, counters, started, control);
+  }
+
+  /**
+   * Computes keyframe A (`end` 'A') or B of `input` alone, exactly as runTransition computes it, so
+   * that a worker pool can compute keyframes once and hand them to the transitions that need them.
+   * For B with branch-1 crossfeed, `crossfeedFrom` is keyframe A's trajectory.
+   */
+  async runKeyframe(
+    input: TransitionOptions,
+    end: 'A' | 'B',
+    control: { readonly signal?: AbortSignal; readonly crossfeedFrom?: readonly (Float32Array | null)[] } = {},
+  ): Promise<KeyframeTrajectory> {
+    const options = resolveTransitionOptions(input, this.pipeline.defaults, (value, name) => this.pipeline.roundSize(value, name));
+    this.pipeline.checkSize(options.width, options.height);
+    if (options.keyframeA.image !== undefined || options.keyframeB.image !== undefined) {
+      throw new LatentBlendError('runKeyframe: picture keyframes are computed with their transition, not as separate keyframe jobs.');
+    }
+    const context = await this.prepare(options);
+    const crossfeed = end === 'B' ? branch1Crossfeed(context.steps, options.branch1Crossfeed) : [];
+    const source = control.crossfeedFrom;
+    if (crossfeed.some((weight) => weight > 0) && source === undefined) {
+      throw new LatentBlendError('runKeyframe: keyframe B with branch-1 crossfeed needs keyframe A\'s trajectory (crossfeedFrom).');
+    }
+    const job: BranchJob = {
+      fract: end === 'A' ? 0 : 1,
+      injectionStep: 0,
+      start: this.startLatents(context, end === 'A' ? context.noiseA : context.noiseB),
+      feed: source === undefined ? undefined : (stepIndex) => source[stepIndex - 1] ?? undefined,
+      crossfeed,
+    };
+    const [latents] = await this.runJobs(context, [job], control.signal);
+    return { latents: latents!, image: await this.decode(context, latents!) };
   }
 
   /**
@@ -272,6 +326,7 @@ export class BlendingEngine {
       throw new LatentBlendError(`branches: expected an integer from 1 to 4096, got ${String(branches)}`);
     }
     const started = performance.now();
+    this.track(control);
     const counters = this.counters();
     const context = await this.prepare(transition.options, control.controlNet, control.ipAdapter);
     if (!sameImagePrompt(transition.ipAdapter, context.imagePrompt)) {
@@ -318,15 +373,29 @@ export class BlendingEngine {
 
   // ---------------------------------------------------------------------------------------------
 
+  /** ControlNet and IP-Adapter sessions this engine has run with, counted as denoising time. */
+  private readonly extraModels = new Set<OnnxModel>();
+
+  /** Registers the run's ControlNet / IP-Adapter sessions before the counters are read. */
+  private track(control: Omit<RunControl, 'startFrom'>): void {
+    const unet = this.pipeline.unet;
+    for (const model of [unet.residualModel, unet.ipAdapterModel, control.controlNet?.controlNet?.model, control.ipAdapter?.adapter?.encoder]) {
+      if (model !== undefined) this.extraModels.add(model);
+    }
+  }
+
   private counters() {
     const models = this.pipeline.models;
+    const extra = [...this.extraModels];
+    // A ControlNet step is part of a UNet step's cost (the plan's time budget uses it).
+    const denoising = [this.pipeline.unet.model, ...extra];
     return {
       unetEvaluations: this.pipeline.unet.evaluations,
       unetCalls: this.pipeline.unet.calls,
-      unetSeconds: this.pipeline.unet.model.stats.seconds,
+      unetSeconds: denoising.reduce((sum, model) => sum + model.stats.seconds, 0),
       decodes: this.pipeline.vae.decodes,
       decodeSeconds: this.pipeline.vae.decoder.stats.seconds,
-      onnxSeconds: models.reduce((sum, model) => sum + model.stats.seconds, 0),
+      onnxSeconds: [...models, ...extra].reduce((sum, model) => sum + model.stats.seconds, 0),
       metricEvaluations: this.metricEvaluations,
       metricSeconds: this.metricSeconds,
     };

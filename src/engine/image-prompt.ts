@@ -63,6 +63,11 @@ export interface PreparedImagePrompt {
   readonly scaleB: number;
 }
 
+/** 16 hex digits of sha256 over a picture's size and pixels. */
+export function pictureHashOf(picture: RgbImage): string {
+  return pictureHash(picture);
+}
+
 function pictureHash(picture: RgbImage): string {
   return sha256Hex(`${picture.width}x${picture.height}:`, picture.data).slice(0, 16);
 }

@@ -23,7 +23,9 @@ import { pictureLatents } from '../pipeline/picture-latents.ts';
 import { invertLatents } from '../pipeline/inversion.ts';
 import { gaussianNoise } from '../math/noise.ts';
 import { LatentBlendError } from '../errors.ts';
+import type { RgbImage } from '../pipeline/vae.ts';
 import type { ImageMethod, Keyframe, KeyframeImage } from './options.ts';
+import type { Platform } from '../runtime/platform.ts';
 
 export interface PictureTrajectory {
   /** latents[i] = the sample after step i; the last one is the picture's own latents. */
@@ -35,29 +37,45 @@ export interface PictureTrajectory {
   readonly unetCalls: number;
 }
 
+/** A keyframe's picture read at the transition size, with its content hash. */
+export interface KeyframePicture {
+  readonly keyframe: Keyframe & { image: KeyframeImage };
+  readonly image: RgbImage;
+  readonly hash: string;
+}
+
 /**
- * Reads the keyframe's picture at the transition size and builds its trajectory. Throws a
+ * Reads the keyframe's picture at the transition size (before any model work). Throws a
  * LatentBlendError when the picture cannot be read or its content no longer matches `image.hash`.
  */
+export async function readKeyframePicture(
+  platform: Platform,
+  keyframe: Keyframe & { image: KeyframeImage },
+  width: number,
+  height: number,
+): Promise<KeyframePicture> {
+  const loadPicture = platform.pictures;
+  if (loadPicture === undefined) throw new LatentBlendError(`${keyframe.image.path}: picture keyframes cannot be read on this platform (${platform.runtime.name}).`, 'unsupported');
+  const { image, hash } = await loadPicture(keyframe.image.path, { width, height, fit: keyframe.image.fit });
+  if (keyframe.image.hash !== undefined && keyframe.image.hash !== hash) {
+    throw new LatentBlendError(`${keyframe.image.path}: the picture changed since this transition was planned (content hash differs); render it again.`);
+  }
+  return { keyframe, image, hash };
+}
+
+/** Builds a picture keyframe's trajectory (see the module comment). */
 export async function pictureTrajectory(
   pipeline: DiffusionPipeline,
   request: {
-    keyframe: Keyframe & { image: KeyframeImage };
+    picture: KeyframePicture;
     scheduler: Scheduler;
     shape: readonly [number, number, number];
-    width: number;
-    height: number;
     conditioning: Conditioning;
     signal?: AbortSignal;
   },
 ): Promise<PictureTrajectory> {
-  const { keyframe, scheduler, shape } = request;
-  const loadPicture = pipeline.platform.pictures;
-  if (loadPicture === undefined) throw new LatentBlendError(`${keyframe.image.path}: picture keyframes cannot be read on this platform (${pipeline.platform.runtime.name}).`, 'unsupported');
-  const { image, hash } = await loadPicture(keyframe.image.path, { width: request.width, height: request.height, fit: keyframe.image.fit });
-  if (keyframe.image.hash !== undefined && keyframe.image.hash !== hash) {
-    throw new LatentBlendError(`${keyframe.image.path}: the picture changed since this transition was planned (content hash differs); render it again.`);
-  }
+  const { scheduler, shape } = request;
+  const { keyframe, image, hash } = request.picture;
   const x0 = await pictureLatents(pipeline, image);
   const steps = scheduler.timesteps.length;
   const method = keyframe.image.method ?? 'noise';

@@ -11,6 +11,8 @@ import { readControlPicture } from '../image/control-picture.ts';
 import { canny } from '../image/canny.ts';
 import { resolveModelSource } from '../model/hub.ts';
 import type { TransitionControl } from '../engine/control.ts';
+import type { TransitionImagePrompt } from '../engine/image-prompt.ts';
+import type { LoadedIpAdapter } from '../pipeline/ip-adapter.ts';
 import type { FilmSpec } from './spec.ts';
 
 export interface FilmControl {
@@ -58,5 +60,38 @@ export function filmTransitionControl(control: FilmControl, spec: FilmSpec, inde
     scaleB: to.controlnetScale ?? spec.controlnetScale ?? 1,
     ...(spec.controlGuidanceStart !== undefined ? { guidanceStart: spec.controlGuidanceStart } : {}),
     ...(spec.controlGuidanceEnd !== undefined ? { guidanceEnd: spec.controlGuidanceEnd } : {}),
+  };
+}
+
+export interface FilmImagePrompts {
+  readonly loaded: LoadedIpAdapter;
+  readonly pictures: readonly RgbImage[];
+  readonly paths: readonly string[];
+}
+
+/** Loads the spec's IP-Adapter and reads every keyframe's image prompt; undefined without one. */
+export async function loadFilmImagePrompts(spec: FilmSpec, pipeline: DiffusionPipeline, baseDir: string, signal?: AbortSignal): Promise<FilmImagePrompts | undefined> {
+  if (spec.ipAdapter === undefined) return undefined;
+  const paths = spec.keyframes.map((keyframe) => specPath((keyframe.ipImage ?? spec.ipImage)!, baseDir));
+  const byPath = new Map<string, RgbImage>();
+  for (const [index, path] of paths.entries()) {
+    if (!byPath.has(path)) byPath.set(path, await readControlPicture(path, `keyframes[${index}].ipImage`));
+  }
+  const beside = isAbsolute(spec.ipAdapter) ? spec.ipAdapter : join(baseDir, spec.ipAdapter);
+  const dir = existsSync(beside) ? beside : (await resolveModelSource(spec.ipAdapter, signal !== undefined ? { signal } : {})).dir;
+  const loaded = await pipeline.loadIpAdapter(dir);
+  return { loaded, pictures: paths.map((path) => byPath.get(path)!), paths };
+}
+
+/** The IP-Adapter settings of transition `index`. */
+export function filmTransitionImagePrompt(prompts: FilmImagePrompts, spec: FilmSpec, index: number): TransitionImagePrompt {
+  const from = spec.keyframes[index]!;
+  const to = spec.keyframes[index + 1]!;
+  return {
+    adapter: prompts.loaded.adapter,
+    pictureA: prompts.pictures[index]!,
+    ...(prompts.paths[index] === prompts.paths[index + 1] ? {} : { pictureB: prompts.pictures[index + 1]! }),
+    scaleA: from.ipAdapterScale ?? spec.ipAdapterScale ?? 1,
+    scaleB: to.ipAdapterScale ?? spec.ipAdapterScale ?? 1,
   };
 }

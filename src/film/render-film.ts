@@ -13,7 +13,7 @@
  *   are copied in instead of computed;
  * - `events`: hooks for progress and live frames.
  */
-import { basename, relative } from 'node:path';
+import { basename, relative, resolve } from 'node:path';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { continuationProblems, type BlendingEngine, type EngineEvent, type Transition } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
@@ -26,7 +26,8 @@ import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { SmoothnessReport } from '../eval/report.ts';
-import { filmTransitionControl, loadFilmControl } from './film-control.ts';
+import { filmTransitionControl, filmTransitionImagePrompt, loadFilmControl, loadFilmImagePrompts } from './film-control.ts';
+import { imagePromptContinuationProblem, pictureHashOf } from '../engine/image-prompt.ts';
 import { controlContinuationProblem, prepareControl } from '../engine/control.ts';
 
 export interface RenderFilmEvents {
@@ -83,6 +84,8 @@ export interface RenderFilmResult {
   readonly framesComputed: number;
   readonly filmFrames: number;
   readonly unetCalls: number;
+  /** Of unetCalls, those spent on DDIM inversion of picture keyframes (absent when none). */
+  readonly inversionUnetCalls?: number;
   readonly metric: string;
   /** The film's transition folders, in film order. */
   readonly segments: readonly { readonly dir: string; readonly durationSeconds: number }[];
@@ -193,10 +196,12 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
   const pictureHashes = await filmPictureHashes(spec);
   const segments: { transition: Transition; durationSeconds: number; dir: string; index: number }[] = [];
   let unetCalls = 0;
+  let inversionUnetCalls = 0;
   let reusedCount = 0;
   let previous: { transition: Transition; index: number } | undefined;
   // ControlNet and every control picture first: a bad one fails before any transition runs.
   const filmControl = await loadFilmControl(spec, pipeline, options.specDir ?? process.cwd(), signal);
+  const filmImages = await loadFilmImagePrompts(spec, pipeline, options.specDir ?? process.cwd(), signal);
   for (const [step, index] of indices.entries()) {
     const transition = transitions[index]!;
     events.transitionStart?.({ index, step, steps: indices.length, transition });
@@ -206,15 +211,32 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     const pictureKey = pictureKeyOf(transition, pictureHashes);
     const controlNet = filmControl === undefined ? undefined : filmTransitionControl(filmControl, spec, index);
     const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
-    // Pictures and control pictures enter the key by content (transitionKey has their paths).
-    const key = hashOf([transitionKey(spec, index), metric.name, ...(pictureKey !== undefined ? [pictureKey] : []), ...(control !== undefined ? [control] : [])]);
+    // Pictures, control pictures and image prompts enter the key by content (transitionKey has their paths).
+    const ipAdapter = filmImages === undefined ? undefined : filmTransitionImagePrompt(filmImages, spec, index);
+    const imagePrompt =
+      filmImages === undefined
+        ? undefined
+        : { pictureA: pictureHashOf(filmImages.pictures[index]!), pictureB: pictureHashOf(filmImages.pictures[index + 1]!) };
+    // What the engine will compare for keyframe A (its IP-Adapter, picture and scale).
+    const nextImageSide =
+      filmImages === undefined || ipAdapter === undefined || imagePrompt === undefined
+        ? undefined
+        : { ipAdapter: resolve(filmImages.loaded.adapter.folder.dir), pictureA: imagePrompt.pictureA, pictureB: null, scaleA: ipAdapter.scaleA ?? 1, scaleB: ipAdapter.scaleA ?? 1 };
+    const key = hashOf([
+      transitionKey(spec, index),
+      metric.name,
+      ...(pictureKey !== undefined ? [pictureKey] : []),
+      ...(control !== undefined ? [control] : []),
+      ...(imagePrompt !== undefined ? [imagePrompt] : []),
+    ]);
     // Keyframe A of this transition is keyframe B of the previous one: reuse it when the
     // settings that shape a trajectory are the same (as `latentblend movie` does).
     const startFrom =
       previous !== undefined &&
       previous.index === index - 1 &&
       continuationProblems(previous.transition, resolved).length === 0 &&
-      controlContinuationProblem(previous.transition.control, control) === undefined
+      controlContinuationProblem(previous.transition.control, control) === undefined &&
+      imagePromptContinuationProblem(previous.transition.ipAdapter, nextImageSide) === undefined
         ? previous.transition
         : undefined;
     const label = (keyframe: FilmKeyframe) => (keyframe.image !== undefined ? `${basename(keyframe.image)}${keyframe.prompt !== '' ? ` ("${keyframe.prompt}")` : ''}` : `"${keyframe.prompt}"`);
@@ -235,12 +257,16 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
         },
         ...(startFrom !== undefined ? { startFrom } : {}),
         ...(controlNet !== undefined ? { controlNet } : {}),
+        ...(ipAdapter !== undefined ? { ipAdapter } : {}),
       });
     }, (message) => reporter.warn(`${message} Computing it again.`));
     reporter.stopBar();
     const reused = result.reused || copied;
     if (reused) reusedCount += 1;
-    else unetCalls += result.transition.stats.unetCalls;
+    else {
+      unetCalls += result.transition.stats.unetCalls;
+      inversionUnetCalls += result.transition.stats.inversionUnetCalls ?? 0;
+    }
     events.transitionDone?.({ index, transition: result.transition, dir: result.dir, reused });
     if (inFilm(index)) segments.push({ transition: result.transition, durationSeconds: transition.duration, dir: result.dir, index });
     previous = { transition: result.transition, index };
@@ -248,6 +274,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
 
   // The residual UNet stays attached to the pipeline (it may serve the next film); the ControlNet goes.
   if (filmControl !== undefined) await filmControl.loaded.controlNet.model.session.release();
+  if (filmImages !== undefined) await filmImages.loaded.adapter.encoder.session.release();
   const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
   // film.json is written before the film appears, so a film in place always has its record.
   const writeRecord = (smoothness: SmoothnessReport | undefined) =>
@@ -288,6 +315,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     framesComputed: segments.reduce((sum, segment, position) => sum + segment.transition.frames.length - (position > 0 ? 1 : 0), 0),
     filmFrames: film.filmFrames,
     unetCalls,
+    ...(inversionUnetCalls > 0 ? { inversionUnetCalls } : {}),
     metric: metric.name,
     segments: segments.map((segment) => ({ dir: segment.dir, durationSeconds: segment.durationSeconds })),
     ...(film.smoothness !== undefined ? { smoothness: film.smoothness } : {}),

@@ -5,11 +5,13 @@
  * seam: a segment's last film frame is the next segment's first computed frame, shown once.
  */
 import { retime, crossFade, type RetimeMode } from '../blend/retime.ts';
+import { capEndJumps } from '../blend/end-jump.ts';
 import type { Transition } from '../engine/engine.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 
 export interface FilmSegment {
-  readonly transition: Pick<Transition, 'images' | 'tree'>;
+  /** With `options`, a picture keyframe's end gap is capped for retiming (src/blend/end-jump.ts). */
+  readonly transition: Pick<Transition, 'images' | 'tree'> & Partial<Pick<Transition, 'options'>>;
   /** Seconds this transition takes in the film, > 0. */
   readonly durationSeconds: number;
 }
@@ -17,9 +19,11 @@ export interface FilmSegment {
 /** Which computed frames make each film frame, per segment (pure; no pixels). */
 export function planFilm(segments: readonly FilmSegment[], fps: number, mode: RetimeMode) {
   return segments.map((segment, index) => {
+    const options = segment.transition.options;
+    const ends = { start: options?.keyframeA.image !== undefined, end: options?.keyframeB.image !== undefined };
     const timing = retime({
       frameCount: segment.transition.images.length,
-      distances: segment.transition.tree.gapDistances,
+      distances: ends.start || ends.end ? capEndJumps(segment.transition.tree.gapDistances, ends) : segment.transition.tree.gapDistances,
       durationSeconds: segment.durationSeconds,
       fps,
       mode,

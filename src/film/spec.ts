@@ -81,6 +81,10 @@ export interface FilmKeyframe {
   readonly controlImage?: string;
   /** ControlNet conditioning scale at this keyframe (overrides `controlnetScale`). */
   readonly controlnetScale?: number;
+  /** IP-Adapter image prompt of this keyframe (overrides the spec's `ipImage`); relative to the spec file. */
+  readonly ipImage?: string;
+  /** IP-Adapter scale at this keyframe (overrides `ipAdapterScale`). */
+  readonly ipAdapterScale?: number;
 }
 
 /** A validated film spec with the film defaults applied. */
@@ -132,6 +136,12 @@ export interface FilmSpec {
   readonly controlGuidanceEnd?: number;
   /** Turn every control picture into an edge map with the built-in Canny detector first. */
   readonly canny?: boolean;
+  /** IP-Adapter folder (beside the spec file) or Hub repo id (docs/ip-adapter-onnx.md). */
+  readonly ipAdapter?: string;
+  /** Image prompt of every keyframe without its own `ipImage`. */
+  readonly ipImage?: string;
+  /** IP-Adapter scale, 0 to 5 (default 1); interpolated between keyframes. */
+  readonly ipAdapterScale?: number;
 }
 
 /** One transition of a film: from keyframe `index` to keyframe `index + 1`. */
@@ -190,6 +200,8 @@ const keyframeSchema = z.object(
     duration: positiveSeconds().optional(),
     controlImage: nonEmptyString('a control picture file').optional(),
     controlnetScale: numberIn(0, 5).optional(),
+    ipImage: nonEmptyString('an image prompt file').optional(),
+    ipAdapterScale: numberIn(0, 5).optional(),
   },
   { error: 'expected a keyframe: a mapping with prompt and seed' },
 );
@@ -253,6 +265,9 @@ const filmSpecSchema = z.object({
   controlGuidanceStart: fraction('a fraction of the steps').optional(),
   controlGuidanceEnd: fraction('a fraction of the steps').optional(),
   canny: z.boolean({ error: 'expected true or false' }).optional(),
+  ipAdapter: nonEmptyString('an IP-Adapter folder or Hugging Face Hub repo id').optional(),
+  ipImage: nonEmptyString('an image prompt file').optional(),
+  ipAdapterScale: numberIn(0, 5).optional(),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -404,6 +419,32 @@ function controlSpecProblems(input: Record<string, unknown>): Problem[] {
   return problems;
 }
 
+/** IP-Adapter keys need `ipAdapter`, and an IP-Adapter needs an image prompt for every keyframe. */
+function imagePromptSpecProblems(input: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const keyframes = Array.isArray(input.keyframes) ? input.keyframes : [];
+  if (input.ipAdapter === undefined) {
+    for (const key of ['ipImage', 'ipAdapterScale']) {
+      if (Object.hasOwn(input, key)) problems.push({ path: [key], text: 'needs "ipAdapter" (the IP-Adapter folder or Hub repo)' });
+    }
+    keyframes.forEach((keyframe: unknown, index) => {
+      if (!isPlainObject(keyframe)) return;
+      for (const key of ['ipImage', 'ipAdapterScale']) {
+        if (Object.hasOwn(keyframe, key)) problems.push({ path: ['keyframes', index, key], text: 'needs "ipAdapter" at the top level' });
+      }
+    });
+    return problems;
+  }
+  if (input.ipImage === undefined) {
+    keyframes.forEach((keyframe: unknown, index) => {
+      if (isPlainObject(keyframe) && keyframe.ipImage === undefined) {
+        problems.push({ path: ['keyframes', index, 'ipImage'], text: 'missing: with "ipAdapter", every keyframe needs an image prompt (its own ipImage or the top-level one)' });
+      }
+    });
+  }
+  return problems;
+}
+
 /** Problems zod does not see: unknown keys, exclusive settings, settings on the last keyframe. */
 function structuralProblems(input: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
@@ -429,7 +470,7 @@ function structuralProblems(input: Record<string, unknown>): Problem[] {
     const value = input[group];
     if (isPlainObject(value)) unknownKeys(value, [group], CROSSFEED_KEYS, {}, `expected only ${CROSSFEED_KEYS.join(', ')}`, problems);
   }
-  problems.push(...controlSpecProblems(input));
+  problems.push(...controlSpecProblems(input), ...imagePromptSpecProblems(input));
   const keyframes = input.keyframes;
   if (Array.isArray(keyframes)) {
     keyframes.forEach((keyframe: unknown, index) => {
@@ -736,6 +777,15 @@ export function transitionKey(spec: FilmSpec, index: number): string {
           },
         }
       : {}),
+    ...(spec.ipAdapter !== undefined
+      ? {
+          imagePrompt: {
+            ipAdapter: spec.ipAdapter,
+            from: [transition.from.ipImage ?? spec.ipImage ?? null, transition.from.ipAdapterScale ?? spec.ipAdapterScale ?? null],
+            to: [transition.to.ipImage ?? spec.ipImage ?? null, transition.to.ipAdapterScale ?? spec.ipAdapterScale ?? null],
+          },
+        }
+      : {}),
   };
   // The object literal fixes the key order, so the JSON text is canonical; null = unset.
   return createHash('sha256').update(JSON.stringify(content)).digest('hex');
@@ -771,6 +821,9 @@ const WRITE_ORDER: readonly (keyof FilmSpec)[] = [
   'controlGuidanceStart',
   'controlGuidanceEnd',
   'canny',
+  'ipAdapter',
+  'ipImage',
+  'ipAdapterScale',
 ];
 
 /**
@@ -794,6 +847,8 @@ export function filmSpecToYaml(spec: FilmSpec): string {
     if (keyframe.duration !== undefined) entry.duration = keyframe.duration;
     if (keyframe.controlImage !== undefined) entry.controlImage = keyframe.controlImage;
     if (keyframe.controlnetScale !== undefined) entry.controlnetScale = keyframe.controlnetScale;
+    if (keyframe.ipImage !== undefined) entry.ipImage = keyframe.ipImage;
+    if (keyframe.ipAdapterScale !== undefined) entry.ipAdapterScale = keyframe.ipAdapterScale;
     return entry;
   });
   const document = new Document(plain);
@@ -877,8 +932,18 @@ quality: 75
 # Turn the control pictures into edge maps with the built-in Canny detector first.
 #canny: true
 
+# IP-Adapter (docs/ip-adapter-onnx.md): a picture as part of each keyframe's prompt, blended along
+# the transitions like the text. A folder (beside this file) or Hub repo, exported for this model.
+#ipAdapter: models/ip-adapter-sd15
+# Image prompt of every keyframe (a keyframe's ipImage overrides it), relative to this file.
+#ipImage: subject.jpg
+# IP-Adapter scale, 0 to 5 (default 1); a keyframe's ipAdapterScale overrides it.
+#ipAdapterScale: 0.6
+
 # The keyframes, in order (at least 2). Each needs a prompt and an integer seed; the same seeds
-# and settings give the same film. duration and negativePrompt apply to the transition that
+# and settings give the same film. A keyframe may be a picture instead (or as well):
+# "image: pics/start.jpg" (relative to this file), optional fit (cover|contain) and
+# imageMethod (noise|inversion); the film then passes exactly through that picture. duration and negativePrompt apply to the transition that
 # follows the keyframe, so the last keyframe takes neither.
 keyframes:
   - prompt: a lighthouse on a cliff at dawn, oil painting

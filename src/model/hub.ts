@@ -87,6 +87,8 @@ const PATH_PART = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;
 const COMPONENT = /^(?:text_encoder(?:_\d+)?|unet|unet_controlnet|vae_decoder|vae_encoder)$/;
 /** The root file of a ControlNet folder in latentblend's layout. */
 const CONTROLNET_DESCRIPTION = 'latentblend-controlnet.json';
+/** The root file of an IP-Adapter folder in latentblend's layout (docs/ip-adapter-onnx.md). */
+const IP_ADAPTER_DESCRIPTION = 'latentblend-ip-adapter.json';
 const TEXT_COMPONENT = /^text_encoder(?:_\d+)?$/;
 const SMALL_FILE_FOLDER = /^(?:scheduler|tokenizer(?:_\d+)?)$/;
 const WEIGHT_FILE = /\.(?:safetensors|bin|ckpt|pt|pth|msgpack|h5|onnx|onnx_data|data|pb|gguf)$/i;
@@ -240,6 +242,20 @@ export function selectControlNetFiles(paths: readonly string[], variant?: string
     const parts = path.split('/');
     if (parts.length === 1) return parts[0] === CONTROLNET_DESCRIPTION;
     return parts.length === 2 && parts[0] === 'controlnet' && (parts[1] === 'config.json' || onnxRole(parts[1]!, variant) !== undefined);
+  });
+}
+
+/**
+ * The files of an IP-Adapter folder in latentblend's layout (docs/ip-adapter-onnx.md):
+ * latentblend-ip-adapter.json, image_encoder/ (configs, ONNX) and unet/ (config, ONNX).
+ */
+export function selectIpAdapterFiles(paths: readonly string[], variant?: string): string[] {
+  return paths.filter((path) => {
+    const parts = path.split('/');
+    if (parts.length === 1) return parts[0] === IP_ADAPTER_DESCRIPTION;
+    if (parts.length !== 2 || (parts[0] !== 'image_encoder' && parts[0] !== 'unet')) return false;
+    const file = parts[1]!;
+    return file === 'config.json' || file === 'preprocessor_config.json' || onnxRole(file, variant) !== undefined;
   });
 }
 
@@ -540,8 +556,9 @@ async function missingPipelineFiles(dir: string, variant: string | undefined): P
     modelIndex = undefined;
   }
   const controlNet = modelIndex === undefined && (await pathExists(join(dir, CONTROLNET_DESCRIPTION)));
-  if (modelIndex === undefined && !controlNet) return ['model_index.json'];
-  const components = controlNet ? ['controlnet'] : ['unet', 'vae_decoder'];
+  const ipAdapter = modelIndex === undefined && !controlNet && (await pathExists(join(dir, IP_ADAPTER_DESCRIPTION)));
+  if (modelIndex === undefined && !controlNet && !ipAdapter) return ['model_index.json'];
+  const components = controlNet ? ['controlnet'] : ipAdapter ? ['image_encoder', 'unet'] : ['unet', 'vae_decoder'];
   for (const [key, value] of Object.entries(modelIndex ?? {})) {
     if (TEXT_COMPONENT.test(key) && Array.isArray(value) && value[0] !== null && value[0] !== undefined) {
       components.push(key);
@@ -796,8 +813,12 @@ async function downloadSnapshot(
   }
   const chosen = byRelative.has(CONTROLNET_DESCRIPTION)
     ? selectControlNetFiles([...byRelative.keys()], site.variant)
-    : selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
-  const isControlNet = chosen.includes(CONTROLNET_DESCRIPTION) && chosen.some((path) => path.startsWith('controlnet/'));
+    : byRelative.has(IP_ADAPTER_DESCRIPTION)
+      ? selectIpAdapterFiles([...byRelative.keys()], site.variant)
+      : selectPipelineFiles([...byRelative.keys()], { variant: site.variant });
+  const isControlNet =
+    (chosen.includes(CONTROLNET_DESCRIPTION) && chosen.some((path) => path.startsWith('controlnet/'))) ||
+    (chosen.includes(IP_ADAPTER_DESCRIPTION) && chosen.some((path) => path.startsWith('unet/')));
   if (!isControlNet && (!chosen.includes('model_index.json') || !chosen.some((path) => path.startsWith('unet/')))) {
     const where = site.subfolder === undefined ? 'at the repo root' : `in subfolder ${site.subfolder}`;
     throw new LatentBlendError(

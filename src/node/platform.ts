@@ -9,7 +9,8 @@ import * as ort from 'onnxruntime-node';
 import { LatentBlendError } from '../errors.ts';
 import { DEVICES, checkDeviceName, type Device, type FeedTensor, type OnnxRuntime, type SessionCreateOptions } from '../runtime/onnx.ts';
 import { sessionOptionsFor } from '../runtime/session-options.ts';
-import { WorkerSession } from './worker-session.ts';
+import { WorkerSession, type SessionLike } from './worker-session.ts';
+import { createThroughCache } from './optimized-cache.ts';
 import { loadPicture } from '../io/picture.ts';
 import type { FileAccess, Platform } from '../runtime/platform.ts';
 
@@ -68,7 +69,11 @@ export const nodeRuntime: OnnxRuntime = {
   // a worker thread of its own.
   createSession: async (path: string, role: string, device: Device, options: SessionCreateOptions = {}) => {
     const sessionOptions = options.sessionOptions ?? sessionOptionsFor(role, device);
-    return options.thread === 'worker' ? WorkerSession.create(path, sessionOptions) : ort.InferenceSession.create(path, sessionOptions);
+    const create = (file: string, fileOptions: ort.InferenceSession.SessionOptions): Promise<SessionLike> =>
+      options.thread === 'worker' ? WorkerSession.create(file, fileOptions) : ort.InferenceSession.create(file, fileOptions);
+    return options.optimizedCache === undefined
+      ? create(path, sessionOptions)
+      : (await createThroughCache(create, options.optimizedCache, path, sessionOptions, ort.env.versions.common ?? '')).session;
   },
   tensor: (feed: FeedTensor) => new ort.Tensor(feed.type, feed.data as Float32Array, feed.dims),
 };

@@ -66,6 +66,8 @@ export class WorkerSession implements SessionLike {
       const waiting = this.pending.get(reply.id);
       if (waiting === undefined) return;
       this.pending.delete(reply.id);
+      // An idle worker does not keep the process alive (a caller that never releases still exits).
+      if (this.pending.size === 0) worker.unref();
       if (reply.ok) waiting.resolve(reply);
       else waiting.reject(new Error(reply.message));
     });
@@ -100,6 +102,7 @@ export class WorkerSession implements SessionLike {
     if (this.exited !== undefined) return Promise.reject(this.exited);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (this.pending.size === 0) this.worker.ref();
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage({ ...message, id }, transfer);
     });

@@ -54,6 +54,11 @@ export const loadOptionsSchema = z.strictObject({
    * 'main' (default): on this thread, which each creation and call blocks.
    */
   inferenceThread: z.enum(INFERENCE_THREADS, { error: `expected one of ${INFERENCE_THREADS.join(', ')}` }).default('main'),
+  /**
+   * A folder where ONNX Runtime's optimised graphs are kept (opt-in): later loads skip the graph
+   * optimisation, the first one writes a copy of each model (see runtime/optimized-cache.ts).
+   */
+  optimizedModelCache: z.string({ error: 'expected the path of a folder' }).min(1, { error: 'expected the path of a folder' }).optional(),
 });
 export type LoadOptions = z.input<typeof loadOptionsSchema>;
 
@@ -113,7 +118,10 @@ export class DiffusionPipeline {
     const thread = parsed.inferenceThread;
     const timed = async (part: string, path: string): Promise<OnnxModel> => {
       const started = performance.now();
-      const model = await loadOnnxModel(platform.runtime, path, part, device, { thread });
+      const model = await loadOnnxModel(platform.runtime, path, part, device, {
+        thread,
+        ...(parsed.optimizedModelCache !== undefined ? { optimizedCache: parsed.optimizedModelCache } : {}),
+      });
       listener?.({ type: 'load', part, seconds: (performance.now() - started) / 1000 });
       return model;
     };
@@ -123,13 +131,13 @@ export class DiffusionPipeline {
     for (const [index, path] of folder.textEncoders.entries()) {
       encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
     }
-    const unetModel = await timed('UNet', folder.unet);
-    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(platform.files, folder.tokenizers[index]!)));
     const adapter: ModelAdapter =
       folder.family === 'sdxl'
         ? new SdxlAdapter(encoders[0]!, encoders[1]!, folder.modelIndex.force_zeros_for_empty_prompt !== false)
         : new SdAdapter(encoders[0]!);
+    const unetModel = await timed('UNet', folder.unet);
+    const decoderModel = await timed('VAE decoder', folder.vaeDecoder);
     const vaeEncoderPath = folder.vaeEncoder;
     // Loaded when a picture is first encoded: generate and transition never need it.
     const loadEncoder = vaeEncoderPath === undefined ? undefined : () => timed('VAE encoder', vaeEncoderPath);
@@ -261,6 +269,9 @@ export class DiffusionPipeline {
     }
     const shape = this.latentShape(width, height);
     const control = parsed.control;
+    if (control !== undefined && parsed.ipAdapter !== undefined) {
+      throw new LatentBlendError('generate options: a ControlNet and an IP-Adapter together are not supported yet.', 'unsupported');
+    }
     if (control !== undefined) {
       const problem = guidanceWindowProblem(control.guidanceStart ?? DEFAULT_CONTROL_GUIDANCE.start, control.guidanceEnd ?? DEFAULT_CONTROL_GUIDANCE.end);
       if (problem !== undefined) throw new LatentBlendError(`generate options: ${problem}.`);

@@ -70,6 +70,8 @@ export type InferenceThread = (typeof INFERENCE_THREADS)[number];
 export interface SessionCreateOptions {
   readonly thread?: InferenceThread;
   readonly sessionOptions?: ort.InferenceSession.SessionOptions;
+  /** Node: a folder where optimised models are kept between runs (src/node/optimized-cache.ts). */
+  readonly optimizedCache?: string;
 }
 
 /** What the engine uses of a session: onnxruntime's own, or a stand-in running it elsewhere (a worker thread). */
@@ -101,7 +103,9 @@ export interface OnnxModel {
 /**
  * Creates a session for `path` on `device` with `runtime` and the options chosen for its role
  * (see session-options.ts) unless `options.sessionOptions` replaces them (benchmarks); in Node
- * on the main thread or in a worker thread (`options.thread`). Failures name the file and the device.
+ * on the main thread or in a worker thread (`options.thread`), through the optimised-model cache
+ * folder `options.optimizedCache` if given (src/node/optimized-cache.ts). Failures name the file
+ * and the device.
  */
 export async function loadOnnxModel(
   runtime: OnnxRuntime,

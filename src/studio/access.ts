@@ -157,7 +157,8 @@ export class AccessGuard {
         if (isPage && (request.method === 'GET' || request.method === 'HEAD')) {
           const rest = new URLSearchParams(query);
           rest.delete('token');
-          const path = (request.url ?? '/').split('?')[0]!;
+          // One leading slash: '//host' or '/\\host' would send the browser to another site.
+          const path = `/${(request.url ?? '/').split('?')[0]!.replace(/^[/\\]+/, '')}`;
           const search = rest.toString();
           result = { kind: 'redirect', location: `${path}${search === '' ? '' : `?${search}`}`, setCookie: this.setCookie(request) };
         }

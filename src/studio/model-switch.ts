@@ -164,7 +164,7 @@ export function modelJob(options: ModelSwitchOptions, location: ModelLocation, s
     options.hooks.warning = (message) => context.warn(message);
     let pipeline: DiffusionPipeline;
     try {
-      pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, device: options.device, ...(scheduler !== undefined ? { scheduler } : {}) }, (event: PipelineEvent) => {
+      pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, device: options.device, inferenceThread: 'worker', ...(scheduler !== undefined ? { scheduler } : {}) }, (event: PipelineEvent) => {
         if (event.type === 'load') onLoad?.(event.part);
         else base(event);
       });

@@ -31,12 +31,14 @@ import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { prefetchFfmpegCapabilities } from '../io/ffmpeg.ts';
 import { JobQueue, type JobView } from './jobs.ts';
+import { poolPreviewsJob, poolRenderJob } from './pool-runners.ts';
+import type { QueueConnection } from '../queue/connection.ts';
 import { SessionStore } from './sessions.ts';
 import { HttpError, pathSegments, readJsonBody, sendError, sendJson, serveFile, COMMON_HEADERS } from './http.ts';
 import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
 import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
-import { fileNamePath, FILM_ID } from './storage.ts';
+import { fileNamePath, filmDir, FILM_ID, writeStudioFilmRecord } from './storage.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { listModels } from './model-catalog.ts';
 import { attachmentHeader, deleteFilm, filmEntry, filmName, filmRecordOf, listSessionFilms, renameFilm, resumableFilm } from './film-library.ts';
@@ -94,6 +96,8 @@ export interface StudioOptions {
   readonly hub?: StudioHubOptions;
   /** Receives log lines (warnings, unexpected errors); the library never prints. */
   readonly onLog?: (line: string) => void;
+  /** Previews and renders go to this worker pool (`--queue`) instead of the studio's model. */
+  readonly pool?: QueueConnection;
 }
 
 export interface Studio {
@@ -178,7 +182,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   const hooks: PipelineHooks = {};
   // ffmpeg's capability probes spawn now, from a small process (issue #12).
   prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
-  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: options.modelDir, device }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
+  // Sessions in worker threads: the server keeps answering while a model computes (issue #12).
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
   const metric = await chooseMetric({
     device,
     ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),
@@ -270,7 +275,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         const body = parsePreviewsRequest(await readJsonBody(request, MAX_BODY_BYTES));
         checkStudioSize(model.pipeline, body.width, body.height);
         const seeds = previewSeeds(body);
-        const job = queue.submit(session, 'previews', previewsJob(currentModel, sessionDir(session), body, seeds), {
+        const runner = options.pool !== undefined ? poolPreviewsJob(options.pool, currentModel, sessionDir(session), body, seeds) : previewsJob(currentModel, sessionDir(session), body, seeds);
+        const job = queue.submit(session, 'previews', runner, {
           done: 0,
           total: seeds.length * (body.steps ?? model.pipeline.defaults.steps),
           label: 'waiting',
@@ -295,7 +301,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         checkRenderRequest(model, body);
         checkStudioSize(model.pipeline, body.spec.width, body.spec.height);
         const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
-        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, newFilmId()), { done: 0, total: units, label: 'waiting' });
+        const runner = options.pool !== undefined ? poolRenderJob(options.pool, currentModel, sessionDir(session), body, newFilmId()) : renderJob(currentModel, sessionDir(session), body, newFilmId());
+        const job = queue.submit(session, 'render', runner, { done: 0, total: units, label: 'waiting' });
         sendJson(response, 202, job, { Location: `/api/jobs/${job.id}` });
       },
     },
@@ -319,12 +326,20 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     {
       method: 'POST',
       pattern: ['films', ':', 'resume'],
-      handler: ({ response, session, params }) => {
+      handler: async ({ response, session, params }) => {
         const dir = sessions.dir(session);
         const record = resumableFilm(dir, params[0]!, renderActive(session), model.source);
         const body = parseRenderRequest({ spec: record.spec, format: record.format, ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}) });
         checkRenderRequest(model, body);
-        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: 1, label: 'waiting' });
+        const units = renderUnits(body.transitionIndex !== undefined ? 1 : body.spec.keyframes.length - 1);
+        const job = queue.submit(session, 'render', renderJob(currentModel, sessionDir(session), body, record.id, record), { done: 0, total: units, label: 'waiting' });
+        // The film is 'rendering' from now on, also while the job waits (so it is not deleted or resumed twice).
+        await writeStudioFilmRecord(filmDir(dir, record.id), {
+          ...record,
+          state: 'rendering',
+          jobId: job.id,
+          earlierJobIds: [...(record.earlierJobIds ?? []), record.jobId].slice(-50),
+        });
         sendJson(response, 202, { ...job, filmId: record.id }, { Location: `/api/jobs/${job.id}` });
       },
     },

@@ -2,6 +2,7 @@
  * Where a session's things live, and the only names under which they are served:
  *
  *   <session>/files/<name>.png                      previews and live frames of renders
+ *   <session>/previews/<job-id>.json                a previews batch (./preview-library.ts)
  *   <session>/films/<film-id>/                      a CLI work folder (film.json, transitions/)
  *                             spec.yaml             the spec, for `latentblend movie`
  *                             studio.json           the studio's record of the film
@@ -116,29 +117,4 @@ export function filmIds(sessionDir: string): string[] {
     .map((entry) => ({ id: entry.name, time: statSync(join(dir, entry.name)).mtimeMs }))
     .sort((a, b) => b.time - a.time)
     .map((entry) => entry.id);
-}
-
-/** The session's finished films, newest first. */
-export function listFilms(sessionDir: string) {
-  const films = [];
-  for (const id of filmIds(sessionDir)) {
-    const dir = filmDir(sessionDir, id);
-    const record = readStudioFilmRecord(dir);
-    if (record === undefined || record.state !== 'done' || record.id !== id) continue;
-    if (!existsSync(filmFiles(dir, record.format).film)) continue;
-    films.push({
-      id,
-      createdAt: new Date(record.createdAt).toISOString(),
-      ...(record.finishedAt !== undefined ? { finishedAt: new Date(record.finishedAt).toISOString() } : {}),
-      format: record.format,
-      ...filmUrls(id, record.format),
-      spec: record.spec,
-      ...(record.model !== undefined ? { model: record.model } : {}),
-      ...(record.transitionIndex !== undefined ? { transitionIndex: record.transitionIndex } : {}),
-      ...(record.frames !== undefined ? { frames: record.frames } : {}),
-      ...(record.filmFrames !== undefined ? { filmFrames: record.filmFrames } : {}),
-      workDir: dir,
-    });
-  }
-  return films.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0));
 }

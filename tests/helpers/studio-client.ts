@@ -31,7 +31,8 @@ export class StudioClient {
       ...options.headers,
     };
     return new Promise((done, fail) => {
-      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method, path, headers }, (response) => {
+      // A new connection per request (no kept-alive socket closed by the server as it is reused).
+      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method, path, headers, agent: false }, (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
         response.on('end', () => {

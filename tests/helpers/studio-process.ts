@@ -9,16 +9,18 @@ import { ROOT } from './golden.ts';
 export interface StudioProcess {
   /** The URL it printed. */
   readonly url: string;
+  /** Everything it printed on stdout so far. */
+  stdout(): string;
   readonly child: ChildProcess;
   /** Kills it with SIGKILL and waits for it to be gone. */
   kill(): Promise<void>;
 }
 
 /** Starts the studio with these CLI arguments (add --model, --work-dir, --port 0) and waits for its URL. */
-export function spawnStudio(args: readonly string[], timeoutMs = 60_000): Promise<StudioProcess> {
+export function spawnStudio(args: readonly string[], timeoutMs = 60_000, env: NodeJS.ProcessEnv = {}): Promise<StudioProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'bin.ts'), 'studio', '--quiet', ...args], {
     cwd: ROOT,
-    env: { ...process.env, HF_HUB_OFFLINE: '1' },
+    env: { ...process.env, HF_HUB_OFFLINE: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<void>((gone) => child.once('exit', () => gone()));
@@ -44,6 +46,7 @@ export function spawnStudio(args: readonly string[], timeoutMs = 60_000): Promis
       child.stdout!.resume();
       started({
         url,
+        stdout: () => stdout,
         child,
         kill: async () => {
           if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

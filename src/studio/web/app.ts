@@ -26,6 +26,8 @@ function toaster(): (message: string, kind?: ToastKind, action?: ToastAction) =>
   if (polite.parentElement !== null) setupToastPlacement(polite.parentElement);
   return (message, kind = 'info', action) => {
     const box = kind === 'error' ? urgent : polite;
+    // The same message again replaces the one shown (a repeated click does not stack copies).
+    for (const shown of box.querySelectorAll('.toast')) if (shown.querySelector('p')?.textContent === message) shown.remove();
     const close = h('button', { type: 'button', class: 'icon-button subtle', 'aria-label': 'Dismiss message' }, '×');
     const button =
       action === undefined

@@ -1,0 +1,83 @@
+/**
+ * IP-Adapter flags shared by `generate`, `transition` and `refine`: the IP-Adapter folder (or Hub
+ * repo), the image prompt(s) and the adapter scale(s). Pictures are read before any model loads.
+ */
+import { Command } from 'commander';
+import { numberIn } from './parse.ts';
+import { resolveModelForCli } from './model-source.ts';
+import type { Reporter } from './progress.ts';
+import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
+import type { LoadedIpAdapter } from '../pipeline/ip-adapter.ts';
+import type { TransitionImagePrompt } from '../engine/image-prompt.ts';
+import type { RgbImage } from '../pipeline/vae.ts';
+import { readControlPicture } from '../image/control-picture.ts';
+import { LatentBlendError } from '../errors.ts';
+
+export interface IpAdapterFlags {
+  ipAdapter?: string;
+  ipImage?: string;
+  ipImage1?: string;
+  ipImage2?: string;
+  ipAdapterScale?: number;
+  ipAdapterScale2?: number;
+}
+
+/** Adds the IP-Adapter flags; `perKeyframe` adds --ip-image1/2 and --ip-adapter-scale2 (transitions). */
+export function addIpAdapterFlags(command: Command, perKeyframe: boolean): Command {
+  command
+    .option('--ip-adapter <path|repo>', "IP-Adapter folder in latentblend's ONNX layout (docs/ip-adapter-onnx.md) or a Hub repo id")
+    .option('--ip-image <file>', perKeyframe ? 'image prompt for both keyframes' : 'image prompt: a picture as part of the prompt');
+  if (perKeyframe) {
+    command
+      .option('--ip-image1 <file>', 'image prompt of keyframe A (blended into --ip-image2 along the transition)')
+      .option('--ip-image2 <file>', 'image prompt of keyframe B');
+  }
+  command.option('--ip-adapter-scale <number>', perKeyframe ? 'IP-Adapter scale (at keyframe A with --ip-adapter-scale2) (default 1)' : 'IP-Adapter scale (default 1)', numberIn(0, 5));
+  if (perKeyframe) command.option('--ip-adapter-scale2 <number>', 'IP-Adapter scale at keyframe B, interpolated along the transition (default: --ip-adapter-scale)', numberIn(0, 5));
+  return command;
+}
+
+export interface ImagePrompts {
+  readonly pictureA: RgbImage;
+  readonly pictureB?: RgbImage;
+}
+
+function usage(message: string): LatentBlendError {
+  return new LatentBlendError(message, 'invalid_input');
+}
+
+/** Checks the flag combination and reads the image prompts (undefined without --ip-adapter). */
+export async function readImagePromptsFromFlags(flags: IpAdapterFlags): Promise<ImagePrompts | undefined> {
+  const pair = flags.ipImage1 !== undefined || flags.ipImage2 !== undefined;
+  const any = flags.ipImage !== undefined || pair;
+  if (flags.ipAdapter === undefined) {
+    if (any) throw usage('an image prompt needs --ip-adapter (the IP-Adapter folder or Hub repo).');
+    if (flags.ipAdapterScale !== undefined || flags.ipAdapterScale2 !== undefined) throw usage('--ip-adapter-scale needs --ip-adapter.');
+    return undefined;
+  }
+  if (!any) throw usage('--ip-adapter needs an image prompt: --ip-image FILE (or --ip-image1 and --ip-image2 for a transition).');
+  if (flags.ipImage !== undefined && pair) throw usage('give either --ip-image or --ip-image1/--ip-image2, not both.');
+  if (pair && (flags.ipImage1 === undefined || flags.ipImage2 === undefined)) {
+    throw usage(`--ip-image${flags.ipImage1 === undefined ? '2' : '1'} needs --ip-image${flags.ipImage1 === undefined ? '1' : '2'} as well (or use --ip-image for both keyframes).`);
+  }
+  const pictureA = await readControlPicture(flags.ipImage ?? flags.ipImage1!, flags.ipImage !== undefined ? '--ip-image' : '--ip-image1');
+  const pictureB = pair ? await readControlPicture(flags.ipImage2!, '--ip-image2') : undefined;
+  return { pictureA, ...(pictureB !== undefined ? { pictureB } : {}) };
+}
+
+/** Resolves --ip-adapter (folder or Hub repo) and loads it for `pipeline` (family checked first). */
+export async function loadIpAdapterForCli(flags: IpAdapterFlags, pipeline: DiffusionPipeline, reporter: Reporter, signal?: AbortSignal): Promise<LoadedIpAdapter> {
+  const dir = await resolveModelForCli(flags.ipAdapter!, reporter, signal);
+  return pipeline.loadIpAdapter(dir);
+}
+
+/** The engine's IP-Adapter settings from the flags. */
+export function transitionImagePromptFromFlags(flags: IpAdapterFlags, prompts: ImagePrompts, loaded: LoadedIpAdapter): TransitionImagePrompt {
+  return {
+    adapter: loaded.adapter,
+    pictureA: prompts.pictureA,
+    ...(prompts.pictureB !== undefined ? { pictureB: prompts.pictureB } : {}),
+    ...(flags.ipAdapterScale !== undefined ? { scaleA: flags.ipAdapterScale } : {}),
+    ...(flags.ipAdapterScale2 !== undefined ? { scaleB: flags.ipAdapterScale2 } : {}),
+  };
+}

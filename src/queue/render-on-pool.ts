@@ -1,0 +1,140 @@
+/**
+ * `latentblend movie --queue`: the film's jobs go to the worker pool, and once every transition
+ * is in the work folder the film is encoded here, exactly as renderFilm encodes it (same
+ * segments, same film.json), so the two renders give the same film.
+ */
+import { existsSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { transitionsOf, type FilmSpec } from '../film/spec.ts';
+import { writeFilm } from '../film/work-folder.ts';
+import { writeFilmRecord } from '../film/film-record.ts';
+import type { Reporter } from '../film/progress.ts';
+import type { RenderFilmResult } from '../film/render-film.ts';
+import { loadTransition } from '../io/store.ts';
+import type { QueueConnection } from './connection.ts';
+import { newRunName, submitFilm, type FinishedJob, type PoolProgress, type SubmittedFilm } from './submit.ts';
+
+export interface RenderOnPoolOptions {
+  readonly connection: QueueConnection;
+  readonly spec: FilmSpec;
+  readonly model: string;
+  readonly preset?: 'turbo' | 'standard';
+  readonly workDir: string;
+  readonly out: string;
+  readonly force: boolean;
+  readonly reporter: Reporter;
+  readonly signal?: AbortSignal;
+  readonly ffmpegPath?: string;
+  readonly framesDir?: string;
+  readonly run?: string;
+  /** A job finished; for transitions, `dir` is relative to the work folder. */
+  readonly onFinished?: (job: FinishedJob) => void;
+}
+
+export interface RenderOnPoolResult extends RenderFilmResult {
+  readonly run: string;
+  /** Every job's result (worker, reused, attempts), keyframes then transitions. */
+  readonly jobs: readonly FinishedJob[];
+  /** Workers that computed or reused a job. */
+  readonly workers: readonly string[];
+}
+
+/**
+ * Waits (up to 30 s) until `path`, written on another machine, shows on this one's mount of the
+ * shared file system; loading it then says what is missing if it never does.
+ */
+async function visible(path: string, signal: AbortSignal | undefined): Promise<void> {
+  for (let waited = 0; waited < 30_000 && !existsSync(path); waited += 200) {
+    signal?.throwIfAborted();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<RenderOnPoolResult> {
+  const { spec, reporter, signal } = options;
+  const workDir = resolve(options.workDir);
+  const transitions = transitionsOf(spec);
+  const run = options.run ?? newRunName();
+  reporter.info(`run ${run}: ${transitions.length} transition${transitions.length === 1 ? '' : 's'} for the worker pool; waiting for workers…`);
+  let barStarted = false;
+  // Say so when nobody takes the jobs (no worker running, or all on other work).
+  const idle = setTimeout(() => {
+    reporter.warn(`no worker has taken a job of run ${run} yet; start workers with: latentblend worker --queue redis://… --model ${options.model}`);
+  }, 15_000);
+  idle.unref();
+  const onProgress = (progress: PoolProgress) => {
+    if (progress.workers.length > 0) clearTimeout(idle);
+    // One bar for the whole film, in percent of its jobs (keyframes and transitions).
+    if (!barStarted) {
+      reporter.startBar('workers', 100, { countSteps: false });
+      barStarted = true;
+    }
+    const detail = `${progress.transitionsDone}/${progress.transitions} transitions, ${progress.workers.length} worker${progress.workers.length === 1 ? '' : 's'}`;
+    reporter.updateBar(Math.round((100 * progress.done) / Math.max(1, progress.total)), undefined, detail);
+  };
+  let submitted: SubmittedFilm;
+  try {
+    submitted = await submitFilm({
+      connection: options.connection,
+      spec,
+      workDir,
+      model: options.model,
+      ...(options.preset !== undefined ? { preset: options.preset } : {}),
+      run,
+      ...(signal !== undefined ? { signal } : {}),
+      onNotice: (line) => reporter.warn(line),
+      ...(options.onFinished !== undefined ? { onFinished: options.onFinished } : {}),
+      onProgress,
+    });
+  } finally {
+    clearTimeout(idle);
+  }
+  if (barStarted) reporter.stopBar();
+
+  const segments = [];
+  for (const [index, job] of submitted.transitions.entries()) {
+    const dir = join(workDir, job.dir);
+    await visible(join(dir, 'transition.json'), signal);
+    const stored = await loadTransition(dir);
+    segments.push({ transition: stored.transition, durationSeconds: transitions[index]!.duration, dir });
+  }
+  const retiming = spec.retiming === 'equal' ? 'equal' : 'distance';
+  const film = await writeFilm(
+    segments,
+    {
+      out: options.out,
+      fps: spec.fps,
+      quality: spec.quality,
+      retiming,
+      force: options.force,
+      ...(signal !== undefined ? { signal } : {}),
+      ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
+    },
+    reporter,
+  );
+  await writeFilmRecord(workDir, {
+    kind: 'movie',
+    model: options.model,
+    out: relative(workDir, resolve(options.out)),
+    fps: spec.fps,
+    quality: spec.quality,
+    retiming,
+    transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
+  });
+  const jobs = [...submitted.keyframes, ...submitted.transitions];
+  return {
+    run: submitted.run,
+    out: options.out,
+    workDir,
+    transitions: segments.length,
+    transitionsReused: submitted.transitions.filter((job) => job.reused).length,
+    framesComputed: segments.reduce((sum, segment, position) => sum + segment.transition.frames.length - (position > 0 ? 1 : 0), 0),
+    filmFrames: film.filmFrames,
+    unetCalls: jobs.reduce((sum, job) => sum + job.unetCalls, 0),
+    metric: segments[0]?.transition.metric ?? 'unknown',
+    segments: segments.map((segment) => ({ dir: segment.dir, durationSeconds: segment.durationSeconds })),
+    jobs,
+    workers: [...new Set(jobs.map((job) => job.worker))].sort(),
+  };
+}
