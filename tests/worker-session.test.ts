@@ -85,9 +85,11 @@ test('SDXL pipeline in worker threads generates the same image as on the main th
 
 test('idle worker threads do not keep the process alive (a caller that never releases still exits)', () => {
   const pipelineUrl = new URL('../src/pipeline/pipeline.ts', import.meta.url).href;
+  const platformUrl = new URL('../src/node/platform.ts', import.meta.url).href;
   const script = `
     const { DiffusionPipeline } = await import(${JSON.stringify(pipelineUrl)});
-    const pipeline = await DiffusionPipeline.load({ modelDir: ${JSON.stringify(modelDir('tiny-sd-turbo'))}, inferenceThread: 'worker' });
+    const { nodePlatform } = await import(${JSON.stringify(platformUrl)});
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: ${JSON.stringify(modelDir('tiny-sd-turbo'))}, inferenceThread: 'worker' });
     const result = await pipeline.generate({ prompt: 'a cat', steps: 1, width: 64, height: 64 });
     console.log('pixels', result.image.data.length);
   `;
