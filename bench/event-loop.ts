@@ -8,6 +8,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { KeyframeNoise } from '../src/pipeline/keyframe-noise.ts';
 import type { InferenceThread } from '../src/runtime/onnx.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 export interface BlockingFigure {
   /** Wall milliseconds of the work. */
@@ -44,7 +45,7 @@ export async function benchEventLoop(name: string, dir: string, thread: Inferenc
   const loadStarted = performance.now();
   let pipeline!: DiffusionPipeline;
   const load = await measureBlocking(async () => {
-    pipeline = await DiffusionPipeline.load({ modelDir: dir, inferenceThread: thread });
+    pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, inferenceThread: thread });
   });
   try {
     const { width, height, steps } = pipeline.defaults;

@@ -26,6 +26,7 @@ import { locateFfmpeg } from '../src/io/ffmpeg.ts';
 import { intTensor, loadOnnxModel, runModel, type InferenceThread, type OnnxModel } from '../src/runtime/onnx.ts';
 import { inspectModelFolder } from '../src/model/folder.ts';
 import { measureBlocking } from './event-loop.ts';
+import { nodePlatform, nodeFiles } from '../src/node/platform.ts';
 
 export interface VariantFigures {
   createSeconds: number;
@@ -113,7 +114,7 @@ async function measureNow(dir: string, size: number, thread: InferenceThread, ca
   const started = performance.now();
   let pipeline!: DiffusionPipeline;
   const create = await measureBlocking(async () => {
-    pipeline = await DiffusionPipeline.load({ modelDir: dir, inferenceThread: thread }, (event) => {
+    pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, inferenceThread: thread }, (event) => {
       if (event.type === 'load') parts[event.part] = event.seconds;
     });
   });
@@ -136,7 +137,7 @@ async function measureNow(dir: string, size: number, thread: InferenceThread, ca
 
 /** The loading of the project before issue #12: every part at level `all`, VAE encoder too, on the main thread. */
 async function measureBefore(dir: string, size: number, calls: number): Promise<{ figures: VariantFigures; parts: Record<string, number> }> {
-  const folder = inspectModelFolder(dir);
+  const folder = inspectModelFolder(nodeFiles, dir);
   const parts: Record<string, number> = {};
   const models: OnnxModel[] = [];
   const started = performance.now();
@@ -150,7 +151,7 @@ async function measureBefore(dir: string, size: number, calls: number): Promise<
       ];
       for (const [part, path] of list) {
         const partStarted = performance.now();
-        models.push(await loadOnnxModel(path, part, 'cpu', { sessionOptions: { executionProviders: ['cpu'], graphOptimizationLevel: 'all' } }));
+        models.push(await loadOnnxModel(nodePlatform.runtime, path, part, 'cpu', { sessionOptions: { executionProviders: ['cpu'], graphOptimizationLevel: 'all' } }));
         parts[part] = (performance.now() - partStarted) / 1000;
       }
     });
@@ -223,8 +224,8 @@ export async function benchFullArch(dir: string, options: { size: number; rounds
     spawnMsLoaded: median(rounds.map((round) => round.spawnLoadedMs)),
   };
   if (options.transition) {
-    const pipeline = await DiffusionPipeline.load({ modelDir: dir, inferenceThread: 'worker' });
-    const metric = await loadLpipsMetric(options.lpips, 'cpu');
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, inferenceThread: 'worker' });
+    const metric = await loadLpipsMetric(nodePlatform, options.lpips, 'cpu');
     try {
       const engine = new BlendingEngine(pipeline, metric);
       const decodeBefore = pipeline.vae.decoder.stats.seconds;

@@ -17,7 +17,8 @@ import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { KeyframeNoise } from '../src/pipeline/keyframe-noise.ts';
 import { BlendingEngine } from '../src/engine/engine.ts';
 import { loadLpipsMetric } from '../src/engine/metric.ts';
-import { availableDevices, DEVICES, type Device } from '../src/runtime/onnx.ts';
+import { DEVICES, type Device } from '../src/runtime/onnx.ts';
+import { availableDevices, nodePlatform } from '../src/node/platform.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -59,10 +60,10 @@ async function timed(run: () => Promise<unknown>): Promise<number> {
 /** Measures one model folder (see the module comment). */
 export async function benchGpuModel(name: string, dir: string, options: GpuBenchOptions, log: (line: string) => void = () => {}): Promise<GpuBenchResult> {
   const loadStarted = performance.now();
-  const pipeline = await DiffusionPipeline.load({ modelDir: dir, device: options.device });
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, device: options.device });
   const loadSeconds = (performance.now() - loadStarted) / 1000;
   log(`${name}: loaded in ${loadSeconds.toFixed(1)} s`);
-  const metric = await loadLpipsMetric(join(ROOT, 'fixtures', 'lpips', 'tiny-lpips.onnx'), 'cpu');
+  const metric = await loadLpipsMetric(nodePlatform, join(ROOT, 'fixtures', 'lpips', 'tiny-lpips.onnx'), 'cpu');
   try {
     const size = pipeline.roundedSize(options.size);
     const shape = pipeline.latentShape(size, size);

@@ -15,6 +15,7 @@ import os from 'node:os';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { KeyframeNoise } from '../src/pipeline/keyframe-noise.ts';
 import { benchTransitions } from './transition.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 import { benchSmoothness, DEFAULT_SMOOTHNESS_MODELS, writeSmoothnessResults } from './smoothness.ts';
 import { benchFullArch, ensureFullArchModel, fullArchTable } from './full-arch.ts';
 
@@ -49,7 +50,7 @@ interface BackendResult {
 }
 
 async function benchModel(name: string, dir: string): Promise<BackendResult> {
-  const pipeline = await DiffusionPipeline.load({ modelDir: dir });
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir });
   const { width, height, steps, guidanceScale } = pipeline.defaults;
   const shape = pipeline.latentShape(width, height);
   const prompt = 'a lighthouse on a cliff at dawn, oil painting';

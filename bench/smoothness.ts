@@ -19,6 +19,7 @@ import { loadLpipsMetric } from '../src/engine/metric.ts';
 import { filmSmoothness } from '../src/eval/report.ts';
 import { transitionPathLength } from '../src/eval/ppl.ts';
 import type { CrossfeedParams } from '../src/blend/crossfeed.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 export interface SmoothnessBenchResult {
   model: string;
@@ -53,10 +54,10 @@ export const DEFAULT_SMOOTHNESS_MODELS = ['tiny-sd-turbo', 'tiny-sdxl-turbo', 't
 
 export async function benchSmoothness(root: string, models: readonly string[] = DEFAULT_SMOOTHNESS_MODELS): Promise<SmoothnessBenchResult[]> {
   const results: SmoothnessBenchResult[] = [];
-  const metric = await loadLpipsMetric(join(root, 'fixtures', 'lpips', 'tiny-lpips.onnx'), 'cpu');
+  const metric = await loadLpipsMetric(nodePlatform, join(root, 'fixtures', 'lpips', 'tiny-lpips.onnx'), 'cpu');
   try {
     for (const model of models) {
-      const pipeline = await DiffusionPipeline.load({ modelDir: join(root, 'fixtures', 'models', model, 'onnx') });
+      const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: join(root, 'fixtures', 'models', model, 'onnx') });
       const engine = new BlendingEngine(pipeline, metric);
       const keyframes = { keyframeA: { prompt: 'a lighthouse at dawn', seed: 1 }, keyframeB: { prompt: 'a forest in winter', seed: 2 } };
       for (const variant of VARIANTS) {

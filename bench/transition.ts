@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { BlendingEngine } from '../src/engine/engine.ts';
 import { loadLpipsMetric } from '../src/engine/metric.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 export interface TransitionBenchResult {
   model: string;
@@ -24,8 +25,8 @@ export interface TransitionBenchResult {
 export async function benchTransitions(root: string, models: readonly string[]): Promise<TransitionBenchResult[]> {
   const results: TransitionBenchResult[] = [];
   for (const model of models) {
-    const pipeline = await DiffusionPipeline.load({ modelDir: join(root, 'fixtures', 'models', model, 'onnx') });
-    const metric = await loadLpipsMetric(join(root, 'fixtures', 'lpips', 'tiny-lpips.onnx'), 'cpu');
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: join(root, 'fixtures', 'models', model, 'onnx') });
+    const metric = await loadLpipsMetric(nodePlatform, join(root, 'fixtures', 'lpips', 'tiny-lpips.onnx'), 'cpu');
     const engine = new BlendingEngine(pipeline, metric);
     const keyframes = { keyframeA: { prompt: 'a lighthouse at dawn', seed: 1 }, keyframeB: { prompt: 'a forest in winter', seed: 2 } };
     await engine.runTransition({ ...keyframes, maxBranches: 3 }); // warm-up

@@ -11,6 +11,7 @@ import { readRgb } from '../src/io/png.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { readControlPicture } from '../src/image/control-picture.ts';
 import { canny } from '../src/image/canny.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'latentblend-cli-cn-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -30,7 +31,7 @@ describe('generate with a ControlNet', () => {
     assert.equal(summary.unetCalls, 5, 'PNDM: 4 steps, 5 UNet calls, counted on the residual UNet too');
     const edgeMap = canny(await readControlPicture(photo), { low: 30, high: 60 });
     assert.deepEqual(Buffer.from((await readRgb(map)).data), Buffer.from(edgeMap.data), 'the Canny map written');
-    const pipeline = await DiffusionPipeline.load({ modelDir: model });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: model });
     const control = await pipeline.loadControlNet(controlnet);
     const expected = await pipeline.generate({ prompt: 'a cat', seed: 3, steps: 4, guidanceScale: 0, control: { controlNet: control.controlNet, picture: edgeMap, scale: 0.7 } });
     assert.deepEqual(Buffer.from((await readRgb(out)).data), Buffer.from(expected.image.data));

@@ -8,6 +8,7 @@ import { runCliProcess } from './helpers/cli.ts';
 import { goldenModels, modelDir, readJson } from './helpers/golden.ts';
 import { readRgb } from '../src/io/png.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'latentblend-cli-'));
 
@@ -20,7 +21,7 @@ describe('generate writes the PNG the library computes', () => {
       const summary = JSON.parse(run.stdout) as { out: string; width: number; height: number; steps: number; unetCalls: number };
       assert.equal(summary.out, out);
       const png = await readRgb(out);
-      const pipeline = await DiffusionPipeline.load({ modelDir: modelDir(model) });
+      const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(model) });
       const expected = await pipeline.generate({ prompt: 'a cat', seed: 1 });
       assert.equal(png.width, expected.width);
       assert.equal(png.height, expected.height);

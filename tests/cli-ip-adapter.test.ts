@@ -10,6 +10,7 @@ import { FIXTURES, modelDir } from './helpers/golden.ts';
 import { readRgb } from '../src/io/png.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { readControlPicture } from '../src/image/control-picture.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'latentblend-cli-ip-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -22,7 +23,7 @@ test('generate with an image prompt writes the image the library computes', asyn
   const out = join(work, 'ip.png');
   const run = runCliProcess(['generate', '--model', model, '--steps', '4', '--guidance-scale', '3', '--prompt', 'a cat', '--seed', '4', '--ip-adapter', ipAdapter, '--ip-image', ipA, '--ip-adapter-scale', '0.8', '--out', out, '--quiet']);
   assert.equal(run.code, 0, run.stderr);
-  const pipeline = await DiffusionPipeline.load({ modelDir: model });
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: model });
   const ip = await pipeline.loadIpAdapter(ipAdapter);
   const expected = await pipeline.generate({ prompt: 'a cat', seed: 4, steps: 4, guidanceScale: 3, ipAdapter: { adapter: ip.adapter, picture: await readControlPicture(ipA), scale: 0.8 } });
   assert.deepEqual(Buffer.from((await readRgb(out)).data), Buffer.from(expected.image.data));

@@ -10,7 +10,8 @@ import { modelDir } from './helpers/golden.ts';
 import { readRgb } from '../src/io/png.ts';
 import { readPicture } from '../src/io/picture.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
-import { loadTransition } from '../src/engine/store.ts';
+import { loadTransition } from '../src/io/store.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'latentblend-cli-pictures-'));
 const photo = join(work, 'photo.jpg');
@@ -30,7 +31,7 @@ describe('generate --image (img2img)', () => {
     assert.equal(run.code, 0, run.stderr);
     const summary = JSON.parse(run.stdout) as { unetCalls: number; strength: number; image: string };
     assert.equal(summary.strength, 0.5);
-    const pipeline = await DiffusionPipeline.load({ modelDir: model });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: model });
     const image = await readPicture(photo, { width: 64, height: 64, fit: 'cover' });
     const expected = await pipeline.generate({ prompt: 'a cat', seed: 3, image, strength: 0.5 });
     assert.deepEqual(Buffer.from((await readRgb(out)).data), Buffer.from(expected.image.data));
@@ -79,7 +80,7 @@ describe('transition --image1 --image2', () => {
     first = JSON.parse(run.stdout) as Summary;
     assert.equal(first.framesComputed, 4);
     assert.equal(first.inversionUnetCalls, undefined, 'Turbo: noise method, no inversion');
-    const pipeline = await DiffusionPipeline.load({ modelDir: model });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: model });
     const names = readdirSync(frames).filter((name) => name.endsWith('.png')).sort();
     assert.equal(names.length, 4);
     for (const [path, name] of [[photo, names[0]!], [pictureB, names.at(-1)!]] as const) {

@@ -9,6 +9,7 @@ import { DiffusionPipeline, type PipelineEvent } from '../src/pipeline/pipeline.
 import { loadClipTokenizer } from '../src/model/tokenizer.ts';
 import { goldenCases, goldenModels, modelDir, tensor, floats, hasTensor, maxAbsDiff, maxAbs, readJson, type GoldenCase } from './helpers/golden.ts';
 import { join } from 'node:path';
+import { nodeFiles, nodePlatform } from '../src/node/platform.ts';
 
 // Float32 ONNX vs float32 PyTorch differ by ~1e-6 per call (see fixtures/index.json); errors
 // compound over steps, so latents are compared relative to their magnitude.
@@ -29,7 +30,7 @@ for (const model of goldenModels()) {
       const key = `${golden.scheduler.class_name}:${JSON.stringify(golden.scheduler.config)}`;
       let pipeline = pipelines.get(key);
       if (pipeline === undefined) {
-        pipeline = await DiffusionPipeline.load(
+        pipeline = await DiffusionPipeline.load(nodePlatform, 
           { modelDir: modelDir(model), scheduler: golden.scheduler.class_name, schedulerConfig: golden.scheduler.config },
           (event: PipelineEvent) => {
             if (event.type === 'warning') warnings.push(event.message);
@@ -47,7 +48,7 @@ for (const model of goldenModels()) {
       }>('goldens', model, 'tokenizer.json');
       let checked = 0;
       for (const name of Object.keys(goldens.tokenizers)) {
-        const tokenizer = loadClipTokenizer(join(modelDir(model), name));
+        const tokenizer = loadClipTokenizer(nodeFiles, join(modelDir(model), name));
         for (const item of goldens.prompts) {
           const expected = item[name] as { input_ids: number[] };
           const { ids } = tokenizer.tokenize(item.prompt);

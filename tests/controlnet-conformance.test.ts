@@ -12,6 +12,7 @@ import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import type { LoadedControlNet } from '../src/pipeline/controlnet.ts';
 import { readControlPicture, controlTensor } from '../src/image/control-picture.ts';
 import { FIXTURES, floats, hasTensor, maxAbs, maxAbsDiff, modelDir, readJson, tensor, type GoldenCase, type TensorEntry } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const LATENT_RELATIVE_TOLERANCE = 2e-4;
 
@@ -55,7 +56,7 @@ for (const [name, entry] of Object.entries(index.controlnets)) {
 
     for (const golden of goldens) {
       test(`${golden.case}: every step's latents and the image match diffusers (scale ${golden.controlnet_conditioning_scale}, guidance ${golden.control_guidance_start}–${golden.control_guidance_end})`, async () => {
-        const pipeline = await DiffusionPipeline.load({ modelDir: modelDir(entry.base), scheduler: golden.scheduler.class_name, schedulerConfig: golden.scheduler.config });
+        const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(entry.base), scheduler: golden.scheduler.class_name, schedulerConfig: golden.scheduler.config });
         const control = await pipeline.loadControlNet(join(FIXTURES, 'models', name, 'onnx'));
         opened.push({ pipeline, control });
         const picture = await readControlPicture(join(goldDir, golden.control_picture));

@@ -13,10 +13,11 @@ import { BlendingEngine } from '../src/engine/engine.ts';
 import type { LoadedControlNet } from '../src/pipeline/controlnet.ts';
 import { readControlPicture } from '../src/image/control-picture.ts';
 import { canny } from '../src/image/canny.ts';
-import { saveTransition, loadTransition, modelStamp } from '../src/engine/store.ts';
+import { saveTransition, loadTransition, modelStamp } from '../src/io/store.ts';
 import type { SimilarityMetric } from '../src/engine/metric.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { FIXTURES, maxAbsDiff, modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const metric: SimilarityMetric = {
   name: 'rms',
@@ -45,7 +46,7 @@ let pictureB: RgbImage;
 const scratch = mkdtempSync(join(tmpdir(), 'latentblend-cn-'));
 
 before(async () => {
-  pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd15'), scheduler: 'DDIMScheduler' });
+  pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd15'), scheduler: 'DDIMScheduler' });
   control = await pipeline.loadControlNet(join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx'));
   pictureA = await readControlPicture(join(PICTURES, 'control-64.png'));
   pictureB = canny(await readControlPicture(join(PICTURES, 'control-96x80.png')), { low: 30, high: 60 });
@@ -147,7 +148,7 @@ describe('refusals before any UNet call', () => {
     await assert.rejects(pipeline.loadControlNet(join(FIXTURES, 'models', 'tiny-sdxl-controlnet', 'onnx')), /is for SDXL models but the model is SD 1\.x\/2\.x.*text conditioning is 72 wide but the model's UNet takes 32/);
     await assert.rejects(pipeline.loadControlNet(modelDir('tiny-sd15')), /text-to-image model, not a ControlNet/);
     await assert.rejects(pipeline.loadControlNet(join(scratch, 'nothing')), /does not exist/);
-    const turbo = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') });
+    const turbo = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') });
     try {
       await assert.rejects(turbo.loadControlNet(join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx')), /has no unet_controlnet\/model\.onnx.*export_controlnet\.py unet/);
     } finally {

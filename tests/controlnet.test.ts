@@ -13,6 +13,7 @@ import { FakeHub } from './helpers/fake-hub.ts';
 import { resolveModelSource } from '../src/model/hub.ts';
 import { inspectIpAdapterFolder } from '../src/pipeline/ip-adapter.ts';
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { nodeFiles } from '../src/node/platform.ts';
 
 test('the guidance window keeps the ControlNet on exactly the steps diffusers keeps it on', () => {
   for (const name of ['tiny-sd15-controlnet', 'tiny-sdxl-controlnet']) {
@@ -92,26 +93,26 @@ test('control terms along a transition: one picture interpolates the scale; two 
 
 test('ControlNet folders: the fixture passes, broken ones are refused naming the file', () => {
   const good = join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx');
-  const folder = inspectControlNetFolder(good);
+  const folder = inspectControlNetFolder(nodeFiles, good);
   assert.equal(folder.family, 'sd');
-  assert.deepEqual(controlNetProblems(folder, inspectModelFolder(modelDir('tiny-sd15'))), []);
-  assert.equal(controlNetProblems(folder, inspectModelFolder(modelDir('tiny-sdxl'))).length, 2);
+  assert.deepEqual(controlNetProblems(folder, inspectModelFolder(nodeFiles, modelDir('tiny-sd15'))), []);
+  assert.equal(controlNetProblems(folder, inspectModelFolder(nodeFiles, modelDir('tiny-sdxl'))).length, 2);
   const scratch = mkdtempSync(join(tmpdir(), 'latentblend-cnf-'));
   try {
     const copy = join(scratch, 'cn');
     cpSync(good, copy, { recursive: true });
     writeFileSync(join(copy, 'controlnet', 'model.onnx'), 'version https://git-lfs.github.com/spec/v1\n');
-    assert.throws(() => inspectControlNetFolder(copy), /Git LFS pointer/);
+    assert.throws(() => inspectControlNetFolder(nodeFiles, copy), /Git LFS pointer/);
     const description = JSON.parse(readFileSync(join(good, 'latentblend-controlnet.json'), 'utf8'));
     writeFileSync(join(copy, 'latentblend-controlnet.json'), JSON.stringify({ ...description, family: 'flux' }));
-    assert.throws(() => inspectControlNetFolder(copy), /"family" must be "sd" or "sdxl", got "flux"/);
+    assert.throws(() => inspectControlNetFolder(nodeFiles, copy), /"family" must be "sd" or "sdxl", got "flux"/);
     const empty = join(scratch, 'empty');
     mkdirSync(empty);
-    assert.throws(() => inspectControlNetFolder(empty), /latentblend-controlnet\.json: expected the ControlNet description/);
+    assert.throws(() => inspectControlNetFolder(nodeFiles, empty), /latentblend-controlnet\.json: expected the ControlNet description/);
     cpSync(good, join(scratch, 'pool'), { recursive: true });
     const config = JSON.parse(readFileSync(join(good, 'controlnet', 'config.json'), 'utf8'));
     writeFileSync(join(scratch, 'pool', 'controlnet', 'config.json'), JSON.stringify({ ...config, global_pool_conditions: true }));
-    assert.throws(() => inspectControlNetFolder(join(scratch, 'pool')), /global_pool_conditions/);
+    assert.throws(() => inspectControlNetFolder(nodeFiles, join(scratch, 'pool')), /global_pool_conditions/);
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -135,7 +136,7 @@ test('a ControlNet folder is accepted from the Hub like a model: its files only,
     rmSync(cache, { recursive: true, force: true });
   });
   const online = await resolveModelSource('acme/tiny-controlnet', { env: {}, endpoint: hub.endpoint, cacheDir: cache });
-  assert.equal(inspectControlNetFolder(online.dir).family, 'sd');
+  assert.equal(inspectControlNetFolder(nodeFiles, online.dir).family, 'sd');
   assert.deepEqual(readFileSync(join(online.dir, 'controlnet', 'model.onnx')), readFileSync(join(source, 'controlnet', 'model.onnx')));
   assert.ok(!existsSync(join(online.dir, 'diffusion_pytorch_model.safetensors')), 'PyTorch weights are not downloaded');
   const offline = await resolveModelSource('acme/tiny-controlnet', { env: {}, cacheDir: cache, offline: true });
@@ -157,7 +158,7 @@ test('an IP-Adapter folder is accepted from the Hub too', async (t) => {
     rmSync(cache, { recursive: true, force: true });
   });
   const online = await resolveModelSource('acme/tiny-ip', { env: {}, endpoint: hub.endpoint, cacheDir: cache });
-  assert.equal(inspectIpAdapterFolder(online.dir).family, 'sd');
+  assert.equal(inspectIpAdapterFolder(nodeFiles, online.dir).family, 'sd');
   assert.ok(!existsSync(join(online.dir, 'ip-adapter_sd15.bin')));
   const offline = await resolveModelSource('acme/tiny-ip', { env: {}, cacheDir: cache, offline: true });
   assert.equal(offline.dir, online.dir);

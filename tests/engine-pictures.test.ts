@@ -12,6 +12,7 @@ import type { RgbImage } from '../src/pipeline/vae.ts';
 import { readPicture, pictureHash } from '../src/io/picture.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 class RmsMetric implements SimilarityMetric {
   readonly name = 'rms';
@@ -53,8 +54,8 @@ before(async () => {
   pictureB = join(dir, 'b.png');
   await writePicture(pictureA, 0);
   await writePicture(pictureB, 140);
-  turbo = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sdxl-turbo') });
-  sd15 = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd15'), scheduler: 'DDIMScheduler' });
+  turbo = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sdxl-turbo') });
+  sd15 = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd15'), scheduler: 'DDIMScheduler' });
 });
 after(async () => {
   rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,7 @@ import { LatentBlendError } from '../src/errors.ts';
 import { modelDir, FIXTURES } from './helpers/golden.ts';
 import { loadLpipsMetric } from '../src/engine/metric.ts';
 import { join } from 'node:path';
+import { nodePlatform } from '../src/node/platform.ts';
 
 /** RMS pixel distance that records every pair it measures. */
 class SpyMetric implements SimilarityMetric {
@@ -34,8 +35,8 @@ const turboOptions = {
 let turbo: DiffusionPipeline;
 let sd15: DiffusionPipeline;
 before(async () => {
-  turbo = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sdxl-turbo') });
-  sd15 = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd15'), scheduler: 'DDIMScheduler' });
+  turbo = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sdxl-turbo') });
+  sd15 = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd15'), scheduler: 'DDIMScheduler' });
 });
 
 describe('keyframes', () => {
@@ -125,7 +126,7 @@ describe('insertion', () => {
 
 describe('with the LPIPS fixture', () => {
   test('distances come from LPIPS through ONNX Runtime: one for A–B, two per branch', async () => {
-    const metric = await loadLpipsMetric(join(FIXTURES, 'lpips', 'tiny-lpips.onnx'), 'cpu');
+    const metric = await loadLpipsMetric(nodePlatform, join(FIXTURES, 'lpips', 'tiny-lpips.onnx'), 'cpu');
     const result = await new BlendingEngine(turbo, metric).runTransition({ ...turboOptions, maxBranches: 5 });
     assert.equal(result.metric, 'lpips');
     assert.equal(result.stats.metricEvaluations, 1 + 2 * 3);

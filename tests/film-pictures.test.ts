@@ -13,6 +13,7 @@ import { readPicture } from '../src/io/picture.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { checkRenderRequest, type StudioModel } from '../src/studio/runners.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'latentblend-film-pictures-'));
 
@@ -78,7 +79,7 @@ describe('movie: picture → prompt → picture', () => {
     assert.equal(summary.inversionUnetCalls, 3, 'the last picture is inverted (N - 1 = 3 UNet calls); the first uses noise');
     const names = readdirSync(frames).sort();
     assert.equal(names.length, 7);
-    const pipeline = await DiffusionPipeline.load({ modelDir: model });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: model });
     const roundTrip = async (path: string) => pipeline.vae.decode(await pipeline.vae.encode(await readPicture(path, { width: 64, height: 64 })), [4, 8, 8]);
     assert.deepEqual(Buffer.from((await readRgb(join(frames, names[0]!))).data), Buffer.from((await roundTrip(join(work, 'pics', 'a.png'))).data), 'first frame');
     assert.deepEqual(Buffer.from((await readRgb(join(frames, names.at(-1)!))).data), Buffer.from((await roundTrip(pictureC)).data), 'last frame');

@@ -19,6 +19,7 @@ import { BlendingEngine } from '../src/engine/engine.ts';
 import { PixelMetric } from '../src/engine/metric.ts';
 import { floatTensor, toFloat32 } from '../src/runtime/onnx.ts';
 import { FIXTURES, modelDir, readJson } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const FP16_DIR = join(FIXTURES, 'models', 'tiny-sd-turbo-fp16', 'onnx');
 const RELATIVE = 1e-2;
@@ -49,8 +50,8 @@ let fp16: DiffusionPipeline;
 let fp32: DiffusionPipeline;
 const loadEvents: PipelineEvent[] = [];
 before(async () => {
-  fp16 = await DiffusionPipeline.load({ modelDir: FP16_DIR }, (event) => loadEvents.push(event));
-  fp32 = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') });
+  fp16 = await DiffusionPipeline.load(nodePlatform, { modelDir: FP16_DIR }, (event) => loadEvents.push(event));
+  fp32 = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') });
 });
 
 describe('float16 tensors', () => {

@@ -17,6 +17,7 @@ import { checkNesting, MAX_SPEC_DEPTH } from '../src/film/spec-guards.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { JobQueue } from '../src/studio/jobs.ts';
 import { startStudio, type Studio } from '../src/studio/server.ts';
+import { nodeFiles } from '../src/node/platform.ts';
 
 const model = modelDir('tiny-sd-turbo');
 const work = mkdtempSync(join(tmpdir(), 'latentblend-hardening-limits-'));
@@ -27,7 +28,7 @@ const keyframes = [
 ];
 
 describe('prompts of any length', () => {
-  const tokenizer = loadClipTokenizer(join(model, 'tokenizer'));
+  const tokenizer = loadClipTokenizer(nodeFiles, join(model, 'tokenizer'));
 
   test('a prompt is cut before tokenizing without changing the tokens the encoder gets', () => {
     const words = Array.from({ length: 40_000 }, (_, index) => `word${index % 97}`).join('  \n ');

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { join, relative } from 'node:path';
 import { runCliProcess } from './helpers/cli.ts';
 import { ROOT, modelDir } from './helpers/golden.ts';
-import { loadTransition } from '../src/engine/store.ts';
+import { loadTransition } from '../src/io/store.ts';
 import { resolveInside } from '../src/io/inside.ts';
 import { LatentBlendError } from '../src/errors.ts';
 

@@ -12,6 +12,7 @@ import type { LoadedIpAdapter } from '../src/pipeline/ip-adapter.ts';
 import { readControlPicture } from '../src/image/control-picture.ts';
 import { clipPixelValues } from '../src/image/clip-preprocess.ts';
 import { FIXTURES, floats, maxAbs, maxAbsDiff, modelDir, readJson, tensor, type GoldenCase } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const index = readJson<{ ip_adapters: Record<string, { base: string }> }>('ip-adapter.json');
 const opened: { pipeline: DiffusionPipeline; ip: LoadedIpAdapter }[] = [];
@@ -28,7 +29,7 @@ for (const [NAME, entry] of Object.entries(index.ip_adapters)) describe(`IP-Adap
   assert.ok(goldens.length >= 1);
   for (const golden of goldens) {
     test(`${golden.case}: pixel values, image embeddings, every step's latents and the image match diffusers (scale ${golden.ip_adapter_scale})`, async () => {
-      const pipeline = await DiffusionPipeline.load({ modelDir: modelDir(entry.base), scheduler: golden.scheduler.class_name, schedulerConfig: golden.scheduler.config });
+      const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(entry.base), scheduler: golden.scheduler.class_name, schedulerConfig: golden.scheduler.config });
       const ip = await pipeline.loadIpAdapter(join(FIXTURES, 'models', NAME, 'onnx'));
       opened.push({ pipeline, ip });
       const picture = await readControlPicture(join(goldDir, golden.ip_adapter_image), 'image prompt');

@@ -9,10 +9,11 @@ import { BlendingEngine } from '../src/engine/engine.ts';
 import type { LoadedIpAdapter } from '../src/pipeline/ip-adapter.ts';
 import type { LoadedControlNet } from '../src/pipeline/controlnet.ts';
 import { readControlPicture } from '../src/image/control-picture.ts';
-import { saveTransition, loadTransition, modelStamp } from '../src/engine/store.ts';
+import { saveTransition, loadTransition, modelStamp } from '../src/io/store.ts';
 import type { SimilarityMetric } from '../src/engine/metric.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { FIXTURES, maxAbsDiff, modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const metric: SimilarityMetric = {
   name: 'rms',
@@ -39,7 +40,7 @@ let pictureA: RgbImage;
 let pictureB: RgbImage;
 const scratch = mkdtempSync(join(tmpdir(), 'latentblend-ip-'));
 before(async () => {
-  pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd15'), scheduler: 'DDIMScheduler' });
+  pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd15'), scheduler: 'DDIMScheduler' });
   ip = await pipeline.loadIpAdapter(IP_DIR);
   pictureA = await readControlPicture(join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter', 'ip-a.png'));
   pictureB = await readControlPicture(join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter', 'ip-b.png'));
@@ -104,7 +105,7 @@ describe('refusals before any UNet call', () => {
     writeFileSync(join(copy, 'latentblend-ip-adapter.json'), JSON.stringify({ ...description, family: 'sdxl' }));
     await assert.rejects(pipeline.loadIpAdapter(copy), /is for SDXL models but the model is SD 1\.x\/2\.x/);
     await assert.rejects(pipeline.loadIpAdapter(join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx')), /latentblend-ip-adapter\.json: expected the IP-Adapter description/);
-    const sdxl = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sdxl') });
+    const sdxl = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sdxl') });
     try {
       await assert.rejects(sdxl.loadIpAdapter(IP_DIR), /is for SD 1\.x\/2\.x models but the model is SDXL/);
     } finally {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DiffusionPipeline, type PipelineEvent } from '../src/pipeline/pipeline.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 function loads(events: PipelineEvent[]): string[] {
   return events.flatMap((event) => (event.type === 'load' ? [event.part] : []));
@@ -14,7 +15,7 @@ function loads(events: PipelineEvent[]): string[] {
 
 test('generate does not load the VAE encoder; the first encode loads it once', async () => {
   const events: PipelineEvent[] = [];
-  const pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') }, (event) => events.push(event));
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') }, (event) => events.push(event));
   try {
     assert.ok(pipeline.vae.hasEncoder);
     const { image } = await pipeline.generate({ prompt: 'a red cube', steps: 1, width: 64, height: 64 });
@@ -41,7 +42,7 @@ test('a folder without vae_encoder loads and generates; encoding fails with a cl
   const dir = mkdtempSync(join(tmpdir(), 'latentblend-no-encoder-'));
   try {
     for (const entry of readdirSync(source)) if (entry !== 'vae_encoder') symlinkSync(join(source, entry), join(dir, entry));
-    const pipeline = await DiffusionPipeline.load({ modelDir: dir });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir });
     assert.equal(pipeline.vae.hasEncoder, false);
     const { image } = await pipeline.generate({ prompt: 'a red cube', steps: 1, width: 64, height: 64 });
     await assert.rejects(pipeline.vaeEncoder(), (error: unknown) => error instanceof LatentBlendError && error.code === 'model_folder' && /no vae_encoder/.test(error.message));

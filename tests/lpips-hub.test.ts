@@ -11,11 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FakeHub } from './helpers/fake-hub.ts';
 import { FIXTURES } from './helpers/golden.ts';
-import { IMGUTILS_LPIPS_FILES, IMGUTILS_LPIPS_PIN, IMGUTILS_LPIPS_REPO } from '../src/engine/lpips-hub.ts';
-import { chooseMetricWithReason, loadLpipsMetric, type SimilarityMetric } from '../src/engine/metric.ts';
+import { IMGUTILS_LPIPS_FILES, IMGUTILS_LPIPS_PIN, IMGUTILS_LPIPS_REPO } from '../src/node/lpips-hub.ts';
+import { loadLpipsMetric, type SimilarityMetric } from '../src/engine/metric.ts';
+import { chooseMetricWithReason } from '../src/node/metric.ts';
 import type { DownloadProgress, PinnedFiles } from '../src/model/hub.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { LatentBlendError } from '../src/errors.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const COMMIT = 'c0ffee'.padEnd(40, '0');
 const TWO_FILE = join(FIXTURES, 'lpips', 'tiny-two-file');
@@ -87,7 +89,7 @@ test('first use downloads both files into the Hub cache with progress; later run
       assert.equal(events[events.length - 1]!.bytesDone, total);
       assert.equal(events[events.length - 1]!.totalBytes, total);
       // It is the tiny network: same distance as the one-file export.
-      const one = await loadLpipsMetric(join(FIXTURES, 'lpips', 'tiny-lpips.onnx'), 'cpu');
+      const one = await loadLpipsMetric(nodePlatform, join(FIXTURES, 'lpips', 'tiny-lpips.onnx'), 'cpu');
       metrics.push(one);
       const [a, b] = [frame(1), frame(2)];
       const expected = await one.distance(a, b);

@@ -9,13 +9,14 @@ import { readFileSync, mkdtempSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadLpipsMetric, type LpipsMetric } from '../src/engine/lpips.ts';
-import { loadTwoFileLpipsMetric, twoFileLpipsPaths, type TwoFileLpipsMetric } from '../src/engine/lpips-two-file.ts';
-import { chooseMetric, loadAnyLpipsMetric } from '../src/engine/metric.ts';
+import { loadTwoFileLpipsMetric, twoFileLpipsPaths, type TwoFileLpipsMetric } from '../src/node/lpips-two-file.ts';
+import { chooseMetric, loadAnyLpipsMetric } from '../src/node/metric.ts';
 import { resizeRgb } from '../src/engine/pixel-metric.ts';
 import { rgbToLpipsInput } from '../src/engine/lpips.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { FIXTURES } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 /** The issue's bound for the two forms of one network. */
 const AGREEMENT = 1e-5;
@@ -61,7 +62,7 @@ function near(actual: number, expected: number, tolerance: number, what: string)
 }
 
 test('two-file and one-file exports of the tiny LPIPS agree within 1e-5 on the golden pairs, alone and batched', async () => {
-  const one: LpipsMetric = await track(loadLpipsMetric(join(LPIPS_DIR, 'tiny-lpips.onnx'), 'cpu'));
+  const one: LpipsMetric = await track(loadLpipsMetric(nodePlatform, join(LPIPS_DIR, 'tiny-lpips.onnx'), 'cpu'));
   const two: TwoFileLpipsMetric = await track(loadTwoFileLpipsMetric(twoFileLpipsPaths(TWO_FILE)!, 'cpu'));
   assert.equal(two.fixedSize, undefined);
   const inputs = golden.pairs.map((pair) => [tensor(pair.img0), tensor(pair.img1)] as const);
@@ -81,7 +82,7 @@ test('two-file and one-file exports of the tiny LPIPS agree within 1e-5 on the g
 });
 
 test('on RGB8 frames both forms agree, at any frame size; features are reused across calls', async () => {
-  const one = await track(loadLpipsMetric(join(LPIPS_DIR, 'tiny-lpips.onnx'), 'cpu'));
+  const one = await track(loadLpipsMetric(nodePlatform, join(LPIPS_DIR, 'tiny-lpips.onnx'), 'cpu'));
   const two = await track(loadTwoFileLpipsMetric(twoFileLpipsPaths(TWO_FILE)!, 'cpu'));
   const frames = [pattern(96, 64, 0), pattern(96, 64, 1), pattern(96, 64, 4)];
   const pairs = [[frames[0]!, frames[1]!], [frames[1]!, frames[2]!], [frames[0]!, frames[2]!]] as const;
@@ -97,7 +98,7 @@ test('on RGB8 frames both forms agree, at any frame size; features are reused ac
 });
 
 test('a feature model with a fixed input size (imgutils: 400x400) gets every frame resized to it', async () => {
-  const one = await track(loadLpipsMetric(join(LPIPS_DIR, 'tiny-lpips.onnx'), 'cpu'));
+  const one = await track(loadLpipsMetric(nodePlatform, join(LPIPS_DIR, 'tiny-lpips.onnx'), 'cpu'));
   const two = await track(loadTwoFileLpipsMetric(twoFileLpipsPaths(TWO_FILE_400)!, 'cpu'));
   assert.deepEqual(two.fixedSize, { width: 400, height: 400 });
   const a = pattern(80, 48, 2);

@@ -13,8 +13,10 @@ import {
   rgbToLpipsInput,
 } from '../src/engine/lpips.ts';
 import { PixelMetric, fitWithin, resizeRgb, rmsPixelDistance } from '../src/engine/pixel-metric.ts';
-import { LPIPS_ENV_VAR, chooseMetric, defaultLpipsPath, distancesOf } from '../src/engine/metric.ts';
+import { distancesOf } from '../src/engine/metric.ts';
+import { LPIPS_ENV_VAR, chooseMetric, defaultLpipsPath } from '../src/node/metric.ts';
 import { FIXTURES } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 /**
  * Tolerance against torch's recorded LPIPS distances (absolute; the distances are 0.001 and 0.09).
@@ -82,7 +84,7 @@ function assertClose(actual: number, expected: number, tolerance: number, what: 
 
 const released: LpipsMetric[] = [];
 async function tinyLpips(options: { maxSide?: number; maxBatch?: number } = {}): Promise<LpipsMetric> {
-  const metric = await loadLpipsMetric(TINY_LPIPS, 'cpu', options);
+  const metric = await loadLpipsMetric(nodePlatform, TINY_LPIPS, 'cpu', options);
   released.push(metric);
   return metric;
 }
@@ -215,7 +217,7 @@ test('LPIPS downscales frames larger than maxSide with sharp before comparing', 
   const tiny = await small.distance(pattern(16, 16, 0), pattern(16, 16, 5));
   assert.ok(Number.isFinite(tiny) && tiny > 0, `16x16 distance ${tiny}`);
   await assert.rejects(full.distanceTensors(new Float32Array(3 * 16 * 16), new Float32Array(3 * 16 * 16), [1, 3, 16, 16]), LatentBlendError);
-  await assert.rejects(loadLpipsMetric(TINY_LPIPS, 'cpu', { maxSide: 16 }), /maxSide/);
+  await assert.rejects(loadLpipsMetric(nodePlatform, TINY_LPIPS, 'cpu', { maxSide: 16 }), /maxSide/);
 });
 
 test('LPIPS input errors: different sizes, wrong byte count, wrong tensor length', async () => {
@@ -231,7 +233,7 @@ test('LPIPS input errors: different sizes, wrong byte count, wrong tensor length
 
 test('a missing LPIPS file is a clear error naming it and how to export one', async () => {
   const missing = join(tmpdir(), 'latentblend-no-such-dir', 'lpips-alex.onnx');
-  await assert.rejects(loadLpipsMetric(missing, 'cpu'), (error: unknown) => {
+  await assert.rejects(loadLpipsMetric(nodePlatform, missing, 'cpu'), (error: unknown) => {
     assert.ok(error instanceof LatentBlendError);
     assert.ok(error.message.includes(missing), error.message);
     assert.match(error.message, /not found/);
@@ -241,7 +243,7 @@ test('a missing LPIPS file is a clear error naming it and how to export one', as
 });
 
 test('an ONNX file that is not LPIPS is a clear error naming the file, the expected and the actual layout', async () => {
-  await assert.rejects(loadLpipsMetric(NOT_LPIPS, 'cpu'), (error: unknown) => {
+  await assert.rejects(loadLpipsMetric(nodePlatform, NOT_LPIPS, 'cpu'), (error: unknown) => {
     assert.ok(error instanceof LatentBlendError);
     assert.ok(error.message.includes(NOT_LPIPS), error.message);
     assert.match(error.message, /is not an LPIPS model/);
@@ -251,7 +253,7 @@ test('an ONNX file that is not LPIPS is a clear error naming the file, the expec
     return true;
   });
   // not an ONNX file at all
-  await assert.rejects(loadLpipsMetric(join(LPIPS_DIR, 'golden.json'), 'cpu'), (error: unknown) => {
+  await assert.rejects(loadLpipsMetric(nodePlatform, join(LPIPS_DIR, 'golden.json'), 'cpu'), (error: unknown) => {
     assert.ok(error instanceof LatentBlendError);
     assert.ok(error.message.includes('golden.json'), error.message);
     return true;

@@ -9,12 +9,13 @@ import { modelDefaults } from '../src/model/preset.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { modelDir, readJson } from './helpers/golden.ts';
+import { nodeFiles, nodePlatform } from '../src/node/platform.ts';
 
 describe('family and preset from the model metadata', () => {
   const index = readJson<{ models: Record<string, { family: string; turbo: boolean }> }>('index.json').models;
   for (const [model, facts] of Object.entries(index)) {
     test(model, () => {
-      const folder = inspectModelFolder(modelDir(model));
+      const folder = inspectModelFolder(nodeFiles, modelDir(model));
       assert.equal(folder.family, facts.family.startsWith('sdxl') ? 'sdxl' : 'sd');
       const defaults = modelDefaults(folder);
       assert.equal(defaults.preset, facts.turbo ? 'turbo' : 'standard');
@@ -30,8 +31,8 @@ describe('family and preset from the model metadata', () => {
     const work = mkdtempSync(join(tmpdir(), 'latentblend-name-'));
     cpSync(modelDir('tiny-sdxl-turbo'), join(work, 'plain-model'), { recursive: true });
     cpSync(modelDir('tiny-sdxl'), join(work, 'my-turbo-model'), { recursive: true });
-    assert.equal(modelDefaults(inspectModelFolder(join(work, 'plain-model'))).preset, 'turbo');
-    assert.equal(modelDefaults(inspectModelFolder(join(work, 'my-turbo-model'))).preset, 'standard');
+    assert.equal(modelDefaults(inspectModelFolder(nodeFiles, join(work, 'plain-model'))).preset, 'turbo');
+    assert.equal(modelDefaults(inspectModelFolder(nodeFiles, join(work, 'my-turbo-model'))).preset, 'standard');
     rmSync(work, { recursive: true, force: true });
   });
 });
@@ -54,7 +55,7 @@ describe('broken model folders', () => {
       const dir = join(work, 'model');
       cpSync(modelDir('tiny-sdxl-turbo'), dir, { recursive: true });
       breakIt(dir);
-      assert.throws(() => inspectModelFolder(dir), (error: unknown) => error instanceof LatentBlendError && message.test(error.message));
+      assert.throws(() => inspectModelFolder(nodeFiles, dir), (error: unknown) => error instanceof LatentBlendError && message.test(error.message));
       rmSync(work, { recursive: true, force: true });
     });
   }
@@ -67,7 +68,7 @@ describe('broken model folders', () => {
     const config = JSON.parse(readFileSync(configPath, 'utf8'));
     config._class_name = 'KDPM2AncestralDiscreteScheduler';
     writeFileSync(configPath, JSON.stringify(config));
-    await assert.rejects(DiffusionPipeline.load({ modelDir: dir }), (error: unknown) => {
+    await assert.rejects(DiffusionPipeline.load(nodePlatform, { modelDir: dir }), (error: unknown) => {
       assert.ok(error instanceof LatentBlendError);
       assert.match(error.message, /KDPM2AncestralDiscreteScheduler .* is not supported; supported: /);
       for (const name of ['EulerDiscreteScheduler', 'EulerAncestralDiscreteScheduler', 'DDIMScheduler', 'LCMScheduler', 'DPMSolverMultistepScheduler', 'PNDMScheduler']) {
@@ -76,13 +77,13 @@ describe('broken model folders', () => {
       return true;
     });
     // The same model loads when a supported scheduler is chosen explicitly.
-    const pipeline = await DiffusionPipeline.load({ modelDir: dir, scheduler: 'DDIMScheduler' });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, scheduler: 'DDIMScheduler' });
     assert.equal(pipeline.scheduler(4).className, 'DDIMScheduler');
     rmSync(work, { recursive: true, force: true });
   });
 
   test('bad load options name the key and the value', async () => {
-    await assert.rejects(DiffusionPipeline.load({ modelDir: modelDir('tiny-sd15'), device: 'tpu' as never }), /device: expected one of cpu, cuda.*got "tpu"/);
-    await assert.rejects(DiffusionPipeline.load({ modelDir: modelDir('tiny-sd15'), preset: 'fast' as never }), /preset: expected one of turbo, standard, got "fast"/);
+    await assert.rejects(DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd15'), device: 'tpu' as never }), /device: expected one of cpu, cuda.*got "tpu"/);
+    await assert.rejects(DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd15'), preset: 'fast' as never }), /preset: expected one of turbo, standard, got "fast"/);
   });
 });

@@ -5,9 +5,10 @@ import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { createThroughCache, optimizedCacheEntry } from '../src/runtime/optimized-cache.ts';
+import { createThroughCache, optimizedCacheEntry } from '../src/node/optimized-cache.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const unetPath = join(modelDir('tiny-sd-turbo'), 'unet', 'model.onnx');
 const create = (path: string, options: ort.InferenceSession.SessionOptions) => ort.InferenceSession.create(path, options);
@@ -38,11 +39,11 @@ test('first session saves the optimised graph, the next loads it; a pipeline thr
     await second.session.release();
 
     const generate = { prompt: 'a red cube', steps: 2, width: 64, height: 64, seed: 5 };
-    const plain = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') });
+    const plain = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') });
     const expected = await plain.generate(generate);
     for (const model of plain.models) await model.session.release();
     for (let run = 0; run < 2; run++) {
-      const pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo'), optimizedModelCache: cache });
+      const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo'), optimizedModelCache: cache });
       const result = await pipeline.generate(generate);
       for (const model of pipeline.models) await model.session.release();
       assert.deepEqual(result.image.data, expected.image.data, `run ${run}`);

@@ -12,6 +12,7 @@ import { pictureLatents } from '../src/pipeline/picture-latents.ts';
 import { invertLatents } from '../src/pipeline/inversion.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { FIXTURES, goldenModels, modelDir, readJson, floats, tensor, maxAbsDiff, maxAbs, type TensorEntry } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 interface Img2ImgGolden {
   case: string;
@@ -43,7 +44,7 @@ for (const model of goldenModels()) {
   describe(`pictures: ${model}`, () => {
     const pipelines: DiffusionPipeline[] = [];
     const load = async (scheduler: string, config: Record<string, unknown>) => {
-      const pipeline = await DiffusionPipeline.load({ modelDir: modelDir(model), scheduler, schedulerConfig: config });
+      const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(model), scheduler, schedulerConfig: config });
       pipelines.push(pipeline);
       return pipeline;
     };
@@ -109,7 +110,7 @@ for (const model of goldenModels()) {
     const golden = readJson<InversionGolden>('goldens', model, 'pictures', 'inversion.json');
     const at = (entry: string) => floats(inPictures(model), golden, entry);
     // Our inversion runs at the levels of the model's scheduler; with DDIMScheduler they are DDIMInverseScheduler's.
-    const pipeline = await DiffusionPipeline.load({ modelDir: modelDir(model), scheduler: 'DDIMScheduler', schedulerConfig: golden.forward_scheduler_config });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(model), scheduler: 'DDIMScheduler', schedulerConfig: golden.forward_scheduler_config });
     try {
       const image = picture(model, golden);
       const x0 = await pictureLatents(pipeline, image);

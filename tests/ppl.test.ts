@@ -7,6 +7,7 @@ import { PixelMetric } from '../src/engine/metric.ts';
 import { decodedToRgb } from '../src/pipeline/vae.ts';
 import { floatFrameDistance, pplPositions, resizePlanar, transitionPathLength } from '../src/eval/ppl.ts';
 import { modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 test('pplPositions: N distinct positions in [0, 1 − ε], spread over the whole range', () => {
   const positions = pplPositions(50, 1e-4);
@@ -41,7 +42,7 @@ test('floatFrameDistance with rms-pixel: unrounded, on [0, 1] values', async () 
 });
 
 test('rawFramesAt makes the branch the engine would insert; path length runs on it', async () => {
-  const pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') });
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') });
   try {
     const engine = new BlendingEngine(pipeline, new PixelMetric());
     const keyframes = { keyframeA: { prompt: 'a red house', seed: 3 }, keyframeB: { prompt: 'a green forest', seed: 4 } };

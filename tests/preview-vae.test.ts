@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, mkdirSync, readFileSync, writeFileSync, copyFi
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { PreviewVae, type LatentDecoder } from '../src/pipeline/preview-vae.ts';
+import { PreviewVae, type LatentDecoder } from '../src/node/preview-vae.ts';
 import { decodedToRgb, type RgbImage } from '../src/pipeline/vae.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { startStudio, type Studio } from '../src/studio/server.ts';
@@ -19,6 +19,7 @@ import { parseQueueUrl } from '../src/queue/connection.ts';
 import { buildProgram } from '../src/cli/main.ts';
 import { runCliProcess } from './helpers/cli.ts';
 import { parseProvenance } from '../src/studio/provenance.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 import { readPngText } from '../src/io/png-text.ts';
 import { StudioClient } from './helpers/studio-client.ts';
 
@@ -123,7 +124,7 @@ describe('studio --preview-vae', () => {
     assert.match(readPngText(servedPng).get('parameters') ?? '', /VAE: tiny-taesd/);
 
     // The same image from the model's own VAE differs: the preview VAE really was used.
-    const pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') });
     const own = await pipeline.generate({ prompt: 'a red fox', seed: 5, steps: 1 });
     assert.ok(maxAbsDiff(own.image.data, served) > 10, 'the model\'s VAE gives another image');
 

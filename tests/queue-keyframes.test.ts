@@ -12,10 +12,11 @@ import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { BlendingEngine, type Transition } from '../src/engine/engine.ts';
 import type { SimilarityMetric } from '../src/engine/metric.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
-import { modelStamp } from '../src/engine/store.ts';
+import { modelStamp } from '../src/io/store.ts';
 import { hasKeyframe, loadKeyframe, saveKeyframe } from '../src/queue/keyframe-store.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const rms: SimilarityMetric = {
   name: 'test-rms',
@@ -44,7 +45,7 @@ describe('keyframes computed apart', () => {
   let pipeline: DiffusionPipeline;
   let engine: BlendingEngine;
   before(async () => {
-    pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') });
+    pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') });
     engine = new BlendingEngine(pipeline, rms);
   });
   const base = { keyframeA: { prompt: 'a red house', seed: 3 }, keyframeB: { prompt: 'a green forest', seed: 4 }, maxBranches: 5 };

@@ -23,6 +23,7 @@ import { parsePreviewsRequest, parseRenderRequest } from '../src/studio/requests
 import { poolPreviewsJob, poolRenderJob } from '../src/studio/pool-runners.ts';
 import { newFilmId } from '../src/studio/runners.ts';
 import { readStudioFilmRecord } from '../src/studio/storage.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 /** A studio job context that records what the job reports. */
 function fakeContext(id: string, signal = new AbortController().signal) {
@@ -172,7 +173,7 @@ describe('worker pool', () => {
     });
 
     test('studio --queue: as many jobs at once as live workers; two sessions\' renders run side by side, each in its own folder, with progress and live frames', async () => {
-      const pipeline = await DiffusionPipeline.load({ modelDir: MODEL });
+      const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: MODEL });
       const metric = { name: 'unused', distance: async () => 0 };
       const model: StudioModel = { source: MODEL, pipeline, metric, engine: new BlendingEngine(pipeline, metric), device: 'cpu', hooks: {} };
       const connection = parseQueueUrl(redis.url);

@@ -6,11 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { BlendingEngine } from '../src/engine/engine.ts';
-import { saveTransition, loadTransition, modelStamp, checkSameModel } from '../src/engine/store.ts';
+import { saveTransition, loadTransition, modelStamp, checkSameModel } from '../src/io/store.ts';
 import type { SimilarityMetric } from '../src/engine/metric.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import { modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 const metric: SimilarityMetric = {
   name: 'mean-abs',
@@ -22,7 +23,7 @@ const metric: SimilarityMetric = {
 };
 
 test('save, load and refine a transition: nothing recomputed, same result as refining in memory', async () => {
-  const pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sdxl-turbo') });
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sdxl-turbo') });
   const engine = new BlendingEngine(pipeline, metric);
   const options = { keyframeA: { prompt: 'a boat', seed: 3 }, keyframeB: { prompt: 'a castle', seed: 4 }, maxBranches: 5 };
   const transition = await engine.runTransition(options);
@@ -60,7 +61,7 @@ test('a broken transition folder gets an error naming the file', async () => {
   writeFileSync(join(work, 'transition.json'), '{"format": "latentblend-transition", "version": 1}');
   await assert.rejects(loadTransition(work), (error: unknown) => error instanceof LatentBlendError && /model: /.test(error.message));
 
-  const pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sd-turbo') });
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') });
   const transition = await new BlendingEngine(pipeline, metric).runTransition({ keyframeA: { prompt: 'a', seed: 1 }, keyframeB: { prompt: 'b', seed: 2 }, maxBranches: 3 });
   const dir = join(work, 't');
   await saveTransition(dir, transition, modelStamp('tiny-sd-turbo', pipeline, pipeline.latentShape(64, 64)));

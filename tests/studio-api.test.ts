@@ -15,7 +15,7 @@ import sharp from 'sharp';
 import { startStudio, type Studio } from '../src/studio/server.ts';
 import { JobQueue } from '../src/studio/jobs.ts';
 import { probeVideo } from '../src/io/video.ts';
-import { loadTransition } from '../src/engine/store.ts';
+import { loadTransition } from '../src/io/store.ts';
 import { parseFilmSpec } from '../src/film/spec.ts';
 import { readFilmRecord } from '../src/film/film-record.ts';
 import { modelDir } from './helpers/golden.ts';

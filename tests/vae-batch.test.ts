@@ -4,9 +4,10 @@ import assert from 'node:assert/strict';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { KeyframeNoise } from '../src/pipeline/keyframe-noise.ts';
 import { modelDir, maxAbsDiff } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 test('decodeBatch decodes every item as decode does, in one decoder call', async () => {
-  const pipeline = await DiffusionPipeline.load({ modelDir: modelDir('tiny-sdxl-turbo') });
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sdxl-turbo') });
   try {
     const shape = pipeline.latentShape(64, 64);
     const length = shape[0] * shape[1] * shape[2];

@@ -3,11 +3,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { goldenModels, modelDir, readJson, floats, maxAbsDiff } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 for (const model of goldenModels()) {
   test(`${model}: VAE encoder mean and decoder output match diffusers`, async () => {
     const golden = readJson<{ scaling_factor: number; tensors: Record<string, { file: string; dtype: 'float32'; shape: number[] }> }>('goldens', model, 'vae.json');
-    const pipeline = await DiffusionPipeline.load({ modelDir: modelDir(model) });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(model) });
     assert.equal(pipeline.vae.scalingFactor, golden.scaling_factor, 'scaling factor from the VAE config');
     const mean = await pipeline.vae.encodeMean(floats(model, golden, 'image'), 64, 64);
     const expectedMean = floats(model, golden, 'latent_mean');

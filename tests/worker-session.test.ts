@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { loadOnnxModel, runModel, floatTensor, type OnnxModel } from '../src/runtime/onnx.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { modelDir } from './helpers/golden.ts';
+import { nodePlatform } from '../src/node/platform.ts';
 
 function unetFeeds(model: OnnxModel, batch: number, size: number) {
   const sample = new Float32Array(batch * 4 * size * size);
@@ -22,8 +23,8 @@ function unetFeeds(model: OnnxModel, batch: number, size: number) {
 
 test('a UNet in a worker thread gives exactly the main thread result and leaves the event loop free', async () => {
   const path = join(modelDir('tiny-sd-turbo'), 'unet', 'model.onnx');
-  const main = await loadOnnxModel(path, 'UNet', 'cpu');
-  const worker = await loadOnnxModel(path, 'UNet', 'cpu', { thread: 'worker' });
+  const main = await loadOnnxModel(nodePlatform.runtime, path, 'UNet', 'cpu');
+  const worker = await loadOnnxModel(nodePlatform.runtime, path, 'UNet', 'cpu', { thread: 'worker' });
   try {
     assert.deepEqual([...worker.inputTypes], [...main.inputTypes]);
     assert.deepEqual(worker.outputNames, main.outputNames);
@@ -58,20 +59,20 @@ test('a UNet in a worker thread gives exactly the main thread result and leaves 
 
 test('a worker session reports model errors with the role, and a bad file names it', async () => {
   const path = join(modelDir('tiny-sd-turbo'), 'unet', 'model.onnx');
-  const worker = await loadOnnxModel(path, 'UNet', 'cpu', { thread: 'worker' });
+  const worker = await loadOnnxModel(nodePlatform.runtime, path, 'UNet', 'cpu', { thread: 'worker' });
   try {
     await assert.rejects(runModel(worker, {}), /UNet .*failed/);
   } finally {
     await worker.session.release();
   }
-  await assert.rejects(loadOnnxModel(join(modelDir('tiny-sd-turbo'), 'model_index.json'), 'UNet', 'cpu', { thread: 'worker' }), /Could not load the UNet .*model_index\.json on cpu/);
+  await assert.rejects(loadOnnxModel(nodePlatform.runtime, join(modelDir('tiny-sd-turbo'), 'model_index.json'), 'UNet', 'cpu', { thread: 'worker' }), /Could not load the UNet .*model_index\.json on cpu/);
 });
 
 test('SDXL pipeline in worker threads generates the same image as on the main thread', async () => {
   const dir = modelDir('tiny-sdxl-turbo');
   const options = { prompt: 'a lighthouse at dawn', seed: 3, steps: 2, width: 64, height: 64 };
-  const main = await DiffusionPipeline.load({ modelDir: dir });
-  const worker = await DiffusionPipeline.load({ modelDir: dir, inferenceThread: 'worker' });
+  const main = await DiffusionPipeline.load(nodePlatform, { modelDir: dir });
+  const worker = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, inferenceThread: 'worker' });
   try {
     assert.deepEqual(worker.models.map((model) => model.role), main.models.map((model) => model.role));
     const [a, b] = await Promise.all([main.generate(options), worker.generate(options)]);
@@ -84,9 +85,11 @@ test('SDXL pipeline in worker threads generates the same image as on the main th
 
 test('idle worker threads do not keep the process alive (a caller that never releases still exits)', () => {
   const pipelineUrl = new URL('../src/pipeline/pipeline.ts', import.meta.url).href;
+  const platformUrl = new URL('../src/node/platform.ts', import.meta.url).href;
   const script = `
     const { DiffusionPipeline } = await import(${JSON.stringify(pipelineUrl)});
-    const pipeline = await DiffusionPipeline.load({ modelDir: ${JSON.stringify(modelDir('tiny-sd-turbo'))}, inferenceThread: 'worker' });
+    const { nodePlatform } = await import(${JSON.stringify(platformUrl)});
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: ${JSON.stringify(modelDir('tiny-sd-turbo'))}, inferenceThread: 'worker' });
     const result = await pipeline.generate({ prompt: 'a cat', steps: 1, width: 64, height: 64 });
     console.log('pixels', result.image.data.length);
   `;

@@ -6,7 +6,7 @@ import { integerIn, numberIn } from './parse.ts';
 import { resolveModelForCli } from './model-source.ts';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { checkSameModel, modelStamp } from '../engine/store.ts';
+import { checkSameModel, modelStamp } from '../io/store.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
 import { transitionPathLength } from '../eval/ppl.ts';
 import { perceptualPathLength, type PathLength } from '../eval/smoothness.ts';
@@ -18,6 +18,7 @@ import { DEVICES, type Device } from '../runtime/onnx.ts';
 import type { Preset } from '../model/preset.ts';
 import { loadEvalSource } from '../eval/source.ts';
 import { filmSmoothness, formatReport, sequenceSmoothness, type SmoothnessReport } from '../eval/report.ts';
+import { nodePlatform } from '../node/platform.ts';
 
 interface EvalFlags {
   metric?: string;
@@ -42,7 +43,7 @@ async function filmPathLength(
 ): Promise<{ transitions: (PathLength & { index: number })[]; whole: PathLength }> {
   const first = source.segments[0]!.model;
   const modelDir = await resolveModelForCli(first.source, reporter, signal);
-  const pipeline = await DiffusionPipeline.load(
+  const pipeline = await DiffusionPipeline.load(nodePlatform, 
     { modelDir, device: device as Device, preset: first.preset as Preset, scheduler: first.schedulerClass },
     reporter.listener,
   );

@@ -9,6 +9,7 @@ import { PRESETS } from '../model/preset.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
+import { nodePlatform } from '../node/platform.ts';
 import { checkPicture, readPicture, PICTURE_FITS, type PictureFit } from '../io/picture.ts';
 import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, type ControlFlags } from './control-flags.ts';
 import { addIpAdapterFlags, loadIpAdapterForCli, readImagePromptsFromFlags, type IpAdapterFlags } from './ip-adapter-flags.ts';
@@ -80,7 +81,7 @@ Examples:
       const imagePrompts = await readImagePromptsFromFlags(flags);
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
       const modelDir = await resolveModelForCli(flags.model, reporter);
-      const pipeline = await DiffusionPipeline.load(
+      const pipeline = await DiffusionPipeline.load(nodePlatform, 
         {
           modelDir,
           device: flags.device as (typeof DEVICES)[number],

@@ -1,6 +1,6 @@
 /** `--metric`, `--lpips` and the metric's loading, shared by the film commands and `eval`. */
 import { Option, type Command } from 'commander';
-import { chooseMetricWithReason, METRIC_NAMES, type ChosenMetric, type MetricName } from '../engine/metric.ts';
+import { chooseMetricWithReason, METRIC_NAMES, type ChosenMetric, type MetricName } from '../node/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import type { Reporter } from '../film/progress.ts';
 

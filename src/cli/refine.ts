@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { dirname, join, resolve, relative } from 'node:path';
 import { existsSync, realpathSync } from 'node:fs';
-import { loadTransition, saveTransition, checkSameModel, modelStamp } from '../engine/store.ts';
+import { loadTransition, saveTransition, checkSameModel, modelStamp } from '../io/store.ts';
 import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { loadForFilm } from './transition.ts';

@@ -9,6 +9,7 @@ import { createReporter } from './progress.ts';
 import { integerIn } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
 import { DEVICES, type Device } from '../runtime/onnx.ts';
+import { writeStaticStudio } from './studio-static.ts';
 import { parseQueueUrl } from '../queue/connection.ts';
 import { LatentBlendError } from '../errors.ts';
 
@@ -25,6 +26,8 @@ interface StudioFlags {
   allowedHost: string[];
   token?: string;
   quiet: boolean;
+  static?: string;
+  force?: boolean;
   queue?: string;
   poolJobs?: number;
   previewVae?: string;
@@ -65,6 +68,8 @@ export function studioCommand(signal: AbortSignal): Command {
     .option('--pool-jobs <int>', 'with --queue: previews and renders run at once (default: as many as the pool has live workers)', integerIn(1, 1024))
     .option('--preview-vae <dir>', 'decode previews with this tiny autoencoder (TAESD/TAESDXL as ONNX, docs/preview-vae.md); films always use the model\'s own VAE')
     .addOption(new Option('--static-dir <dir>', 'serve the front end from this folder').hideHelp())
+    .option('--static <dir>', 'write the studio as a static site (no server) that runs the model in the visitor\'s browser (WebGPU, else WebAssembly); --model: a Hub repo id or a folder to copy in')
+    .option('-f, --force', 'with --static: replace a folder that is not empty', false)
     .option('-q, --quiet', 'print only the URL and warnings', false)
     .addHelpText(
       'after',
@@ -91,6 +96,10 @@ folder under <work-dir>/sessions/…/films/<id>/ that the CLI resumes and refine
       const pool = flags.queue !== undefined ? parseQueueUrl(flags.queue) : undefined;
       if (flags.poolJobs !== undefined && pool === undefined) throw new LatentBlendError('--pool-jobs needs --queue (it sets how many jobs run at once on the worker pool).');
       const reporter = createReporter({ quiet: flags.quiet });
+      if (flags.static !== undefined) {
+        await writeStaticStudio({ ...flags, static: flags.static }, reporter);
+        return;
+      }
       const modelDir = await resolveModelForCli(flags.model, reporter, signal);
       signal.throwIfAborted();
       reporter.info(`loading ${flags.model} on ${flags.device}…`);

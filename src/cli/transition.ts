@@ -8,7 +8,7 @@ import { metricFromFlags } from './metric-flags.ts';
 import { resolveTransitionOptions, IMAGE_METHODS, type ImageMethod, type Keyframe } from '../engine/options.ts';
 import { checkPicture, pictureHash, PICTURE_FITS, type PictureFit } from '../io/picture.ts';
 import { LatentBlendError } from '../errors.ts';
-import { modelStamp } from '../engine/store.ts';
+import { modelStamp } from '../io/store.ts';
 import { createReporter } from './progress.ts';
 import { integerIn, numberIn, seedValue } from './parse.ts';
 import { DEFAULT_MODEL, resolveModelForCli } from './model-source.ts';
@@ -17,6 +17,7 @@ import { cachedTransition, checkFilmSettings, checkOutputs, defaultWorkDir, hash
 import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
 import { checkVideoEncoder } from '../io/video.ts';
 import type { Device } from '../runtime/onnx.ts';
+import { nodePlatform } from '../node/platform.ts';
 import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
 import { pictureHash as imagePictureHash, prepareControl } from '../engine/control.ts';
 import { addIpAdapterFlags, loadIpAdapterForCli, readImagePromptsFromFlags, transitionImagePromptFromFlags, type IpAdapterFlags } from './ip-adapter-flags.ts';
@@ -54,7 +55,7 @@ export async function loadForFilm(
 ) {
   if (film !== undefined) await checkVideoEncoder(film.out, film.ffmpegPath !== undefined ? { ffmpegPath: film.ffmpegPath } : {});
   const modelDir = await resolveModelForCli(flags.model, reporter, signal);
-  const pipeline = await DiffusionPipeline.load(
+  const pipeline = await DiffusionPipeline.load(nodePlatform, 
     {
       modelDir,
       device: flags.device as Device,

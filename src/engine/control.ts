@@ -5,14 +5,13 @@
  * which costs two ControlNet evaluations per UNet evaluation for the branches between the
  * keyframes (the keyframes themselves need one). Pure preparation; the ControlNet runs in denoise.
  */
-import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { sha256Hex } from '../math/sha256.ts';
 import { z } from 'zod';
 import type { ControlNet, ControlTerm } from '../pipeline/controlnet.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import type { Tensor32 } from '../pipeline/tensor.ts';
 import type { DenoiseControl } from '../pipeline/denoise.ts';
-import { controlTensor } from '../image/control-picture.ts';
+import { controlTensor } from '../image/control-tensor.ts';
 import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from '../pipeline/control-options.ts';
 import { parseOptions } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -69,7 +68,7 @@ export interface PreparedControl {
 
 /** 16 hex digits of sha256 over a picture's size and pixels. */
 export function pictureHash(picture: RgbImage): string {
-  return createHash('sha256').update(`${picture.width}x${picture.height}:`).update(picture.data).digest('hex').slice(0, 16);
+  return sha256Hex(`${picture.width}x${picture.height}:`, picture.data).slice(0, 16);
 }
 
 /**
@@ -90,7 +89,7 @@ export function prepareControl(input: unknown, width: number, height: number, fa
   const scaleB = parsed.scaleB ?? scaleA;
   return {
     summary: {
-      controlNet: resolve(parsed.controlNet.folder.dir),
+      controlNet: parsed.controlNet.folder.dir,
       pictureA: pictureHash(parsed.pictureA),
       pictureB: parsed.pictureB === undefined ? null : pictureHash(parsed.pictureB),
       scaleA,

@@ -199,7 +199,7 @@ export class BlendingEngine {
     // Picture keyframes: their trajectories (noised or inverted picture latents) replace full runs.
     // Both pictures are read before any UNet call, so a bad file costs nothing.
     const read = (keyframe: Keyframe) =>
-      keyframe.image === undefined ? undefined : readKeyframePicture(keyframe as Keyframe & { image: KeyframeImage }, resolved.width, resolved.height);
+      keyframe.image === undefined ? undefined : readKeyframePicture(this.pipeline.platform, keyframe as Keyframe & { image: KeyframeImage }, resolved.width, resolved.height);
     const readA = previous === undefined ? await read(resolved.keyframeA) : undefined;
     const readB = await read(resolved.keyframeB);
     const picture = async (loaded: KeyframePicture | undefined, conditioning: Conditioning): Promise<PictureTrajectory | undefined> =>

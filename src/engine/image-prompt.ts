@@ -4,8 +4,7 @@
  * at fract f gets them interpolated like the text embeddings (lerp), and its negative side zeros
  * with the interpolated scale. One image-encoder call per picture; the UNet cost is unchanged.
  */
-import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { sha256Hex } from '../math/sha256.ts';
 import { z } from 'zod';
 import type { IpAdapter } from '../pipeline/ip-adapter.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
@@ -70,7 +69,7 @@ export function pictureHashOf(picture: RgbImage): string {
 }
 
 function pictureHash(picture: RgbImage): string {
-  return createHash('sha256').update(`${picture.width}x${picture.height}:`).update(picture.data).digest('hex').slice(0, 16);
+  return sha256Hex(`${picture.width}x${picture.height}:`, picture.data).slice(0, 16);
 }
 
 /** Validates `input` and encodes the pictures (before any UNet call). */
@@ -85,7 +84,7 @@ export async function prepareImagePrompt(input: unknown, family: string): Promis
   const embedsB = parsed.pictureB === undefined ? embedsA : await parsed.adapter.encode(parsed.pictureB);
   return {
     summary: {
-      ipAdapter: resolve(parsed.adapter.folder.dir),
+      ipAdapter: parsed.adapter.folder.dir,
       pictureA: pictureHash(parsed.pictureA),
       pictureB: parsed.pictureB === undefined ? null : pictureHash(parsed.pictureB),
       scaleA,

@@ -8,11 +8,11 @@
  * tools/export_lpips.py writes for the real AlexNet v0.1 LPIPS and that
  * fixtures/lpips/tiny-lpips.onnx has). float16 models work too (inputs and outputs are converted).
  */
-import { existsSync, statSync } from 'node:fs';
-import type * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 import { LatentBlendError } from '../errors.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { floatTensor, loadOnnxModel, runModel, toFloat32, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import type { Platform } from '../runtime/platform.ts';
 import type { SimilarityMetric } from './metric.ts';
 import { checkImagePair, checkMaxSide, resizeRgb } from './pixel-metric.ts';
 
@@ -42,7 +42,7 @@ function exportHint(path: string): string {
 export interface LpipsOptions {
   /**
    * Longest side in pixels at which frames are compared. Larger frames are downscaled (aspect
-   * kept; sharp's Lanczos-3) before LPIPS, since LPIPS on a 1024x1024 frame is slow on CPU and
+   * kept; Lanczos-3) before LPIPS, since LPIPS on a 1024x1024 frame is slow on CPU and
    * only the ranking of the gaps between neighbouring frames matters for choosing the next
    * branch. Whole number ≥ 32, or Infinity to always compare at full resolution; default 256.
    * Frames with a side under 32 px are upscaled to 32 px (AlexNet's minimum) whatever this is.
@@ -255,17 +255,19 @@ export class LpipsMetric implements SimilarityMetric {
 }
 
 /**
- * Loads an LPIPS ONNX model (see the module comment for the layout) on `device`. Throws a
+ * Loads an LPIPS ONNX model (see the module comment for the layout) on `device` with the
+ * platform's ONNX Runtime. Throws a
  * LatentBlendError naming the file when it is missing, unreadable, or not LPIPS-shaped.
  */
-export async function loadLpipsMetric(path: string, device: Device, options: LpipsOptions = {}): Promise<LpipsMetric> {
-  if (!existsSync(path)) {
+export async function loadLpipsMetric(platform: Platform, path: string, device: Device, options: LpipsOptions = {}): Promise<LpipsMetric> {
+  const { files } = platform;
+  if (!files.isFile(path) && !files.isFolder(path)) {
     throw new LatentBlendError(`LPIPS model not found: ${path}. ${exportHint(path)}`, 'model_folder');
   }
-  if (!statSync(path).isFile()) {
+  if (!files.isFile(path)) {
     throw new LatentBlendError(`LPIPS model ${path} is not a file; expected an .onnx file with ${EXPECTED}.`, 'model_folder');
   }
-  const model = await loadOnnxModel(path, 'LPIPS model', device);
+  const model = await loadOnnxModel(platform.runtime, path, 'LPIPS model', device);
   try {
     return new LpipsMetric(model, options);
   } catch (error) {

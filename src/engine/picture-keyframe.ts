@@ -22,10 +22,10 @@ import { addNoise } from '../schedulers/common.ts';
 import { pictureLatents } from '../pipeline/picture-latents.ts';
 import { invertLatents } from '../pipeline/inversion.ts';
 import { gaussianNoise } from '../math/noise.ts';
-import { loadPicture } from '../io/picture.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import type { ImageMethod, Keyframe, KeyframeImage } from './options.ts';
+import type { Platform } from '../runtime/platform.ts';
 
 export interface PictureTrajectory {
   /** latents[i] = the sample after step i; the last one is the picture's own latents. */
@@ -48,7 +48,14 @@ export interface KeyframePicture {
  * Reads the keyframe's picture at the transition size (before any model work). Throws a
  * LatentBlendError when the picture cannot be read or its content no longer matches `image.hash`.
  */
-export async function readKeyframePicture(keyframe: Keyframe & { image: KeyframeImage }, width: number, height: number): Promise<KeyframePicture> {
+export async function readKeyframePicture(
+  platform: Platform,
+  keyframe: Keyframe & { image: KeyframeImage },
+  width: number,
+  height: number,
+): Promise<KeyframePicture> {
+  const loadPicture = platform.pictures;
+  if (loadPicture === undefined) throw new LatentBlendError(`${keyframe.image.path}: picture keyframes cannot be read on this platform (${platform.runtime.name}).`, 'unsupported');
   const { image, hash } = await loadPicture(keyframe.image.path, { width, height, fit: keyframe.image.fit });
   if (keyframe.image.hash !== undefined && keyframe.image.hash !== hash) {
     throw new LatentBlendError(`${keyframe.image.path}: the picture changed since this transition was planned (content hash differs); render it again.`);

@@ -1,8 +1,8 @@
 /**
  * A weight-free similarity metric (root-mean-square RGB difference) for when no LPIPS model is
- * available, and the RGB8 helpers both metrics share: size checks and downscaling with sharp.
+ * available, and the RGB8 helpers both metrics share: size checks and downscaling (Lanczos-3).
  */
-import sharp from 'sharp';
+import { resizeLanczos3 } from '../math/resize.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import type { SimilarityMetric } from './metric.ts';
@@ -50,20 +50,13 @@ export function fitWithin(width: number, height: number, maxSide: number): { wid
 }
 
 /**
- * Resamples an RGB8 image to exactly `width`x`height` pixels with sharp (libvips; Lanczos-3,
- * which averages over the source footprint when shrinking). Returns `image` itself when the size
- * already matches.
+ * Resamples an RGB8 image to exactly `width`x`height` pixels with Lanczos-3 (which averages over
+ * the source footprint when shrinking; plain TypeScript, so Node and browsers agree). Returns
+ * `image` itself when the size already matches.
  */
 export async function resizeRgb(image: RgbImage, width: number, height: number): Promise<RgbImage> {
   if (image.width === width && image.height === height) return image;
-  const { data, info } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3 || info.width !== width || info.height !== height) {
-    throw new Error(`resizeRgb: sharp returned ${info.width}x${info.height}x${info.channels}, expected ${width}x${height}x3.`);
-  }
-  return { width, height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+  return { width, height, data: resizeLanczos3(image.data, image.width, image.height, 3, width, height) };
 }
 
 /**
@@ -87,7 +80,7 @@ export function rmsPixelDistance(a: RgbImage, b: RgbImage): number {
 export interface PixelMetricOptions {
   /**
    * Longest side in pixels at which images are compared: larger pairs are first downscaled
-   * (aspect kept, with sharp) so that their longer side is `maxSide`, which makes the metric
+   * (aspect kept, Lanczos-3) so that their longer side is `maxSide`, which makes the metric
    * slightly less sensitive to pixel noise. Whole number ≥ 1; default Infinity (full resolution,
    * which is already cheap: one pass over the bytes).
    */

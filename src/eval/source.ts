@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { loadTransition, type ModelStamp } from '../engine/store.ts';
+import { loadTransition, type ModelStamp } from '../io/store.ts';
 import type { Transition } from '../engine/engine.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { readRgb } from '../io/png.ts';

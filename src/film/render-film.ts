@@ -17,7 +17,7 @@ import { basename, relative, resolve } from 'node:path';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { continuationProblems, type BlendingEngine, type EngineEvent, type Transition } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
-import { modelStamp, type ModelStamp } from '../engine/store.ts';
+import { modelStamp, type ModelStamp } from '../io/store.ts';
 import { resolveTransitionOptions, type ResolvedTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 import { transitionsOf, transitionKey, type FilmKeyframe, type FilmSpec, type FilmTransition } from './spec.ts';
 import { checkPicture, pictureHash } from '../io/picture.ts';

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import type { Transition } from '../engine/engine.ts';
-import { loadTransition, saveTransition, checkSameModel, type ModelStamp } from '../engine/store.ts';
+import { loadTransition, saveTransition, checkSameModel, type ModelStamp } from '../io/store.ts';
 import { checkVideoOutput, encodeVideo, videoFormatFromPath } from '../io/video.ts';
 import { filmFrameCount } from '../blend/retime.ts';
 import { MAX_FILM_FRAMES } from './spec-guards.ts';

@@ -1,10 +1,10 @@
 /**
  * Reading and checking a model folder in Hugging Face Optimum's ONNX layout for Stable Diffusion
- * pipelines. Everything here only inspects files: sessions are created elsewhere.
+ * pipelines. Everything here only inspects files (through the platform's {@link FileAccess}):
+ * sessions are created elsewhere.
  */
-import { existsSync, openSync, readSync, closeSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { LatentBlendError } from '../errors.ts';
+import type { FileAccess } from '../runtime/platform.ts';
 
 /** Model families we run; each has one adapter. */
 export type ModelFamily = 'sd' | 'sdxl';
@@ -67,11 +67,11 @@ export function parseConfigJson(text: string): unknown {
 }
 
 /** Reads a JSON object file, with errors that name the file and what was expected. */
-export function readJsonObject(path: string, what: string): Record<string, unknown> {
-  if (!existsSync(path)) throw folderError(`Missing ${path}: expected ${what}.`);
+export function readJsonObject(files: FileAccess, path: string, what: string): Record<string, unknown> {
+  if (!files.isFile(path)) throw folderError(`Missing ${path}: expected ${what}.`);
   let parsed: unknown;
   try {
-    parsed = parseConfigJson(readFileSync(path, 'utf8'));
+    parsed = parseConfigJson(files.readText(path));
   } catch (error) {
     throw folderError(`${path} is not valid JSON (${(error as Error).message}): expected ${what}.`);
   }
@@ -87,21 +87,20 @@ export function readJsonObject(path: string, what: string): Record<string, unkno
  * common mix-ups (a safetensors or .bin checkpoint, a JSON file, an HTML error page, a Git LFS
  * pointer) with a clear message before ONNX Runtime gives an obscure one.
  */
-export function checkOnnxFile(path: string, role: string): void {
-  if (!existsSync(path)) {
+export function checkOnnxFile(files: FileAccess, path: string, role: string): void {
+  if (!files.isFile(path)) {
+    if (files.isFolder(path)) throw folderError(`${path} is not a file: expected the ${role} as an ONNX model.`);
     throw folderError(`Missing ${path}: expected the ${role} as an ONNX model (Optimum's export writes it there).`);
   }
-  const stats = statSync(path);
-  if (!stats.isFile()) throw folderError(`${path} is not a file: expected the ${role} as an ONNX model.`);
-  const head = Buffer.alloc(64);
-  const fd = openSync(path, 'r');
-  let read = 0;
-  try {
-    read = readSync(fd, head, 0, head.length, 0);
-  } finally {
-    closeSync(fd);
-  }
-  const text = head.subarray(0, read).toString('latin1');
+  const head = files.readHead(path, 64);
+  if (head === undefined) return;
+  checkOnnxHead(head, path, role);
+}
+
+/** The format check of {@link checkOnnxFile} on the first bytes of a file (64 are enough). */
+export function checkOnnxHead(head: Uint8Array, path: string, role: string): void {
+  const read = head.length;
+  const text = String.fromCharCode(...head.subarray(0, 64));
   let found: string | undefined;
   if (read === 0) found = 'an empty file';
   else if (text.startsWith('version https://git-lfs')) found = 'a Git LFS pointer (the real file was never downloaded)';
@@ -118,10 +117,11 @@ function componentClass(modelIndex: Record<string, unknown>, key: string): strin
   return undefined;
 }
 
-function checkTokenizerFolder(dir: string, role: string): void {
-  const hasJson = existsSync(join(dir, 'tokenizer.json'));
-  const hasBpe = existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt'));
-  if (!existsSync(dir)) throw folderError(`Missing folder ${dir}: expected the ${role} (vocab.json and merges.txt, or tokenizer.json).`);
+function checkTokenizerFolder(files: FileAccess, dir: string, role: string): void {
+  const join = (...parts: string[]): string => files.join(...parts);
+  const hasJson = files.isFile(join(dir, 'tokenizer.json'));
+  const hasBpe = files.isFile(join(dir, 'vocab.json')) && files.isFile(join(dir, 'merges.txt'));
+  if (!files.isFolder(dir)) throw folderError(`Missing folder ${dir}: expected the ${role} (vocab.json and merges.txt, or tokenizer.json).`);
   if (!hasJson && !hasBpe) {
     throw folderError(`${dir} has neither tokenizer.json nor vocab.json + merges.txt: expected the ${role} files.`);
   }
@@ -131,14 +131,16 @@ function checkTokenizerFolder(dir: string, role: string): void {
  * Inspects a model folder and returns where everything is. Throws a LatentBlendError naming the
  * missing or malformed file and what was expected there.
  */
-export function inspectModelFolder(dir: string): ModelFolder {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+export function inspectModelFolder(files: FileAccess, dir: string): ModelFolder {
+  const join = (...parts: string[]): string => files.join(...parts);
+  const exists = (path: string): boolean => files.isFile(path) || files.isFolder(path);
+  if (!files.isFolder(dir)) {
     throw folderError(`Model folder ${dir} does not exist or is not a folder.`);
   }
-  const modelIndex = readJsonObject(join(dir, 'model_index.json'), "the pipeline's model_index.json (Optimum's ONNX export writes it)");
+  const modelIndex = readJsonObject(files, join(dir, 'model_index.json'), "the pipeline's model_index.json (Optimum's ONNX export writes it)");
   const pipelineClass = typeof modelIndex._class_name === 'string' ? modelIndex._class_name : '';
-  const hasSecondEncoder = componentClass(modelIndex, 'text_encoder_2') !== undefined || existsSync(join(dir, 'text_encoder_2'));
-  const hasFirstEncoder = componentClass(modelIndex, 'text_encoder') !== undefined || existsSync(join(dir, 'text_encoder'));
+  const hasSecondEncoder = componentClass(modelIndex, 'text_encoder_2') !== undefined || exists(join(dir, 'text_encoder_2'));
+  const hasFirstEncoder = componentClass(modelIndex, 'text_encoder') !== undefined || exists(join(dir, 'text_encoder'));
   if (hasSecondEncoder && !hasFirstEncoder) {
     throw folderError(
       `${dir} has text_encoder_2 but no text_encoder: this looks like an SDXL refiner, which cannot generate from a prompt alone. Supported: SD 1.x/2.x, SD-Turbo, SDXL, SDXL Turbo.`,
@@ -147,14 +149,15 @@ export function inspectModelFolder(dir: string): ModelFolder {
   const family: ModelFamily = hasSecondEncoder ? 'sdxl' : 'sd';
   const textEncoders = family === 'sdxl' ? ['text_encoder', 'text_encoder_2'] : ['text_encoder'];
   const tokenizers = family === 'sdxl' ? ['tokenizer', 'tokenizer_2'] : ['tokenizer'];
-  textEncoders.forEach((name) => checkOnnxFile(join(dir, name, 'model.onnx'), `${name.replaceAll('_', ' ')}`));
-  tokenizers.forEach((name) => checkTokenizerFolder(join(dir, name), name.replaceAll('_', ' ')));
-  checkOnnxFile(join(dir, 'unet', 'model.onnx'), 'UNet');
-  checkOnnxFile(join(dir, 'vae_decoder', 'model.onnx'), 'VAE decoder');
+  textEncoders.forEach((name) => checkOnnxFile(files, join(dir, name, 'model.onnx'), `${name.replaceAll('_', ' ')}`));
+  tokenizers.forEach((name) => checkTokenizerFolder(files, join(dir, name), name.replaceAll('_', ' ')));
+  checkOnnxFile(files, join(dir, 'unet', 'model.onnx'), 'UNet');
+  checkOnnxFile(files, join(dir, 'vae_decoder', 'model.onnx'), 'VAE decoder');
   const vaeEncoderPath = join(dir, 'vae_encoder', 'model.onnx');
-  if (existsSync(vaeEncoderPath)) checkOnnxFile(vaeEncoderPath, 'VAE encoder');
+  if (exists(vaeEncoderPath)) checkOnnxFile(files, vaeEncoderPath, 'VAE encoder');
 
   const schedulerConfig = readJsonObject(
+    files,
     join(dir, 'scheduler', 'scheduler_config.json'),
     'the scheduler config (a JSON object with "_class_name")',
   );
@@ -162,8 +165,8 @@ export function inspectModelFolder(dir: string): ModelFolder {
   if (typeof schedulerClass !== 'string' || schedulerClass === '') {
     throw folderError(`${join(dir, 'scheduler', 'scheduler_config.json')} has no "_class_name": expected the diffusers scheduler class name.`);
   }
-  const unetConfig = readJsonObject(join(dir, 'unet', 'config.json'), "the UNet's config.json (sample_size, in_channels…)");
-  const vaeConfig = readJsonObject(join(dir, 'vae_decoder', 'config.json'), "the VAE's config.json (scaling_factor, block_out_channels…)");
+  const unetConfig = readJsonObject(files, join(dir, 'unet', 'config.json'), "the UNet's config.json (sample_size, in_channels…)");
+  const vaeConfig = readJsonObject(files, join(dir, 'vae_decoder', 'config.json'), "the VAE's config.json (scaling_factor, block_out_channels…)");
   return {
     dir,
     family,
@@ -173,7 +176,7 @@ export function inspectModelFolder(dir: string): ModelFolder {
     tokenizers: tokenizers.map((name) => join(dir, name)),
     unet: join(dir, 'unet', 'model.onnx'),
     vaeDecoder: join(dir, 'vae_decoder', 'model.onnx'),
-    ...(existsSync(vaeEncoderPath) ? { vaeEncoder: vaeEncoderPath } : {}),
+    ...(exists(vaeEncoderPath) ? { vaeEncoder: vaeEncoderPath } : {}),
     schedulerClass,
     schedulerConfig,
     unetConfig,

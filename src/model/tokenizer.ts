@@ -4,10 +4,9 @@
  * @huggingface/tokenizers library's; this file only feeds it the tokenizer files and applies
  * diffusers' padding and truncation.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { LatentBlendError } from '../errors.ts';
+import type { FileAccess } from '../runtime/platform.ts';
 import { readJsonObject } from './folder.ts';
 
 /**
@@ -152,11 +151,13 @@ function clipTokenizerJson(vocab: Record<string, number>, merges: string[], spec
  * Loads the CLIP tokenizer in `dir` (tokenizer.json, or vocab.json + merges.txt, with
  * tokenizer_config.json / special_tokens_map.json for the special tokens).
  */
-export function loadClipTokenizer(dir: string): ClipTokenizer {
+export function loadClipTokenizer(files: FileAccess, dir: string): ClipTokenizer {
+  const join = (...parts: string[]): string => files.join(...parts);
+  const exists = (path: string): boolean => files.isFile(path);
   const configPath = join(dir, 'tokenizer_config.json');
-  const config = existsSync(configPath) ? readJsonObject(configPath, 'the tokenizer config') : {};
+  const config = exists(configPath) ? readJsonObject(files, configPath, 'the tokenizer config') : {};
   const specialsPath = join(dir, 'special_tokens_map.json');
-  const specials = existsSync(specialsPath) ? readJsonObject(specialsPath, 'the special tokens map') : {};
+  const specials = exists(specialsPath) ? readJsonObject(files, specialsPath, 'the special tokens map') : {};
   const special = (key: string, fallback: string): string => tokenContent(specials[key]) ?? tokenContent(config[key]) ?? fallback;
   const bos = special('bos_token', '<|startoftext|>');
   const eos = special('eos_token', '<|endoftext|>');
@@ -168,8 +169,8 @@ export function loadClipTokenizer(dir: string): ClipTokenizer {
 
   let tokenizerJson: Record<string, unknown>;
   const jsonPath = join(dir, 'tokenizer.json');
-  if (existsSync(jsonPath)) {
-    tokenizerJson = readJsonObject(jsonPath, 'a Hugging Face tokenizer.json');
+  if (exists(jsonPath)) {
+    tokenizerJson = readJsonObject(files, jsonPath, 'a Hugging Face tokenizer.json');
     const model = tokenizerJson.model as { vocab?: Record<string, number> } | undefined;
     const listed = Array.isArray(tokenizerJson.added_tokens) ? (tokenizerJson.added_tokens as { content?: string }[]) : [];
     const missing = specialTokenEntries(model?.vocab ?? {}, [bos, eos, pad, unk]).filter(
@@ -178,10 +179,10 @@ export function loadClipTokenizer(dir: string): ClipTokenizer {
     // We add bos/eos ourselves so truncation can keep them: drop the file's post-processor.
     tokenizerJson = { ...tokenizerJson, added_tokens: [...listed, ...missing], post_processor: null };
   } else {
-    const vocab = readJsonObject(join(dir, 'vocab.json'), 'the BPE vocabulary (token → id)') as Record<string, number>;
+    const vocab = readJsonObject(files, join(dir, 'vocab.json'), 'the BPE vocabulary (token → id)') as Record<string, number>;
     const mergesPath = join(dir, 'merges.txt');
-    if (!existsSync(mergesPath)) throw new LatentBlendError(`Missing ${mergesPath}: expected the BPE merges.`, 'model_folder');
-    const merges = readFileSync(mergesPath, 'utf8')
+    if (!exists(mergesPath)) throw new LatentBlendError(`Missing ${mergesPath}: expected the BPE merges.`, 'model_folder');
+    const merges = files.readText(mergesPath)
       .split('\n')
       .filter((line, index) => line.trim() !== '' && !(index === 0 && line.startsWith('#version')));
     tokenizerJson = clipTokenizerJson(vocab, merges, [bos, eos, pad, unk], unk) as Record<string, unknown>;

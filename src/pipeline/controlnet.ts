@@ -2,9 +2,8 @@
  * ControlNet (docs/controlnet-onnx.md): the folder check, the ONNX wrapper, diffusers' guidance
  * window, and the residuals of a batch where every row may mix several control pictures.
  */
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import type * as ort from 'onnxruntime-node';
+import type { FeedTensor } from '../runtime/onnx.ts';
+import type { FileAccess, Platform } from '../runtime/platform.ts';
 import { checkOnnxFile, readJsonObject, type ModelFamily, type ModelFolder } from '../model/folder.ts';
 import { floatTensor, intTensor, loadOnnxModel, requireInput, runModel, toFloat32, type Device, type OnnxModel } from '../runtime/onnx.ts';
 import { isResidualInput, type Unet } from './unet.ts';
@@ -31,36 +30,39 @@ function folderError(message: string): LatentBlendError {
 }
 
 /** Inspects a ControlNet folder in latentblend's layout; errors name the file and what was expected. */
-export function inspectControlNetFolder(dir: string): ControlNetFolder {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw folderError(`ControlNet folder ${dir} does not exist or is not a folder.`);
+export function inspectControlNetFolder(files: FileAccess, dir: string): ControlNetFolder {
+  const join = (...parts: string[]): string => files.join(...parts);
+  const existsSync = (path: string): boolean => files.isFile(path) || files.isFolder(path);
+  if (!files.isFolder(dir)) throw folderError(`ControlNet folder ${dir} does not exist or is not a folder.`);
   const descriptionPath = join(dir, 'latentblend-controlnet.json');
   if (!existsSync(descriptionPath) && existsSync(join(dir, 'model_index.json'))) {
     throw folderError(`${dir} is a text-to-image model, not a ControlNet: expected controlnet/model.onnx and latentblend-controlnet.json (${EXPORT_HINT}).`);
   }
-  const description = readJsonObject(descriptionPath, `the ControlNet description (${EXPORT_HINT})`);
+  const description = readJsonObject(files, descriptionPath, `the ControlNet description (${EXPORT_HINT})`);
   if (description.format !== CONTROLNET_FORMAT || description.version !== 1) {
     throw folderError(`${descriptionPath}: expected format "${CONTROLNET_FORMAT}" version 1, got ${JSON.stringify(description.format)} version ${JSON.stringify(description.version)}.`);
   }
   const family = description.family;
   if (family !== 'sd' && family !== 'sdxl') throw folderError(`${descriptionPath}: "family" must be "sd" or "sdxl", got ${JSON.stringify(family)}.`);
   const model = join(dir, 'controlnet', 'model.onnx');
-  checkOnnxFile(model, 'ControlNet');
-  const config = readJsonObject(join(dir, 'controlnet', 'config.json'), "the ControlNet's diffusers config.json");
+  checkOnnxFile(files, model, 'ControlNet');
+  const config = readJsonObject(files, join(dir, 'controlnet', 'config.json'), "the ControlNet's diffusers config.json");
   if (config.global_pool_conditions === true) {
     throw new LatentBlendError(`${dir}: ControlNets with global_pool_conditions (shuffle-style, diffusers' guess mode) are not supported.`, 'unsupported');
   }
-  return { dir, family, model, config, description };
+  // Absolute, as saved transitions record it (and compare it to decide what can be reused).
+  return { dir: files.resolve(dir), family, model, config, description };
 }
 
 /** The residual UNet's path in `model`, or a clear error when the model has none. */
-export function residualUnetPath(model: ModelFolder): string {
-  const path = join(model.dir, RESIDUAL_UNET_FOLDER, 'model.onnx');
-  if (!existsSync(path)) {
+export function residualUnetPath(files: FileAccess, model: ModelFolder): string {
+  const path = files.join(model.dir, RESIDUAL_UNET_FOLDER, 'model.onnx');
+  if (!files.isFile(path)) {
     throw folderError(
       `${model.dir} has no ${RESIDUAL_UNET_FOLDER}/model.onnx, the UNet that takes ControlNet residuals: add it with "python tools/export_controlnet.py unet --base <the model's diffusers repo> --into ${model.dir}" (docs/controlnet-onnx.md).`,
     );
   }
-  checkOnnxFile(path, 'UNet with ControlNet residual inputs');
+  checkOnnxFile(files, path, 'UNet with ControlNet residual inputs');
   return path;
 }
 
@@ -118,7 +120,7 @@ export class ControlNet {
   async run(sample: Tensor32, timestep: number, conditioning: ReadonlyMap<string, Tensor32>, images: Tensor32): Promise<Map<string, Tensor32>> {
     const model = this.model;
     const batch = sample.dims[0] ?? 1;
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Record<string, FeedTensor> = {
       sample: floatTensor(model.inputTypes.get('sample')!, sample.data, sample.dims),
       controlnet_cond: floatTensor(model.inputTypes.get('controlnet_cond')!, images.data, images.dims),
       conditioning_scale: floatTensor(model.inputTypes.get('conditioning_scale')!, new Float32Array([1]), (model.inputRanks.get('conditioning_scale') ?? 0) === 0 ? [] : [1]),
@@ -212,16 +214,16 @@ export interface LoadedControlNet {
  * Checks `dir` against the model (family, conditioning width, residual UNet present) before any
  * session is created, then loads the ControlNet and attaches the residual UNet to `unet`.
  */
-export async function loadControlNet(dir: string, model: ModelFolder, unet: Unet, device: Device): Promise<LoadedControlNet> {
-  const folder = inspectControlNetFolder(dir);
+export async function loadControlNet(platform: Platform, dir: string, model: ModelFolder, unet: Unet, device: Device): Promise<LoadedControlNet> {
+  const folder = inspectControlNetFolder(platform.files, dir);
   const problems = controlNetProblems(folder, model);
   if (problems.length > 0) throw new LatentBlendError(`The ControlNet ${dir} does not fit the model ${model.dir}: ${problems.join('; ')}.`, 'invalid_input');
-  const unetPath = residualUnetPath(model);
-  const controlModel = await loadOnnxModel(folder.model, 'ControlNet', device);
+  const unetPath = residualUnetPath(platform.files, model);
+  const controlModel = await loadOnnxModel(platform.runtime, folder.model, 'ControlNet', device);
   const controlNet = new ControlNet(controlModel, folder);
   const opened: OnnxModel[] = [controlModel];
   if (unet.residualModel === undefined) {
-    const residualModel = await loadOnnxModel(unetPath, 'UNet with ControlNet residual inputs', device);
+    const residualModel = await loadOnnxModel(platform.runtime, unetPath, 'UNet with ControlNet residual inputs', device);
     unet.useResidualModel(residualModel);
     opened.push(residualModel);
   }

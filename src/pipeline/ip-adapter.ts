@@ -4,8 +4,7 @@
  * embedding and the adapter scale travel with the text conditioning (`image_embeds`,
  * `ip_adapter_scale`), so they are batched and interpolated like it.
  */
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import type { FileAccess, Platform } from '../runtime/platform.ts';
 import { checkOnnxFile, readJsonObject, type ModelFamily, type ModelFolder } from '../model/folder.ts';
 import { floatTensor, loadOnnxModel, requireInput, requireOutput, runModel, toFloat32, type Device, type OnnxModel } from '../runtime/onnx.ts';
 import { clipImageConfig, clipPixelValues, type ClipImageConfig } from '../image/clip-preprocess.ts';
@@ -33,10 +32,11 @@ function folderError(message: string): LatentBlendError {
 }
 
 /** Inspects an IP-Adapter folder in latentblend's layout; errors name the file and what was expected. */
-export function inspectIpAdapterFolder(dir: string): IpAdapterFolder {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw folderError(`IP-Adapter folder ${dir} does not exist or is not a folder.`);
+export function inspectIpAdapterFolder(files: FileAccess, dir: string): IpAdapterFolder {
+  const join = (...parts: string[]): string => files.join(...parts);
+  if (!files.isFolder(dir)) throw folderError(`IP-Adapter folder ${dir} does not exist or is not a folder.`);
   const descriptionPath = join(dir, 'latentblend-ip-adapter.json');
-  const description = readJsonObject(descriptionPath, `the IP-Adapter description (${EXPORT_HINT})`);
+  const description = readJsonObject(files, descriptionPath, `the IP-Adapter description (${EXPORT_HINT})`);
   if (description.format !== IP_ADAPTER_FORMAT || description.version !== 1) {
     throw folderError(`${descriptionPath}: expected format "${IP_ADAPTER_FORMAT}" version 1, got ${JSON.stringify(description.format)} version ${JSON.stringify(description.version)}.`);
   }
@@ -47,12 +47,13 @@ export function inspectIpAdapterFolder(dir: string): IpAdapterFolder {
   }
   const imageEncoder = join(dir, 'image_encoder', 'model.onnx');
   const unet = join(dir, 'unet', 'model.onnx');
-  checkOnnxFile(imageEncoder, 'IP-Adapter image encoder');
-  checkOnnxFile(unet, 'UNet with the IP-Adapter');
+  checkOnnxFile(files, imageEncoder, 'IP-Adapter image encoder');
+  checkOnnxFile(files, unet, 'UNet with the IP-Adapter');
   const preprocessorPath = join(dir, 'image_encoder', 'preprocessor_config.json');
-  const preprocess = clipImageConfig(readJsonObject(preprocessorPath, "the image encoder's CLIPImageProcessor config"), preprocessorPath);
-  const unetConfig = readJsonObject(join(dir, 'unet', 'config.json'), "the IP-Adapter UNet's config.json");
-  return { dir, family, description, imageEncoder, unet, unetConfig, preprocess };
+  const preprocess = clipImageConfig(readJsonObject(files, preprocessorPath, "the image encoder's CLIPImageProcessor config"), preprocessorPath);
+  const unetConfig = readJsonObject(files, join(dir, 'unet', 'config.json'), "the IP-Adapter UNet's config.json");
+  // Absolute, as saved transitions record it (and compare it to decide what can be reused).
+  return { dir: files.resolve(dir), family, description, imageEncoder, unet, unetConfig, preprocess };
 }
 
 /** Why the IP-Adapter cannot be used with `model` (empty when it can). */
@@ -111,12 +112,12 @@ export interface LoadedIpAdapter {
 }
 
 /** Checks the folder against the model before any session, then loads it and attaches its UNet to `unet`. */
-export async function loadIpAdapter(dir: string, model: ModelFolder, unet: Unet, device: Device): Promise<LoadedIpAdapter> {
-  const folder = inspectIpAdapterFolder(dir);
+export async function loadIpAdapter(platform: Platform, dir: string, model: ModelFolder, unet: Unet, device: Device): Promise<LoadedIpAdapter> {
+  const folder = inspectIpAdapterFolder(platform.files, dir);
   const problems = ipAdapterProblems(folder, model);
   if (problems.length > 0) throw new LatentBlendError(`The IP-Adapter ${dir} does not fit the model ${model.dir}: ${problems.join('; ')}.`, 'invalid_input');
-  const encoder = await loadOnnxModel(folder.imageEncoder, 'IP-Adapter image encoder', device);
-  const unetModel = await loadOnnxModel(folder.unet, 'UNet with the IP-Adapter', device);
+  const encoder = await loadOnnxModel(platform.runtime, folder.imageEncoder, 'IP-Adapter image encoder', device);
+  const unetModel = await loadOnnxModel(platform.runtime, folder.unet, 'UNet with the IP-Adapter', device);
   unet.useIpAdapterModel(unetModel);
   return { adapter: new IpAdapter(encoder, folder), models: [encoder, unetModel] };
 }

@@ -7,7 +7,8 @@ import { z } from 'zod';
 import { inspectModelFolder, type ModelFolder } from '../model/folder.ts';
 import { modelDefaults, PRESETS, type ModelDefaults, type Preset } from '../model/preset.ts';
 import { loadClipTokenizer } from '../model/tokenizer.ts';
-import { checkDevice, loadOnnxModel, DEVICES, INFERENCE_THREADS, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import { loadOnnxModel, DEVICES, INFERENCE_THREADS, type Device, type OnnxModel } from '../runtime/onnx.ts';
+import type { Platform } from '../runtime/platform.ts';
 import { ClipTextEncoder } from '../adapters/text-encoder.ts';
 import { SdAdapter } from '../adapters/sd.ts';
 import { SdxlAdapter } from '../adapters/sdxl.ts';
@@ -16,11 +17,11 @@ import { createScheduler, SUPPORTED_SCHEDULERS } from '../schedulers/index.ts';
 import type { Scheduler } from '../schedulers/scheduler.ts';
 import { Unet } from './unet.ts';
 import { Vae, type RgbImage } from './vae.ts';
-import type { LatentDecoder } from './preview-vae.ts';
+import type { LatentDecoder } from './vae.ts';
 import { denoise, type StepEvent } from './denoise.ts';
 import { loadControlNet, type ControlNet, type LoadedControlNet } from './controlnet.ts';
 import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from './control-options.ts';
-import { controlTensor } from '../image/control-picture.ts';
+import { controlTensor } from '../image/control-tensor.ts';
 import { loadIpAdapter, withImagePrompt, zeroImageEmbeds, type IpAdapter, type LoadedIpAdapter } from './ip-adapter.ts';
 import { KeyframeNoise } from './keyframe-noise.ts';
 import { img2imgStart } from './picture-latents.ts';
@@ -65,6 +66,8 @@ export type LoadOptions = z.input<typeof loadOptionsSchema>;
 /** The model's parts, loaded and ready. */
 export class DiffusionPipeline {
   private constructor(
+    /** The ONNX Runtime and file access it was loaded with (ControlNets and IP-Adapters load with them too). */
+    readonly platform: Platform,
     readonly folder: ModelFolder,
     readonly defaults: ModelDefaults,
     readonly device: Device,
@@ -93,11 +96,14 @@ export class DiffusionPipeline {
     return this.vae.encoderModel();
   }
 
-  /** Loads the model folder on the given device. */
-  static async load(options: LoadOptions, listener?: EventListener): Promise<DiffusionPipeline> {
+  /**
+   * Loads the model folder on the given device, with the platform's ONNX Runtime and files
+   * (Node: `nodePlatform` from src/node/platform.ts; a browser: src/browser/).
+   */
+  static async load(platform: Platform, options: LoadOptions, listener?: EventListener): Promise<DiffusionPipeline> {
     const parsed = parseOptions(loadOptionsSchema, options, 'model options');
-    const device = checkDevice(parsed.device);
-    const folder = inspectModelFolder(parsed.modelDir);
+    const device = platform.runtime.checkDevice(parsed.device);
+    const folder = inspectModelFolder(platform.files, parsed.modelDir);
     const defaults = modelDefaults(folder, parsed.preset);
     const schedulerClass = parsed.scheduler ?? folder.schedulerClass;
     if (!SUPPORTED_SCHEDULERS.includes(schedulerClass)) {
@@ -113,7 +119,7 @@ export class DiffusionPipeline {
     const thread = parsed.inferenceThread;
     const timed = async (part: string, path: string): Promise<OnnxModel> => {
       const started = performance.now();
-      const model = await loadOnnxModel(path, part, device, {
+      const model = await loadOnnxModel(platform.runtime, path, part, device, {
         thread,
         ...(parsed.optimizedModelCache !== undefined ? { optimizedCache: parsed.optimizedModelCache } : {}),
       });
@@ -126,7 +132,7 @@ export class DiffusionPipeline {
     for (const [index, path] of folder.textEncoders.entries()) {
       encoderModels.push(await timed(index === 0 ? 'text encoder' : 'text encoder 2', path));
     }
-    const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(folder.tokenizers[index]!)));
+    const encoders = encoderModels.map((model, index) => new ClipTextEncoder(model, loadClipTokenizer(platform.files, folder.tokenizers[index]!)));
     const adapter: ModelAdapter =
       folder.family === 'sdxl'
         ? new SdxlAdapter(encoders[0]!, encoders[1]!, folder.modelIndex.force_zeros_for_empty_prompt !== false)
@@ -146,7 +152,7 @@ export class DiffusionPipeline {
       });
     }
     const models = [...encoderModels, unetModel, decoderModel];
-    return new DiffusionPipeline(folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener, parsed.maxAreaFactor);
+    return new DiffusionPipeline(platform, folder, defaults, device, adapter, new Unet(unetModel), vae, schedulerClass, schedulerConfig, models, listener, parsed.maxAreaFactor);
   }
 
   /**
@@ -155,7 +161,7 @@ export class DiffusionPipeline {
    */
   async loadControlNet(dir: string): Promise<LoadedControlNet> {
     const started = performance.now();
-    const loaded = await loadControlNet(dir, this.folder, this.unet, this.device);
+    const loaded = await loadControlNet(this.platform, dir, this.folder, this.unet, this.device);
     this.listener?.({ type: 'load', part: 'ControlNet', seconds: (performance.now() - started) / 1000 });
     return loaded;
   }
@@ -166,7 +172,7 @@ export class DiffusionPipeline {
    */
   async loadIpAdapter(dir: string): Promise<LoadedIpAdapter> {
     const started = performance.now();
-    const loaded = await loadIpAdapter(dir, this.folder, this.unet, this.device);
+    const loaded = await loadIpAdapter(this.platform, dir, this.folder, this.unet, this.device);
     this.listener?.({ type: 'load', part: 'IP-Adapter', seconds: (performance.now() - started) / 1000 });
     return loaded;
   }

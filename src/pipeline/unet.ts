@@ -1,7 +1,7 @@
 /** The denoising UNet (ONNX): a batch of latents, one timestep, batched conditioning → prediction. */
 import { floatTensor, intTensor, requireInput, requireOutput, runModel, toFloat32, type OnnxModel } from '../runtime/onnx.ts';
 import type { Tensor32 } from './tensor.ts';
-import type * as ort from 'onnxruntime-node';
+import type { FeedTensor, TensorType } from '../runtime/onnx.ts';
 import { LatentBlendError } from '../errors.ts';
 
 /** Whether a UNet input is a ControlNet residual (latentblend's `unet_controlnet` export, docs/controlnet-onnx.md). */
@@ -10,8 +10,8 @@ export function isResidualInput(name: string): boolean {
 }
 
 export class Unet {
-  private readonly sampleType: ort.Tensor.Type;
-  private readonly timestepType: ort.Tensor.Type;
+  private readonly sampleType: TensorType;
+  private readonly timestepType: TensorType;
   private readonly outputName: string;
   /** Conditioning inputs the model declares besides sample and timestep. */
   readonly conditioningInputs: readonly string[];
@@ -84,7 +84,7 @@ export class Unet {
   ): Promise<Float32Array> {
     if (residuals !== undefined || conditioning.has('image_embeds')) return this.predictWithResiduals(sample, timestep, conditioning, residuals ?? new Map(), signal);
     const batch = sample.dims[0] ?? 1;
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Record<string, FeedTensor> = {
       sample: floatTensor(this.sampleType, sample.data, sample.dims),
     };
     const rank = this.model.inputRanks.get('timestep') ?? 1;
@@ -131,7 +131,7 @@ export class Unet {
       );
     }
     const batch = sample.dims[0] ?? 1;
-    const feeds: Record<string, ort.Tensor> = {
+    const feeds: Record<string, FeedTensor> = {
       sample: floatTensor(model.inputTypes.get('sample')!, sample.data, sample.dims),
     };
     const timestepType = model.inputTypes.get('timestep')!;

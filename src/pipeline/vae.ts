@@ -158,3 +158,10 @@ export class Vae {
     return out.slice(0, latentChannels * (width / this.scaleFactor) * (height / this.scaleFactor));
   }
 }
+
+/** What decodes a pipeline's latents to an image (the model's Vae, or a PreviewVae). */
+export interface LatentDecoder {
+  /** Where a preview decoder was loaded from (recorded in the previews' provenance). */
+  readonly source?: string;
+  decode(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<RgbImage>;
+}

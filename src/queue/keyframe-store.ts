@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { KeyframeTrajectory } from '../engine/engine.ts';
-import { checkSameModel, type ModelStamp } from '../engine/store.ts';
+import { checkSameModel, type ModelStamp } from '../io/store.ts';
 import { parseOptions } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
 

@@ -10,7 +10,7 @@ import { writeFilm } from '../film/work-folder.ts';
 import { writeFilmRecord } from '../film/film-record.ts';
 import type { Reporter } from '../film/progress.ts';
 import type { RenderFilmResult } from '../film/render-film.ts';
-import { loadTransition } from '../engine/store.ts';
+import { loadTransition } from '../io/store.ts';
 import type { QueueConnection } from './connection.ts';
 import { newRunName, submitFilm, type FinishedJob, type PoolProgress, type SubmittedFilm } from './submit.ts';
 

@@ -9,7 +9,7 @@ import { DelayedError, Queue, QueueEvents, UnrecoverableError, WaitingError, Wor
 import type { BlendingEngine } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
-import { modelStamp, type ModelStamp } from '../engine/store.ts';
+import { modelStamp, type ModelStamp } from '../io/store.ts';
 import { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 import { parseFilmSpec, type FilmSpec } from '../film/spec.ts';
 import { filmPictureHashes, filmTransitionSetup, findFinished, transitionOptionsOf } from '../film/render-film.ts';

@@ -1,65 +1,59 @@
 /**
- * ONNX Runtime at the edge: execution provider choice, session creation, and tensors in the
+ * ONNX Runtime behind a small interface, so that one engine runs on onnxruntime-node and on
+ * onnxruntime-web: the runtime (chosen at the edge: src/node/platform.ts, src/browser/) creates
+ * sessions; this file holds what both share — the model record, input checks, and tensors in the
  * element type each model input declares (float32 or float16 weights, int32 or int64 ids…).
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 import { Float16Array } from '@petamoriken/float16';
 import { LatentBlendError } from '../errors.ts';
-import { sessionOptionsFor } from './session-options.ts';
-import { WorkerSession, type SessionLike } from './worker-session.ts';
-import { createThroughCache } from './optimized-cache.ts';
 
-/** Execution providers a user can ask for with `device`. */
+/** Execution providers a user can ask for with `device` ('cpu' is WebAssembly in a browser). */
 export const DEVICES = ['cpu', 'cuda', 'tensorrt', 'coreml', 'dml', 'webgpu'] as const;
 export type Device = (typeof DEVICES)[number];
 
-/** Where onnxruntime-node keeps its native libraries on this platform. */
-function nativeLibraryDir(): string | undefined {
-  try {
-    const require = createRequire(import.meta.url);
-    const entry = require.resolve('onnxruntime-node');
-    const dir = join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);
-    return existsSync(dir) ? dir : undefined;
-  } catch {
-    return undefined;
-  }
+/** Element type of a tensor (ONNX Runtime's names: 'float32', 'float16', 'int64', …). */
+export type TensorType = ort.Tensor.Type;
+
+/** A tensor as plain data; the runtime turns it into its own tensor class when a model runs. */
+export interface FeedTensor {
+  readonly type: TensorType;
+  readonly data: Float32Array | Float64Array | Uint16Array | Int32Array | BigInt64Array;
+  readonly dims: readonly number[];
 }
 
-/** The devices this installation can run on, in the order we recommend them. */
-export function availableDevices(): Device[] {
-  const listed = ort.listSupportedBackends();
-  const libraries = nativeLibraryDir();
-  const files = libraries === undefined ? [] : readdirSync(libraries);
-  const result: Device[] = [];
-  for (const device of DEVICES) {
-    const backend = listed.find((entry) => entry.name === device);
-    if (backend === undefined) continue;
-    // CUDA and TensorRT providers are separate libraries that onnxruntime-node's optional
-    // install step downloads; listed-but-not-bundled means "possible if installed".
-    if (!backend.bundled && !files.some((file) => file.includes(`providers_${device}`))) continue;
-    result.push(device);
-  }
-  return result;
+/** What ONNX Runtime returns: type, data and dims (onnxruntime-node and -web tensors both fit). */
+export interface OutputTensor {
+  readonly type: TensorType;
+  readonly data: unknown;
+  readonly dims: readonly number[];
 }
 
-/** Checks that `device` can be used here; otherwise a clear error naming what is available. */
-export function checkDevice(device: string): Device {
+/**
+ * One ONNX Runtime (onnxruntime-node, onnxruntime-web): sessions and tensors. `source` is what
+ * the runtime opens: a file path in Node, a URL or a cache key in a browser.
+ */
+export interface OnnxRuntime {
+  /** 'onnxruntime-node' or 'onnxruntime-web', for messages. */
+  readonly name: string;
+  /** The devices this installation can run on, in the order we recommend them. */
+  availableDevices(): Device[];
+  /** Checks that `device` can be used here; otherwise a LatentBlendError naming what is available. */
+  checkDevice(device: string): Device;
+  /**
+   * Creates a session; may throw anything (loadOnnxModel words the error). `options`: the
+   * thread (Node: 'worker' runs it in a worker thread) and session options replacing the tuned
+   * ones of src/runtime/session-options.ts (benchmarks).
+   */
+  createSession(source: string, role: string, device: Device, options?: SessionCreateOptions): Promise<SessionLike>;
+  /** The runtime's tensor for plain data. */
+  tensor(feed: FeedTensor): ort.Tensor;
+}
+
+/** Throws the standard "not one of DEVICES" error unless `device` is a known device name. */
+export function checkDeviceName(device: string): Device {
   if (!(DEVICES as readonly string[]).includes(device)) {
     throw new LatentBlendError(`device: got ${JSON.stringify(device)}, expected one of ${DEVICES.join(', ')}.`);
-  }
-  const available = availableDevices();
-  if (!available.includes(device as Device)) {
-    const hint =
-      device === 'cuda' || device === 'tensorrt'
-        ? ` Fetch onnxruntime-node's GPU binaries once (needs network): ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js`
-        : '';
-    throw new LatentBlendError(
-      `device: ${device} is not available in this onnxruntime-node installation on ${process.platform}/${process.arch}; available: ${available.join(', ')}.${hint}`,
-      'unavailable',
-    );
   }
   return device as Device;
 }
@@ -72,14 +66,33 @@ export function checkDevice(device: string): Device {
 export const INFERENCE_THREADS = ['main', 'worker'] as const;
 export type InferenceThread = (typeof INFERENCE_THREADS)[number];
 
+/** Options of a session's creation (see {@link OnnxRuntime.createSession}). */
+export interface SessionCreateOptions {
+  readonly thread?: InferenceThread;
+  readonly sessionOptions?: ort.InferenceSession.SessionOptions;
+  /** Node: a folder where optimised models are kept between runs (src/node/optimized-cache.ts). */
+  readonly optimizedCache?: string;
+}
+
+/** What the engine uses of a session: onnxruntime's own, or a stand-in running it elsewhere (a worker thread). */
+export interface SessionLike {
+  readonly inputMetadata: ort.InferenceSession['inputMetadata'];
+  readonly outputMetadata: ort.InferenceSession['outputMetadata'];
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>>;
+  release(): Promise<void>;
+}
+
 /** One loaded ONNX model with the input/output facts we need. */
 export interface OnnxModel {
   readonly path: string;
   readonly role: string;
+  readonly runtime: OnnxRuntime;
   /** The session: onnxruntime-node's own (main thread) or a WorkerSession (its own thread). */
   readonly session: SessionLike;
   /** Element type of each tensor input, by name ('float32', 'float16', 'int64', …). */
-  readonly inputTypes: ReadonlyMap<string, ort.Tensor.Type>;
+  readonly inputTypes: ReadonlyMap<string, TensorType>;
   /** Declared rank of each tensor input, by name (0 for a scalar). */
   readonly inputRanks: ReadonlyMap<string, number>;
   readonly outputNames: readonly string[];
@@ -88,33 +101,30 @@ export interface OnnxModel {
 }
 
 /**
- * Creates a session for `path` on `device` with the options chosen for its role
- * (see session-options.ts) unless `options.sessionOptions` replaces them (benchmarks); on the
- * main thread or in a worker thread (`options.thread`); through the optimised-model cache folder
- * `options.optimizedCache` if given (optimized-cache.ts). Failures name the file and the device.
+ * Creates a session for `path` on `device` with `runtime` and the options chosen for its role
+ * (see session-options.ts) unless `options.sessionOptions` replaces them (benchmarks); in Node
+ * on the main thread or in a worker thread (`options.thread`), through the optimised-model cache
+ * folder `options.optimizedCache` if given (src/node/optimized-cache.ts). Failures name the file
+ * and the device.
  */
 export async function loadOnnxModel(
+  runtime: OnnxRuntime,
   path: string,
   role: string,
   device: Device,
-  options: { thread?: InferenceThread; sessionOptions?: ort.InferenceSession.SessionOptions; optimizedCache?: string } = {},
+  options: SessionCreateOptions = {},
 ): Promise<OnnxModel> {
   let session: SessionLike;
   try {
-    const sessionOptions = options.sessionOptions ?? sessionOptionsFor(role, device);
-    const create = (file: string, fileOptions: ort.InferenceSession.SessionOptions): Promise<SessionLike> =>
-      options.thread === 'worker' ? WorkerSession.create(file, fileOptions) : ort.InferenceSession.create(file, fileOptions);
-    session =
-      options.optimizedCache === undefined
-        ? await create(path, sessionOptions)
-        : (await createThroughCache(create, options.optimizedCache, path, sessionOptions, ort.env.versions.common ?? '')).session;
+    session = await runtime.createSession(path, role, device, options);
   } catch (error) {
+    if (error instanceof LatentBlendError) throw error;
     throw new LatentBlendError(
-      `Could not load the ${role} ${path} on ${device}: ${(error as Error).message.split('\n')[0]}`,
+      `Could not load the ${role} ${path} on ${device}: ${String((error as Error)?.message ?? error).split('\n')[0]}`,
       'model_folder',
     );
   }
-  const inputTypes = new Map<string, ort.Tensor.Type>();
+  const inputTypes = new Map<string, TensorType>();
   const inputRanks = new Map<string, number>();
   for (const meta of session.inputMetadata) {
     if (meta.isTensor) {
@@ -122,11 +132,11 @@ export async function loadOnnxModel(
       inputRanks.set(meta.name, meta.shape.length);
     }
   }
-  return { path, role, session, inputTypes, inputRanks, outputNames: session.outputNames, stats: { calls: 0, seconds: 0 } };
+  return { path, role, runtime, session, inputTypes, inputRanks, outputNames: session.outputNames, stats: { calls: 0, seconds: 0 } };
 }
 
 /** Requires that `model` has an input `name`; the error names the file and what it has. */
-export function requireInput(model: OnnxModel, name: string): ort.Tensor.Type {
+export function requireInput(model: OnnxModel, name: string): TensorType {
   const type = model.inputTypes.get(name);
   if (type === undefined) {
     throw new LatentBlendError(
@@ -148,26 +158,26 @@ export function requireOutput(model: OnnxModel, name: string): void {
 }
 
 /** A float tensor for an input declared as float32 or float16 (converted here). */
-export function floatTensor(type: ort.Tensor.Type, data: Float32Array, dims: readonly number[]): ort.Tensor {
-  if (type === 'float32') return new ort.Tensor('float32', data, dims);
+export function floatTensor(type: TensorType, data: Float32Array, dims: readonly number[]): FeedTensor {
+  if (type === 'float32') return { type: 'float32', data, dims };
   if (type === 'float16') {
     const half = new Float16Array(data);
-    return new ort.Tensor('float16', new Uint16Array(half.buffer, half.byteOffset, half.length), dims);
+    return { type: 'float16', data: new Uint16Array(half.buffer, half.byteOffset, half.length), dims };
   }
-  if (type === 'float64') return new ort.Tensor('float64', Float64Array.from(data), dims);
+  if (type === 'float64') return { type: 'float64', data: Float64Array.from(data), dims };
   throw new LatentBlendError(`Unsupported float input type ${type}.`, 'model_folder');
 }
 
 /** An integer tensor for an input declared as int32 or int64 (ids, timesteps). */
-export function intTensor(type: ort.Tensor.Type, data: ArrayLike<number>, dims: readonly number[]): ort.Tensor {
-  if (type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(Array.from(data, (value) => BigInt(Math.round(value)))), dims);
-  if (type === 'int32') return new ort.Tensor('int32', Int32Array.from(data), dims);
+export function intTensor(type: TensorType, data: ArrayLike<number>, dims: readonly number[]): FeedTensor {
+  if (type === 'int64') return { type: 'int64', data: BigInt64Array.from(Array.from(data, (value) => BigInt(Math.round(value)))), dims };
+  if (type === 'int32') return { type: 'int32', data: Int32Array.from(data), dims };
   // Some exports declare ids or timesteps as float.
   return floatTensor(type, Float32Array.from(data), dims);
 }
 
 /** Reads any float output as float32 (copying when the model computes in float16). */
-export function toFloat32(tensor: ort.Tensor): Float32Array {
+export function toFloat32(tensor: OutputTensor): Float32Array {
   if (tensor.type === 'float32') return tensor.data as Float32Array;
   if (tensor.type === 'float16') {
     const raw = tensor.data as Uint16Array;
@@ -194,12 +204,14 @@ function runFailure(model: OnnxModel, error: unknown): Error {
  * With `signal`, an abort rejects at once with its reason (a session in a worker thread finishes
  * the call there and its result is dropped; on the main thread the call cannot be interrupted).
  */
-export async function runModel(model: OnnxModel, feeds: Record<string, ort.Tensor>, signal?: AbortSignal): Promise<Record<string, ort.Tensor>> {
+export async function runModel(model: OnnxModel, feeds: Record<string, FeedTensor>, signal?: AbortSignal): Promise<Record<string, ort.Tensor>> {
   const started = performance.now();
   let onAbort: (() => void) | undefined;
+  const tensors: Record<string, ort.Tensor> = {};
+  for (const [name, feed] of Object.entries(feeds)) tensors[name] = model.runtime.tensor(feed);
   try {
     signal?.throwIfAborted();
-    const running = model.session.run(feeds).catch((error: unknown) => {
+    const running = model.session.run(tensors).catch((error: unknown) => {
       throw runFailure(model, error);
     });
     if (signal === undefined) return await running;

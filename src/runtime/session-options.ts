@@ -13,7 +13,7 @@
  * CPU provider; on GPU providers they would only lengthen creation, so every role gets
  * `extended` there. Roles not listed here (e.g. an LPIPS model) keep `all`, as before.
  */
-import type { InferenceSession } from 'onnxruntime-node';
+import type { InferenceSession } from 'onnxruntime-common';
 import type { Device } from './onnx.ts';
 
 /** The model roles whose options are tuned (as `loadOnnxModel`'s `role` names them). */

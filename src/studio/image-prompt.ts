@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { inspectIpAdapterFolder, ipAdapterProblems } from '../pipeline/ip-adapter.ts';
 import type { ModelFamily, ModelFolder } from '../model/folder.ts';
 import { LatentBlendError } from '../errors.ts';
+import { nodeFiles } from '../node/platform.ts';
 
 /** Model families the IP-Adapter exporter and loader support. */
 const IP_ADAPTER_FAMILIES: readonly ModelFamily[] = ['sd', 'sdxl'];
@@ -34,7 +35,7 @@ export function checkIpAdapterFits(spec: { readonly ipAdapter?: string; readonly
   if (!existsSync(ipAdapter)) return;
   let problems: string[];
   try {
-    problems = ipAdapterProblems(inspectIpAdapterFolder(ipAdapter), model);
+    problems = ipAdapterProblems(inspectIpAdapterFolder(nodeFiles, ipAdapter), model);
   } catch (error) {
     if (error instanceof LatentBlendError) throw new LatentBlendError(`Invalid film spec (key spec):\n  ipAdapter: ${error.message}`);
     throw error;

@@ -13,6 +13,7 @@ import { modelDefaults } from '../model/preset.ts';
 import { hubCacheDir } from '../model/hub.ts';
 import { onnxInputTypes, ONNX_FLOAT, ONNX_FLOAT16 } from '../model/onnx-inputs.ts';
 import { SUPPORTED_SCHEDULERS } from '../schedulers/index.ts';
+import { nodeFiles } from '../node/platform.ts';
 
 /** Most models listed (a huge models folder is cut, not scanned for minutes). */
 export const MAX_LISTED_MODELS = 200;
@@ -83,7 +84,7 @@ function precisionOf(unet: string): CatalogModel['precision'] {
 export function describeFolder(dir: string, source: string, origin: CatalogModel['origin'], name: string): CatalogModel | undefined {
   if (!existsSync(join(dir, 'model_index.json'))) return undefined;
   try {
-    const folder = inspectModelFolder(dir);
+    const folder = inspectModelFolder(nodeFiles, dir);
     const defaults = modelDefaults(folder);
     return {
       source,

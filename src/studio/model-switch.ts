@@ -18,6 +18,7 @@ import { isRepoId, resolveModelSource, type ResolveModelOptions } from '../model
 import { LatentBlendError } from '../errors.ts';
 import type { JobRunner } from './jobs.ts';
 import { pipelineListener, type PipelineHooks, type StudioModel } from './runners.ts';
+import { nodePlatform } from '../node/platform.ts';
 
 /** Hub settings of the studio (tests point them at a fake Hub); unset ones come from HF_* variables. */
 export type StudioHubOptions = Pick<ResolveModelOptions, 'cacheDir' | 'endpoint' | 'offline' | 'token' | 'env' | 'fetch'>;
@@ -165,7 +166,7 @@ export function modelJob(options: ModelSwitchOptions, location: ModelLocation, s
     options.hooks.warning = (message) => context.warn(message);
     let pipeline: DiffusionPipeline;
     try {
-      pipeline = await DiffusionPipeline.load({ modelDir: dir, device: options.device, inferenceThread: 'worker', ...(scheduler !== undefined ? { scheduler } : {}) }, (event: PipelineEvent) => {
+      pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, device: options.device, inferenceThread: 'worker', ...(scheduler !== undefined ? { scheduler } : {}) }, (event: PipelineEvent) => {
         if (event.type === 'load') onLoad?.(event.part);
         else base(event);
       });

@@ -7,8 +7,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadTransition } from '../engine/store.ts';
-import { filmSpecToYaml, transitionsOf } from '../film/spec.ts';
+import { loadTransition } from '../io/store.ts';
+import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
 import type { Reporter } from '../film/progress.ts';
 import { writeFileAtomically } from '../io/files.ts';
 import { encodePng } from '../io/png.ts';

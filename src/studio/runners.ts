@@ -15,7 +15,7 @@ import { CROSSFEED_DEFAULTS, DEFAULT_DEPTH_STRENGTH, DEFAULT_MID_DAMPER, resolve
 import { DEFAULT_TOTAL_FRAMES } from '../blend/plan.ts';
 import type { Device } from '../runtime/onnx.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
-import type { LatentDecoder } from '../pipeline/preview-vae.ts';
+import type { LatentDecoder } from '../pipeline/vae.ts';
 import { encodePng } from '../io/png.ts';
 import { withPngText } from '../io/png-text.ts';
 import { frameText, previewText } from './provenance.ts';

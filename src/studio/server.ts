@@ -25,7 +25,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
-import { chooseMetricWithReason } from '../engine/metric.ts';
+import { chooseMetricWithReason } from '../node/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
@@ -40,7 +40,7 @@ import { BundledFrontEnd, StaticFolder, type FrontEnd } from './static.ts';
 import { bundleStudioWeb } from './web-bundle.ts';
 import { AccessGuard, checkAccessToken, isLoopbackBind, newAccessToken, tokenPage } from './access.ts';
 import { fileNamePath, filmDir, FILM_ID, writeStudioFilmRecord } from './storage.ts';
-import { PreviewVae, previewVaeFile, type LatentDecoder } from '../pipeline/preview-vae.ts';
+import { PreviewVae, previewVaeFile, type LatentDecoder } from '../node/preview-vae.ts';
 import { deletePreviewBatch, listPreviewBatches } from './preview-library.ts';
 import { listModels } from './model-catalog.ts';
 import { PICTURE_ID, readPictureBody, resolveRenderPictures, storePicture, withPictureIds } from './pictures.ts';
@@ -60,6 +60,7 @@ import {
   type PipelineHooks,
   type StudioModel,
 } from './runners.ts';
+import { nodePlatform } from '../node/platform.ts';
 
 export interface StudioOptions {
   /** A local model folder (Optimum ONNX layout), already resolved from a Hub id. */
@@ -199,7 +200,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   // ffmpeg's capability probes spawn now, from a small process (issue #12).
   prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
   // Sessions in worker threads: the server keeps answering while a model computes (issue #12).
-  const pipeline = await DiffusionPipeline.load({ modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
+  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
   const ownPreviewVae = typeof options.previewVae === 'string' ? await PreviewVae.load(options.previewVae, device, 'worker') : undefined;
   const previewVae = ownPreviewVae ?? (typeof options.previewVae === 'object' ? options.previewVae : undefined);
   // Without an LPIPS model the studio measures frames in rms-pixels; the reason is recorded in

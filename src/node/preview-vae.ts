@@ -9,14 +9,10 @@ import { join, resolve } from 'node:path';
 import { floatTensor, loadOnnxModel, requireInput, runModel, toFloat32, type Device, type InferenceThread, type OnnxModel } from '../runtime/onnx.ts';
 import { parseConfigJson } from '../model/folder.ts';
 import { LatentBlendError } from '../errors.ts';
-import { decodedToRgb, type RgbImage } from './vae.ts';
+import { decodedToRgb, type LatentDecoder, type RgbImage } from '../pipeline/vae.ts';
+import { nodePlatform } from './platform.ts';
 
-/** What decodes a pipeline's latents to an image (the model's Vae, or a PreviewVae). */
-export interface LatentDecoder {
-  /** Where a preview decoder was loaded from (recorded in the previews' provenance). */
-  readonly source?: string;
-  decode(latents: Float32Array, latentShape: readonly [number, number, number]): Promise<RgbImage>;
-}
+export type { LatentDecoder } from '../pipeline/vae.ts';
 
 /** The ONNX file of a preview decoder folder: DIR/vae_decoder/model.onnx, or DIR/model.onnx. */
 export function previewVaeFile(dir: string): string {
@@ -67,7 +63,7 @@ export class PreviewVae implements LatentDecoder {
     };
     const blocks = Array.isArray(config.decoder_block_out_channels) ? config.decoder_block_out_channels.length : 4;
     // The VAE decoder's session options (optimisation level) suit this decoder too.
-    const decoder = await loadOnnxModel(file, 'VAE decoder', device, { thread });
+    const decoder = await loadOnnxModel(nodePlatform.runtime, file, 'VAE decoder', device, { thread });
     return new PreviewVae(resolve(dir), decoder, number('scaling_factor', 1), number('shift_factor', 0), number('latent_channels', 4), 2 ** (blocks - 1));
   }
 

@@ -15,13 +15,14 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-common';
 import { LatentBlendError } from '../errors.ts';
+import { nodePlatform } from './platform.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
-import { floatTensor, loadOnnxModel, runModel, toFloat32, type Device, type OnnxModel } from '../runtime/onnx.ts';
-import type { SimilarityMetric } from './metric.ts';
-import { checkImagePair, checkMaxSide, resizeRgb } from './pixel-metric.ts';
-import { DEFAULT_LPIPS_MAX_BATCH, DEFAULT_LPIPS_MAX_SIDE, LPIPS_MIN_SIDE, lpipsInputSize, type LpipsOptions } from './lpips.ts';
+import { floatTensor, loadOnnxModel, runModel, toFloat32, type Device, type FeedTensor, type OnnxModel } from '../runtime/onnx.ts';
+import type { SimilarityMetric } from '../engine/metric.ts';
+import { checkImagePair, checkMaxSide, resizeRgb } from '../engine/pixel-metric.ts';
+import { DEFAULT_LPIPS_MAX_BATCH, DEFAULT_LPIPS_MAX_SIDE, LPIPS_MIN_SIDE, lpipsInputSize, type LpipsOptions } from '../engine/lpips.ts';
 
 export const LPIPS_FEATURE_FILE = 'lpips_feature.onnx';
 export const LPIPS_DIFF_FILE = 'lpips_diff.onnx';
@@ -141,7 +142,7 @@ export class TwoFileLpipsMetric implements SimilarityMetric {
     const result: number[] = [];
     for (let start = 0; start < pairs.length; start += this.maxBatch) {
       const chunk = pairs.slice(start, start + this.maxBatch);
-      const feeds: Record<string, ort.Tensor> = {};
+      const feeds: Record<string, FeedTensor> = {};
       for (let k = 0; k < LAYERS; k++) {
         for (const [side, which] of [['x', 0], ['y', 1]] as const) {
           const layer = chunk.map((pair) => pair[which][k]!);
@@ -250,10 +251,10 @@ export class TwoFileLpipsMetric implements SimilarityMetric {
 
 /** Loads the two-file LPIPS form from `paths` on `device`; errors name the file and what is wrong. */
 export async function loadTwoFileLpipsMetric(paths: { feature: string; diff: string }, device: Device, options: LpipsOptions = {}): Promise<TwoFileLpipsMetric> {
-  const feature = await loadOnnxModel(paths.feature, 'LPIPS features', device);
+  const feature = await loadOnnxModel(nodePlatform.runtime, paths.feature, 'LPIPS features', device);
   let diff: OnnxModel | undefined;
   try {
-    diff = await loadOnnxModel(paths.diff, 'LPIPS difference', device);
+    diff = await loadOnnxModel(nodePlatform.runtime, paths.diff, 'LPIPS difference', device);
     return new TwoFileLpipsMetric(feature, diff, options);
   } catch (error) {
     await feature.session.release();

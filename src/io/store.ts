@@ -13,17 +13,17 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync,
 import { dirname, join } from 'node:path';
 import { cleanLeftovers, ensureFolder, temporarySibling } from '../io/files.ts';
 import { z } from 'zod';
-import { encodePng, readRgb } from '../io/png.ts';
+import { encodePng, readRgb } from './png.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import type { BlendTree, Branch } from '../blend/tree.ts';
 import type { Plan } from '../blend/plan.ts';
-import { framesOf, type Transition } from './engine.ts';
-import type { ResolvedTransitionOptions } from './options.ts';
+import { framesOf, type Transition } from '../engine/engine.ts';
+import type { ResolvedTransitionOptions } from '../engine/options.ts';
 import { parseOptions } from '../options/validate.ts';
 import { LatentBlendError, fileSystemError, fileSystemErrorCode } from '../errors.ts';
-import { resolveInside } from '../io/inside.ts';
-import { controlSummarySchema } from './control.ts';
-import { imagePromptSummarySchema } from './image-prompt.ts';
+import { resolveInside } from './inside.ts';
+import { controlSummarySchema } from '../engine/control.ts';
+import { imagePromptSummarySchema } from '../engine/image-prompt.ts';
 
 export const TRANSITION_FORMAT = 'latentblend-transition';
 export const TRANSITION_VERSION = 1;

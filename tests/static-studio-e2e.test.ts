@@ -1,0 +1,160 @@
+/**
+ * `latentblend studio --static`: the static site served from a sub-path of a plain HTTP server
+ * on 127.0.0.1 (no API behind it), in headless Chromium. The page shows that it runs on WebGPU
+ * (SwiftShader here), then — on WebAssembly, `?device=cpu`, to keep the test fast — loads the tiny
+ * model, takes a film spec, renders the transition in the browser, shows frames, the contact
+ * sheet and the smoothness plot (LPIPS on the tiny LPIPS fixture), plays the film, downloads it
+ * (decoded back with ffmpeg here) and saves the spec as YAML.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
+import { writeStaticSite } from '../src/studio/static-site.ts';
+import { probeVideo } from '../src/io/video.ts';
+import { FIXTURES, modelDir } from './helpers/golden.ts';
+import { launchChromium, startSiteServer, type SiteServer } from './helpers/browser.ts';
+
+const TIMEOUT = 60_000;
+const SPEC = `keyframes:
+  - prompt: a red cube
+    seed: 1
+  - prompt: a blue sphere
+    seed: 2
+fps: 8
+transitionDuration: 1
+maxBranches: 4
+`;
+
+let siteDir: string;
+let downloadsDir: string;
+let server: SiteServer;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+const pageErrors: string[] = [];
+
+async function downloadOf(click: () => Promise<void>): Promise<Download> {
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: TIMEOUT }), click()]);
+  return download;
+}
+
+describe('the static studio in a browser', { timeout: 240_000 }, () => {
+  before(async () => {
+    siteDir = mkdtempSync(join(tmpdir(), 'lb-static-'));
+    downloadsDir = mkdtempSync(join(tmpdir(), 'lb-static-downloads-'));
+    const files = await writeStaticSite({ outDir: siteDir, model: modelDir('tiny-sd-turbo'), lpips: join(FIXTURES, 'lpips', 'tiny-lpips.onnx'), force: true });
+    for (const expected of ['index.html', 'app.js', 'sw.js', 'latentblend-site.json', 'models/tiny-sd-turbo/files.json', 'models/tiny-sd-turbo/unet/model.onnx', 'lpips/lpips.onnx', 'README.md']) {
+      assert.ok(files.includes(expected), `the site has ${expected}`);
+    }
+    server = await startSiteServer({ folders: { '/space': siteDir } });
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
+    page = await context.newPage();
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+  });
+
+  after(async () => {
+    await context?.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await server?.close();
+    rmSync(siteDir, { recursive: true, force: true });
+    rmSync(downloadsDir, { recursive: true, force: true });
+  });
+
+  test('WebGPU is chosen when the browser has it, and the choice is shown', async () => {
+    await page.goto(`${server.url}/space/`);
+    await page.getByRole('status').filter({ hasText: 'Runs in this browser on WebGPU' }).waitFor({ timeout: TIMEOUT });
+  });
+
+  test('with WebAssembly: the model loads and the page is ready, with no server API', async () => {
+    await page.goto(`${server.url}/space/?device=cpu`);
+    await page.waitForSelector('body[data-state="ready"]', { timeout: TIMEOUT });
+    assert.match(await page.locator('#local-status').innerText(), /WebAssembly \(CPU\).*tiny-sd-turbo/);
+    assert.match(await page.locator('#model-source').innerText(), /tiny-sd-turbo/);
+    assert.ok(!server.requests.some((path) => path.startsWith('/api/')), 'nothing asked the server for /api');
+    assert.equal(await page.evaluate(() => crossOriginIsolated), true, 'cross-origin isolated (multi-threaded WebAssembly)');
+  });
+
+  test('a spec is loaded, rendered in the browser, played, downloaded and decoded back', async () => {
+    await page.getByLabel('Spec text').fill(SPEC);
+    await page.getByRole('button', { name: 'Load this text' }).click();
+    const formats = await page.locator('#render-format option:not([hidden])').evaluateAll((options) => options.map((option) => (option as HTMLOptionElement).value));
+    assert.ok(formats.length > 0 && formats.every((format) => format === 'mp4' || format === 'webm'), `formats offered: ${formats.join(', ')}`);
+    const format = formats.includes('mp4') ? 'mp4' : 'webm';
+    await page.locator('#render-format').selectOption(format);
+    await page.getByRole('button', { name: /^Render film/ }).click();
+    await page.getByRole('list', { name: 'Computed frames' }).getByRole('img').first().waitFor({ timeout: TIMEOUT });
+    const video = page.locator('video.player');
+    await video.waitFor({ timeout: TIMEOUT });
+    const frames = await page.getByRole('list', { name: 'Computed frames' }).getByRole('img').count();
+    assert.equal(frames, 4);
+    const played = await video.evaluate(async (element) => {
+      const media = element as HTMLVideoElement;
+      media.muted = true;
+      await media.play().catch(() => undefined);
+      const started = Date.now();
+      while (media.readyState < 2 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 50));
+      return { readyState: media.readyState, width: media.videoWidth, error: media.error?.message ?? null };
+    });
+    assert.equal(played.error, null);
+    assert.equal(played.width, 64);
+    // The figures are real images: the contact sheet (PNG) and the smoothness plot (SVG).
+    await page.waitForFunction(() => {
+      const images = [...document.querySelectorAll('figure img')] as HTMLImageElement[];
+      return images.length >= 2 && images.every((image) => image.complete && image.naturalWidth > 0);
+    }, undefined, { timeout: TIMEOUT });
+    const name = format === 'mp4' ? 'MP4' : 'WebM';
+    const download = await downloadOf(() => page.getByRole('link', { name: `Download ${name}` }).click());
+    assert.match(download.suggestedFilename(), new RegExp(`\\.${format}$`), `requests to the server: ${server.requests.filter((path) => path.includes('/api/')).join(', ')}`);
+    const target = join(downloadsDir, `film.${format}`);
+    await download.saveAs(target);
+    const info = await probeVideo(target);
+    console.log(`film: ${format} (${info.codec}), ${info.frames} frames of ${info.width}x${info.height}; formats offered: ${formats.join(', ')}`);
+    assert.equal(info.width, 64);
+    assert.equal(info.height, 64);
+    assert.equal(info.frames, 8, `1 s at 8 fps: ${JSON.stringify(info)}`);
+  });
+
+  test('another model is loaded from the Model card (from this browser\'s cache)', async () => {
+    // The card is folded: loading another model is behind one click.
+    await page.getByText('Change model or scheduler').click();
+    await page.getByLabel('Model folder or Hub id').fill('models/tiny-sd-turbo');
+    await page.getByRole('button', { name: 'Load model' }).click();
+    await page.getByRole('button', { name: 'Loading…' }).waitFor({ state: 'detached', timeout: TIMEOUT }).catch(() => undefined);
+    await page.getByRole('button', { name: 'Load model' }).waitFor({ timeout: TIMEOUT });
+    assert.equal(await page.locator('#model-error').innerText(), '');
+    await page.waitForFunction(
+      async () => {
+        const { jobs } = (await (await fetch('/api/jobs')).json()) as { jobs: { kind: string; state: string }[] };
+        return jobs.some((job) => job.kind === 'model' && job.state === 'done');
+      },
+      undefined,
+      { timeout: TIMEOUT, polling: 200 },
+    );
+    assert.match(await page.locator('#model-help').innerText(), /downloaded into this browser/);
+  });
+
+  test('the spec is saved as YAML, and the film is listed', async () => {
+    const download = await downloadOf(() => page.getByRole('button', { name: 'Save spec (YAML)' }).click());
+    assert.match(download.suggestedFilename(), /^a-red-cube\.yaml$/, 'named after the film (its first prompt)');
+    const path = join(downloadsDir, 'film.yaml');
+    await download.saveAs(path);
+    const yaml = readFileSync(path, 'utf8');
+    for (const expected of ['prompt: a red cube', 'prompt: a blue sphere', 'fps: 8', 'maxBranches: 4']) assert.ok(yaml.includes(expected), yaml);
+    await page.getByRole('list', { name: 'Your films' }).getByRole('listitem').first().waitFor({ timeout: TIMEOUT });
+  });
+
+  test('after a reload the film is listed again and still plays from this browser\'s storage', async () => {
+    await page.reload();
+    await page.waitForSelector('body[data-state="ready"]', { timeout: TIMEOUT });
+    const films = page.getByRole('list', { name: 'Your films' }).getByRole('listitem');
+    await films.first().waitFor({ timeout: TIMEOUT });
+    assert.equal(await films.count(), 1);
+    await films.first().getByRole('button', { name: 'Play', exact: true }).click();
+    await page.waitForFunction(() => (document.querySelector('video.player') as HTMLVideoElement | null)?.readyState! >= 1, undefined, { timeout: TIMEOUT });
+    assert.deepEqual(pageErrors, []);
+  });
+});
