@@ -5,7 +5,6 @@
  * which costs two ControlNet evaluations per UNet evaluation for the branches between the
  * keyframes (the keyframes themselves need one). Pure preparation; the ControlNet runs in denoise.
  */
-import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { ControlNet, ControlTerm } from '../pipeline/controlnet.ts';
@@ -16,17 +15,9 @@ import { controlTensor } from '../image/control-picture.ts';
 import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from '../pipeline/control-options.ts';
 import { parseOptions } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
+import { pictureHash, rgbPictureSchema } from './rgb-picture.ts';
 
-const pictureSchema = z.custom<RgbImage>(
-  (value) =>
-    typeof value === 'object' &&
-    value !== null &&
-    (value as RgbImage).data instanceof Uint8Array &&
-    Number.isInteger((value as RgbImage).width) &&
-    Number.isInteger((value as RgbImage).height) &&
-    (value as RgbImage).data.length === (value as RgbImage).width * (value as RgbImage).height * 3,
-  { error: 'expected an RGB8 picture ({ width, height, data })' },
-);
+const pictureSchema = rgbPictureSchema;
 
 export const transitionControlSchema = z.strictObject({
   /** A loaded ControlNet (DiffusionPipeline.loadControlNet). */
@@ -67,10 +58,7 @@ export interface PreparedControl {
   readonly scaleB: number;
 }
 
-/** 16 hex digits of sha256 over a picture's size and pixels. */
-export function pictureHash(picture: RgbImage): string {
-  return createHash('sha256').update(`${picture.width}x${picture.height}:`).update(picture.data).digest('hex').slice(0, 16);
-}
+export { pictureHash };
 
 /**
  * Validates `input` and prepares the control pictures at the transition's size (before any
