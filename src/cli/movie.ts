@@ -75,6 +75,17 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
+      const workDir = flags.workDir ?? defaultWorkDir(out);
+      // What the worker pool and this process render with alike.
+      const renderOptions = {
+        workDir,
+        out,
+        force: flags.force,
+        reporter,
+        signal,
+        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+        ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+      };
       if (flags.queue !== undefined) {
         const connection = parseQueueUrl(flags.queue);
         // Workers compute prompt keyframes only (for now): refuse what they would not honour.
@@ -89,13 +100,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
           // Workers compare models by real path: the same folder on the shared file system.
           model: modelIdentity(model),
           ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
-          workDir: flags.workDir ?? defaultWorkDir(out),
-          out,
-          force: flags.force,
-          reporter,
-          signal,
-          ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
-          ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+          ...renderOptions,
           ...(flags.run !== undefined ? { run: flags.run } : {}),
         });
         const summary = {
@@ -129,20 +134,13 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         signal,
         { out, ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}) },
       );
-      const workDir = flags.workDir ?? defaultWorkDir(out);
       const result = await renderFilm({
         spec,
         model,
         pipeline,
         metric,
         engine,
-        workDir,
-        out,
-        force: flags.force,
-        reporter,
-        signal,
-        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
-        ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+        ...renderOptions,
         ...(metricFallback !== undefined ? { metricFallback } : {}),
         specDir: dirname(specPath),
       });
