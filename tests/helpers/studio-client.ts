@@ -72,19 +72,31 @@ export class StudioClient {
    * Follows a job's event stream until `stop` says so for an event (or the stream ends);
    * returns the events seen. The connection is then closed.
    */
-  watch(jobId: string, stop: (event: string, data: any) => boolean, timeoutMs = 60_000): Promise<{ event: string; data: any }[]> {
+  async watch(jobId: string, stop: (event: string, data: any) => boolean, timeoutMs = 60_000): Promise<{ event: string; data: any }[]> {
+    return (await this.readEvents(jobId, timeoutMs, stop)).events;
+  }
+
+  /** Reads a job's event stream to its end: the reply's status and [{ event, data }]. */
+  events(jobId: string, timeoutMs = 30_000): Promise<{ status: number; events: { event: string; data: any }[] }> {
+    return this.readEvents(jobId, timeoutMs);
+  }
+
+  private readEvents(jobId: string, timeoutMs: number, stop?: (event: string, data: any) => boolean): Promise<{ status: number; events: { event: string; data: any }[] }> {
     return new Promise((done, fail) => {
-      const seen: { event: string; data: any }[] = [];
-      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method: 'GET', path: `/api/jobs/${jobId}/events`, headers: { cookie: this.cookie } }, (response) => {
+      const events: { event: string; data: any }[] = [];
+      let status = 0;
+      const headers = this.cookies.size > 0 ? { cookie: this.cookie } : {};
+      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method: 'GET', path: `/api/jobs/${jobId}/events`, headers }, (response) => {
+        status = response.statusCode ?? 0;
         let buffer = '';
         const timer = setTimeout(() => {
           req.destroy();
-          fail(new Error(`no stop event on ${jobId} in ${timeoutMs} ms: ${seen.map((entry) => entry.event).join(', ')}`));
+          fail(new Error(`event stream of ${jobId}: ${stop !== undefined ? 'no stop event' : 'no end'} in ${timeoutMs} ms; got ${events.map((entry) => entry.event).join(', ')}`));
         }, timeoutMs);
         const finish = () => {
           clearTimeout(timer);
           req.destroy();
-          done(seen);
+          done({ status, events });
         };
         response.on('data', (chunk: Buffer) => {
           buffer += chunk.toString('utf8');
@@ -93,44 +105,14 @@ export class StudioClient {
             const entry = parseEvent(buffer.slice(0, end));
             buffer = buffer.slice(end + 2);
             if (entry === undefined) continue;
-            seen.push(entry);
-            if (stop(entry.event, entry.data)) return finish();
+            events.push(entry);
+            if (stop?.(entry.event, entry.data) === true) return finish();
           }
         });
         response.on('end', finish);
-        response.on('error', () => finish());
+        response.on('error', finish);
       });
-      req.on('error', (error) => (seen.length > 0 ? done(seen) : fail(error)));
-      req.end();
-    });
-  }
-
-  /** Reads a job's event stream to its end: the reply's status and [{ event, data }]. */
-  events(jobId: string, timeoutMs = 30_000): Promise<{ status: number; events: { event: string; data: any }[] }> {
-    return new Promise((done, fail) => {
-      const headers = this.cookies.size > 0 ? { cookie: this.cookie } : {};
-      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method: 'GET', path: `/api/jobs/${jobId}/events`, headers }, (response) => {
-        let buffer = '';
-        const events: { event: string; data: any }[] = [];
-        const timer = setTimeout(() => {
-          req.destroy();
-          fail(new Error(`event stream of ${jobId} did not end in ${timeoutMs} ms; got ${events.map((event) => event.event).join(', ')}`));
-        }, timeoutMs);
-        response.on('data', (chunk: Buffer) => {
-          buffer += chunk.toString('utf8');
-          let end: number;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const entry = parseEvent(buffer.slice(0, end));
-            buffer = buffer.slice(end + 2);
-            if (entry !== undefined) events.push(entry);
-          }
-        });
-        response.on('end', () => {
-          clearTimeout(timer);
-          done({ status: response.statusCode ?? 0, events });
-        });
-      });
-      req.on('error', fail);
+      req.on('error', (error) => (events.length > 0 ? done({ status, events }) : fail(error)));
       req.end();
     });
   }
