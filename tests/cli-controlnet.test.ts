@@ -1,11 +1,11 @@
 /** ControlNet on the command line: generate and transition with control pictures, resume, refine, refusals. */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, existsSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliProcess } from './helpers/cli.ts';
-import { runCli } from '../src/cli/main.ts';
+import { generateRefusalTests } from './helpers/cli-refusals.ts';
 import { FIXTURES, modelDir } from './helpers/golden.ts';
 import { readRgb } from '../src/io/png.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
@@ -66,21 +66,6 @@ describe('transition with one control picture per keyframe', () => {
   });
 });
 
-/** The CLI in this process (the refusals happen before any heavy work), stderr captured. */
-async function runInProcess(args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { code: await runCli(args), stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
-
 describe('refusals: one line, exit 2, nothing written', () => {
   const text = join(work, 'notes.png');
   writeFileSync(text, 'not a picture');
@@ -93,14 +78,5 @@ describe('refusals: one line, exit 2, nothing written', () => {
     ['a model without unet_controlnet', ['--model', modelDir('tiny-sd-turbo'), '--controlnet', controlnet, '--control-image', edges], /has no unet_controlnet\/model\.onnx/],
     ['an empty guidance window', ['--controlnet', controlnet, '--control-image', edges, '--control-guidance-start', '0.5', '--control-guidance-end', '0.5'], /must be below --control-guidance-end/],
   ];
-  for (const [name, flags, message] of cases) {
-    test(name, async () => {
-      const out = join(work, `${name.replaceAll(' ', '-')}.png`);
-      const run = await runInProcess(['generate', '--model', model, '--steps', '2', '--prompt', 'x', '--quiet', ...flags, '--out', out]);
-      assert.equal(run.code, 2, run.stderr);
-      assert.match(run.stderr, message);
-      assert.equal(run.stderr.trim().split('\n').length, 1, `one line: ${run.stderr}`);
-      assert.ok(!existsSync(out), 'no output file');
-    });
-  }
+  generateRefusalTests(work, model, cases);
 });

@@ -1,11 +1,11 @@
 /** IP-Adapter on the command line: generate and transition with image prompts, and refusals. */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliProcess } from './helpers/cli.ts';
-import { runCli } from '../src/cli/main.ts';
+import { generateRefusalTests } from './helpers/cli-refusals.ts';
 import { FIXTURES, modelDir } from './helpers/golden.ts';
 import { readRgb } from '../src/io/png.ts';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
@@ -41,20 +41,6 @@ test('transition with one image prompt per keyframe renders and resumes', () => 
   assert.equal((JSON.parse(again.stdout) as { resumed: boolean }).resumed, true);
 });
 
-async function runInProcess(args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += chunk.toString();
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    return { code: await runCli(args), stderr };
-  } finally {
-    process.stderr.write = write;
-  }
-}
-
 describe('refusals: one line, exit 2, nothing written', () => {
   const cases: [string, string[], RegExp][] = [
     ['an image prompt without --ip-adapter', ['--ip-image', ipA], /an image prompt needs --ip-adapter/],
@@ -62,14 +48,5 @@ describe('refusals: one line, exit 2, nothing written', () => {
     ['a missing image prompt', ['--ip-adapter', ipAdapter, '--ip-image', join(work, 'none.png')], /--ip-image: .*none\.png does not exist/],
     ['an SD IP-Adapter on SDXL', ['--model', modelDir('tiny-sdxl'), '--ip-adapter', ipAdapter, '--ip-image', ipA], /is for SD 1\.x\/2\.x models but the model is SDXL/],
   ];
-  for (const [name, flags, message] of cases) {
-    test(name, async () => {
-      const out = join(work, `${name.replaceAll(' ', '-')}.png`);
-      const run = await runInProcess(['generate', '--model', model, '--steps', '2', '--prompt', 'x', '--quiet', ...flags, '--out', out]);
-      assert.equal(run.code, 2, run.stderr);
-      assert.match(run.stderr, message);
-      assert.equal(run.stderr.trim().split('\n').length, 1);
-      assert.ok(!existsSync(out));
-    });
-  }
+  generateRefusalTests(work, model, cases);
 });

@@ -7,7 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { DiffusionPipeline, type PipelineEvent } from '../src/pipeline/pipeline.ts';
 import { loadClipTokenizer } from '../src/model/tokenizer.ts';
-import { goldenCases, goldenModels, modelDir, tensor, floats, hasTensor, maxAbsDiff, maxAbs, readJson, type GoldenCase } from './helpers/golden.ts';
+import { goldenCases, goldenModels, goldenGenerateOptions, modelDir, tensor, floats, hasTensor, maxAbsDiff, maxAbs, readJson, type GoldenCase } from './helpers/golden.ts';
 import { join } from 'node:path';
 import { nodeFiles, nodePlatform } from '../src/node/platform.ts';
 
@@ -93,12 +93,7 @@ for (const model of goldenModels()) {
         assert.equal(latents.length % scheduler.timesteps.length, 0, 'latents per step');
         const noise = hasTensor(golden, 'step_noise') ? floats(model, golden, 'step_noise') : undefined;
         const result = await pipeline.generate({
-          prompt: golden.prompt,
-          ...(golden.negative_prompt !== null ? { negativePrompt: golden.negative_prompt } : {}),
-          steps: golden.num_inference_steps,
-          guidanceScale: golden.guidance_scale,
-          width: golden.width,
-          height: golden.height,
+          ...goldenGenerateOptions(golden),
           ...(golden.clip_skip !== null ? { clipSkip: golden.clip_skip } : {}),
           startLatents: floats(model, golden, 'start_latents'),
           ...(eta !== undefined ? { eta } : {}),

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import type { LoadedControlNet } from '../src/pipeline/controlnet.ts';
 import { readControlPicture, controlTensor } from '../src/image/control-picture.ts';
-import { FIXTURES, floats, hasTensor, maxAbs, maxAbsDiff, modelDir, readJson, tensor, type GoldenCase, type TensorEntry } from './helpers/golden.ts';
+import { FIXTURES, floats, goldenGenerateOptions, hasTensor, maxAbs, maxAbsDiff, modelDir, readJson, tensor, type GoldenCase, type TensorEntry } from './helpers/golden.ts';
 import { nodePlatform } from '../src/node/platform.ts';
 
 const LATENT_RELATIVE_TOLERANCE = 2e-4;
@@ -67,12 +67,7 @@ for (const [name, entry] of Object.entries(index.controlnets)) {
         const noise = hasTensor(golden, 'step_noise') ? floats(name, golden, 'step_noise') : undefined;
         const controlCallsBefore = control.controlNet.model.stats.calls;
         const result = await pipeline.generate({
-          prompt: golden.prompt,
-          ...(golden.negative_prompt !== null ? { negativePrompt: golden.negative_prompt } : {}),
-          steps: golden.num_inference_steps,
-          guidanceScale: golden.guidance_scale,
-          width: golden.width,
-          height: golden.height,
+          ...goldenGenerateOptions(golden),
           startLatents: floats(name, golden, 'start_latents'),
           ...(noise !== undefined ? { stepNoise: (stepIndex: number) => noise.subarray(stepIndex * stepLength, (stepIndex + 1) * stepLength) } : {}),
           control: {

@@ -14,28 +14,16 @@ import type { LoadedControlNet } from '../src/pipeline/controlnet.ts';
 import { readControlPicture } from '../src/image/control-picture.ts';
 import { canny } from '../src/image/canny.ts';
 import { saveTransition, loadTransition, modelStamp } from '../src/io/store.ts';
-import type { SimilarityMetric } from '../src/engine/metric.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { FIXTURES, maxAbsDiff, modelDir } from './helpers/golden.ts';
+import { rmsMetric, SMALL_TRANSITION } from './helpers/engine.ts';
 import { nodePlatform } from '../src/node/platform.ts';
 
-const metric: SimilarityMetric = {
-  name: 'rms',
-  async distance(a: RgbImage, b: RgbImage) {
-    let sum = 0;
-    for (let i = 0; i < a.data.length; i++) sum += ((a.data[i]! - b.data[i]!) / 255) ** 2;
-    return Math.sqrt(sum / a.data.length);
-  },
-};
+const metric = rmsMetric;
 
 const PICTURES = join(FIXTURES, 'goldens', 'tiny-sd15-controlnet');
 const options = {
-  keyframeA: { prompt: 'a red house by the sea', seed: 11 },
-  keyframeB: { prompt: 'a green forest at night', seed: 22 },
-  steps: 4,
-  guidanceScale: 3,
-  width: 64,
-  height: 64,
+  ...SMALL_TRANSITION,
   parentalCrossfeed: { power: 0, range: 0, decay: 0 },
 };
 

@@ -15,6 +15,10 @@ const pictures = join(FIXTURES, 'goldens', 'tiny-sd15-controlnet');
 
 const yaml = (extra: string, keyframes = '  - {prompt: a cat, seed: 1}\n  - {prompt: a dog, seed: 2}\n') => `model: m\n${extra}keyframes:\n${keyframes}`;
 
+/** A film spec on tiny-sd15 (4 steps, 3 branches, 4 fps, 1 s transitions) with `lines` added. */
+const smallFilmSpec = (lines: string[]) =>
+  [`model: ${JSON.stringify(modelDir('tiny-sd15'))}`, 'steps: 4', 'guidanceScale: 0', 'branchesPerTransition: 3', 'fps: 4', 'transitionDuration: 1', ...lines, ''].join('\n');
+
 describe('film spec ControlNet keys', () => {
   test('parsed, written back, and in the transition key', () => {
     const text = yaml(
@@ -53,13 +57,7 @@ test('movie renders a film with control pictures (shared and per keyframe, relat
   const specPath = join(work, 'film.yaml');
   writeFileSync(
     specPath,
-    [
-      `model: ${JSON.stringify(modelDir('tiny-sd15'))}`,
-      'steps: 4',
-      'guidanceScale: 0',
-      'branchesPerTransition: 3',
-      'fps: 4',
-      'transitionDuration: 1',
+    smallFilmSpec([
       `controlnet: ${JSON.stringify(controlnet)}`,
       'controlImage: edges.png',
       'controlnetScale: 0.9',
@@ -67,8 +65,7 @@ test('movie renders a film with control pictures (shared and per keyframe, relat
       '  - {prompt: a cat, seed: 1}',
       '  - {prompt: a dog, seed: 2}',
       `  - {prompt: a fox, seed: 3, controlImage: ${JSON.stringify(join(pictures, 'control-96x80.png'))}, controlnetScale: 0.5}`,
-      '',
-    ].join('\n'),
+    ]),
   );
   const out = join(work, 'film.gif');
   const first = runCliProcess(['movie', specPath, '--out', out, '--json']);
@@ -96,21 +93,14 @@ test('film spec IP-Adapter keys: parsed, problems named, and movie blends the im
   const specPath = join(work, 'ip-film.yaml');
   writeFileSync(
     specPath,
-    [
-      `model: ${JSON.stringify(modelDir('tiny-sd15'))}`,
-      'steps: 4',
-      'guidanceScale: 0',
-      'branchesPerTransition: 3',
-      'fps: 4',
-      'transitionDuration: 1',
+    smallFilmSpec([
       `ipAdapter: ${JSON.stringify(join(FIXTURES, 'models', 'tiny-sd15-ip-adapter', 'onnx'))}`,
       `ipImage: ${JSON.stringify(join(ipPictures, 'ip-a.png'))}`,
       'keyframes:',
       '  - {prompt: a cat, seed: 1}',
       `  - {prompt: a dog, seed: 2, ipImage: ${JSON.stringify(join(ipPictures, 'ip-b.png'))}, ipAdapterScale: 0.5}`,
       '  - {prompt: a fox, seed: 3}',
-      '',
-    ].join('\n'),
+    ]),
   );
   const out = join(work, 'ip-film.gif');
   const run = runCliProcess(['movie', specPath, '--out', out, '--json']);

@@ -11,7 +11,7 @@ import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import type { LoadedIpAdapter } from '../src/pipeline/ip-adapter.ts';
 import { readControlPicture } from '../src/image/control-picture.ts';
 import { clipPixelValues } from '../src/image/clip-preprocess.ts';
-import { FIXTURES, floats, maxAbs, maxAbsDiff, modelDir, readJson, tensor, type GoldenCase } from './helpers/golden.ts';
+import { FIXTURES, floats, goldenGenerateOptions, maxAbs, maxAbsDiff, modelDir, readJson, tensor, type GoldenCase } from './helpers/golden.ts';
 import { nodePlatform } from '../src/node/platform.ts';
 
 const index = readJson<{ ip_adapters: Record<string, { base: string }> }>('ip-adapter.json');
@@ -41,12 +41,7 @@ for (const [NAME, entry] of Object.entries(index.ip_adapters)) describe(`IP-Adap
       const steps = pipeline.scheduler(golden.num_inference_steps).timesteps.length;
       const stepLength = latents.length / steps;
       const result = await pipeline.generate({
-        prompt: golden.prompt,
-        ...(golden.negative_prompt !== null ? { negativePrompt: golden.negative_prompt } : {}),
-        steps: golden.num_inference_steps,
-        guidanceScale: golden.guidance_scale,
-        width: golden.width,
-        height: golden.height,
+        ...goldenGenerateOptions(golden),
         startLatents: floats(NAME, golden, 'start_latents'),
         ipAdapter: { adapter: ip.adapter, picture, scale: golden.ip_adapter_scale },
       });

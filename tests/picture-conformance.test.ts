@@ -11,7 +11,7 @@ import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { pictureLatents } from '../src/pipeline/picture-latents.ts';
 import { invertLatents } from '../src/pipeline/inversion.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
-import { FIXTURES, goldenModels, modelDir, readJson, floats, tensor, maxAbsDiff, maxAbs, type TensorEntry } from './helpers/golden.ts';
+import { FIXTURES, goldenModels, goldenGenerateOptions, modelDir, readJson, floats, tensor, maxAbsDiff, maxAbs, type TensorEntry } from './helpers/golden.ts';
 import { nodePlatform } from '../src/node/platform.ts';
 
 interface Img2ImgGolden {
@@ -70,12 +70,7 @@ for (const model of goldenModels()) {
         const first = scheduler.timesteps.length - run;
         assert.deepEqual(scheduler.timesteps.slice(first).map(Math.fround), [...at('timesteps')], 'the steps img2img runs');
         const result = await pipeline.generate({
-          prompt: golden.prompt,
-          ...(golden.negative_prompt !== null ? { negativePrompt: golden.negative_prompt } : {}),
-          steps: golden.num_inference_steps,
-          guidanceScale: golden.guidance_scale,
-          width: golden.width,
-          height: golden.height,
+          ...goldenGenerateOptions(golden),
           image,
           strength: golden.strength,
           posteriorNoise: at('posterior_noise'),

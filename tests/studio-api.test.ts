@@ -7,7 +7,6 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
@@ -21,14 +20,7 @@ import { readFilmRecord } from '../src/film/film-record.ts';
 import { modelDir } from './helpers/golden.ts';
 import { runCliProcess } from './helpers/cli.ts';
 import { FakeHub } from './helpers/fake-hub.ts';
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  text: string;
-  json: any;
-}
+import { StudioClient } from './helpers/studio-client.ts';
 
 interface Job {
   id: string;
@@ -43,103 +35,19 @@ interface Job {
   finishedAt?: string;
 }
 
-/** An HTTP client with its own cookie jar that sends paths exactly as written (no normalisation). */
-class Client {
-  cookie: string | undefined;
-  constructor(
-    readonly base: URL,
-    cookie?: string,
-  ) {
-    this.cookie = cookie;
-  }
-
-  request(method: string, path: string, options: { body?: string | Buffer; json?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
-    const body = options.json !== undefined ? JSON.stringify(options.json) : options.body;
-    const headers: Record<string, string> = {
-      ...(options.json !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...(this.cookie !== undefined ? { cookie: this.cookie } : {}),
-      ...options.headers,
-    };
-    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
-    return new Promise((done, fail) => {
-      // A new connection per request: a kept-alive one may be closed by the server's idle timeout
-      // just as it is reused (after a long blocking CLI run in this process), which reads ECONNRESET.
-      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method, path, headers, agent: false }, (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          const setCookie = response.headers['set-cookie']?.[0];
-          if (setCookie !== undefined) this.cookie = setCookie.split(';')[0];
-          const buffer = Buffer.concat(chunks);
-          const text = buffer.toString('utf8');
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          done({ status: response.statusCode ?? 0, headers: response.headers, body: buffer, text, json });
-        });
-        response.on('error', fail);
-      });
-      req.on('error', fail);
-      req.end(body);
-    });
-  }
-
-  get(path: string, headers: Record<string, string> = {}): Promise<Reply> {
-    return this.request('GET', path, { headers });
-  }
-
-  post(path: string, json: unknown): Promise<Reply> {
-    return this.request('POST', path, { json });
-  }
-
-  /** Reads a job's event stream to its end: [{ event, data }]. */
-  events(jobId: string, timeoutMs = 30_000): Promise<{ status: number; events: { event: string; data: any }[] }> {
-    return new Promise((done, fail) => {
-      const req = httpRequest(
-        { host: this.base.hostname, port: this.base.port, method: 'GET', path: `/api/jobs/${jobId}/events`, headers: this.cookie !== undefined ? { cookie: this.cookie } : {} },
-        (response) => {
-          let buffer = '';
-          const events: { event: string; data: any }[] = [];
-          const timer = setTimeout(() => {
-            req.destroy();
-            fail(new Error(`event stream of ${jobId} did not end in ${timeoutMs} ms; got ${events.map((event) => event.event).join(', ')}`));
-          }, timeoutMs);
-          response.on('data', (chunk: Buffer) => {
-            buffer += chunk.toString('utf8');
-            let end: number;
-            while ((end = buffer.indexOf('\n\n')) >= 0) {
-              const block = buffer.slice(0, end);
-              buffer = buffer.slice(end + 2);
-              const event = /^event: (.*)$/m.exec(block)?.[1];
-              const data = /^data: (.*)$/m.exec(block)?.[1];
-              if (event !== undefined && data !== undefined) events.push({ event, data: JSON.parse(data) });
-            }
-          });
-          response.on('end', () => {
-            clearTimeout(timer);
-            done({ status: response.statusCode ?? 0, events });
-          });
-        },
-      );
-      req.on('error', fail);
-      req.end();
-    });
-  }
-
-  /** Polls a job until it ends. */
-  async waitFor(jobId: string, timeoutMs = 30_000): Promise<Job> {
-    const started = Date.now();
-    for (;;) {
-      const reply = await this.get(`/api/jobs/${jobId}`);
-      assert.equal(reply.status, 200, reply.text);
-      const job = reply.json as Job;
-      if (job.state === 'done' || job.state === 'failed' || job.state === 'cancelled') return job;
-      if (Date.now() - started > timeoutMs) throw new Error(`job ${jobId} still ${job.state} after ${timeoutMs} ms`);
-      await new Promise((wait) => setTimeout(wait, 20));
+/** The tests' studio client, optionally starting with a given cookie (`name=value`). */
+class Client extends StudioClient {
+  constructor(base: URL, cookie?: string) {
+    super(base);
+    if (cookie !== undefined) {
+      const at = cookie.indexOf('=');
+      this.setCookie(cookie.slice(0, at), cookie.slice(at + 1));
     }
+  }
+
+  /** Polls a job until it ends (30 s at most). */
+  override waitFor(jobId: string, timeoutMs = 30_000): Promise<Job> {
+    return super.waitFor(jobId, timeoutMs);
   }
 
   /** Waits until no job runs or waits (all sessions). */

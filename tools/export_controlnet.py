@@ -161,6 +161,31 @@ def _export(module, args: tuple, path: Path, input_names, output_names, dynamic_
                           dynamic_axes=dynamic_axes, opset_version=opset, dynamo=False, do_constant_folding=True)
 
 
+def _dynamic_axes(own: dict, sdxl: bool, residuals: list[str]) -> dict:
+    """Dynamic batch, sequence and spatial axes of the inputs both exports share, `own` ones and the residuals."""
+    dynamic = {
+        "sample": {0: "batch_size", 2: "height", 3: "width"},
+        "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
+        **own,
+    }
+    if sdxl:
+        dynamic["text_embeds"] = {0: "batch_size"}
+        dynamic["time_ids"] = {0: "batch_size"}
+    for name in residuals:
+        dynamic[name] = {0: "batch_size", 2: f"{name}_height", 3: f"{name}_width"}
+    return dynamic
+
+
+def _export_fresh(module, args: list, folder: Path, input_names, output_names, dynamic_axes, opset: int, compact: bool) -> None:
+    """Exports `module` to folder/model.onnx, replacing whatever the folder held, in one file (names compacted on request)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    _export(module, tuple(args), folder / "model.onnx", input_names, output_names, dynamic_axes, opset)
+    _check_no_external_data(folder / "model.onnx")
+    if compact:
+        compact_onnx_names(folder / "model.onnx")
+
+
 def export_controlnet(controlnet, out_dir: Path, *, opset: int = DEFAULT_OPSET, fp16: bool = False,
                       source: str | None = None, vae_scale_factor: int = 8, compact: bool = False) -> dict:
     """Writes <out_dir>/controlnet/{model.onnx,config.json} and <out_dir>/latentblend-controlnet.json;
@@ -185,23 +210,9 @@ def export_controlnet(controlnet, out_dir: Path, *, opset: int = DEFAULT_OPSET, 
     with torch.no_grad():
         got = module(*args)
     assert len(got) == count + 1, f"ControlNet gave {len(got)} outputs, expected {count + 1}"
-    dynamic = {
-        "sample": {0: "batch_size", 2: "height", 3: "width"},
-        "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
-        "controlnet_cond": {0: "batch_size", 2: "image_height", 3: "image_width"},
-    }
-    if sdxl:
-        dynamic["text_embeds"] = {0: "batch_size"}
-        dynamic["time_ids"] = {0: "batch_size"}
-    for name in outputs:
-        dynamic[name] = {0: "batch_size", 2: f"{name}_height", 3: f"{name}_width"}
+    dynamic = _dynamic_axes({"controlnet_cond": {0: "batch_size", 2: "image_height", 3: "image_width"}}, sdxl, outputs)
     folder = out_dir / "controlnet"
-    if folder.exists():
-        shutil.rmtree(folder)
-    _export(module, tuple(args), folder / "model.onnx", inputs, outputs, dynamic, opset)
-    _check_no_external_data(folder / "model.onnx")
-    if compact:
-        compact_onnx_names(folder / "model.onnx")
+    _export_fresh(module, args, folder, inputs, outputs, dynamic, opset, compact)
     controlnet.save_config(str(folder))
     channels = [int(t.shape[1]) for t in got]
     downscale = [size // int(t.shape[2]) for t in got]
@@ -261,23 +272,9 @@ def export_unet_with_residuals(unet, model_dir: Path, *, opset: int = DEFAULT_OP
     names = residual_names(count)
     args += residuals
     inputs += names
-    dynamic = {
-        "sample": {0: "batch_size", 2: "height", 3: "width"},
-        "encoder_hidden_states": {0: "batch_size", 1: "sequence_length"},
-        "out_sample": {0: "batch_size", 2: "height", 3: "width"},
-    }
-    if sdxl:
-        dynamic["text_embeds"] = {0: "batch_size"}
-        dynamic["time_ids"] = {0: "batch_size"}
-    for name in names:
-        dynamic[name] = {0: "batch_size", 2: f"{name}_height", 3: f"{name}_width"}
+    dynamic = _dynamic_axes({"out_sample": {0: "batch_size", 2: "height", 3: "width"}}, sdxl, names)
     folder = model_dir / "unet_controlnet"
-    if folder.exists():
-        shutil.rmtree(folder)
-    _export(module, tuple(args), folder / "model.onnx", inputs, ["out_sample"], dynamic, opset)
-    _check_no_external_data(folder / "model.onnx")
-    if compact:
-        compact_onnx_names(folder / "model.onnx")
+    _export_fresh(module, args, folder, inputs, ["out_sample"], dynamic, opset, compact)
     unet.save_config(str(folder))
     return {"inputs": inputs, "residual_shapes_at_8x8": [list(s) for s in shapes + mid_shape]}
 

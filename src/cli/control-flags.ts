@@ -15,6 +15,7 @@ import { readControlPicture } from '../image/control-picture.ts';
 import { canny, CANNY_DEFAULTS } from '../image/canny.ts';
 import { writePng } from '../io/png.ts';
 import { LatentBlendError } from '../errors.ts';
+import { picturePairPaths, type PicturePairNames } from './picture-pair-flags.ts';
 
 export interface ControlFlags {
   controlnet?: string;
@@ -58,6 +59,8 @@ export interface ControlPictures {
   readonly pictureB?: RgbImage;
 }
 
+const CONTROL_PICTURE_NAMES: PicturePairNames = { modelFlag: '--controlnet', modelName: 'ControlNet', pictureFlag: '--control-image', picture: 'a control picture' };
+
 function usage(message: string): LatentBlendError {
   return new LatentBlendError(message, 'invalid_input');
 }
@@ -67,25 +70,18 @@ function usage(message: string): LatentBlendError {
  * before loading any model: a bad picture or combination fails here.
  */
 export async function readControlPicturesFromFlags(flags: ControlFlags, force: boolean): Promise<ControlPictures | undefined> {
-  const pair = flags.controlImage1 !== undefined || flags.controlImage2 !== undefined;
-  const any = flags.controlImage !== undefined || pair;
-  const controlOnly = [
-    ['--controlnet-scale', flags.controlnetScale],
-    ['--controlnet-scale2', flags.controlnetScale2],
-    ['--control-guidance-start', flags.controlGuidanceStart],
-    ['--control-guidance-end', flags.controlGuidanceEnd],
-    ['--canny-out', flags.cannyOut],
-  ] as const;
-  if (flags.controlnet === undefined) {
-    if (any) throw usage('a control picture needs --controlnet (the ControlNet folder or Hub repo).');
+  const paths = picturePairPaths({ single: flags.controlImage, first: flags.controlImage1, second: flags.controlImage2 }, flags.controlnet !== undefined, CONTROL_PICTURE_NAMES);
+  if (paths === undefined) {
+    const controlOnly = [
+      ['--controlnet-scale', flags.controlnetScale],
+      ['--controlnet-scale2', flags.controlnetScale2],
+      ['--control-guidance-start', flags.controlGuidanceStart],
+      ['--control-guidance-end', flags.controlGuidanceEnd],
+      ['--canny-out', flags.cannyOut],
+    ] as const;
     const given = controlOnly.find(([, value]) => value !== undefined);
     if (given !== undefined || flags.canny === true) throw usage(`${given?.[0] ?? '--canny'} needs --controlnet.`);
     return undefined;
-  }
-  if (!any) throw usage('--controlnet needs a control picture: --control-image FILE (or --control-image1 and --control-image2 for a transition).');
-  if (flags.controlImage !== undefined && pair) throw usage('give either --control-image or --control-image1/--control-image2, not both.');
-  if (pair && (flags.controlImage1 === undefined || flags.controlImage2 === undefined)) {
-    throw usage(`--control-image${flags.controlImage1 === undefined ? '2' : '1'} needs --control-image${flags.controlImage1 === undefined ? '1' : '2'} as well (or use --control-image for both keyframes).`);
   }
   const start = flags.controlGuidanceStart ?? 0;
   const end = flags.controlGuidanceEnd ?? 1;
@@ -100,8 +96,8 @@ export async function readControlPicturesFromFlags(flags: ControlFlags, force: b
     const picture = await readControlPicture(path, flag);
     return flags.canny === true ? canny(picture, { low, high }) : picture;
   };
-  const pictureA = await read(flags.controlImage ?? flags.controlImage1!, flags.controlImage !== undefined ? '--control-image' : '--control-image1');
-  const pictureB = pair ? await read(flags.controlImage2!, '--control-image2') : undefined;
+  const pictureA = await read(paths.pathA, paths.flagA);
+  const pictureB = paths.pathB !== undefined ? await read(paths.pathB, '--control-image2') : undefined;
   if (flags.cannyOut !== undefined) await writePng(flags.cannyOut, pictureA, force);
   return { pictureA, ...(pictureB !== undefined ? { pictureB } : {}) };
 }

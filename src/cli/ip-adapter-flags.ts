@@ -12,6 +12,7 @@ import type { TransitionImagePrompt } from '../engine/image-prompt.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { readControlPicture } from '../image/control-picture.ts';
 import { LatentBlendError } from '../errors.ts';
+import { picturePairPaths, type PicturePairNames } from './picture-pair-flags.ts';
 
 export interface IpAdapterFlags {
   ipAdapter?: string;
@@ -42,26 +43,21 @@ export interface ImagePrompts {
   readonly pictureB?: RgbImage;
 }
 
+const IMAGE_PROMPT_NAMES: PicturePairNames = { modelFlag: '--ip-adapter', modelName: 'IP-Adapter', pictureFlag: '--ip-image', picture: 'an image prompt' };
+
 function usage(message: string): LatentBlendError {
   return new LatentBlendError(message, 'invalid_input');
 }
 
 /** Checks the flag combination and reads the image prompts (undefined without --ip-adapter). */
 export async function readImagePromptsFromFlags(flags: IpAdapterFlags): Promise<ImagePrompts | undefined> {
-  const pair = flags.ipImage1 !== undefined || flags.ipImage2 !== undefined;
-  const any = flags.ipImage !== undefined || pair;
-  if (flags.ipAdapter === undefined) {
-    if (any) throw usage('an image prompt needs --ip-adapter (the IP-Adapter folder or Hub repo).');
+  const paths = picturePairPaths({ single: flags.ipImage, first: flags.ipImage1, second: flags.ipImage2 }, flags.ipAdapter !== undefined, IMAGE_PROMPT_NAMES);
+  if (paths === undefined) {
     if (flags.ipAdapterScale !== undefined || flags.ipAdapterScale2 !== undefined) throw usage('--ip-adapter-scale needs --ip-adapter.');
     return undefined;
   }
-  if (!any) throw usage('--ip-adapter needs an image prompt: --ip-image FILE (or --ip-image1 and --ip-image2 for a transition).');
-  if (flags.ipImage !== undefined && pair) throw usage('give either --ip-image or --ip-image1/--ip-image2, not both.');
-  if (pair && (flags.ipImage1 === undefined || flags.ipImage2 === undefined)) {
-    throw usage(`--ip-image${flags.ipImage1 === undefined ? '2' : '1'} needs --ip-image${flags.ipImage1 === undefined ? '1' : '2'} as well (or use --ip-image for both keyframes).`);
-  }
-  const pictureA = await readControlPicture(flags.ipImage ?? flags.ipImage1!, flags.ipImage !== undefined ? '--ip-image' : '--ip-image1');
-  const pictureB = pair ? await readControlPicture(flags.ipImage2!, '--ip-image2') : undefined;
+  const pictureA = await readControlPicture(paths.pathA, paths.flagA);
+  const pictureB = paths.pathB !== undefined ? await readControlPicture(paths.pathB, '--ip-image2') : undefined;
   return { pictureA, ...(pictureB !== undefined ? { pictureB } : {}) };
 }
 

@@ -75,6 +75,17 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
       // A relative model folder in a spec means relative to the spec file, like any path in it.
       const besideSpec = spec.model !== undefined && !isAbsolute(spec.model) ? join(dirname(specPath), spec.model) : undefined;
       const model = besideSpec !== undefined && existsSync(besideSpec) ? besideSpec : (spec.model ?? DEFAULT_MODEL);
+      const workDir = flags.workDir ?? defaultWorkDir(out);
+      // What the worker pool and this process render with alike.
+      const renderOptions = {
+        workDir,
+        out,
+        force: flags.force,
+        reporter,
+        signal,
+        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+        ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+      };
       if (flags.queue !== undefined) {
         const connection = parseQueueUrl(flags.queue);
         // BullMQ is loaded only for --queue.
@@ -87,13 +98,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
           ...(spec.preset !== undefined ? { preset: spec.preset } : {}),
           // Workers read the spec's control pictures, image prompts and adapters relative to it.
           specDir: resolve(dirname(specPath)),
-          workDir: flags.workDir ?? defaultWorkDir(out),
-          out,
-          force: flags.force,
-          reporter,
-          signal,
-          ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
-          ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+          ...renderOptions,
           ...(flags.run !== undefined ? { run: flags.run } : {}),
         });
         const summary = {
@@ -127,20 +132,13 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         signal,
         { out, ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}) },
       );
-      const workDir = flags.workDir ?? defaultWorkDir(out);
       const result = await renderFilm({
         spec,
         model,
         pipeline,
         metric,
         engine,
-        workDir,
-        out,
-        force: flags.force,
-        reporter,
-        signal,
-        ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
-        ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+        ...renderOptions,
         ...(metricFallback !== undefined ? { metricFallback } : {}),
         specDir: dirname(specPath),
       });

@@ -5,7 +5,6 @@
  * which costs two ControlNet evaluations per UNet evaluation for the branches between the
  * keyframes (the keyframes themselves need one). Pure preparation; the ControlNet runs in denoise.
  */
-import { sha256Hex } from '../math/sha256.ts';
 import { z } from 'zod';
 import type { ControlNet, ControlTerm } from '../pipeline/controlnet.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
@@ -15,17 +14,9 @@ import { controlTensor } from '../image/control-tensor.ts';
 import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from '../pipeline/control-options.ts';
 import { parseOptions } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
+import { pictureHash, rgbPictureSchema } from './rgb-picture.ts';
 
-const pictureSchema = z.custom<RgbImage>(
-  (value) =>
-    typeof value === 'object' &&
-    value !== null &&
-    (value as RgbImage).data instanceof Uint8Array &&
-    Number.isInteger((value as RgbImage).width) &&
-    Number.isInteger((value as RgbImage).height) &&
-    (value as RgbImage).data.length === (value as RgbImage).width * (value as RgbImage).height * 3,
-  { error: 'expected an RGB8 picture ({ width, height, data })' },
-);
+const pictureSchema = rgbPictureSchema;
 
 export const transitionControlSchema = z.strictObject({
   /** A loaded ControlNet (DiffusionPipeline.loadControlNet). */
@@ -66,10 +57,7 @@ export interface PreparedControl {
   readonly scaleB: number;
 }
 
-/** 16 hex digits of sha256 over a picture's size and pixels. */
-export function pictureHash(picture: RgbImage): string {
-  return sha256Hex(`${picture.width}x${picture.height}:`, picture.data).slice(0, 16);
-}
+export { pictureHash };
 
 /**
  * Validates `input` and prepares the control pictures at the transition's size (before any

@@ -4,24 +4,15 @@
  * at fract f gets them interpolated like the text embeddings (lerp), and its negative side zeros
  * with the interpolated scale. One image-encoder call per picture; the UNet cost is unchanged.
  */
-import { sha256Hex } from '../math/sha256.ts';
 import { z } from 'zod';
 import type { IpAdapter } from '../pipeline/ip-adapter.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import type { Tensor32 } from '../pipeline/tensor.ts';
 import { parseOptions } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
+import { pictureHash, rgbPictureSchema } from './rgb-picture.ts';
 
-const pictureSchema = z.custom<RgbImage>(
-  (value) =>
-    typeof value === 'object' &&
-    value !== null &&
-    (value as RgbImage).data instanceof Uint8Array &&
-    Number.isInteger((value as RgbImage).width) &&
-    Number.isInteger((value as RgbImage).height) &&
-    (value as RgbImage).data.length === (value as RgbImage).width * (value as RgbImage).height * 3,
-  { error: 'expected an RGB8 picture ({ width, height, data })' },
-);
+const pictureSchema = rgbPictureSchema;
 const scaleError = { error: 'expected an IP-Adapter scale from 0 to 5' };
 const scaleSchema = z.number(scaleError).min(0, scaleError).max(5, scaleError);
 
@@ -66,10 +57,6 @@ export interface PreparedImagePrompt {
 /** 16 hex digits of sha256 over a picture's size and pixels. */
 export function pictureHashOf(picture: RgbImage): string {
   return pictureHash(picture);
-}
-
-function pictureHash(picture: RgbImage): string {
-  return sha256Hex(`${picture.width}x${picture.height}:`, picture.data).slice(0, 16);
 }
 
 /** Validates `input` and encodes the pictures (before any UNet call). */

@@ -42,6 +42,19 @@ export interface TimingDefaults {
 const IMAGE_EXTENSIONS = /\.(png|jpe?g|webp)$/i;
 
 /**
+ * The timing of the transition folder `path` in its film: when the work folder around it has a
+ * film.json that lists it (undefined otherwise).
+ */
+function transitionTiming(path: string): (TimingDefaults & { readonly from: 'film.json' }) | undefined {
+  const workDir = dirname(dirname(resolve(path)));
+  if (basename(dirname(resolve(path))) !== 'transitions' || !existsSync(join(workDir, 'film.json'))) return undefined;
+  const record = readFilmRecord(workDir);
+  const entry = record.transitions.find((candidate) => resolve(workDir, candidate.dir) === resolve(path));
+  if (entry === undefined) return undefined;
+  return { durationSeconds: entry.durationSeconds, fps: record.fps, retiming: record.retiming, from: 'film.json' };
+}
+
+/**
  * Reads `path` as a work folder (has film.json), a transition folder (has transition.json) or a
  * folder of frames. Throws a LatentBlendError saying what was expected when it is none of these.
  */
@@ -61,29 +74,14 @@ export async function loadEvalSource(path: string, defaults: TimingDefaults): Pr
   }
   if (existsSync(join(path, 'transition.json'))) {
     const { transition, model } = await loadTransition(path);
-    // Timed as in its film when the work folder around it has a film.json that lists it.
-    const workDir = dirname(dirname(resolve(path)));
-    if (basename(dirname(resolve(path))) === 'transitions' && existsSync(join(workDir, 'film.json'))) {
-      const record = readFilmRecord(workDir);
-      const entry = record.transitions.find((candidate) => resolve(workDir, candidate.dir) === resolve(path));
-      if (entry !== undefined) {
-        return {
-          kind: 'transition',
-          path,
-          segments: [{ transition, model, durationSeconds: entry.durationSeconds, dir: path }],
-          fps: record.fps,
-          retiming: record.retiming,
-          timing: 'film.json',
-        };
-      }
-    }
+    const timing = transitionTiming(path) ?? { ...defaults, from: 'defaults' as const };
     return {
       kind: 'transition',
       path,
-      segments: [{ transition, model, durationSeconds: defaults.durationSeconds, dir: path }],
-      fps: defaults.fps,
-      retiming: defaults.retiming,
-      timing: 'defaults',
+      segments: [{ transition, model, durationSeconds: timing.durationSeconds, dir: path }],
+      fps: timing.fps,
+      retiming: timing.retiming,
+      timing: timing.from,
     };
   }
   const files = readdirSync(path)

@@ -664,6 +664,23 @@ class ProgressTracker {
   }
 }
 
+/**
+ * A tracker over `jobs` and each job's bytes already counted: what earlier runs left in
+ * `<blob>.incomplete` (and will be resumed) counts as done from the start.
+ */
+async function startProgress(jobs: readonly Job[], listener: ((progress: DownloadProgress) => void) | undefined): Promise<{ tracker: ProgressTracker; counters: Map<Job, { value: number }> }> {
+  const tracker = new ProgressTracker(listener);
+  const counters = new Map<Job, { value: number }>();
+  for (const job of jobs) {
+    const partial = (await fileSize(`${job.blob}.incomplete`)) ?? 0;
+    const resumable = job.size === undefined || partial <= job.size ? partial : 0;
+    counters.set(job, { value: resumable });
+    tracker.done += resumable;
+    tracker.total += job.size ?? 0;
+  }
+  return { tracker, counters };
+}
+
 async function hashFilePrefix(hash: Hash, path: string, length: number): Promise<void> {
   if (length === 0) return;
   for await (const chunk of createReadStream(path, { start: 0, end: length - 1 })) hash.update(chunk as Buffer);
@@ -860,15 +877,7 @@ async function downloadSnapshot(
     jobs.push({ file, pointer, blob, url: meta.downloadUrl, size, sha256 });
   }
 
-  const tracker = new ProgressTracker(options.onProgress);
-  const counters = new Map<Job, { value: number }>();
-  for (const job of jobs) {
-    const partial = (await fileSize(`${job.blob}.incomplete`)) ?? 0;
-    const resumable = job.size === undefined || partial <= job.size ? partial : 0;
-    counters.set(job, { value: resumable });
-    tracker.done += resumable;
-    tracker.total += job.size ?? 0;
-  }
+  const { tracker, counters } = await startProgress(jobs, options.onProgress);
 
   const stats = { received: 0 };
   const retries = Math.max(0, Math.floor(options.retries ?? 2));
@@ -1090,15 +1099,7 @@ export async function fetchPinnedFiles(pin: PinnedFiles, options: ResolveModelOp
       const remote: RemoteFile = { path: file.path, ...(meta.size !== undefined ? { size: meta.size } : {}), lfsSha256: file.sha256 };
       jobs.push({ file: remote, pointer: pointers[index]!, blob, url: meta.downloadUrl, size: meta.size, sha256: file.sha256 });
     }
-    const tracker = new ProgressTracker(options.onProgress);
-    const counters = new Map<Job, { value: number }>();
-    for (const job of jobs) {
-      const partial = (await fileSize(`${job.blob}.incomplete`)) ?? 0;
-      const resumable = job.size === undefined || partial <= job.size ? partial : 0;
-      counters.set(job, { value: resumable });
-      tracker.done += resumable;
-      tracker.total += job.size ?? 0;
-    }
+    const { tracker, counters } = await startProgress(jobs, options.onProgress);
     const retries = Math.max(0, Math.floor(options.retries ?? 2));
     for (const job of jobs) {
       const counted = counters.get(job)!;

@@ -85,3 +85,22 @@ export function maxAbs(a: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]!));
   return worst;
 }
+
+/** What a golden case was generated with, in the form `pipeline.generate` takes (prompt, negative prompt, steps, guidance scale, size). */
+export function goldenGenerateOptions(golden: Pick<GoldenCase, 'prompt' | 'negative_prompt' | 'num_inference_steps' | 'guidance_scale' | 'width' | 'height'>): {
+  prompt: string;
+  negativePrompt?: string;
+  steps: number;
+  guidanceScale: number;
+  width: number;
+  height: number;
+} {
+  return {
+    prompt: golden.prompt,
+    ...(golden.negative_prompt !== null ? { negativePrompt: golden.negative_prompt } : {}),
+    steps: golden.num_inference_steps,
+    guidanceScale: golden.guidance_scale,
+    width: golden.width,
+    height: golden.height,
+  };
+}

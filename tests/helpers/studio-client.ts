@@ -23,10 +23,12 @@ export class StudioClient {
     return [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
   }
 
-  request(method: string, path: string, options: { json?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
-    const body = options.json !== undefined ? JSON.stringify(options.json) : undefined;
+  /** Sends `json` (as application/json) or a raw `body`; the path is sent exactly as written. */
+  request(method: string, path: string, options: { body?: string | Buffer; json?: unknown; headers?: Record<string, string> } = {}): Promise<Reply> {
+    const body = options.json !== undefined ? JSON.stringify(options.json) : options.body;
     const headers: Record<string, string> = {
-      ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}),
+      ...(options.json !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...(body !== undefined ? { 'content-length': String(Buffer.byteLength(body)) } : {}),
       ...(this.cookies.size > 0 ? { cookie: this.cookie } : {}),
       ...options.headers,
     };
@@ -70,38 +72,47 @@ export class StudioClient {
    * Follows a job's event stream until `stop` says so for an event (or the stream ends);
    * returns the events seen. The connection is then closed.
    */
-  watch(jobId: string, stop: (event: string, data: any) => boolean, timeoutMs = 60_000): Promise<{ event: string; data: any }[]> {
+  async watch(jobId: string, stop: (event: string, data: any) => boolean, timeoutMs = 60_000): Promise<{ event: string; data: any }[]> {
+    return (await this.readEvents(jobId, timeoutMs, stop)).events;
+  }
+
+  /** Reads a job's event stream to its end: the reply's status and [{ event, data }]. */
+  events(jobId: string, timeoutMs = 30_000): Promise<{ status: number; events: { event: string; data: any }[] }> {
+    return this.readEvents(jobId, timeoutMs);
+  }
+
+  private readEvents(jobId: string, timeoutMs: number, stop?: (event: string, data: any) => boolean): Promise<{ status: number; events: { event: string; data: any }[] }> {
     return new Promise((done, fail) => {
-      const seen: { event: string; data: any }[] = [];
-      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method: 'GET', path: `/api/jobs/${jobId}/events`, headers: { cookie: this.cookie } }, (response) => {
+      const events: { event: string; data: any }[] = [];
+      let status = 0;
+      const headers = this.cookies.size > 0 ? { cookie: this.cookie } : {};
+      const req = httpRequest({ host: this.base.hostname, port: this.base.port, method: 'GET', path: `/api/jobs/${jobId}/events`, headers }, (response) => {
+        status = response.statusCode ?? 0;
         let buffer = '';
         const timer = setTimeout(() => {
           req.destroy();
-          fail(new Error(`no stop event on ${jobId} in ${timeoutMs} ms: ${seen.map((entry) => entry.event).join(', ')}`));
+          fail(new Error(`event stream of ${jobId}: ${stop !== undefined ? 'no stop event' : 'no end'} in ${timeoutMs} ms; got ${events.map((entry) => entry.event).join(', ')}`));
         }, timeoutMs);
         const finish = () => {
           clearTimeout(timer);
           req.destroy();
-          done(seen);
+          done({ status, events });
         };
         response.on('data', (chunk: Buffer) => {
           buffer += chunk.toString('utf8');
           let end: number;
           while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
+            const entry = parseEvent(buffer.slice(0, end));
             buffer = buffer.slice(end + 2);
-            const event = /^event: (.*)$/m.exec(block)?.[1];
-            const data = /^data: (.*)$/m.exec(block)?.[1];
-            if (event === undefined || data === undefined) continue;
-            const parsed = JSON.parse(data);
-            seen.push({ event, data: parsed });
-            if (stop(event, parsed)) return finish();
+            if (entry === undefined) continue;
+            events.push(entry);
+            if (stop?.(entry.event, entry.data) === true) return finish();
           }
         });
         response.on('end', finish);
-        response.on('error', () => finish());
+        response.on('error', finish);
       });
-      req.on('error', (error) => (seen.length > 0 ? done(seen) : fail(error)));
+      req.on('error', (error) => (events.length > 0 ? done({ status, events }) : fail(error)));
       req.end();
     });
   }
@@ -116,4 +127,11 @@ export class StudioClient {
       await new Promise((wait) => setTimeout(wait, 25));
     }
   }
+}
+
+/** One server-sent event block (`event:` and `data:` lines) as { event, data }; undefined when either is missing. */
+function parseEvent(block: string): { event: string; data: any } | undefined {
+  const event = /^event: (.*)$/m.exec(block)?.[1];
+  const data = /^data: (.*)$/m.exec(block)?.[1];
+  return event === undefined || data === undefined ? undefined : { event, data: JSON.parse(data) };
 }
