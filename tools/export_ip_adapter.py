@@ -11,7 +11,7 @@ encoder that turns a picture into image embeddings:
   <ip-adapter folder>/image_encoder/config.json, preprocessor_config.json
   <ip-adapter folder>/unet/model.onnx
       inputs   the base UNet's (sample, timestep, encoder_hidden_states, SDXL text_embeds, time_ids)
-               + image_embeds f32 [b,1,E] (or [b,1,T,W] for "plus") + ip_adapter_scale f32 [b]
+               + image_embeds f32 [b,1,E] (or [b,1,T,W] for "plus", T fixed by the encoder) + ip_adapter_scale f32 [b]
       output   out_sample
   <ip-adapter folder>/unet/config.json
   <ip-adapter folder>/latentblend-ip-adapter.json   family, variant, embedding shape, base model
@@ -19,6 +19,7 @@ encoder that turns a picture into image embeddings:
 Usage (the fixture tool's venv, tools/fixtures/requirements.txt):
   python tools/export_ip_adapter.py --base stable-diffusion-v1-5/stable-diffusion-v1-5 \\
       --ip-adapter h94/IP-Adapter --subfolder models --weight-name ip-adapter_sd15.safetensors --out DIR
+  (--weight-name ip-adapter-plus_sd15.safetensors for the "plus" variant)
 """
 
 from __future__ import annotations
@@ -115,9 +116,16 @@ def export_image_encoder(encoder, feature_extractor, out_dir: Path, *, opset: in
     feature_extractor.save_pretrained(str(folder))
 
 
+def image_tokens(encoder_config) -> int:
+    """Tokens in the CLIP vision encoder's hidden states: one per patch plus the class token."""
+    return (encoder_config.image_size // encoder_config.patch_size) ** 2 + 1
+
+
 def export_ip_unet(unet, out_dir: Path, *, opset: int = DEFAULT_OPSET, source: str | None = None,
-                   compact: bool = False) -> dict:
-    """Exports a UNet that has an IP-Adapter loaded (`pipe.load_ip_adapter`) to <out_dir>/unet/."""
+                   compact: bool = False, tokens: int | None = None) -> dict:
+    """Exports a UNet that has an IP-Adapter loaded (`pipe.load_ip_adapter`) to <out_dir>/unet/.
+
+    `tokens`: the image encoder's hidden-state length (`image_tokens`), needed for "plus" adapters."""
     config = unet.config
     sdxl = config.addition_embed_type == "text_time"
     proj = unet.encoder_hid_proj.image_projection_layers
@@ -140,8 +148,12 @@ def export_ip_unet(unet, out_dir: Path, *, opset: int = DEFAULT_OPSET, source: s
         dynamic["time_ids"] = {0: "batch_size"}
     if plain:
         embed_shape = [1, layer.image_embeds.in_features]
+    elif type(layer).__name__ == "IPAdapterPlusImageProjection":
+        # the Resampler takes the encoder's penultimate hidden states [T,W] per image
+        assert tokens is not None, "plus IP-Adapters need the image encoder's token count"
+        embed_shape = [1, tokens, layer.proj_in.in_features]
     else:
-        raise NotImplementedError("only plain IP-Adapters (ImageProjection) are exported so far")
+        raise NotImplementedError(f"IP-Adapter projection {type(layer).__name__} is not exported (plain and plus only)")
     args += [torch.randn(2, *embed_shape), torch.tensor([0.7, 0.3])]
     inputs += ["image_embeds", "ip_adapter_scale"]
     folder = out_dir / "unet"
@@ -160,7 +172,7 @@ def export_ip_unet(unet, out_dir: Path, *, opset: int = DEFAULT_OPSET, source: s
         "cross_attention_dim": width,
         "image_embeds_shape": embed_shape,
         "image_encoder_output": "image_embeds" if plain else "penultimate_hidden_states",
-        "negative_image_embeds": "zeros" if plain else "image encoder of a zero picture",
+        "negative_image_embeds": "zeros" if plain else "image encoder of all-zero pixel_values",
         "exporter": f"tools/export_ip_adapter.py (torch {torch.__version__}, opset {opset})",
     }
     (out_dir / "latentblend-ip-adapter.json").write_text(json.dumps(description, indent=1) + "\n", encoding="utf-8")
@@ -182,7 +194,8 @@ def main() -> int:
     pipe.load_ip_adapter(args.ip_adapter, subfolder=args.subfolder, weight_name=args.weight_name)
     out = Path(args.out)
     export_image_encoder(pipe.image_encoder, pipe.feature_extractor, out, opset=args.opset)
-    desc = export_ip_unet(pipe.unet, out, opset=args.opset, source=f"{args.ip_adapter}/{args.subfolder}/{args.weight_name}")
+    desc = export_ip_unet(pipe.unet, out, opset=args.opset, source=f"{args.ip_adapter}/{args.subfolder}/{args.weight_name}",
+                          tokens=image_tokens(pipe.image_encoder.config))
     print(json.dumps({k: desc[k] for k in ("family", "variant", "image_embeds_shape")}))
     return 0
 

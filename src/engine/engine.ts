@@ -31,7 +31,7 @@ import { pictureTrajectory, readKeyframePicture, withPictureHash, type KeyframeP
 import { distancesOf, type SimilarityMetric } from './metric.ts';
 import { LatentBlendError } from '../errors.ts';
 import { imagePromptContinuationProblem, prepareImagePrompt, sameImagePrompt, type ImagePromptSummary, type TransitionImagePrompt } from './image-prompt.ts';
-import { withImagePrompt, zeroImageEmbeds } from '../pipeline/ip-adapter.ts';
+import { withImagePrompt } from '../pipeline/ip-adapter.ts';
 import { controlContinuationProblem, controlTermsAt, prepareControl, sameControl, type ControlSummary, type PreparedControl, type TransitionControl } from './control.ts';
 
 /** One computed frame of a transition, in fract order. */
@@ -428,7 +428,7 @@ export class BlendingEngine {
     const negativeAt =
       image === undefined || negativeBase === undefined
         ? undefined
-        : (fract: number) => withImagePrompt(negativeBase, zeroImageEmbeds(image.embedsA), (1 - fract) * image.scaleA + fract * image.scaleB);
+        : (fract: number) => withImagePrompt(negativeBase, image.negativeEmbeds, (1 - fract) * image.scaleA + fract * image.scaleB);
     return {
       options,
       scheduler,

@@ -50,6 +50,8 @@ export interface PreparedImagePrompt {
   readonly summary: ImagePromptSummary;
   readonly embedsA: Tensor32;
   readonly embedsB: Tensor32;
+  /** The negative side's image embedding under classifier-free guidance (IpAdapter.negativeEmbeds). */
+  readonly negativeEmbeds: Tensor32;
   readonly scaleA: number;
   readonly scaleB: number;
 }
@@ -79,6 +81,7 @@ export async function prepareImagePrompt(input: unknown, family: string): Promis
     },
     embedsA,
     embedsB,
+    negativeEmbeds: await parsed.adapter.negativeEmbeds(embedsA),
     scaleA,
     scaleB,
   };

@@ -2,7 +2,8 @@
  * IP-Adapter (docs/ip-adapter-onnx.md): a picture as part of the prompt. The folder holds the
  * CLIP vision encoder and the base UNet exported with the adapter's attention; the picture's
  * embedding and the adapter scale travel with the text conditioning (`image_embeds`,
- * `ip_adapter_scale`), so they are batched and interpolated like it.
+ * `ip_adapter_scale`), so they are batched and interpolated like it. Plain adapters take the
+ * encoder's `image_embeds`; "plus" adapters (a Resampler in the UNet) its penultimate hidden states.
  */
 import type { FileAccess, Platform } from '../runtime/platform.ts';
 import { checkOnnxFile, readJsonObject, type ModelFamily, type ModelFolder } from '../model/folder.ts';
@@ -17,9 +18,13 @@ import { LatentBlendError } from '../errors.ts';
 export const IP_ADAPTER_FORMAT = 'latentblend-ip-adapter';
 const EXPORT_HINT = 'export it with tools/export_ip_adapter.py (docs/ip-adapter-onnx.md)';
 
+/** "plain": ImageProjection of `image_embeds`; "plus": Resampler of the penultimate hidden states. */
+export type IpAdapterVariant = 'plain' | 'plus';
+
 export interface IpAdapterFolder {
   readonly dir: string;
   readonly family: ModelFamily;
+  readonly variant: IpAdapterVariant;
   readonly description: Readonly<Record<string, unknown>>;
   readonly imageEncoder: string;
   readonly unet: string;
@@ -42,8 +47,9 @@ export function inspectIpAdapterFolder(files: FileAccess, dir: string): IpAdapte
   }
   const family = description.family;
   if (family !== 'sd' && family !== 'sdxl') throw folderError(`${descriptionPath}: "family" must be "sd" or "sdxl", got ${JSON.stringify(family)}.`);
-  if (description.variant !== 'plain') {
-    throw new LatentBlendError(`${dir}: IP-Adapter variant ${JSON.stringify(description.variant)} is not supported yet (only plain IP-Adapters).`, 'unsupported');
+  const variant = description.variant;
+  if (variant !== 'plain' && variant !== 'plus') {
+    throw new LatentBlendError(`${dir}: IP-Adapter variant ${JSON.stringify(variant)} is not supported (plain and plus only).`, 'unsupported');
   }
   const imageEncoder = join(dir, 'image_encoder', 'model.onnx');
   const unet = join(dir, 'unet', 'model.onnx');
@@ -53,7 +59,7 @@ export function inspectIpAdapterFolder(files: FileAccess, dir: string): IpAdapte
   const preprocess = clipImageConfig(readJsonObject(files, preprocessorPath, "the image encoder's CLIPImageProcessor config"), preprocessorPath);
   const unetConfig = readJsonObject(files, join(dir, 'unet', 'config.json'), "the IP-Adapter UNet's config.json");
   // Absolute, as saved transitions record it (and compare it to decide what can be reused).
-  return { dir: files.resolve(dir), family, description, imageEncoder, unet, unetConfig, preprocess };
+  return { dir: files.resolve(dir), family, variant, description, imageEncoder, unet, unetConfig, preprocess };
 }
 
 /** Why the IP-Adapter cannot be used with `model` (empty when it can). */
@@ -72,21 +78,40 @@ export function ipAdapterProblems(adapter: IpAdapterFolder, model: ModelFolder):
 
 /** A loaded IP-Adapter's image encoder. */
 export class IpAdapter {
+  private readonly output: 'image_embeds' | 'penultimate_hidden_states';
+  private negative: Promise<Tensor32> | undefined;
+
   constructor(
     readonly encoder: OnnxModel,
     readonly folder: IpAdapterFolder,
   ) {
     requireInput(encoder, 'pixel_values');
-    requireOutput(encoder, 'image_embeds');
+    this.output = folder.variant === 'plus' ? 'penultimate_hidden_states' : 'image_embeds';
+    requireOutput(encoder, this.output);
   }
 
-  /** The picture's embedding as the UNet takes it: [1, 1, E]. */
+  /** The picture's embedding as the UNet takes it: [1, 1, E] (plain) or [1, 1, T, W] (plus). */
   async encode(picture: RgbImage): Promise<Tensor32> {
-    const pixels = clipPixelValues(picture, this.folder.preprocess);
+    return this.encodePixels(clipPixelValues(picture, this.folder.preprocess));
+  }
+
+  /**
+   * The embedding of the negative side under classifier-free guidance, as diffusers: zeros for
+   * plain adapters; for plus ones the encoder's hidden states of all-zero pixel values.
+   */
+  async negativeEmbeds(embeds: Tensor32): Promise<Tensor32> {
+    if (this.folder.variant === 'plain') return zeroImageEmbeds(embeds);
+    const { cropHeight, cropWidth } = this.folder.preprocess;
+    this.negative ??= this.encodePixels({ data: new Float32Array(3 * cropHeight * cropWidth), dims: [1, 3, cropHeight, cropWidth] });
+    return this.negative;
+  }
+
+  private async encodePixels(pixels: Tensor32): Promise<Tensor32> {
     const outputs = await runModel(this.encoder, { pixel_values: floatTensor(this.encoder.inputTypes.get('pixel_values')!, pixels.data, pixels.dims) });
-    const embeds = outputs.image_embeds!;
-    const data = toFloat32(embeds);
-    return { data, dims: [1, 1, data.length] };
+    const output = outputs[this.output]!;
+    const data = toFloat32(output);
+    const dims = output.dims.slice(1);
+    return { data, dims: [1, 1, ...dims] };
   }
 }
 
@@ -101,7 +126,7 @@ export function withImagePrompt(conditioning: Conditioning, embeds: Tensor32, sc
   return result;
 }
 
-/** Zero image embeddings shaped like `embeds` (the negative side of plain IP-Adapters). */
+/** Zero image embeddings shaped like `embeds` (the negative side of plain IP-Adapters; see `IpAdapter.negativeEmbeds`). */
 export function zeroImageEmbeds(embeds: Tensor32): Tensor32 {
   return { data: new Float32Array(embeds.data.length), dims: embeds.dims };
 }

@@ -22,7 +22,7 @@ import { denoise, type StepEvent } from './denoise.ts';
 import { loadControlNet, type ControlNet, type LoadedControlNet } from './controlnet.ts';
 import { controlFractionSchema, controlScaleSchema, DEFAULT_CONTROL_GUIDANCE, guidanceWindowProblem } from './control-options.ts';
 import { controlTensor } from '../image/control-tensor.ts';
-import { loadIpAdapter, withImagePrompt, zeroImageEmbeds, type IpAdapter, type LoadedIpAdapter } from './ip-adapter.ts';
+import { loadIpAdapter, withImagePrompt, type IpAdapter, type LoadedIpAdapter } from './ip-adapter.ts';
 import { KeyframeNoise } from './keyframe-noise.ts';
 import { img2imgStart } from './picture-latents.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
@@ -265,11 +265,12 @@ export class DiffusionPipeline {
     let { positive, negative } = encoded;
     const ip = parsed.ipAdapter;
     if (ip !== undefined) {
-      // As diffusers: the picture's embedding on the positive side, zeros on the negative one.
+      // As diffusers: the picture's embedding on the positive side; on the negative one zeros (plain)
+      // or the encoding of zero pixels (plus).
       const embeds = await ip.adapter.encode(ip.picture);
       const scale = ip.scale ?? 1;
       positive = withImagePrompt(positive, embeds, scale);
-      if (negative !== undefined) negative = withImagePrompt(negative, zeroImageEmbeds(embeds), scale);
+      if (negative !== undefined) negative = withImagePrompt(negative, await ip.adapter.negativeEmbeds(embeds), scale);
     }
     const shape = this.latentShape(width, height);
     const control = parsed.control;
