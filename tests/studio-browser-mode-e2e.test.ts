@@ -68,7 +68,8 @@ describe('the server studio run in the browser', { timeout: 180_000 }, () => {
   });
 
   test("the model's files (links followed) are served read-only, only with the access token", async () => {
-    const id = modelFilesId(modelFolder);
+    const id = modelFilesId({ dir: modelFolder, source: modelFolder });
+    assert.match(id, /^tiny-sd-turbo-[0-9a-f]{12}$/);
     const listing = `${origin}/api/model/files/${id}/files.json`;
     assert.equal((await fetch(listing)).status, 401);
     const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
@@ -78,7 +79,7 @@ describe('the server studio run in the browser', { timeout: 180_000 }, () => {
     const bytes = await fetch(`${origin}/api/model/files/${id}/unet/model.onnx`, auth);
     assert.equal(bytes.status, 200);
     assert.equal((await bytes.arrayBuffer()).byteLength, unet.size);
-    assert.equal((await fetch(`${origin}/api/model/files/000000000000/unet/model.onnx`, auth)).status, 404, 'another id is not the loaded model');
+    assert.equal((await fetch(`${origin}/api/model/files/tiny-sd-turbo-000000000000/unet/model.onnx`, auth)).status, 404, 'another id is not the loaded model');
     assert.equal((await fetch(`${origin}/api/model/files/${id}/unet/model.onnx`, { ...auth, method: 'DELETE' })).status, 405);
   });
 
@@ -93,7 +94,7 @@ describe('the server studio run in the browser', { timeout: 180_000 }, () => {
   test('on WebAssembly the page loads the server\'s model and renders a film itself', async () => {
     await page.goto(`${origin}/browser/?device=cpu`);
     await page.waitForSelector('body[data-state="ready"][data-engine="browser"]', { timeout: TIMEOUT });
-    assert.match(await page.locator('#local-status').innerText(), /WebAssembly \(CPU\)/);
+    assert.match(await page.locator('#local-status').innerText(), /WebAssembly \(CPU\).*tiny-sd-turbo/);
     await page.getByLabel('Spec text').fill(SPEC);
     await page.getByRole('button', { name: 'Load this text' }).click();
     await page.getByRole('button', { name: /^Render film/ }).click();

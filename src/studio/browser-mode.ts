@@ -29,9 +29,21 @@ const BROWSER_CSP = `${CONTENT_SECURITY_POLICY.replace("script-src 'self'", "scr
 /** The URL path of the in-page studio. */
 export const BROWSER_PAGE = '/browser/';
 
-/** The id of a model folder in `/api/model/files/<id>/`: 12 hex digits of its path's SHA-256. */
-export function modelFilesId(dir: string): string {
-  return createHash('sha256').update(dir).digest('hex').slice(0, 12);
+/** The model the studio uses now: its folder, and what the user named (folder or Hub id). */
+export interface LoadedModelFolder {
+  readonly dir: string;
+  readonly source: string;
+}
+
+/**
+ * The id of a model in `/api/model/files/<id>/`: its name (the source's last part, for the page
+ * to show) and 12 hex digits of the SHA-256 of its folder's path and file list with sizes (another
+ * folder or changed files, another id: browsers keep model files by URL).
+ */
+export function modelFilesId(model: LoadedModelFolder, files = listFiles(model.dir)): string {
+  const name = model.source.replace(/@[^/\\]*$/, '').split(/[\\/]/).filter((part) => part !== '' && part !== 'onnx').pop() ?? 'model';
+  const slug = name.replace(/[^\w.-]+/g, '-').replace(/^[.-]+|-+$/g, '').slice(0, 60) || 'model';
+  return `${slug}-${createHash('sha256').update(`${model.dir}\0${JSON.stringify(files)}`).digest('hex').slice(0, 12)}`;
 }
 
 /**
@@ -78,8 +90,8 @@ function sendText(request: IncomingMessage, response: ServerResponse, type: stri
 export class BrowserMode {
   private bundles: Promise<{ app: string; worker: string; html: string }> | undefined;
 
-  /** @param modelDir the folder of the model loaded now (it changes with POST /api/model). */
-  constructor(private readonly modelDir: () => string) {}
+  /** @param model the model loaded now (it changes with POST /api/model). */
+  constructor(private readonly model: () => LoadedModelFolder) {}
 
   private assets(): Promise<{ app: string; worker: string; html: string }> {
     this.bundles ??= (async () => {
@@ -99,7 +111,7 @@ export class BrowserMode {
     else if (path === 'app.js') sendText(request, response, 'text/javascript; charset=utf-8', (await this.assets()).app);
     else if (path === 'sw.js') sendText(request, response, 'text/javascript; charset=utf-8', (await this.assets()).worker);
     else if (path === 'latentblend-site.json') {
-      const config = { model: `/api/model/files/${modelFilesId(this.modelDir())}`, server: '/' };
+      const config = { model: `/api/model/files/${modelFilesId(this.model())}`, server: '/' };
       sendText(request, response, 'application/json', JSON.stringify(config), { 'Cache-Control': 'no-store' });
     } else if (segments.length === 2 && segments[0] === 'ort' && ORT_FILES.includes(segments[1]!)) {
       await serveFile(request, response, ortDir(), segments[1]!, { 'Cache-Control': 'max-age=3600' });
@@ -111,10 +123,11 @@ export class BrowserMode {
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       throw new HttpError(405, 'method_not_allowed', `${request.method ?? ''} is not allowed on the model's files; use GET.`, { Allow: 'GET, HEAD' });
     }
-    const dir = this.modelDir();
-    if (segments.length < 2 || segments[0] !== modelFilesId(dir)) throw new HttpError(404, 'not_found', 'No such model file (the studio may have loaded another model).');
-    const path = segments.slice(1).join('/');
+    const model = this.model();
+    const dir = model.dir;
     const files = listFiles(dir);
+    if (segments.length < 2 || segments[0] !== modelFilesId(model, files)) throw new HttpError(404, 'not_found', 'No such model file (the studio may have loaded another model, or its files changed).');
+    const path = segments.slice(1).join('/');
     if (path === 'files.json') {
       sendJson(response, 200, files, { 'Cache-Control': 'no-store' });
       return;

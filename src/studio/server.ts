@@ -251,7 +251,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   };
 
   // "Run in this browser": the in-page studio at /browser/ and the model's files (./browser-mode.ts).
-  const browserMode = new BrowserMode(() => model.pipeline.folder.dir);
+  const browserMode = new BrowserMode(() => ({ dir: model.pipeline.folder.dir, source: model.source }));
   const sessionDir = (session: string) => sessions.ensureDir(session);
   // Decoding a picture can take a few hundred MB (up to 100 megapixels): one at a time.
   let pictureWork: Promise<unknown> = Promise.resolve();
