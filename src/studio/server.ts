@@ -61,6 +61,7 @@ import {
   type StudioModel,
 } from './runners.ts';
 import { nodePlatform } from '../node/platform.ts';
+import { BrowserMode } from './browser-mode.ts';
 
 export interface StudioOptions {
   /** A local model folder (Optimum ONNX layout), already resolved from a Hub id. */
@@ -249,6 +250,8 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     log,
   };
 
+  // "Run in this browser": the in-page studio at /browser/ and the model's files (./browser-mode.ts).
+  const browserMode = new BrowserMode(() => ({ dir: model.pipeline.folder.dir, source: model.source }));
   const sessionDir = (session: string) => sessions.ensureDir(session);
   // Decoding a picture can take a few hundred MB (up to 100 megapixels): one at a time.
   let pictureWork: Promise<unknown> = Promise.resolve();
@@ -531,10 +534,15 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
 
     if (segments[0] !== 'api') {
       if (method !== 'GET' && method !== 'HEAD') throw new HttpError(405, 'method_not_allowed', `${method} is not allowed here.`, { Allow: 'GET, HEAD' });
-      await frontEnd.serve(request, response, segments);
+      if (segments[0] === 'browser' && segments.length > 1) await browserMode.servePage(request, response, segments.slice(1));
+      else await frontEnd.serve(request, response, segments);
       return;
     }
     const rest = segments.slice(1);
+    if (rest[0] === 'model' && rest[1] === 'files' && rest.length > 2) {
+      await browserMode.serveModelFile(request, response, rest.slice(2));
+      return;
+    }
     const matching = routes.filter((route) => route.pattern.length === rest.length && route.pattern.every((part, index) => part === ':' || part === rest[index]));
     if (matching.length === 0) throw new HttpError(404, 'not_found', `No API endpoint ${rawPath}.`);
     const effective = method === 'HEAD' ? 'GET' : method;

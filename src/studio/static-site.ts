@@ -41,7 +41,7 @@ const STUBS: Readonly<Record<string, string>> = {
 };
 
 /** onnxruntime-web's files that its bundled entry loads at run time. */
-const ORT_FILES = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
+export const ORT_FILES: readonly string[] = ['ort-wasm-simd-threaded.jsep.mjs', 'ort-wasm-simd-threaded.jsep.wasm'];
 
 function listFiles(dir: string, prefix = ''): { path: string; size: number }[] {
   const out: { path: string; size: number }[] = [];

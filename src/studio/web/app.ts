@@ -21,6 +21,7 @@ import { setupPngDrop } from './png-drop.ts';
 import { maxToasts, setupToastPlacement } from './toast-place.ts';
 import { Store } from './state.ts';
 import { setupTimeline } from './timeline.ts';
+import { setupEngineSwitch } from './engine-switch.ts';
 
 function toaster(): (message: string, kind?: ToastKind, action?: ToastAction) => void {
   const polite = byId('toasts', HTMLElement);
@@ -130,6 +131,7 @@ async function boot(): Promise<void> {
     if (replacing !== undefined && !store.keyframes.some((keyframe) => keyframe.id === replacing)) studio.setReplaceTarget(undefined);
   });
   setupReplace(studio);
+  setupEngineSwitch();
   setupModel(studio);
   const settings = setupSettings(studio);
   setupControl(studio);

@@ -17,6 +17,8 @@ interface SiteConfig {
   model: string;
   /** An LPIPS .onnx of this site (e.g. "lpips/lpips.onnx"). */
   lpips?: string;
+  /** The server studio's page, when this is its "Run in this browser" mode (src/studio/browser-mode.ts). */
+  server?: string;
 }
 
 function statusLine(): HTMLElement {
@@ -59,7 +61,8 @@ function installApi(studio: LocalStudio, basePath: string): void {
   const apiPath = (url: URL): string | undefined => {
     if (url.origin !== location.origin) return undefined;
     const path = url.pathname.startsWith(`${basePath}api/`) ? url.pathname.slice(basePath.length - 1) : url.pathname;
-    return path.startsWith('/api/') && !path.startsWith('/api/files/') ? path : undefined;
+    // Made files come from the service worker; in the server studio's browser mode, model files from the server.
+    return path.startsWith('/api/') && !path.startsWith('/api/files/') && !path.startsWith('/api/model/files/') ? path : undefined;
   };
   window.fetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const request = input instanceof Request ? input : undefined;
@@ -198,6 +201,7 @@ async function main(): Promise<void> {
   const threadNote = device === 'cpu' ? `, ${threads} thread${threads === 1 ? '' : 's'}` : '';
   const where = `Runs in this browser on ${deviceLabel(device)}${threadNote}${why}`;
   document.body.dataset.device = device;
+  if (typeof config.server === 'string') document.body.dataset.serverPage = config.server;
   studio = new LocalStudio({
     platform,
     device,
