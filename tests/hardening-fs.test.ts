@@ -117,8 +117,14 @@ describe('the CLI reports file-system errors with exit status 1 before computing
   });
 
   // Permissions do not stop root: as root, the CLI runs as user nobody through setpriv.
-  const asNobody = isRoot && existsSync('/usr/bin/setpriv');
-  test('a read-only folder', { skip: isRoot && !asNobody && 'running as root without setpriv: permissions do not stop root from writing' }, () => {
+  const setpriv = isRoot && existsSync('/usr/bin/setpriv');
+  // User nobody must be able to read this checkout (a checkout under a private folder is not).
+  const nobodyCanRun =
+    setpriv &&
+    spawnSync('/usr/bin/setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', '-e', '0'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 }).status === 0;
+  const asNobody = setpriv && nobodyCanRun;
+  const skipReason = !isRoot ? false : !setpriv ? 'running as root without setpriv: permissions do not stop root from writing' : !nobodyCanRun ? 'running as root, and user nobody cannot read this checkout: permissions do not stop root from writing' : false;
+  test('a read-only folder', { skip: skipReason }, () => {
     const folder = join(work, 'read-only');
     mkdirSync(folder);
     chmodSync(work, 0o755);

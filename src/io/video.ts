@@ -388,7 +388,13 @@ export async function encodeVideo(
       const exit = await process_.exited;
       signal?.throwIfAborted();
       if (exit.code !== 0) throw process_.failure(what, exit);
-    } catch (error) {
+    } catch (caught) {
+      let error = caught;
+      // ffmpeg closing its input because it failed (e.g. a full disk) reads as EPIPE on our side:
+      // report how ffmpeg ended, with what it said, instead.
+      if (process_ !== undefined && (caught as NodeJS.ErrnoException | undefined)?.code === 'EPIPE') {
+        error = process_.failure(what, await process_.exited);
+      }
       // Let the frame source clean up (not awaited: a busy generator answers only after its current step).
       if (!finished) closeIterator(iterator);
       await process_?.stop();
