@@ -18,6 +18,7 @@ import type { SimilarityMetric } from '../engine/metric.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { filmFrames, filmLength } from '../film/render.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml, parseFilmSpec, transitionsOf, type FilmSpec } from '../film/spec.ts';
+import { transitionOptionsOf } from '../film/transition-options.ts';
 import { smoothnessPlotSvg, type SmoothnessPoint } from '../io/plot.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -160,30 +161,6 @@ async function contactSheet(images: readonly RgbImage[]): Promise<Blob> {
     bitmap.close();
   }
   return canvas.convertToBlob({ type: 'image/png' });
-}
-
-/** The options of transition `index` of a film (the CLI's renderFilm uses the same keys). */
-function transitionOptionsOf(spec: FilmSpec, index: number): Record<string, unknown> {
-  const transition = transitionsOf(spec)[index]!;
-  const optional = {
-    negativePrompt: transition.negativePrompt,
-    width: spec.width,
-    height: spec.height,
-    steps: spec.steps,
-    guidanceScale: spec.guidanceScale,
-    midDamper: spec.midDamper,
-    depthStrength: spec.depthStrength,
-    maxBranches: spec.maxBranches ?? spec.branchesPerTransition,
-    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition,
-    branch1Crossfeed: spec.branch1Crossfeed,
-    parentalCrossfeed: spec.parentalCrossfeed,
-  };
-  return {
-    keyframeA: { prompt: transition.from.prompt, seed: transition.from.seed },
-    keyframeB: { prompt: transition.to.prompt, seed: transition.to.seed },
-    batchSize: spec.batchSize,
-    ...Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)),
-  };
 }
 
 /**

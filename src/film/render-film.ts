@@ -22,6 +22,9 @@ import { resolveTransitionOptions, type ResolvedTransitionOptions, type Transiti
 import { transitionsOf, transitionKey, type FilmKeyframe, type FilmSpec, type FilmTransition } from './spec.ts';
 import { checkPicture, pictureHash } from '../io/picture.ts';
 import { cachedTransition, hashOf, writeFilm } from './work-folder.ts';
+import { transitionOptionsOf } from './transition-options.ts';
+
+export { transitionOptionsOf };
 import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -93,22 +96,6 @@ export interface RenderFilmResult {
   readonly smoothness?: SmoothnessReport;
 }
 
-/** A film keyframe as the engine's keyframe (a picture keyframe with its content hash when known). */
-function engineKeyframe(keyframe: FilmKeyframe, pictureHashes?: ReadonlyMap<string, string>): Record<string, unknown> {
-  if (keyframe.image === undefined) return { prompt: keyframe.prompt, seed: keyframe.seed };
-  const hash = pictureHashes?.get(keyframe.image);
-  return {
-    prompt: keyframe.prompt,
-    seed: keyframe.seed,
-    image: {
-      path: keyframe.image,
-      fit: keyframe.fit ?? 'cover',
-      ...(keyframe.imageMethod !== undefined ? { method: keyframe.imageMethod } : {}),
-      ...(hash !== undefined ? { hash } : {}),
-    },
-  };
-}
-
 /**
  * Checks every picture of a film (readable, within the size limit; nothing decoded) and hashes
  * its content, before any model work. Keys: the spec's (resolved) picture paths.
@@ -132,30 +119,6 @@ function pictureKeyOf(transition: FilmTransition, hashes: ReadonlyMap<string, st
     keyframe.image === undefined ? null : [hashes.get(keyframe.image) ?? null, keyframe.fit ?? 'cover', keyframe.imageMethod ?? null];
   if (transition.from.image === undefined && transition.to.image === undefined) return undefined;
   return ['pictures', part(transition.from), part(transition.to)];
-}
-
-/** The engine options of transition `index` of a film spec (with picture hashes when given). */
-export function transitionOptionsOf(spec: FilmSpec, index: number, pictureHashes?: ReadonlyMap<string, string>): Record<string, unknown> {
-  const transition = transitionsOf(spec)[index]!;
-  const optional = {
-    negativePrompt: transition.negativePrompt,
-    width: spec.width,
-    height: spec.height,
-    steps: spec.steps,
-    guidanceScale: spec.guidanceScale,
-    midDamper: spec.midDamper,
-    depthStrength: spec.depthStrength,
-    maxBranches: spec.maxBranches ?? spec.branchesPerTransition,
-    timeBudget: spec.timeBudget ?? spec.timeBudgetPerTransition,
-    branch1Crossfeed: spec.branch1Crossfeed,
-    parentalCrossfeed: spec.parentalCrossfeed,
-  };
-  return {
-    keyframeA: engineKeyframe(transition.from, pictureHashes),
-    keyframeB: engineKeyframe(transition.to, pictureHashes),
-    batchSize: spec.batchSize,
-    ...Object.fromEntries(Object.entries(optional).filter(([, value]) => value !== undefined)),
-  };
 }
 
 class NotCached extends Error {}
