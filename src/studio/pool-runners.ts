@@ -8,7 +8,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadTransition } from '../io/store.ts';
-import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
+import { transitionsOf } from '../film/spec.ts';
 import type { Reporter } from '../film/progress.ts';
 import { writeFileAtomically } from '../io/files.ts';
 import { encodePng } from '../io/png.ts';
@@ -17,8 +17,8 @@ import { submitImages } from '../queue/submit.ts';
 import { renderFilmOnPool } from '../queue/render-on-pool.ts';
 import type { JobContext, JobRunner } from './jobs.ts';
 import type { PreviewsRequest, RenderRequest } from './requests.ts';
-import { checkRenderRequest, studioSpec, type CurrentModel } from './runners.ts';
-import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
+import { prepareFilmRender, type CurrentModel } from './runners.ts';
+import { filesDir, filmFiles, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
 
 /** Previews on the pool: one image job per seed, so the seeds spread over the workers. */
 export function poolPreviewsJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: PreviewsRequest, seeds: readonly number[]): JobRunner {
@@ -62,33 +62,9 @@ export function poolPreviewsJob(connection: QueueConnection, currentModel: Curre
 export function poolRenderJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string, resumed?: StudioFilmRecord): JobRunner {
   return async (context: JobContext) => {
     const model = currentModel();
-    checkRenderRequest(model, request, sessionDir);
-    const spec = studioSpec(model, request.spec);
+    // Finished transitions of the session's other films are copied by the workers, not computed.
+    const { spec, dir, others, framesDir, record } = await prepareFilmRender(model, sessionDir, request, filmId, context.id, resumed);
     const only = request.transitionIndex;
-    const dir = filmDir(sessionDir, filmId);
-    // Finished transitions of the session's other films are copied by the workers, not computed (as runners.ts).
-    const others = filmIds(sessionDir)
-      .filter((id) => id !== filmId)
-      .slice(0, 20)
-      .map((id) => filmDir(sessionDir, id));
-    mkdirSync(dir, { recursive: true });
-    const framesDir = filesDir(sessionDir);
-    mkdirSync(framesDir, { recursive: true });
-    await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(spec), true);
-    const record: StudioFilmRecord = {
-      id: filmId,
-      // A resumed film keeps its place in the list and its title.
-      createdAt: resumed?.createdAt ?? Date.now(),
-      ...(resumed?.title !== undefined ? { title: resumed.title } : {}),
-      ...(resumed !== undefined ? { earlierJobIds: [...(resumed.earlierJobIds ?? []), resumed.jobId].slice(-50) } : {}),
-      state: 'rendering',
-      format: request.format,
-      jobId: context.id,
-      model: model.source,
-      spec: request.rawSpec,
-      ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
-    };
-    await writeStudioFilmRecord(dir, record);
     const fullCount = transitionsOf(spec).length;
     const first = only ?? 0;
     // Frames stream as each transition finishes (workers send progress, not pictures).

@@ -252,38 +252,55 @@ export function renderUnits(transitions: number): number {
 }
 
 /**
+ * What every studio render does first, on the studio's model or on the pool: checks the request
+ * again (another model may have been loaded since it was accepted), makes the film folder, writes
+ * its spec and its record ('rendering'). `others`: the session's other films, whose finished
+ * transitions are reused.
+ */
+export async function prepareFilmRender(
+  model: StudioModel,
+  sessionDir: string,
+  request: RenderRequest,
+  filmId: string,
+  jobId: string,
+  resumed?: StudioFilmRecord,
+): Promise<{ spec: FilmSpec; dir: string; others: string[]; framesDir: string; record: StudioFilmRecord }> {
+  checkRenderRequest(model, request, sessionDir);
+  const spec = studioSpec(model, request.spec);
+  const dir = filmDir(sessionDir, filmId);
+  const others = filmIds(sessionDir)
+    .filter((id) => id !== filmId)
+    .slice(0, 20)
+    .map((id) => filmDir(sessionDir, id));
+  mkdirSync(dir, { recursive: true });
+  const framesDir = filesDir(sessionDir);
+  mkdirSync(framesDir, { recursive: true });
+  await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(spec), true);
+  const record: StudioFilmRecord = {
+    id: filmId,
+    // A resumed film keeps its place in the list and its title.
+    createdAt: resumed?.createdAt ?? Date.now(),
+    ...(resumed?.title !== undefined ? { title: resumed.title } : {}),
+    ...(resumed !== undefined ? { earlierJobIds: [...(resumed.earlierJobIds ?? []), resumed.jobId].slice(-50) } : {}),
+    state: 'rendering',
+    format: request.format,
+    jobId,
+    model: model.source,
+    spec: request.rawSpec,
+    ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
+  };
+  await writeStudioFilmRecord(dir, record);
+  return { spec, dir, others, framesDir, record };
+}
+
+/**
  * A render job: the spec rendered into the film folder `filmId` of the session, reusing
  * finished transitions of the session's other films. Frames stream as 'frame' events.
  */
 export function renderJob(currentModel: CurrentModel, sessionDir: string, request: RenderRequest, filmId: string, resumed?: StudioFilmRecord): JobRunner {
   return async (context: JobContext) => {
     const model = currentModel();
-    // Checked again: another model may have been loaded since the request was accepted.
-    checkRenderRequest(model, request, sessionDir);
-    const spec = studioSpec(model, request.spec);
-    const dir = filmDir(sessionDir, filmId);
-    const others = filmIds(sessionDir)
-      .filter((id) => id !== filmId)
-      .slice(0, 20)
-      .map((id) => filmDir(sessionDir, id));
-    mkdirSync(dir, { recursive: true });
-    const framesDir = filesDir(sessionDir);
-    mkdirSync(framesDir, { recursive: true });
-    await writeFileAtomically(join(dir, 'spec.yaml'), filmSpecToYaml(spec), true);
-    const record: StudioFilmRecord = {
-      id: filmId,
-      // A resumed film keeps its place in the list and its title.
-      createdAt: resumed?.createdAt ?? Date.now(),
-      ...(resumed?.title !== undefined ? { title: resumed.title } : {}),
-      ...(resumed !== undefined ? { earlierJobIds: [...(resumed.earlierJobIds ?? []), resumed.jobId].slice(-50) } : {}),
-      state: 'rendering',
-      format: request.format,
-      jobId: context.id,
-      model: model.source,
-      spec: request.rawSpec,
-      ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
-    };
-    await writeStudioFilmRecord(dir, record);
+    const { spec, dir, others, framesDir, record } = await prepareFilmRender(model, sessionDir, request, filmId, context.id, resumed);
 
     const count = transitionsOf(spec).length;
     let step = 0;
