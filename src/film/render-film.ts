@@ -274,34 +274,20 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
   // The residual UNet stays attached to the pipeline (it may serve the next film); the ControlNet goes.
   if (filmControl !== undefined) await filmControl.loaded.controlNet.model.session.release();
   if (filmImages !== undefined) await filmImages.loaded.adapter.encoder.session.release();
-  const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
-  // film.json is written before the film appears, so a film in place always has its record.
-  const writeRecord = (smoothness: SmoothnessReport | undefined) =>
-    writeFilmRecord(workDir, {
-      kind: 'movie',
-      model: recordedModel(model),
-      out: relative(workDir, options.out),
-      fps: spec.fps,
-      quality: spec.quality,
-      retiming,
-      transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
-      metric: metric.name,
-      ...(options.metricFallback !== undefined ? { metricFallback: options.metricFallback } : {}),
-      ...(smoothness !== undefined ? { smoothness: { ...smoothness } } : {}),
-    });
-  const film = await writeFilm(
+  const film = await writeFilmWithRecord(
     segments,
     {
+      workDir,
       out: options.out,
-      fps: spec.fps,
-      quality: spec.quality,
-      retiming,
+      spec,
+      model: recordedModel(model),
+      wholeFilm: only === undefined,
       force: options.force,
+      metric,
+      ...(options.metricFallback !== undefined ? { metricFallback: options.metricFallback } : {}),
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
-      metric,
-      ...(only === undefined ? { beforeFilm: writeRecord } : {}),
       ...(options.comment !== undefined ? { comment: options.comment } : {}),
     },
     reporter,
@@ -319,4 +305,63 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
     segments: segments.map((segment) => ({ dir: segment.dir, durationSeconds: segment.durationSeconds })),
     ...(film.smoothness !== undefined ? { smoothness: film.smoothness } : {}),
   };
+}
+
+/**
+ * Writes the film of finished transitions (side files first) and, for a whole film, its record
+ * film.json just before the film itself, so a film in place always has its record (a film of
+ * one transition does not describe the work folder's film). Shared by renderFilm and the worker
+ * pool. With `metric`, the smoothness figures go on the plot and into the record.
+ */
+export async function writeFilmWithRecord(
+  segments: readonly { readonly transition: Transition; readonly durationSeconds: number; readonly dir: string }[],
+  options: {
+    readonly workDir: string;
+    readonly out: string;
+    readonly spec: FilmSpec;
+    /** The model as film.json records it. */
+    readonly model: string;
+    readonly wholeFilm: boolean;
+    readonly force: boolean;
+    readonly metric?: SimilarityMetric;
+    readonly metricFallback?: string;
+    readonly signal?: AbortSignal;
+    readonly ffmpegPath?: string;
+    readonly framesDir?: string;
+    readonly comment?: string;
+  },
+  reporter: Reporter,
+): Promise<{ filmFrames: number; smoothness?: SmoothnessReport }> {
+  const { workDir, spec } = options;
+  const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
+  const writeRecord = (smoothness: SmoothnessReport | undefined) =>
+    writeFilmRecord(workDir, {
+      kind: 'movie',
+      model: options.model,
+      out: relative(workDir, resolve(options.out)),
+      fps: spec.fps,
+      quality: spec.quality,
+      retiming,
+      transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
+      ...(options.metric !== undefined ? { metric: options.metric.name } : {}),
+      ...(options.metricFallback !== undefined ? { metricFallback: options.metricFallback } : {}),
+      ...(smoothness !== undefined ? { smoothness: { ...smoothness } } : {}),
+    });
+  return writeFilm(
+    segments,
+    {
+      out: options.out,
+      fps: spec.fps,
+      quality: spec.quality,
+      retiming,
+      force: options.force,
+      ...(options.signal !== undefined ? { signal: options.signal } : {}),
+      ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
+      ...(options.metric !== undefined ? { metric: options.metric } : {}),
+      ...(options.wholeFilm ? { beforeFilm: writeRecord } : {}),
+      ...(options.comment !== undefined ? { comment: options.comment } : {}),
+    },
+    reporter,
+  );
 }

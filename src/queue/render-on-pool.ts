@@ -6,10 +6,8 @@
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { transitionsOf, type FilmSpec } from '../film/spec.ts';
-import { writeFilm } from '../film/work-folder.ts';
-import { writeFilmRecord } from '../film/film-record.ts';
 import type { Reporter } from '../film/progress.ts';
-import type { RenderFilmResult } from '../film/render-film.ts';
+import { writeFilmWithRecord, type RenderFilmResult } from '../film/render-film.ts';
 import { loadTransition } from '../io/store.ts';
 import type { QueueConnection } from './connection.ts';
 import { newRunName, submitFilm, type FinishedJob, type PoolProgress, type SubmittedFilm } from './submit.ts';
@@ -112,14 +110,15 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
     const stored = await loadTransition(dir);
     segments.push({ transition: stored.transition, durationSeconds: transitions[index]!.duration, dir });
   }
-  const retiming = spec.retiming === 'equal' ? 'equal' : 'distance';
-  const film = await writeFilm(
+  // As renderFilm: side files, then film.json, then the film.
+  const film = await writeFilmWithRecord(
     segments,
     {
+      workDir,
       out: options.out,
-      fps: spec.fps,
-      quality: spec.quality,
-      retiming,
+      spec,
+      model: options.model,
+      wholeFilm: options.only === undefined,
       force: options.force,
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
@@ -127,18 +126,6 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
     },
     reporter,
   );
-  // As renderFilm: the film of one transition does not describe the work folder's film.
-  if (options.only === undefined) {
-    await writeFilmRecord(workDir, {
-      kind: 'movie',
-      model: options.model,
-      out: relative(workDir, resolve(options.out)),
-      fps: spec.fps,
-      quality: spec.quality,
-      retiming,
-      transitions: segments.map((segment) => ({ dir: relative(workDir, segment.dir), durationSeconds: segment.durationSeconds })),
-    });
-  }
   const jobs = [...submitted.keyframes, ...submitted.transitions];
   return {
     run: submitted.run,
