@@ -547,7 +547,7 @@ export class LocalStudio {
       previous = { index: transition.index, transition: result };
     }
     await framesWritten;
-    const retiming = spec.retiming === 'equal' ? 'equal' : 'distance';
+    const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
     const first = segments[0]!.transition.images[0]!;
     const count = filmLength(segments, spec.fps, retiming);
     this.progress(job, { done: chosen.length * units, total, label: `encoding ${format.toUpperCase()}` });
