@@ -187,6 +187,7 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
           signal,
           ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
           ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+          frameProvenance: { model: recordedModel(flags.model), scheduler: pipeline.schedulerClass },
           ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
           metric,
           beforeFilm: (smoothness) =>

@@ -281,6 +281,7 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       out: options.out,
       spec,
       model: recordedModel(model),
+      scheduler: pipeline.schedulerClass,
       wholeFilm: only === undefined,
       force: options.force,
       metric,
@@ -328,6 +329,8 @@ export async function writeFilmWithRecord(
     readonly signal?: AbortSignal;
     readonly ffmpegPath?: string;
     readonly framesDir?: string;
+    /** The scheduler class that made the frames, for the provenance of --frames-dir PNGs. */
+    readonly scheduler?: string;
     readonly comment?: string;
   },
   reporter: Reporter,
@@ -358,6 +361,7 @@ export async function writeFilmWithRecord(
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
+      ...(options.scheduler !== undefined ? { frameProvenance: { model: options.model, scheduler: options.scheduler } } : {}),
       ...(options.metric !== undefined ? { metric: options.metric } : {}),
       ...(options.wholeFilm ? { beforeFilm: writeRecord } : {}),
       ...(options.comment !== undefined ? { comment: options.comment } : {}),

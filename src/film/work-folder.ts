@@ -10,6 +10,8 @@ import { MAX_FILM_FRAMES } from './spec-guards.ts';
 import { contactSheet } from '../io/contact-sheet.ts';
 import { smoothnessPlot } from '../io/plot.ts';
 import { encodePng } from '../io/png.ts';
+import { withPngText } from '../io/png-text.ts';
+import { frameText } from '../studio/provenance.ts';
 import { writeFileAtomically, prepareOutput, ensureFolder, checkFolderCreatable } from '../io/files.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { filmFrames, filmLength, type FilmSegment } from './render.ts';
@@ -70,6 +72,11 @@ export interface FilmOutputOptions {
   readonly retiming: RetimeMode;
   readonly force: boolean;
   readonly framesDir?: string;
+  /**
+   * The model (as recorded) and scheduler class that made the frames: with it, each PNG written to
+   * `framesDir` says how it was made in text chunks, as the studio's frames do (src/studio/provenance.ts).
+   */
+  readonly frameProvenance?: { readonly model: string; readonly scheduler: string };
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
   /**
@@ -133,6 +140,31 @@ export async function checkFilmSettings(options: { out: string; fps: number; qua
   });
 }
 
+/** The text chunks of a computed frame written to --frames-dir, when its transition's options and the model are known. */
+function framePngText(
+  segment: FilmSegment,
+  fract: number,
+  transition: number,
+  image: { readonly width: number; readonly height: number },
+  made: FilmOutputOptions['frameProvenance'],
+): Record<string, string> | undefined {
+  const options = segment.transition.options;
+  if (made === undefined || options === undefined) return undefined;
+  return frameText({
+    from: { prompt: options.keyframeA.prompt, seed: options.keyframeA.seed },
+    to: { prompt: options.keyframeB.prompt, seed: options.keyframeB.seed },
+    ...(options.negativePrompt !== undefined && options.negativePrompt !== '' ? { negativePrompt: options.negativePrompt } : {}),
+    fract,
+    transition,
+    model: made.model,
+    scheduler: made.scheduler,
+    steps: options.steps,
+    guidanceScale: options.guidanceScale,
+    width: image.width,
+    height: image.height,
+  });
+}
+
 /**
  * Writes the contact sheet, the smoothness plot, the computed frames (optionally), calls
  * `beforeFilm`, and only then encodes the film: a film in place is a finished one, and a render
@@ -148,6 +180,8 @@ export async function writeFilm(
     segment.transition.tree.branches
       .map((branch, position) => ({
         image: segment.transition.images[position]!,
+        transition: index,
+        fract: branch.fract,
         label:
           branch.fract === 0
             ? `keyframe ${index + 1}`
@@ -201,7 +235,9 @@ export async function writeFilm(
     for (const frame of labelled) {
       const path = join(options.framesDir, `${String(number++).padStart(4, '0')}.png`);
       try {
-        writeFileSync(path, await encodePng(frame.image));
+        const png = await encodePng(frame.image);
+        const text = framePngText(segments[frame.transition]!, frame.fract, frame.transition, frame.image, options.frameProvenance);
+        writeFileSync(path, text === undefined ? png : withPngText(png, text));
       } catch (error) {
         throw fileSystemError(error, path, 'write');
       }

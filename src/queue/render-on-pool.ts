@@ -102,12 +102,14 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
   if (barStarted) reporter.stopBar();
 
   const segments = [];
+  let schedulerClass: string | undefined;
   for (const [position, job] of submitted.transitions.entries()) {
     const index = submitted.plan.transitions[position]!.index;
     if (options.only !== undefined && index !== options.only) continue;
     const dir = join(workDir, job.dir);
     await visible(join(dir, 'transition.json'), signal);
     const stored = await loadTransition(dir);
+    schedulerClass ??= stored.model.schedulerClass;
     segments.push({ transition: stored.transition, durationSeconds: transitions[index]!.duration, dir });
   }
   // As renderFilm: side files, then film.json, then the film.
@@ -118,6 +120,7 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
       out: options.out,
       spec,
       model: options.model,
+      ...(schedulerClass !== undefined ? { scheduler: schedulerClass } : {}),
       wholeFilm: options.only === undefined,
       force: options.force,
       ...(signal !== undefined ? { signal } : {}),
