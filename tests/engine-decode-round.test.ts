@@ -11,16 +11,9 @@ import { BlendingEngine, type Transition } from '../src/engine/engine.ts';
 import { LatentBlendError } from '../src/errors.ts';
 import type { Device } from '../src/runtime/onnx.ts';
 import { modelDir } from './helpers/golden.ts';
-import { rmsMetric } from './helpers/engine.ts';
+import { rmsMetric, SMALL_TRANSITION } from './helpers/engine.ts';
 
-const OPTIONS = {
-  keyframeA: { prompt: 'a red house by the sea', seed: 11 },
-  keyframeB: { prompt: 'a green forest at night', seed: 22 },
-  width: 64,
-  height: 64,
-  maxBranches: 7,
-  batchSize: 2,
-};
+const OPTIONS = { keyframeA: SMALL_TRANSITION.keyframeA, keyframeB: SMALL_TRANSITION.keyframeB, width: 64, height: 64, maxBranches: 7, batchSize: 2 };
 
 async function pipelineAs(device: Device): Promise<DiffusionPipeline> {
   const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sdxl-turbo') });

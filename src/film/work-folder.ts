@@ -11,7 +11,7 @@ import { contactSheet } from '../io/contact-sheet.ts';
 import { smoothnessPlot } from '../io/plot.ts';
 import { encodePng } from '../io/png.ts';
 import { withPngText } from '../io/png-text.ts';
-import { frameText } from '../studio/provenance.ts';
+import { transitionFrameText } from '../studio/provenance.ts';
 import { writeFileAtomically, prepareOutput, ensureFolder, checkFolderCreatable } from '../io/files.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { filmFrames, filmLength, type FilmSegment } from './render.ts';
@@ -149,20 +149,7 @@ function framePngText(
   made: FilmOutputOptions['frameProvenance'],
 ): Record<string, string> | undefined {
   const options = segment.transition.options;
-  if (made === undefined || options === undefined) return undefined;
-  return frameText({
-    from: { prompt: options.keyframeA.prompt, seed: options.keyframeA.seed },
-    to: { prompt: options.keyframeB.prompt, seed: options.keyframeB.seed },
-    ...(options.negativePrompt !== undefined && options.negativePrompt !== '' ? { negativePrompt: options.negativePrompt } : {}),
-    fract,
-    transition,
-    model: made.model,
-    scheduler: made.scheduler,
-    steps: options.steps,
-    guidanceScale: options.guidanceScale,
-    width: image.width,
-    height: image.height,
-  });
+  return made === undefined || options === undefined ? undefined : transitionFrameText(options, made, transition, fract, image);
 }
 
 /**

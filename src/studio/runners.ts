@@ -18,7 +18,7 @@ import type { RgbImage } from '../pipeline/vae.ts';
 import type { LatentDecoder } from '../pipeline/vae.ts';
 import { encodePng } from '../io/png.ts';
 import { withPngText } from '../io/png-text.ts';
-import { frameText, previewText } from './provenance.ts';
+import { previewText, transitionFrameText } from './provenance.ts';
 import { savePreviewBatch } from './preview-library.ts';
 import { compatibleSchedulers } from './model-catalog.ts';
 import { writeFileAtomically } from '../io/files.ts';
@@ -317,19 +317,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         options = resolveTransitionOptions(transitionOptionsOf(spec, transition), model.pipeline.defaults, (value) => model.pipeline.roundedSize(value));
         resolved.set(transition, options);
       }
-      return frameText({
-        from: { prompt: options.keyframeA.prompt, seed: options.keyframeA.seed },
-        to: { prompt: options.keyframeB.prompt, seed: options.keyframeB.seed },
-        ...(options.negativePrompt !== undefined && options.negativePrompt !== '' ? { negativePrompt: options.negativePrompt } : {}),
-        fract,
-        transition,
-        model: model.source,
-        scheduler: model.pipeline.schedulerClass,
-        steps: options.steps,
-        guidanceScale: options.guidanceScale,
-        width: image.width,
-        height: image.height,
-      });
+      return transitionFrameText(options, { model: model.source, scheduler: model.pipeline.schedulerClass }, transition, fract, image);
     };
     const liveFrame = (transition: number, fract: number, injectionStep: number, image: RgbImage) => {
       if (frameCount >= MAX_LIVE_FRAMES) return;
