@@ -155,14 +155,14 @@ describe('FfmpegSpawner', { skip: process.platform === 'win32' && 'the spawner i
     assert.equal(spawner.available, false);
   });
 
-  test('large frames through the helper (the pipe fills and drains) all arrive, in webm and gif too', async () => {
+  test('large frames through the helper (the pipe fills and drains) all arrive; two films at once, in webm and gif', async () => {
     const spawner = FfmpegSpawner.start();
     try {
       const dir = folder();
-      for (const [name, count, size] of [['big.webm', 12, [320, 240]], ['small.gif', 6, [40, 30]]] as const) {
-        const path = join(dir, name);
-        await encodeVideo(path, gradients(count, size[0], size[1]), { fps: 10, spawner });
-        const info = await probeVideo(path);
+      const films = [['big.webm', 12, [320, 240]], ['small.gif', 6, [40, 30]]] as const;
+      await Promise.all(films.map(([name, count, size]) => encodeVideo(join(dir, name), gradients(count, size[0], size[1]), { fps: 10, spawner })));
+      for (const [name, count, size] of films) {
+        const info = await probeVideo(join(dir, name));
         assert.deepEqual([info.frames, info.width, info.height], [count, size[0], size[1]], name);
       }
     } finally {
@@ -221,6 +221,20 @@ describe('FfmpegSpawner', { skip: process.platform === 'win32' && 'the spawner i
       assert.equal(viaHelper.message, direct.message);
       assert.equal(viaHelper.code, direct.code);
       assert.deepEqual(readdirSync(dir).sort(), ['broken-ffmpeg', 'broken-ffmpeg.real']);
+    } finally {
+      await spawner.close();
+    }
+  });
+
+  test('a program that ends without reading its input: exit status and stderr come back, and our end of its stdin is closed', async () => {
+    const spawner = FfmpegSpawner.start();
+    try {
+      const started = await spawner.spawn(locateFfmpeg().path, ['-hide_banner', '-no-such-option']);
+      assert.ok(started !== undefined);
+      const exit = await started.exited;
+      assert.notEqual(exit.code, 0);
+      assert.match(exit.stderr, /no-such-option/);
+      assert.equal(started.stdin.destroyed, true, 'no descriptor stays open');
     } finally {
       await spawner.close();
     }

@@ -132,6 +132,7 @@ function isHelperMessage(value: unknown): value is HelperMessage {
 
 interface Live {
   pid: number;
+  stdin: Socket;
   running: boolean;
   resolveExit: (exit: RemoteFfmpegExit) => void;
 }
@@ -271,6 +272,9 @@ export class FfmpegSpawner {
       if (live === undefined) return;
       this.live.delete(id);
       live.running = false;
+      // As with our own child's stdin: gone with the process (it would otherwise stay open when
+      // ffmpeg failed before we ended our input).
+      live.stdin.destroy();
       live.resolveExit({ code: message.code, signal: message.signal, stderr: typeof message.stderr === 'string' ? message.stderr : '' });
       this.idle();
       return;
@@ -288,7 +292,7 @@ export class FfmpegSpawner {
     stdin.allowHalfOpen = true;
     let resolveExit!: (exit: RemoteFfmpegExit) => void;
     const exited = new Promise<RemoteFfmpegExit>((resolve) => (resolveExit = resolve));
-    const live: Live = { pid: message.pid, running: true, resolveExit };
+    const live: Live = { pid: message.pid, stdin, running: true, resolveExit };
     this.live.set(id, live);
     this.busy();
     this.answer(id, {
@@ -324,6 +328,7 @@ export class FfmpegSpawner {
     } catch {
       // Already gone.
     }
+    live.stdin.destroy();
     live.resolveExit({ code: null, signal: null, stderr: '', lost: true });
     this.idle();
   }
