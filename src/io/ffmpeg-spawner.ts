@@ -6,20 +6,21 @@
  * event loop stands still meanwhile. A render spawns its encoder after the models are loaded.
  * `FfmpegSpawner.start()`, called while the process is still small, starts a tiny Node process
  * (this module's HELPER_SOURCE, run with `node -e`: no TypeScript loader, nothing of the library
- * loaded, about 40 MB); later encoders are spawned by it, cheaply, whatever our size is then.
+ * loaded, about 45 MB resident); later encoders are spawned by it, cheaply, whatever our size is then.
  *
  * The frames do not pass through the helper: it starts ffmpeg with its stdin on a new socket
  * pair, hands the writing end to us over the IPC channel (SCM_RIGHTS, Node's handle passing) and
- * closes its own copy, so we write into ffmpeg's stdin directly, exactly as with our own child
- * (the same kind of socket, the same back-pressure, EPIPE when ffmpeg quits early). It reports
+ * closes its own copy, so we write into ffmpeg's stdin directly, as with our own child (the same
+ * kind of socket, the same back-pressure; when ffmpeg quits early a write fails with EPIPE, or
+ * ECONNRESET, as the handed-over socket is also read). It reports
  * ffmpeg's exit status and the tail of its stderr over the channel, and kills it when asked.
  *
  * Lifetime: the helper kills its ffmpeg children and exits when the IPC channel closes, which
  * the kernel does when our process ends in any way (also SIGKILL); it ignores Ctrl-C's SIGINT
  * (we decide when ffmpeg stops). If the helper dies, our side kills what it had started.
  *
- * When the helper is not usable (Windows, where starting processes costs no page-table copy and
- * handle passing of pipes is limited; the helper could not start; it died; a spawn through it
+ * When the helper is not usable (Windows, where starting a process copies no page tables; the
+ * helper could not start; it died; a spawn through it
  * failed; no file descriptor left to receive the pipe), `spawn` answers undefined and the caller
  * spawns ffmpeg itself, so every error reads as before.
  *
@@ -170,7 +171,7 @@ export class FfmpegSpawner {
   }
 
   /**
-   * Starts the helper process and returns at once (it boots in about 40 ms; requests made
+   * Starts the helper process and returns at once (it boots in 0.05-0.2 s; requests made
    * meanwhile wait in the channel). Call it while the process is small, e.g. before loading
    * models. On Windows, or when the helper cannot be started, the spawner is inert: `spawn`
    * answers undefined and callers spawn ffmpeg themselves. Never throws.
@@ -216,8 +217,7 @@ export class FfmpegSpawner {
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         // A helper that does not answer is not trusted again.
-        this.pending.delete(id);
-        resolve(undefined);
+        this.answer(id, undefined);
         this.broken();
         helper.kill('SIGKILL');
       }, REPLY_TIMEOUT_MS);
@@ -243,6 +243,9 @@ export class FfmpegSpawner {
     if (helper.connected) {
       for (const [id, live] of this.live) if (live.running) this.sendKill(id);
       helper.disconnect();
+    } else if (helper.exitCode === null && helper.signalCode === null) {
+      // Its channel is gone but it still runs (it should have exited): end it.
+      helper.kill('SIGKILL');
     }
     this.broken();
     // Waiting for the helper's exit must keep the process alive until then.
