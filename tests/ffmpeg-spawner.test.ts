@@ -14,6 +14,8 @@ import type { RgbImage } from '../src/pipeline/vae.ts';
 import { locateFfmpeg } from '../src/io/ffmpeg.ts';
 import { FfmpegSpawner } from '../src/io/ffmpeg-spawner.ts';
 import { encodeVideo, probeVideo, type EncodeVideoOptions } from '../src/io/video.ts';
+import { runCliProcess } from './helpers/cli.ts';
+import { modelDir } from './helpers/golden.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const linuxOnly = { skip: !existsSync('/proc/self/stat') && 'needs /proc (Linux)' };
@@ -336,6 +338,23 @@ describe('FfmpegSpawner', { skip: process.platform === 'win32' && 'the spawner i
     assert.ok(await eventually(() => !running(helper)), 'the helper ended');
     assert.ok(await eventually(() => !running(ffmpeg[0]!)), 'its ffmpeg ended');
   });
+});
+
+test('latentblend transition encodes its film through the helper, not as a child of the big process', linuxOnly, () => {
+  const dir = folder();
+  const record = join(dir, 'encoder-parent.txt');
+  // A stand-in ffmpeg that notes the name of the process that started the encoder, then runs the real one.
+  const ffmpeg = join(dir, 'noting-ffmpeg');
+  writeFileSync(
+    ffmpeg,
+    ['#!/bin/sh', 'case " $* " in *" pipe:0 "*) cat "/proc/$PPID/comm" >> ' + JSON.stringify(record) + ';; esac', `exec ${JSON.stringify(locateFfmpeg().path)} "$@"`].join('\n'),
+    { mode: 0o755 },
+  );
+  const out = join(dir, 'film.mp4');
+  const run = runCliProcess(['transition', '--model', modelDir('tiny-sd-turbo'), '--prompt1', 'a cat', '--prompt2', 'a dog', '--duration', '1', '--fps', '8', '--max-branches', '3', '--metric', 'rms-pixel', '--ffmpeg', ffmpeg, '--out', out, '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  assert.deepEqual(readFileSync(record, 'utf8').trim().split('\n'), ['latentblend-ffm'], 'one encoder, started by the helper (its name, cut to 15 characters)');
+  assert.equal(existsSync(out), true);
 });
 
 test('an inert spawner (as on Windows) answers undefined and encodeVideo spawns directly', async () => {
