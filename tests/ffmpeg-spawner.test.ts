@@ -15,6 +15,8 @@ import { locateFfmpeg } from '../src/io/ffmpeg.ts';
 import { FfmpegSpawner } from '../src/io/ffmpeg-spawner.ts';
 import { encodeVideo, probeVideo, type EncodeVideoOptions } from '../src/io/video.ts';
 import { runCliProcess } from './helpers/cli.ts';
+import { StudioClient } from './helpers/studio-client.ts';
+import { startStudio } from '../src/studio/server.ts';
 import { modelDir } from './helpers/golden.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -340,21 +342,47 @@ describe('FfmpegSpawner', { skip: process.platform === 'win32' && 'the spawner i
   });
 });
 
-test('latentblend transition encodes its film through the helper, not as a child of the big process', linuxOnly, () => {
-  const dir = folder();
-  const record = join(dir, 'encoder-parent.txt');
-  // A stand-in ffmpeg that notes the name of the process that started the encoder, then runs the real one.
-  const ffmpeg = join(dir, 'noting-ffmpeg');
+/** A stand-in ffmpeg that notes (in `record`) the name of the process that started each encoder, then runs the real one. */
+function notingFfmpeg(dir: string, record: string): string {
+  const path = join(dir, 'noting-ffmpeg');
   writeFileSync(
-    ffmpeg,
+    path,
     ['#!/bin/sh', 'case " $* " in *" pipe:0 "*) cat "/proc/$PPID/comm" >> ' + JSON.stringify(record) + ';; esac', `exec ${JSON.stringify(locateFfmpeg().path)} "$@"`].join('\n'),
     { mode: 0o755 },
   );
+  return path;
+}
+
+test('latentblend transition encodes its film through the helper, not as a child of the big process', linuxOnly, () => {
+  const dir = folder();
+  const record = join(dir, 'encoder-parent.txt');
+  const ffmpeg = notingFfmpeg(dir, record);
   const out = join(dir, 'film.mp4');
   const run = runCliProcess(['transition', '--model', modelDir('tiny-sd-turbo'), '--prompt1', 'a cat', '--prompt2', 'a dog', '--duration', '1', '--fps', '8', '--max-branches', '3', '--metric', 'rms-pixel', '--ffmpeg', ffmpeg, '--out', out, '--json']);
   assert.equal(run.code, 0, run.stderr);
   assert.deepEqual(readFileSync(record, 'utf8').trim().split('\n'), ['latentblend-ffm'], 'one encoder, started by the helper (its name, cut to 15 characters)');
   assert.equal(existsSync(out), true);
+});
+
+test('the studio renders films through its helper, and closing the studio ends the helper', linuxOnly, async () => {
+  const dir = folder();
+  const record = join(dir, 'encoder-parent.txt');
+  const studio = await startStudio({ modelDir: modelDir('tiny-sd-turbo'), workDir: join(dir, 'studio'), port: 0, ffmpegPath: notingFfmpeg(dir, record) });
+  let helpers: number[] = [];
+  try {
+    helpers = childrenOf(process.pid).filter((child) => child.comm === 'latentblend-ffm').map((child) => child.pid);
+    assert.equal(helpers.length, 1, 'the studio started one helper');
+    const client = new StudioClient(new URL(studio.url));
+    const spec = { fps: 8, transitionDuration: 0.5, branchesPerTransition: 3, keyframes: [{ prompt: 'a red cube', seed: 1 }, { prompt: 'a blue sphere', seed: 2 }] };
+    const reply = await client.post('/api/renders', { spec });
+    assert.equal(reply.status, 202, reply.text);
+    const job = await client.waitFor(reply.json.id, 120_000);
+    assert.equal(job.state, 'done', JSON.stringify(job));
+    assert.deepEqual(readFileSync(record, 'utf8').trim().split('\n'), ['latentblend-ffm']);
+  } finally {
+    await studio.close();
+  }
+  assert.equal(running(helpers[0]!), false, 'the helper ended with the studio');
 });
 
 test('an inert spawner (as on Windows) answers undefined and encodeVideo spawns directly', async () => {
