@@ -290,7 +290,7 @@ describe('FfmpegSpawner', { skip: process.platform === 'win32' && 'the spawner i
     }
   });
 
-  test('SIGKILL of the parent leaves neither the helper nor its ffmpeg running; a spawner never closed does not keep a process alive', linuxOnly, async () => {
+  test('SIGKILL of the parent leaves neither the helper nor its ffmpeg running; nor does Ctrl-C (exit 130, no file); a spawner never closed does not keep a process alive', linuxOnly, async () => {
     const dir = folder();
     const url = (path: string) => JSON.stringify(pathToFileURL(join(ROOT, path)).href);
     const script = join(dir, 'parent.mts');
@@ -308,12 +308,30 @@ describe('FfmpegSpawner', { skip: process.platform === 'win32' && 'the spawner i
         '  }',
         '}',
         'const ffmpegPath = process.argv[4];',
-        'await encodeVideo(process.argv[3], frames(), { fps: 10, spawner, ...(ffmpegPath ? { ffmpegPath } : {}), onFrame: (n) => { if (n === 2) process.stdout.write(JSON.stringify({ helper: spawner.helperPid }) + "\\n"); } });',
-        '// No spawner.close(): the process must still end.',
+        '// Ctrl-C as the CLI handles it: abort, then exit 130.',
+        'const controller = new AbortController();',
+        'process.on("SIGINT", () => controller.abort(new DOMException("Interrupted", "AbortError")));',
+        'try {',
+        '  await encodeVideo(process.argv[3], frames(), { fps: 10, spawner, signal: controller.signal, ...(ffmpegPath ? { ffmpegPath } : {}), onFrame: (n) => { if (n === 2) process.stdout.write(JSON.stringify({ helper: spawner.helperPid }) + "\\n"); } });',
+        '} catch (error) {',
+        '  await spawner.close();',
+        '  process.exitCode = error?.name === "AbortError" ? 130 : 1;',
+        '}',
+        '// No spawner.close() after a success: the process must still end.',
       ].join('\n'),
     );
-    const start = (mode: string, out: string, ffmpegPath = '') =>
-      spawn(process.execPath, ['--import', 'tsx', script, mode, out, ffmpegPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const start = (mode: string, out: string, ffmpegPath = '', detached = false) =>
+      spawn(process.execPath, ['--import', 'tsx', script, mode, out, ffmpegPath], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], detached });
+    /** The helper's pid, once the parent has handed two frames to ffmpeg. */
+    const helperOf = (parent: ReturnType<typeof start>) =>
+      new Promise<number>((resolve, reject) => {
+        let text = '';
+        parent.stdout.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+          if (text.includes('\n')) resolve((JSON.parse(text.split('\n')[0]!) as { helper: number }).helper);
+        });
+        parent.once('exit', () => reject(new Error(`the parent ended early: ${text}`)));
+      });
 
     // Finite film, spawner left open: the process ends by itself, with the film written.
     const finite = start('finite', join(dir, 'finite.mp4'));
@@ -324,21 +342,25 @@ describe('FfmpegSpawner', { skip: process.platform === 'win32' && 'the spawner i
     // Endless film, with an "ffmpeg" that would not end when its input closes: kill the parent
     // while it runs under the helper.
     const parent = start('endless', join(dir, 'endless.mp4'), stuckFfmpeg(dir));
-    const line = await new Promise<string>((resolve, reject) => {
-      let text = '';
-      parent.stdout.on('data', (chunk: Buffer) => {
-        text += chunk.toString();
-        if (text.includes('\n')) resolve(text.split('\n')[0]!);
-      });
-      parent.once('exit', () => reject(new Error(`the parent ended early: ${text}`)));
-    });
-    const helper = (JSON.parse(line) as { helper: number }).helper;
+    const helper = await helperOf(parent);
     const ffmpeg = childrenOf(helper).map((child) => child.pid);
     assert.equal(processInfo(helper)?.ppid, parent.pid);
     assert.equal(ffmpeg.length, 1);
     parent.kill('SIGKILL');
     assert.ok(await eventually(() => !running(helper)), 'the helper ended');
     assert.ok(await eventually(() => !running(ffmpeg[0]!)), 'its ffmpeg ended');
+
+    // Ctrl-C in a terminal: SIGINT to the whole process group (parent, helper, ffmpeg).
+    const interrupted = start('endless', join(dir, 'interrupted.mp4'), '', true);
+    const exitCode = new Promise<number | null>((resolve) => interrupted.once('exit', (value) => resolve(value)));
+    const helper2 = await helperOf(interrupted);
+    const ffmpeg2 = ffmpegChildrenOf(helper2);
+    assert.equal(ffmpeg2.length, 1);
+    process.kill(-interrupted.pid!, 'SIGINT');
+    assert.equal(await exitCode, 130);
+    assert.equal(running(helper2), false, 'the helper is gone when the parent has exited');
+    assert.ok(await eventually(() => !running(ffmpeg2[0]!)), 'its ffmpeg ended');
+    assert.deepEqual(readdirSync(dir).filter((name) => name.includes('interrupted')), [], 'no film, no partial file');
   });
 });
 
