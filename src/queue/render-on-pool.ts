@@ -11,6 +11,7 @@ import { writeFilmWithRecord, type RenderFilmResult } from '../film/render-film.
 import { loadTransition } from '../io/store.ts';
 import type { QueueConnection } from './connection.ts';
 import { newRunName, submitFilm, type FinishedJob, type PoolProgress, type SubmittedFilm } from './submit.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 
 export interface RenderOnPoolOptions {
   readonly connection: QueueConnection;
@@ -32,6 +33,8 @@ export interface RenderOnPoolOptions {
   readonly reporter: Reporter;
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
+  /** Start the encoder through this helper (cheap while models are loaded; see FfmpegSpawner). */
+  readonly ffmpegSpawner?: FfmpegSpawner;
   readonly framesDir?: string;
   readonly run?: string;
   /** A job finished; for transitions, `dir` is relative to the work folder. */
@@ -125,6 +128,7 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
       force: options.force,
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.ffmpegSpawner !== undefined ? { ffmpegSpawner: options.ffmpegSpawner } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
     },
     reporter,
