@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import type { DiffusionPipeline, PipelineEvent } from '../pipeline/pipeline.ts';
 import type { BlendingEngine, EngineEvent } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
-import { CROSSFEED_DEFAULTS, DEFAULT_DEPTH_STRENGTH, DEFAULT_MID_DAMPER, resolveTransitionOptions, type ResolvedTransitionOptions } from '../engine/options.ts';
-import { DEFAULT_TOTAL_FRAMES } from '../blend/plan.ts';
+import { modelTransitionDefaults, resolveTransitionOptions, type ResolvedTransitionOptions } from '../engine/options.ts';
 import type { Device } from '../runtime/onnx.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import type { LatentDecoder } from '../pipeline/vae.ts';
@@ -70,22 +69,11 @@ export type CurrentModel = () => StudioModel;
 /** GET /api/model (`modelsDir`: the studio's --models-dir, when it has one). */
 export function modelInfo(model: StudioModel, options: { readonly modelsDir?: string } = {}) {
   const { defaults } = model.pipeline;
-  const crossfeed = CROSSFEED_DEFAULTS[defaults.preset];
   return {
     source: model.source,
     family: defaults.family,
     preset: defaults.preset,
-    defaults: {
-      width: defaults.width,
-      height: defaults.height,
-      steps: defaults.steps,
-      guidanceScale: defaults.guidanceScale,
-      depthStrength: DEFAULT_DEPTH_STRENGTH,
-      midDamper: DEFAULT_MID_DAMPER,
-      maxBranches: DEFAULT_TOTAL_FRAMES[defaults.preset],
-      branch1Crossfeed: { ...crossfeed.branch1 },
-      parentalCrossfeed: { ...crossfeed.parental },
-    },
+    defaults: modelTransitionDefaults(defaults),
     schedulerClass: model.pipeline.schedulerClass,
     /** The scheduler the model ships, and the project's schedulers that suit it (POST /api/model `scheduler`). */
     shippedScheduler: model.pipeline.folder.schedulerClass,
