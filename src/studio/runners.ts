@@ -23,7 +23,7 @@ import { compatibleSchedulers } from './model-catalog.ts';
 import { writeFileAtomically } from '../io/files.ts';
 import { MAX_GIF_FPS, VIDEO_FORMATS } from '../io/video.ts';
 import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
-import { renderFilm } from '../film/render-film.ts';
+import { renderFilm, type RenderFilmResult } from '../film/render-film.ts';
 import { transitionOptionsOf } from '../film/render-film.ts';
 import type { Reporter } from '../film/progress.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -282,6 +282,50 @@ export async function prepareFilmRender(
 }
 
 /**
+ * What every studio render does last once its film is made: waits for its live frames, records
+ * the film 'done', reports the progress full (`progressTotal` units) and returns the job's result
+ * (docs/studio-api.md), with the runner's own keys (`extra`).
+ */
+export async function finishFilmRender(
+  context: JobContext,
+  dir: string,
+  record: StudioFilmRecord,
+  request: RenderRequest,
+  frameWrites: Promise<void>,
+  result: RenderFilmResult,
+  progressTotal: number,
+  extra: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  await frameWrites;
+  await writeStudioFilmRecord(dir, { ...record, state: 'done', finishedAt: Date.now(), frames: result.framesComputed, filmFrames: result.filmFrames });
+  context.progress({ done: progressTotal, total: progressTotal, label: `${result.filmFrames} film frames`, etaSeconds: 0 });
+  return {
+    filmId: record.id,
+    ...filmUrls(record.id, request.format),
+    format: request.format,
+    frames: result.framesComputed,
+    filmFrames: result.filmFrames,
+    transitions: result.transitions,
+    transitionsReused: result.transitionsReused,
+    unetCalls: result.unetCalls,
+    ...extra,
+    workDir: dir,
+    ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
+  };
+}
+
+/**
+ * What every studio render does when it fails or is cancelled: waits for its live frames and
+ * records the film 'failed' or 'cancelled' (a failure to record is dropped: the render's error
+ * is the one to report, and the caller rethrows it).
+ */
+export async function recordEndedFilmRender(context: JobContext, dir: string, record: StudioFilmRecord, frameWrites: Promise<void>): Promise<void> {
+  await frameWrites;
+  const state = context.signal.aborted ? 'cancelled' : 'failed';
+  await writeStudioFilmRecord(dir, { ...record, state, finishedAt: Date.now() }).catch(() => {});
+}
+
+/**
  * A render job: the spec rendered into the film folder `filmId` of the session, reusing
  * finished transitions of the session's other films. Frames stream as 'frame' events.
  */
@@ -392,27 +436,12 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
           },
         },
       });
-      await frameWrites;
-      await writeStudioFilmRecord(dir, { ...record, state: 'done', finishedAt: Date.now(), frames: result.framesComputed, filmFrames: result.filmFrames });
-      context.progress({ done: total(), total: total(), label: `${result.filmFrames} film frames`, etaSeconds: 0 });
-      return {
-        filmId,
-        ...filmUrls(filmId, request.format),
-        format: request.format,
-        frames: result.framesComputed,
-        filmFrames: result.filmFrames,
-        transitions: result.transitions,
-        transitionsReused: result.transitionsReused,
-        unetCalls: result.unetCalls,
+      return await finishFilmRender(context, dir, record, request, frameWrites, result, total(), {
         metric: result.metric,
         ...(model.metricFallback !== undefined ? { metricFallback: true } : {}),
-        workDir: dir,
-        ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
-      };
+      });
     } catch (error) {
-      await frameWrites;
-      const state = context.signal.aborted ? 'cancelled' : 'failed';
-      await writeStudioFilmRecord(dir, { ...record, state, finishedAt: Date.now() }).catch(() => {});
+      await recordEndedFilmRender(context, dir, record, frameWrites);
       throw error;
     } finally {
       model.hooks.warning = undefined;
