@@ -20,6 +20,7 @@ import { canny } from '../src/image/canny.ts';
 import { readPicture } from '../src/io/picture.ts';
 import { StudioClient } from './helpers/studio-client.ts';
 import { FIXTURES, modelDir, ROOT } from './helpers/golden.ts';
+import { launchStudioChromium } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-controlnet');
 
@@ -29,12 +30,6 @@ const CONTROL_PICTURE = join(FIXTURES, 'goldens', 'tiny-sd15-controlnet', 'contr
 let studio: Studio | undefined;
 let client: StudioClient;
 let workDir: string;
-
-/** POST /api/pictures with the client's session. */
-async function upload(bytes: Buffer): Promise<{ status: number; json: any }> {
-  const response = await fetch(new URL('/api/pictures', client.base), { method: 'POST', headers: { 'content-type': 'image/png', cookie: client.cookie }, body: new Uint8Array(bytes) });
-  return { status: response.status, json: await response.json() };
-}
 
 describe('ControlNet in the studio', { timeout: 120_000 }, () => {
   before(async () => {
@@ -51,7 +46,7 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
 
   test('the model says it takes a ControlNet; the Canny map of an uploaded picture is made on request', async () => {
     assert.equal((await client.get('/api/model')).json.controlnet, true);
-    const uploaded = await upload(readFileSync(CONTROL_PICTURE));
+    const uploaded = await client.uploadPng(readFileSync(CONTROL_PICTURE));
     assert.equal(uploaded.status, 201);
     const map = await client.post(`/api/pictures/${uploaded.json.id}/canny`);
     assert.equal(map.status, 201, map.text);
@@ -68,7 +63,7 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
   });
 
   test('a film with a ControlNet and an uploaded control picture renders; other control pictures are refused', async () => {
-    const uploaded = await upload(readFileSync(CONTROL_PICTURE));
+    const uploaded = await client.uploadPng(readFileSync(CONTROL_PICTURE));
     const spec = (controlImage: string) => ({
       steps: 4,
       guidanceScale: 0,
@@ -98,12 +93,7 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
   });
 
   test('in the page: the ControlNet card takes a control picture and shows its Canny map; a keyframe takes its own', async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium',
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    const browser = await launchStudioChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];

@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
 import { modelDir, ROOT } from './helpers/golden.ts';
+import { CHROMIUM, launchStudioChromium } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio');
 const STEP_TIMEOUT = 20_000;
 
@@ -88,12 +88,7 @@ describe('studio in a browser', { timeout: 120_000 }, () => {
     workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-e2e-'));
     const { startStudio } = await import('../src/studio/server.ts');
     studio = await startStudio({ modelDir: modelDir('tiny-sd-turbo'), workDir, port: 0, onLog: (line: string) => serverLog.push(line) });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    browser = await launchStudioChromium();
     context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));

@@ -17,6 +17,7 @@ import { fromSpec, toSpec } from '../src/studio/web/state.ts';
 import { parseRenderRequest } from '../src/studio/requests.ts';
 import { StudioClient } from './helpers/studio-client.ts';
 import { FIXTURES, modelDir, ROOT } from './helpers/golden.ts';
+import { launchStudioChromium } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-ip-adapter');
 
@@ -29,12 +30,6 @@ const PICTURE_ID = /^picture-[0-9a-f]{24}\.png$/;
 let studio: Studio | undefined;
 let client: StudioClient;
 let workDir: string;
-
-/** POST /api/pictures with the client's session. */
-async function upload(bytes: Buffer): Promise<{ status: number; json: any }> {
-  const response = await fetch(new URL('/api/pictures', client.base), { method: 'POST', headers: { 'content-type': 'image/png', cookie: client.cookie }, body: new Uint8Array(bytes) });
-  return { status: response.status, json: await response.json() };
-}
 
 /** A two-keyframe film spec of few frames with an IP-Adapter and these image prompts. */
 function spec(ipAdapter: string, ipA: string, ipB: string) {
@@ -97,8 +92,8 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
 
   test('a film with an IP-Adapter and uploaded image prompts renders; other image prompts and adapters are refused', async () => {
     assert.equal((await client.get('/api/model')).json.ipAdapter, true);
-    const a = await upload(readFileSync(IP_A));
-    const b = await upload(readFileSync(IP_B));
+    const a = await client.uploadPng(readFileSync(IP_A));
+    const b = await client.uploadPng(readFileSync(IP_B));
     assert.equal(a.status, 201);
     assert.equal(b.status, 201);
     assert.notEqual(a.json.id, b.json.id);
@@ -143,12 +138,7 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
   });
 
   test('in the page: the Image prompt card takes a picked and a dropped image prompt and sends the IP-Adapter keys', async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium',
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    const browser = await launchStudioChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
       const errors: string[] = [];

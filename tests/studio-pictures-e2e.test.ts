@@ -16,8 +16,8 @@ import sharp from 'sharp';
 import type { Browser, Page } from 'playwright-core';
 import type { Studio } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
+import { CHROMIUM, launchStudioChromium } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-pictures');
 const STEP_TIMEOUT = 20_000;
 
@@ -87,12 +87,7 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
         else process.env[key] = value;
       }
     }
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    browser = await launchStudioChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));

@@ -14,8 +14,8 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Studio, StudioOptions } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
+import { CHROMIUM, launchStudioChromium } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-remote');
 const STEP_TIMEOUT = 20_000;
 
@@ -110,12 +110,7 @@ describe('studio on a remote machine, in a browser', { timeout: 90_000 }, () => 
     rmSync(ARTIFACTS, { recursive: true, force: true });
     mkdirSync(ARTIFACTS, { recursive: true });
     work = mkdtempSync(join(tmpdir(), 'latentblend-studio-remote-'));
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    browser = await launchStudioChromium();
   });
 
   after(async () => {

@@ -8,8 +8,9 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
+import { CHROMIUM } from './chromium.ts';
 
-export const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM };
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -129,3 +130,4 @@ export function launchChromium(): Promise<Browser> {
 export function modulePage(script: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>latentblend test</title></head><body><script type="module" src="${script}"></script></body></html>`;
 }
+
