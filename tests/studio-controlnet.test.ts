@@ -18,7 +18,7 @@ import { canny } from '../src/image/canny.ts';
 import { readPicture } from '../src/io/picture.ts';
 import { studioForTests } from './helpers/test-studio.ts';
 import { FIXTURES, modelDir, ROOT } from './helpers/golden.ts';
-import { launchStudioChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, openStudioPage } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-controlnet');
 
@@ -79,11 +79,7 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
   test('in the page: the ControlNet card takes a control picture and shows its Canny map; a keyframe takes its own', async () => {
     const browser = await launchStudioChromium();
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(tiny.studio.url);
-      await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+      const { page, errors } = await openStudioPage(browser, tiny.studio.url);
       const card = page.getByRole('region', { name: 'ControlNet' });
       assert.ok(await card.isVisible(), 'offered for a model with unet_controlnet/');
       await card.getByLabel('ControlNet folder or Hub id').fill(CONTROLNET);

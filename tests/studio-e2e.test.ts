@@ -9,12 +9,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
 import { modelDir, ROOT } from './helpers/golden.ts';
-import { CHROMIUM, launchStudioChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, requireChromium } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio');
 const STEP_TIMEOUT = 20_000;
@@ -78,11 +78,7 @@ async function downloadOf(click: () => Promise<void>): Promise<Download> {
 
 describe('studio in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `The studio's browser test needs Debian's Chromium at ${CHROMIUM}, which is missing. Install it with: apt-get update && apt-get install -y chromium (CI installs it; set LATENTBLEND_CHROMIUM to use another Chromium binary).`,
-      );
-    }
+    requireChromium();
     rmSync(ARTIFACTS, { recursive: true, force: true });
     mkdirSync(ARTIFACTS, { recursive: true });
     workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-e2e-'));

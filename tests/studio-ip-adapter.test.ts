@@ -15,7 +15,7 @@ import { fromSpec, toSpec } from '../src/studio/web/state.ts';
 import { parseRenderRequest } from '../src/studio/requests.ts';
 import { studioForTests } from './helpers/test-studio.ts';
 import { FIXTURES, modelDir, ROOT } from './helpers/golden.ts';
-import { launchStudioChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, openStudioPage } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-ip-adapter');
 
@@ -124,11 +124,7 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
   test('in the page: the Image prompt card takes a picked and a dropped image prompt and sends the IP-Adapter keys', async () => {
     const browser = await launchStudioChromium();
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(tiny.studio.url);
-      await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+      const { page, errors } = await openStudioPage(browser, tiny.studio.url);
       const card = page.getByRole('region', { name: 'Image prompt' });
       assert.ok(await card.isVisible(), 'offered for an SD 1.5 model');
       // Two prompt keyframes on the timeline, as a saved draft.

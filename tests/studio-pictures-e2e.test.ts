@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import type { Browser, Page } from 'playwright-core';
 import type { Studio } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
-import { CHROMIUM, launchStudioChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, requireChromium } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-pictures');
 const STEP_TIMEOUT = 20_000;
@@ -68,7 +68,7 @@ async function fromPage(method: string, path: string, body: { json?: unknown; by
 
 describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`This test needs Debian's Chromium at ${CHROMIUM} (apt-get install -y chromium, or set LATENTBLEND_CHROMIUM).`);
+    requireChromium();
     rmSync(ARTIFACTS, { recursive: true, force: true });
     mkdirSync(ARTIFACTS, { recursive: true });
     workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-pictures-'));

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -15,7 +15,7 @@ import type { Studio } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
 import { StudioClient } from './helpers/studio-client.ts';
 import { spawnStudio } from './helpers/studio-process.ts';
-import { CHROMIUM, launchStudioChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, requireChromium } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-restart');
 const STEP_TIMEOUT = 20_000;
@@ -54,7 +54,7 @@ async function waitForPrompts(expected: string[]): Promise<void> {
 
 describe('studio across restarts, in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`This test needs Debian's Chromium at ${CHROMIUM} (apt-get install -y chromium, or set LATENTBLEND_CHROMIUM).`);
+    requireChromium();
     rmSync(ARTIFACTS, { recursive: true, force: true });
     mkdirSync(ARTIFACTS, { recursive: true });
     work = mkdtempSync(join(tmpdir(), 'latentblend-studio-restart-'));
