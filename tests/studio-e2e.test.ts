@@ -9,12 +9,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
 import { modelDir, ROOT } from './helpers/golden.ts';
-import { launchStudioChromium, requireChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, prepareBrowserTest } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio');
 const STEP_TIMEOUT = 20_000;
@@ -78,9 +78,7 @@ async function downloadOf(click: () => Promise<void>): Promise<Download> {
 
 describe('studio in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    requireChromium();
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
+    prepareBrowserTest(ARTIFACTS);
     workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-e2e-'));
     const { startStudio } = await import('../src/studio/server.ts');
     studio = await startStudio({ modelDir: modelDir('tiny-sd-turbo'), workDir, port: 0, onLog: (line: string) => serverLog.push(line) });

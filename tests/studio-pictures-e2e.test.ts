@@ -9,14 +9,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Browser, Page } from 'playwright-core';
 import type { Studio } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
-import { launchStudioChromium, requireChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, prepareBrowserTest } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-pictures');
 const STEP_TIMEOUT = 20_000;
@@ -68,9 +68,7 @@ async function fromPage(method: string, path: string, body: { json?: unknown; by
 
 describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    requireChromium();
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
+    prepareBrowserTest(ARTIFACTS);
     workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-pictures-'));
     const { startStudio } = await import('../src/studio/server.ts');
     // No LPIPS model anywhere (no env, empty home, Hub offline): the studio uses the rms-pixel fallback.

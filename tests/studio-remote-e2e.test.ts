@@ -7,14 +7,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Studio, StudioOptions } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
-import { launchStudioChromium, requireChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, prepareBrowserTest } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-remote');
 const STEP_TIMEOUT = 20_000;
@@ -106,9 +106,7 @@ async function dropRestoresKeyframe(page: Page): Promise<void> {
 
 describe('studio on a remote machine, in a browser', { timeout: 90_000 }, () => {
   before(async () => {
-    requireChromium();
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
+    prepareBrowserTest(ARTIFACTS);
     work = mkdtempSync(join(tmpdir(), 'latentblend-studio-remote-'));
     browser = await launchStudioChromium();
   });

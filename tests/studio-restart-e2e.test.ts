@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -15,7 +15,7 @@ import type { Studio } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
 import { StudioClient } from './helpers/studio-client.ts';
 import { spawnStudio } from './helpers/studio-process.ts';
-import { launchStudioChromium, requireChromium } from './helpers/chromium.ts';
+import { launchStudioChromium, prepareBrowserTest } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-restart');
 const STEP_TIMEOUT = 20_000;
@@ -54,9 +54,7 @@ async function waitForPrompts(expected: string[]): Promise<void> {
 
 describe('studio across restarts, in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    requireChromium();
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
+    prepareBrowserTest(ARTIFACTS);
     work = mkdtempSync(join(tmpdir(), 'latentblend-studio-restart-'));
     browser = await launchStudioChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });

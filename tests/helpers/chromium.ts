@@ -2,7 +2,7 @@
  * Debian's headless Chromium for the browser tests. playwright-core is loaded only when a browser
  * is launched, so test files that import this and skip their page tests never load it.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 
 /** The Chromium binary: $LATENTBLEND_CHROMIUM, else Debian's. */
@@ -15,6 +15,13 @@ export function requireChromium(): void {
       `This test needs Debian's Chromium at ${CHROMIUM}, which is missing. Install it with: apt-get update && apt-get install -y chromium (CI installs it; set LATENTBLEND_CHROMIUM to use another Chromium binary).`,
     );
   }
+}
+
+/** What a studio page test does first: checks for Chromium, then empties its screenshots folder `artifacts`. */
+export function prepareBrowserTest(artifacts: string): void {
+  requireChromium();
+  rmSync(artifacts, { recursive: true, force: true });
+  mkdirSync(artifacts, { recursive: true });
 }
 
 /** Headless Chromium without a GPU, as the studio page's tests drive it. */
