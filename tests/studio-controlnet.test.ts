@@ -9,14 +9,14 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { checkRenderRequest, type StudioModel } from '../src/studio/runners.ts';
 import { parseRenderRequest } from '../src/studio/requests.ts';
 import { canny } from '../src/image/canny.ts';
 import { readPicture } from '../src/io/picture.ts';
-import { studioForTests } from './helpers/test-studio.ts';
+import { renderGif, studioForTests } from './helpers/test-studio.ts';
 import { FIXTURES, modelDir, ROOT } from './helpers/golden.ts';
 import { launchStudioChromium, openStudioPage } from './helpers/chromium.ts';
 
@@ -65,13 +65,8 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
       assert.equal(refused.status, 400, outside);
       assert.match(refused.json.error.message, /controlImage: expected the id of a picture uploaded to this studio/);
     }
-    const accepted = await tiny.client.post('/api/renders', { spec: spec(uploaded.json.id), format: 'gif' });
-    assert.equal(accepted.status, 202, accepted.text);
-    const job = await tiny.client.waitFor(accepted.json.id, 90_000);
-    assert.equal(job.state, 'done', JSON.stringify(job.error));
+    const { job, writtenSpec: written } = await renderGif(tiny.client, spec(uploaded.json.id));
     assert.equal(job.result.frames, 3);
-    const films = join(job.result.workDir, '..');
-    const written = readFileSync(join(films, readdirSync(films)[0]!, 'spec.yaml'), 'utf8');
     assert.match(written, new RegExp(`controlImage: .*/files/${uploaded.json.id}`));
     assert.match(written, /canny: true/);
   });

@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fromSpec, toSpec } from '../src/studio/web/state.ts';
 import { parseRenderRequest } from '../src/studio/requests.ts';
-import { studioForTests } from './helpers/test-studio.ts';
+import { renderGif, studioForTests } from './helpers/test-studio.ts';
 import { FIXTURES, modelDir, ROOT } from './helpers/golden.ts';
 import { launchStudioChromium, openStudioPage } from './helpers/chromium.ts';
 
@@ -101,13 +101,8 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
     assert.match(withControlNet.json.error.message, /ipAdapter: an IP-Adapter together with a ControlNet is not supported yet/);
     assert.equal((await tiny.client.get('/api/jobs')).json.jobs.length, 0, 'nothing was queued');
 
-    const accepted = await tiny.client.post('/api/renders', { spec: spec(IP_ADAPTER, a.json.id, b.json.id), format: 'gif' });
-    assert.equal(accepted.status, 202, accepted.text);
-    const job = await tiny.client.waitFor(accepted.json.id, 90_000);
-    assert.equal(job.state, 'done', JSON.stringify(job.error));
+    const { job, writtenSpec: written } = await renderGif(tiny.client, spec(IP_ADAPTER, a.json.id, b.json.id));
     assert.equal(job.result.frames, 3);
-    const films = join(job.result.workDir, '..');
-    const written = readFileSync(join(films, readdirSync(films)[0]!, 'spec.yaml'), 'utf8');
     assert.match(written, new RegExp(`ipImage: .*/files/${a.json.id}`));
     assert.match(written, new RegExp(`ipImage: .*/files/${b.json.id}`));
     assert.match(written, /ipAdapterScale: 0\.7/);

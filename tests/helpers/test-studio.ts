@@ -4,7 +4,8 @@
  * folder) after them. Read `studio` and `client` inside the tests.
  */
 import { after, before } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Studio } from '../../src/studio/server.ts';
@@ -49,4 +50,17 @@ export function studioForTests(modelDir: string, prefix: string): TestStudio {
       return workDir;
     },
   };
+}
+
+/**
+ * Renders `spec` as a GIF through the API, asserts it was accepted and finished (within 90 s),
+ * and returns the job with the spec.yaml of the session's first film folder.
+ */
+export async function renderGif(client: StudioClient, spec: unknown): Promise<{ job: any; writtenSpec: string }> {
+  const accepted = await client.post('/api/renders', { spec, format: 'gif' });
+  assert.equal(accepted.status, 202, accepted.text);
+  const job = await client.waitFor(accepted.json.id, 90_000);
+  assert.equal(job.state, 'done', JSON.stringify(job.error));
+  const films = join(job.result.workDir, '..');
+  return { job, writtenSpec: readFileSync(join(films, readdirSync(films)[0]!, 'spec.yaml'), 'utf8') };
 }
