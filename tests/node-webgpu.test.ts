@@ -40,13 +40,13 @@ function maxDifference(a: Buffer, b: Buffer): number {
 }
 
 test('explainWebGpuFailure names the fix for a missing adapter and for missing float16 shaders, and leaves other failures alone', () => {
-  const noAdapter = explainWebGpuFailure('webgpu_context.cc:136 ... Failed to get a WebGPU adapter: No supported adapters', 'UNet', '/m/unet/model.onnx', 'linux');
+  const noAdapter = explainWebGpuFailure('webgpu_context.cc:136 ... Failed to get a WebGPU adapter: No supported adapters', 'the UNet (/m/unet/model.onnx)', 'linux');
   assert.equal(noAdapter?.code, 'unavailable');
-  assert.match(noAdapter!.message, /no GPU adapter.*UNet \(\/m\/unet\/model\.onnx\).*libvulkan1.*VK_ICD_FILENAMES.*--device cpu/s);
-  assert.match(explainWebGpuFailure('Failed to get a WebGPU adapter', 'UNet', 'x', 'win32')!.message, /Direct3D 12/);
-  const noHalf = explainWebGpuFailure('shader_helper.cc:416 GenerateSourceCode Program Transpose requires f16 but the device does not support it.', 'VAE decoder', 'v.onnx');
+  assert.match(noAdapter!.message, /no GPU adapter.*so the UNet \(\/m\/unet\/model\.onnx\) cannot.*libvulkan1.*VK_ICD_FILENAMES.*--device cpu/s);
+  assert.match(explainWebGpuFailure('Failed to get a WebGPU adapter', 'the UNet (x)', 'win32')!.message, /Direct3D 12/);
+  const noHalf = explainWebGpuFailure('shader_helper.cc:416 GenerateSourceCode Program Transpose requires f16 but the device does not support it.', 'the VAE decoder (v.onnx)');
   assert.match(noHalf!.message, /VAE decoder \(v\.onnx\) computes in float16.*shader-f16.*float32 export/);
-  assert.equal(explainWebGpuFailure('Non-zero status code returned while running Gemm node', 'UNet', 'x'), undefined);
+  assert.equal(explainWebGpuFailure('Non-zero status code returned while running Gemm node', 'the UNet (x)'), undefined);
 });
 
 test('generate on --device webgpu draws the picture the CPU draws (SwiftShader)', { skip, timeout: 240_000 }, async () => {

@@ -5,6 +5,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import type { Transition } from '../engine/engine.ts';
 import { loadTransition, saveTransition, checkSameModel, type ModelStamp } from '../io/store.ts';
 import { checkVideoOutput, encodeVideo, videoFormatFromPath } from '../io/video.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 import { filmFrameCount } from '../blend/retime.ts';
 import { MAX_FILM_FRAMES } from './spec-guards.ts';
 import { contactSheet } from '../io/contact-sheet.ts';
@@ -79,6 +80,8 @@ export interface FilmOutputOptions {
   readonly frameProvenance?: { readonly model: string; readonly scheduler: string };
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
+  /** Start the encoder through this helper (cheap while models are loaded; see FfmpegSpawner). */
+  readonly ffmpegSpawner?: FfmpegSpawner;
   /**
    * Called once the side files are written and before the film is encoded (e.g. to write
    * film.json): the film appears last, so a film in place always has its side files and record.
@@ -239,6 +242,7 @@ export async function writeFilm(
     ...(options.quality !== undefined ? { quality: options.quality } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+    ...(options.ffmpegSpawner !== undefined ? { spawner: options.ffmpegSpawner } : {}),
     ...(options.comment !== undefined ? { comment: options.comment } : {}),
     onFrame: (written) => reporter.updateBar(written),
   });

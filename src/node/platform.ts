@@ -77,7 +77,7 @@ export const nodeRuntime: OnnxRuntime = {
         ? await create(path, sessionOptions)
         : (await createThroughCache(create, options.optimizedCache, path, sessionOptions, ort.env.versions.common ?? '')).session;
     } catch (error) {
-      const explained = device === 'webgpu' ? explainWebGpuFailure(String((error as Error)?.message ?? error), role, path) : undefined;
+      const explained = device === 'webgpu' ? explainWebGpuFailure(String((error as Error)?.message ?? error), `the ${role} (${path})`) : undefined;
       throw explained ?? error;
     }
   },

@@ -25,16 +25,15 @@ function adapterFix(platform: NodeJS.Platform): string {
  * A {@link LatentBlendError} for a WebGPU session failure that the user can fix on the machine,
  * or undefined for anything else (then the caller words the failure as usual).
  * @param message the error message onnxruntime-node gave
- * @param role the model's role, e.g. 'UNet', for the message
- * @param path the model file
+ * @param what the model, for the message, e.g. 'the UNet (/m/unet/model.onnx)'
  */
-export function explainWebGpuFailure(message: string, role: string, path: string, platform: NodeJS.Platform = process.platform): LatentBlendError | undefined {
+export function explainWebGpuFailure(message: string, what: string, platform: NodeJS.Platform = process.platform): LatentBlendError | undefined {
   if (/Failed to get a WebGPU adapter|No supported adapters|requestAdapter/i.test(message)) {
-    return new LatentBlendError(`device webgpu: no GPU adapter was found on this machine, so the ${role} (${path}) cannot run there. ${adapterFix(platform)} Or use --device cpu.`, 'unavailable');
+    return new LatentBlendError(`device webgpu: no GPU adapter was found on this machine, so ${what} cannot run there. ${adapterFix(platform)} Or use --device cpu.`, 'unavailable');
   }
   if (/requires f16 but the device does not support it/i.test(message)) {
     return new LatentBlendError(
-      `device webgpu: the ${role} (${path}) computes in float16, but this GPU adapter has no float16 shaders (WebGPU feature shader-f16). Use a float32 export of the model on this adapter, or another device.`,
+      `device webgpu: ${what} computes in float16, but this GPU adapter has no float16 shaders (WebGPU feature shader-f16). Use a float32 export of the model on this adapter, or another device.`,
       'unavailable',
     );
   }

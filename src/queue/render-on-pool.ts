@@ -107,6 +107,7 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
       force: options.force,
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.ffmpegSpawner !== undefined ? { ffmpegSpawner: options.ffmpegSpawner } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
     },
     reporter,

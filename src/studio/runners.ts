@@ -34,6 +34,7 @@ import { checkIpAdapterFits, takesIpAdapter } from './image-prompt.ts';
 import { RESIDUAL_UNET_FOLDER } from '../pipeline/controlnet.ts';
 import { DEFAULT_PREVIEWS, MAX_PREVIEWS, type PreviewsRequest, type RenderRequest } from './requests.ts';
 import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 
 /** Routes the pipeline's events (fixed at load time) to whichever job runs now. */
 export interface PipelineHooks {
@@ -53,6 +54,8 @@ export interface StudioModel {
   readonly device: Device;
   readonly hooks: PipelineHooks;
   readonly ffmpegPath?: string;
+  /** Starts film encoders from a small helper process (see FfmpegSpawner); the studio owns it. */
+  readonly ffmpegSpawner?: FfmpegSpawner;
 }
 
 /** The pipeline listener that feeds PipelineHooks (`fallbackWarning` when no job listens). */
@@ -417,6 +420,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         // The film carries its spec (with the model it was made with), as `latentblend movie` reads it.
         comment: filmSpecToYaml(spec),
         ...(model.ffmpegPath !== undefined ? { ffmpegPath: model.ffmpegPath } : {}),
+        ...(model.ffmpegSpawner !== undefined ? { ffmpegSpawner: model.ffmpegSpawner } : {}),
         ...(request.transitionIndex !== undefined ? { only: request.transitionIndex } : {}),
         events: {
           transitionStart: (info) => {
