@@ -1,12 +1,11 @@
 /** `latentblend movie`: a 3-keyframe film end to end, resumed after a hard kill, and bad specs. */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCliProcess } from './helpers/cli.ts';
-import { modelDir, ROOT } from './helpers/golden.ts';
+import { runCliProcess, startCliProcess } from './helpers/cli.ts';
+import { modelDir } from './helpers/golden.ts';
 import { probeVideo } from '../src/io/video.ts';
 import { parseFilmSpec } from '../src/film/spec.ts';
 
@@ -55,11 +54,7 @@ describe('movie', () => {
     writeFileSync(specPath, spec(40, ['a cat', 'a dog', 'a bird']));
     const out = join(work, 'killed.mp4');
     const transitions = join(work, 'killed.latentblend', 'transitions');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'bin.ts'), 'movie', specPath, '--out', out, '--quiet'], {
-      cwd: ROOT,
-      env: { ...process.env, HF_HUB_OFFLINE: '1' },
-      stdio: 'ignore',
-    });
+    const child = startCliProcess(['movie', specPath, '--out', out, '--quiet'], 'ignore');
     const killedAfterFirst = await new Promise<boolean>((resolve) => {
       const timer = setInterval(() => {
         const done = existsSync(transitions) ? readdirSync(transitions).filter((name) => !name.startsWith('.')) : [];
@@ -89,13 +84,9 @@ describe('movie', () => {
     writeFileSync(specPath, spec(40, ['a cat', 'a dog', 'a bird']));
     const out = join(work, 'interrupted.mp4');
     const transitions = join(work, 'interrupted.latentblend', 'transitions');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'cli', 'bin.ts'), 'movie', specPath, '--out', out, '--quiet'], {
-      cwd: ROOT,
-      env: { ...process.env, HF_HUB_OFFLINE: '1' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = startCliProcess(['movie', specPath, '--out', out, '--quiet'], ['ignore', 'ignore', 'pipe']);
     let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const code = await new Promise<number | null>((resolve) => {
       let sent = false;
       const timer = setInterval(() => {

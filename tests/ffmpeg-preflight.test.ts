@@ -4,20 +4,10 @@ import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { locateFfmpeg, FFMPEG_ENV } from '../src/io/ffmpeg.ts';
 import { checkVideoEncoder, encodeVideo } from '../src/io/video.ts';
 import type { RgbImage } from '../src/pipeline/vae.ts';
 import { runCliProcess } from './helpers/cli.ts';
-
-function bundledFfmpeg(): string {
-  const saved = process.env[FFMPEG_ENV];
-  delete process.env[FFMPEG_ENV];
-  try {
-    return locateFfmpeg().path;
-  } finally {
-    if (saved !== undefined) process.env[FFMPEG_ENV] = saved;
-  }
-}
+import { bundledFfmpeg } from './helpers/ffmpeg.ts';
 
 /** A wrapper around the real ffmpeg that logs each invocation; `hide` drops encoders from `-encoders`. */
 function wrapper(dir: string, hide?: string): { path: string; log: string } {

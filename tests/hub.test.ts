@@ -137,6 +137,13 @@ async function startHub(t: { after: (fn: () => Promise<void>) => void }): Promis
   return hub;
 }
 
+/** Resolves REPO from `hub` into `cacheDir` (no environment), recording its progress events. */
+async function downloadRecorded(hub: FakeHub, cacheDir: string, options: { retries?: number } = {}): Promise<{ result: Awaited<ReturnType<typeof resolveModelSource>>; events: DownloadProgress[] }> {
+  const events: DownloadProgress[] = [];
+  const result = await resolveModelSource(REPO, { cacheDir, endpoint: hub.endpoint, env: {}, ...options, onProgress: (event) => events.push(event) });
+  return { result, events };
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await lstat(path);
@@ -306,13 +313,7 @@ test('a local folder is returned as is; a missing path that is no repo id is a c
 test('downloads only the pipeline files into the huggingface_hub cache layout, then works offline', async (t) => {
   const hub = await startHub(t);
   const cacheDir = await tempDir(t);
-  const events: DownloadProgress[] = [];
-  const result = await resolveModelSource(REPO, {
-    cacheDir,
-    endpoint: hub.endpoint,
-    env: {},
-    onProgress: (event) => events.push(event),
-  });
+  const { result, events } = await downloadRecorded(hub, cacheDir);
   const repoDir = join(cacheDir, 'models--acme--tiny-sdxl-onnx');
   const snapshot = join(repoDir, 'snapshots', COMMIT);
   assert.deepEqual(result, { dir: snapshot, repo: REPO, revision: 'main', commit: COMMIT, fromCache: false });
@@ -442,14 +443,7 @@ test('an interrupted download resumes with a Range request on the next run, re-s
   assert.equal(await exists(join(snapshot, path)), false);
   assert.equal(await exists(join(cacheDir, 'models--acme--tiny-sdxl-onnx', 'refs', 'main')), false);
 
-  const events: DownloadProgress[] = [];
-  const result = await resolveModelSource(REPO, {
-    cacheDir,
-    endpoint: hub.endpoint,
-    env: {},
-    retries: 0,
-    onProgress: (event) => events.push(event),
-  });
+  const { result, events } = await downloadRecorded(hub, cacheDir, { retries: 0 });
   assert.equal(result.fromCache, false);
   assert.deepEqual(await readFile(join(snapshot, path)), Buffer.from(WANTED[path]!));
   const transfers = hub.requests.filter((r) => r.server === 'cdn' && r.path.endsWith(sha256(WANTED[path]!)));
@@ -466,13 +460,7 @@ test('a connection cut mid-file is retried within the same run from where it sto
   const cacheDir = await tempDir(t);
   const path = 'text_encoder_2/model.onnx_data';
   hub.dropAfter(REPO, path, 25_000);
-  const events: DownloadProgress[] = [];
-  const result = await resolveModelSource(REPO, {
-    cacheDir,
-    endpoint: hub.endpoint,
-    env: {},
-    onProgress: (event) => events.push(event),
-  });
+  const { result, events } = await downloadRecorded(hub, cacheDir);
   assert.deepEqual(await readFile(join(result.dir, path)), Buffer.from(WANTED[path]!));
   const ranges = hub.requests.filter((r) => r.server === 'cdn' && r.path.endsWith(sha256(WANTED[path]!))).map((r) => r.range);
   assert.deepEqual(ranges, [undefined, 'bytes=25000-']);

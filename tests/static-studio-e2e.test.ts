@@ -20,18 +20,9 @@ import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
 import { writeStaticSite } from '../src/studio/static-site.ts';
 import { probeVideo } from '../src/io/video.ts';
 import { FIXTURES, modelDir } from './helpers/golden.ts';
-import { launchChromium, startSiteServer, type SiteServer } from './helpers/browser.ts';
+import { launchChromium, playVideo, SMALL_FILM_SPEC, startSiteServer, type SiteServer } from './helpers/browser.ts';
 
 const TIMEOUT = 60_000;
-const SPEC = `keyframes:
-  - prompt: a red cube
-    seed: 1
-  - prompt: a blue sphere
-    seed: 2
-fps: 8
-transitionDuration: 1
-maxBranches: 4
-`;
 
 let siteDir: string;
 let downloadsDir: string;
@@ -84,7 +75,7 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
   });
 
   test('a spec is loaded, rendered in the browser, played, downloaded and decoded back', async () => {
-    await page.getByLabel('Spec text').fill(SPEC);
+    await page.getByLabel('Spec text').fill(SMALL_FILM_SPEC);
     await page.getByRole('button', { name: 'Load this text' }).click();
     const formats = await page.locator('#render-format option:not([hidden])').evaluateAll((options) => options.map((option) => (option as HTMLOptionElement).value));
     assert.ok(formats.length > 0 && formats.every((format) => format === 'mp4' || format === 'webm'), `formats offered: ${formats.join(', ')}`);
@@ -96,14 +87,7 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     await video.waitFor({ timeout: TIMEOUT });
     const frames = await page.getByRole('list', { name: 'Computed frames' }).getByRole('img').count();
     assert.equal(frames, 4);
-    const played = await video.evaluate(async (element) => {
-      const media = element as HTMLVideoElement;
-      media.muted = true;
-      await media.play().catch(() => undefined);
-      const started = Date.now();
-      while (media.readyState < 2 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 50));
-      return { readyState: media.readyState, width: media.videoWidth, error: media.error?.message ?? null };
-    });
+    const played = await playVideo(video);
     assert.equal(played.error, null);
     assert.equal(played.width, 64);
     // The figures are real images: the contact sheet (PNG) and the smoothness plot (SVG).

@@ -13,19 +13,10 @@ import type { Browser, Page } from 'playwright-core';
 import { startStudio, type Studio } from '../src/studio/server.ts';
 import { modelFilesId } from '../src/studio/browser-mode.ts';
 import { modelDir } from './helpers/golden.ts';
-import { launchChromium } from './helpers/browser.ts';
+import { launchChromium, playVideo, SMALL_FILM_SPEC } from './helpers/browser.ts';
 
 const TIMEOUT = 60_000;
 const TOKEN = 'browser-mode-test-token';
-const SPEC = `keyframes:
-  - prompt: a red cube
-    seed: 1
-  - prompt: a blue sphere
-    seed: 2
-fps: 8
-transitionDuration: 1
-maxBranches: 4
-`;
 
 let workDir: string;
 let modelFolder: string;
@@ -95,20 +86,13 @@ describe('the server studio run in the browser', { timeout: 180_000 }, () => {
     await page.goto(`${origin}/browser/?device=cpu`);
     await page.waitForSelector('body[data-state="ready"][data-engine="browser"]', { timeout: TIMEOUT });
     assert.match(await page.locator('#local-status').innerText(), /WebAssembly \(CPU\).*tiny-sd-turbo/);
-    await page.getByLabel('Spec text').fill(SPEC);
+    await page.getByLabel('Spec text').fill(SMALL_FILM_SPEC);
     await page.getByRole('button', { name: 'Load this text' }).click();
     await page.getByRole('button', { name: /^Render film/ }).click();
     const video = page.locator('video.player');
     await video.waitFor({ timeout: TIMEOUT });
     assert.equal(await page.getByRole('list', { name: 'Computed frames' }).getByRole('img').count(), 4);
-    const played = await video.evaluate(async (element) => {
-      const media = element as HTMLVideoElement;
-      media.muted = true;
-      await media.play().catch(() => undefined);
-      const started = Date.now();
-      while (media.readyState < 2 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 50));
-      return { src: media.currentSrc, width: media.videoWidth, error: media.error?.message ?? null };
-    });
+    const played = await playVideo(video);
     assert.equal(played.error, null);
     assert.equal(played.width, 64);
     assert.ok(played.src.startsWith(`${origin}/browser/api/files/`), `the film is kept in this browser: ${played.src}`);

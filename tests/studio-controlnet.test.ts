@@ -7,68 +7,47 @@
  * and a keyframe card takes a control picture of its own;
  * a screenshot goes to test-artifacts/studio-controlnet/.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import type { Studio } from '../src/studio/server.ts';
 import { checkRenderRequest, type StudioModel } from '../src/studio/runners.ts';
 import { parseRenderRequest } from '../src/studio/requests.ts';
 import { canny } from '../src/image/canny.ts';
 import { readPicture } from '../src/io/picture.ts';
-import { StudioClient } from './helpers/studio-client.ts';
+import { renderGif, studioForTests } from './helpers/test-studio.ts';
 import { FIXTURES, modelDir, ROOT } from './helpers/golden.ts';
+import { launchStudioChromium, openStudioPage } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-controlnet');
 
 const CONTROLNET = join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx');
 const CONTROL_PICTURE = join(FIXTURES, 'goldens', 'tiny-sd15-controlnet', 'control-64.png');
 
-let studio: Studio | undefined;
-let client: StudioClient;
-let workDir: string;
-
-/** POST /api/pictures with the client's session. */
-async function upload(bytes: Buffer): Promise<{ status: number; json: any }> {
-  const response = await fetch(new URL('/api/pictures', client.base), { method: 'POST', headers: { 'content-type': 'image/png', cookie: client.cookie }, body: new Uint8Array(bytes) });
-  return { status: response.status, json: await response.json() };
-}
-
 describe('ControlNet in the studio', { timeout: 120_000 }, () => {
-  before(async () => {
-    workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-controlnet-'));
-    const { startStudio } = await import('../src/studio/server.ts');
-    studio = await startStudio({ modelDir: modelDir('tiny-sd15'), workDir, port: 0 });
-    client = new StudioClient(new URL(studio.url));
-  });
-
-  after(async () => {
-    await studio?.close();
-    rmSync(workDir, { recursive: true, force: true });
-  });
+  const tiny = studioForTests(modelDir('tiny-sd15'), 'latentblend-studio-controlnet-');
 
   test('the model says it takes a ControlNet; the Canny map of an uploaded picture is made on request', async () => {
-    assert.equal((await client.get('/api/model')).json.controlnet, true);
-    const uploaded = await upload(readFileSync(CONTROL_PICTURE));
+    assert.equal((await tiny.client.get('/api/model')).json.controlnet, true);
+    const uploaded = await tiny.client.uploadPng(readFileSync(CONTROL_PICTURE));
     assert.equal(uploaded.status, 201);
-    const map = await client.post(`/api/pictures/${uploaded.json.id}/canny`);
+    const map = await tiny.client.post(`/api/pictures/${uploaded.json.id}/canny`);
     assert.equal(map.status, 201, map.text);
     assert.match(map.json.id, /^picture-[0-9a-f]{24}\.png$/);
     assert.notEqual(map.json.id, uploaded.json.id);
-    const png = await client.get(map.json.url);
+    const png = await tiny.client.get(map.json.url);
     const { data, info } = await sharp(png.body).removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const expected = canny(await readPicture(CONTROL_PICTURE));
     assert.deepEqual([info.width, info.height], [expected.width, expected.height]);
     assert.ok(Buffer.from(expected.data).equals(data), 'the map is the Canny edge map of the picture');
     assert.ok(data.some((value) => value === 255) && data.some((value) => value === 0), 'edges and background');
-    assert.equal((await client.post('/api/pictures/picture-000000000000000000000000.png/canny')).status, 404);
-    assert.equal((await client.post('/api/pictures/..%2Fsecret/canny')).status, 400);
+    assert.equal((await tiny.client.post('/api/pictures/picture-000000000000000000000000.png/canny')).status, 404);
+    assert.equal((await tiny.client.post('/api/pictures/..%2Fsecret/canny')).status, 400);
   });
 
   test('a film with a ControlNet and an uploaded control picture renders; other control pictures are refused', async () => {
-    const uploaded = await upload(readFileSync(CONTROL_PICTURE));
+    const uploaded = await tiny.client.uploadPng(readFileSync(CONTROL_PICTURE));
     const spec = (controlImage: string) => ({
       steps: 4,
       guidanceScale: 0,
@@ -82,34 +61,20 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
       keyframes: [{ prompt: 'a cat', seed: 1 }, { prompt: 'a dog', seed: 2 }],
     });
     for (const outside of ['/etc/hostname', CONTROL_PICTURE]) {
-      const refused = await client.post('/api/renders', { spec: spec(outside), format: 'gif' });
+      const refused = await tiny.client.post('/api/renders', { spec: spec(outside), format: 'gif' });
       assert.equal(refused.status, 400, outside);
       assert.match(refused.json.error.message, /controlImage: expected the id of a picture uploaded to this studio/);
     }
-    const accepted = await client.post('/api/renders', { spec: spec(uploaded.json.id), format: 'gif' });
-    assert.equal(accepted.status, 202, accepted.text);
-    const job = await client.waitFor(accepted.json.id, 90_000);
-    assert.equal(job.state, 'done', JSON.stringify(job.error));
+    const { job, writtenSpec: written } = await renderGif(tiny.client, spec(uploaded.json.id));
     assert.equal(job.result.frames, 3);
-    const films = join(job.result.workDir, '..');
-    const written = readFileSync(join(films, readdirSync(films)[0]!, 'spec.yaml'), 'utf8');
     assert.match(written, new RegExp(`controlImage: .*/files/${uploaded.json.id}`));
     assert.match(written, /canny: true/);
   });
 
   test('in the page: the ControlNet card takes a control picture and shows its Canny map; a keyframe takes its own', async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium',
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    const browser = await launchStudioChromium();
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(studio!.url);
-      await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+      const { page, errors } = await openStudioPage(browser, tiny.studio.url);
       const card = page.getByRole('region', { name: 'ControlNet' });
       assert.ok(await card.isVisible(), 'offered for a model with unet_controlnet/');
       await card.getByLabel('ControlNet folder or Hub id').fill(CONTROLNET);
@@ -145,7 +110,7 @@ describe('ControlNet in the studio', { timeout: 120_000 }, () => {
   });
 
   test('a model without the residual UNet refuses ControlNet specs before anything is queued', () => {
-    const session = join(workDir, 'sessions', 'x');
+    const session = join(tiny.workDir, 'sessions', 'x');
     const request = parseRenderRequest({
       spec: { controlnet: CONTROLNET, controlImage: 'c.png', keyframes: [{ prompt: 'a', seed: 1 }, { prompt: 'b', seed: 2 }] },
     });

@@ -9,13 +9,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
 import { modelDir, ROOT } from './helpers/golden.ts';
+import { launchStudioChromium, prepareBrowserTest } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio');
 const STEP_TIMEOUT = 20_000;
 
@@ -78,22 +78,11 @@ async function downloadOf(click: () => Promise<void>): Promise<Download> {
 
 describe('studio in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `The studio's browser test needs Debian's Chromium at ${CHROMIUM}, which is missing. Install it with: apt-get update && apt-get install -y chromium (CI installs it; set LATENTBLEND_CHROMIUM to use another Chromium binary).`,
-      );
-    }
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
+    prepareBrowserTest(ARTIFACTS);
     workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-e2e-'));
     const { startStudio } = await import('../src/studio/server.ts');
     studio = await startStudio({ modelDir: modelDir('tiny-sd-turbo'), workDir, port: 0, onLog: (line: string) => serverLog.push(line) });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    browser = await launchStudioChromium();
     context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, acceptDownloads: true });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));

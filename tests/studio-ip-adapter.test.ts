@@ -7,16 +7,15 @@
  * a picked and a dropped image prompt and sends the IP-Adapter keys, and is not offered when the
  * model says it cannot take an IP-Adapter; a screenshot goes to test-artifacts/studio-ip-adapter/.
  */
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Studio } from '../src/studio/server.ts';
 import { fromSpec, toSpec } from '../src/studio/web/state.ts';
 import { parseRenderRequest } from '../src/studio/requests.ts';
-import { StudioClient } from './helpers/studio-client.ts';
+import { renderGif, studioForTests } from './helpers/test-studio.ts';
 import { FIXTURES, modelDir, ROOT } from './helpers/golden.ts';
+import { launchStudioChromium, openStudioPage } from './helpers/chromium.ts';
 
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-ip-adapter');
 
@@ -25,16 +24,6 @@ const SDXL_IP_ADAPTER = join(FIXTURES, 'models', 'tiny-sdxl-ip-adapter', 'onnx')
 const IP_A = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter', 'ip-a.png');
 const IP_B = join(FIXTURES, 'goldens', 'tiny-sd15-ip-adapter', 'ip-b.png');
 const PICTURE_ID = /^picture-[0-9a-f]{24}\.png$/;
-
-let studio: Studio | undefined;
-let client: StudioClient;
-let workDir: string;
-
-/** POST /api/pictures with the client's session. */
-async function upload(bytes: Buffer): Promise<{ status: number; json: any }> {
-  const response = await fetch(new URL('/api/pictures', client.base), { method: 'POST', headers: { 'content-type': 'image/png', cookie: client.cookie }, body: new Uint8Array(bytes) });
-  return { status: response.status, json: await response.json() };
-}
 
 /** A two-keyframe film spec of few frames with an IP-Adapter and these image prompts. */
 function spec(ipAdapter: string, ipA: string, ipB: string) {
@@ -83,52 +72,37 @@ test("the page's draft carries the IP-Adapter keys only when every keyframe has 
 });
 
 describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
-  before(async () => {
-    workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-ip-adapter-'));
-    const { startStudio } = await import('../src/studio/server.ts');
-    studio = await startStudio({ modelDir: modelDir('tiny-sd15'), workDir, port: 0 });
-    client = new StudioClient(new URL(studio.url));
-  });
-
-  after(async () => {
-    await studio?.close();
-    rmSync(workDir, { recursive: true, force: true });
-  });
+  const tiny = studioForTests(modelDir('tiny-sd15'), 'latentblend-studio-ip-adapter-');
 
   test('a film with an IP-Adapter and uploaded image prompts renders; other image prompts and adapters are refused', async () => {
-    assert.equal((await client.get('/api/model')).json.ipAdapter, true);
-    const a = await upload(readFileSync(IP_A));
-    const b = await upload(readFileSync(IP_B));
+    assert.equal((await tiny.client.get('/api/model')).json.ipAdapter, true);
+    const a = await tiny.client.uploadPng(readFileSync(IP_A));
+    const b = await tiny.client.uploadPng(readFileSync(IP_B));
     assert.equal(a.status, 201);
     assert.equal(b.status, 201);
     assert.notEqual(a.json.id, b.json.id);
 
     for (const outside of ['/etc/hostname', IP_A, '../x.png']) {
-      const refused = await client.post('/api/renders', { spec: spec(IP_ADAPTER, a.json.id, outside), format: 'gif' });
+      const refused = await tiny.client.post('/api/renders', { spec: spec(IP_ADAPTER, a.json.id, outside), format: 'gif' });
       assert.equal(refused.status, 400, outside);
       assert.match(refused.json.error.message, /keyframes\[1\]\.ipImage: expected the id of a picture uploaded to this studio/);
     }
-    const wrongFamily = await client.post('/api/renders', { spec: spec(SDXL_IP_ADAPTER, a.json.id, b.json.id), format: 'gif' });
+    const wrongFamily = await tiny.client.post('/api/renders', { spec: spec(SDXL_IP_ADAPTER, a.json.id, b.json.id), format: 'gif' });
     assert.equal(wrongFamily.status, 400, wrongFamily.text);
     assert.match(wrongFamily.json.error.message, /ipAdapter: .* does not fit this studio's model .*SDXL/);
-    const notAnAdapter = await client.post('/api/renders', { spec: spec(modelDir('tiny-sd15'), a.json.id, b.json.id), format: 'gif' });
+    const notAnAdapter = await tiny.client.post('/api/renders', { spec: spec(modelDir('tiny-sd15'), a.json.id, b.json.id), format: 'gif' });
     assert.equal(notAnAdapter.status, 400, notAnAdapter.text);
     assert.match(notAnAdapter.json.error.message, /ipAdapter: .*latentblend-ip-adapter\.json/);
-    const withControlNet = await client.post('/api/renders', {
+    const withControlNet = await tiny.client.post('/api/renders', {
       spec: { ...spec(IP_ADAPTER, a.json.id, b.json.id), controlnet: join(FIXTURES, 'models', 'tiny-sd15-controlnet', 'onnx'), controlImage: a.json.id },
       format: 'gif',
     });
     assert.equal(withControlNet.status, 400, withControlNet.text);
     assert.match(withControlNet.json.error.message, /ipAdapter: an IP-Adapter together with a ControlNet is not supported yet/);
-    assert.equal((await client.get('/api/jobs')).json.jobs.length, 0, 'nothing was queued');
+    assert.equal((await tiny.client.get('/api/jobs')).json.jobs.length, 0, 'nothing was queued');
 
-    const accepted = await client.post('/api/renders', { spec: spec(IP_ADAPTER, a.json.id, b.json.id), format: 'gif' });
-    assert.equal(accepted.status, 202, accepted.text);
-    const job = await client.waitFor(accepted.json.id, 90_000);
-    assert.equal(job.state, 'done', JSON.stringify(job.error));
+    const { job, writtenSpec: written } = await renderGif(tiny.client, spec(IP_ADAPTER, a.json.id, b.json.id));
     assert.equal(job.result.frames, 3);
-    const films = join(job.result.workDir, '..');
-    const written = readFileSync(join(films, readdirSync(films)[0]!, 'spec.yaml'), 'utf8');
     assert.match(written, new RegExp(`ipImage: .*/files/${a.json.id}`));
     assert.match(written, new RegExp(`ipImage: .*/files/${b.json.id}`));
     assert.match(written, /ipAdapterScale: 0\.7/);
@@ -143,18 +117,9 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
   });
 
   test('in the page: the Image prompt card takes a picked and a dropped image prompt and sends the IP-Adapter keys', async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium',
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    const browser = await launchStudioChromium();
     try {
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-      const errors: string[] = [];
-      page.on('pageerror', (error) => errors.push(error.message));
-      await page.goto(studio!.url);
-      await page.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
+      const { page, errors } = await openStudioPage(browser, tiny.studio.url);
       const card = page.getByRole('region', { name: 'Image prompt' });
       assert.ok(await card.isVisible(), 'offered for an SD 1.5 model');
       // Two prompt keyframes on the timeline, as a saved draft.
@@ -229,7 +194,7 @@ describe('IP-Adapter in the studio', { timeout: 120_000 }, () => {
         const { ipAdapter: _ipAdapter, ...rest } = await response.json();
         await route.fulfill({ response, json: rest });
       });
-      await plain.goto(studio!.url);
+      await plain.goto(tiny.studio.url);
       await plain.waitForSelector('body[data-state="ready"]', { timeout: 20_000 });
       assert.equal(await plain.locator('#ip-panel').isHidden(), true, 'not offered');
       await other.close();

@@ -9,15 +9,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import type { Browser, Page } from 'playwright-core';
 import type { Studio } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
+import { launchStudioChromium, prepareBrowserTest } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-pictures');
 const STEP_TIMEOUT = 20_000;
 
@@ -68,9 +68,7 @@ async function fromPage(method: string, path: string, body: { json?: unknown; by
 
 describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`This test needs Debian's Chromium at ${CHROMIUM} (apt-get install -y chromium, or set LATENTBLEND_CHROMIUM).`);
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
+    prepareBrowserTest(ARTIFACTS);
     workDir = mkdtempSync(join(tmpdir(), 'latentblend-studio-pictures-'));
     const { startStudio } = await import('../src/studio/server.ts');
     // No LPIPS model anywhere (no env, empty home, Hub offline): the studio uses the rms-pixel fallback.
@@ -87,12 +85,7 @@ describe('picture keyframes in the studio, in a browser', { timeout: 120_000 }, 
         else process.env[key] = value;
       }
     }
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    browser = await launchStudioChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));

@@ -7,15 +7,15 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Studio, StudioOptions } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
+import { launchStudioChromium, prepareBrowserTest } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-remote');
 const STEP_TIMEOUT = 20_000;
 
@@ -106,16 +106,9 @@ async function dropRestoresKeyframe(page: Page): Promise<void> {
 
 describe('studio on a remote machine, in a browser', { timeout: 90_000 }, () => {
   before(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`This test needs Debian's Chromium at ${CHROMIUM} (apt-get install -y chromium, or set LATENTBLEND_CHROMIUM).`);
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
+    prepareBrowserTest(ARTIFACTS);
     work = mkdtempSync(join(tmpdir(), 'latentblend-studio-remote-'));
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    browser = await launchStudioChromium();
   });
 
   after(async () => {

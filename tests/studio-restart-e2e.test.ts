@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -15,8 +15,8 @@ import type { Studio } from '../src/studio/server.ts';
 import { modelDir, ROOT } from './helpers/golden.ts';
 import { StudioClient } from './helpers/studio-client.ts';
 import { spawnStudio } from './helpers/studio-process.ts';
+import { launchStudioChromium, prepareBrowserTest } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-restart');
 const STEP_TIMEOUT = 20_000;
 const MODEL = modelDir('tiny-sd-turbo');
@@ -54,16 +54,9 @@ async function waitForPrompts(expected: string[]): Promise<void> {
 
 describe('studio across restarts, in a browser', { timeout: 120_000 }, () => {
   before(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`This test needs Debian's Chromium at ${CHROMIUM} (apt-get install -y chromium, or set LATENTBLEND_CHROMIUM).`);
-    rmSync(ARTIFACTS, { recursive: true, force: true });
-    mkdirSync(ARTIFACTS, { recursive: true });
+    prepareBrowserTest(ARTIFACTS);
     work = mkdtempSync(join(tmpdir(), 'latentblend-studio-restart-'));
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-gpu'],
-    });
+    browser = await launchStudioChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
     page.on('pageerror', (error) => pageErrors.push(error.message));

@@ -11,6 +11,7 @@ import { FFMPEG_ENV, ffmpegCapabilities, locateFfmpeg } from '../src/io/ffmpeg.t
 import { encodeVideo, probeVideo, qualityToCrf, videoFormatFromPath } from '../src/io/video.ts';
 import { contactSheet, contactSheetLayout } from '../src/io/contact-sheet.ts';
 import { smoothnessPlot } from '../src/io/plot.ts';
+import { bundledFfmpeg } from './helpers/ffmpeg.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'latentblend-video-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -95,7 +96,7 @@ test('a bad ffmpeg override is a clear error saying how to fix it', async () => 
   try {
     assert.throws(() => locateFfmpeg(), isLatentBlendError(/LATENTBLEND_FFMPEG is "\/nonexistent\/ffmpeg"/));
     // The option wins over the environment.
-    assert.equal(locateFfmpeg({ ffmpegPath: locateFfmpegBundled() }).source, 'option');
+    assert.equal(locateFfmpeg({ ffmpegPath: bundledFfmpeg() }).source, 'option');
     const dir = folder();
     await assert.rejects(encodeVideo(join(dir, 'x.mp4'), gradients(2), { fps: 12 }), isLatentBlendError(/LATENTBLEND_FFMPEG/));
     assert.deepEqual(listing(dir), []);
@@ -104,16 +105,6 @@ test('a bad ffmpeg override is a clear error saying how to fix it', async () => 
     else process.env[FFMPEG_ENV] = saved;
   }
 });
-
-function locateFfmpegBundled(): string {
-  const saved = process.env[FFMPEG_ENV];
-  delete process.env[FFMPEG_ENV];
-  try {
-    return locateFfmpeg().path;
-  } finally {
-    if (saved !== undefined) process.env[FFMPEG_ENV] = saved;
-  }
-}
 
 for (const format of ['mp4', 'webm', 'gif'] as const) {
   test(`${format}: 12 frames of 64x48 come back as 12 frames of 64x48`, async () => {
@@ -155,7 +146,7 @@ test('odd sizes: mp4 pads to even by repeating the edge, webm and gif keep the s
   const info = await probeVideo(join(dir, 'odd.mp4'));
   assert.deepEqual([info.width, info.height, info.frames], [64, 48, 4]);
   // The added column and row repeat the picture's edge (not black), within codec error.
-  const decoded = spawnSync(locateFfmpegBundled(), ['-v', 'error', '-i', join(dir, 'odd.mp4'), '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 20 });
+  const decoded = spawnSync(bundledFfmpeg(), ['-v', 'error', '-i', join(dir, 'odd.mp4'), '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-'], { maxBuffer: 1 << 20 });
   assert.equal(decoded.status, 0, decoded.stderr.toString());
   const corner = decoded.stdout.subarray((48 * 64 - 1) * 3, 48 * 64 * 3);
   for (let c = 0; c < 3; c++) assert.ok(Math.abs(corner[c]! - colour[c]!) < 24, `corner ${[...corner].join(',')} vs ${colour.join(',')}`);

@@ -10,8 +10,7 @@
 import { z } from 'zod';
 import { DiffusionPipeline, type PipelineEvent } from '../pipeline/pipeline.ts';
 import { BlendingEngine, continuationProblems, type EngineEvent, type Transition } from '../engine/engine.ts';
-import { CROSSFEED_DEFAULTS, DEFAULT_DEPTH_STRENGTH, DEFAULT_MID_DAMPER, resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
-import { DEFAULT_TOTAL_FRAMES } from '../blend/plan.ts';
+import { modelTransitionDefaults, resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 import { PixelMetric } from '../engine/pixel-metric.ts';
 import { loadLpipsMetric } from '../engine/lpips.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
@@ -23,32 +22,15 @@ import { smoothnessPlotSvg, type SmoothnessPoint } from '../io/plot.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
 import { MAX_PICTURE_BYTES, MAX_PICTURE_SIDE, MAX_SESSION_PICTURES, PICTURE_ID } from '../studio/picture-limits.ts';
+// Types only (erased when bundled): the API's job view is the server's, so the two cannot drift.
+import type { JobProgress, JobState, JobView } from '../studio/jobs.ts';
 import type { BrowserPlatform } from './platform.ts';
 import { listHubRepo, listSiteFolder, type DownloadProgress } from './model-store.ts';
 import { encodableFormats, encodeFilm, type BrowserVideoFormat } from './video.ts';
 
-type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
-
-interface JobProgress {
-  done: number;
-  total: number;
-  label: string;
-  etaSeconds?: number;
-}
-
-/** A job as GET /api/jobs/:id shows it. */
-export interface LocalJobView {
-  readonly id: string;
+/** A job as GET /api/jobs/:id shows it: the server's job view (one API), with this mode's kinds. */
+export interface LocalJobView extends JobView {
   readonly kind: 'previews' | 'render' | 'model';
-  readonly state: JobState;
-  readonly position: number;
-  readonly progress: JobProgress;
-  readonly result?: unknown;
-  readonly error?: { readonly code: string; readonly message: string };
-  readonly warnings: readonly string[];
-  readonly createdAt: string;
-  readonly startedAt?: string;
-  readonly finishedAt?: string;
 }
 
 interface Job {
@@ -237,22 +219,11 @@ export class LocalStudio {
   modelInfo(): Record<string, unknown> {
     const model = this.current();
     const { defaults } = model.pipeline;
-    const crossfeed = CROSSFEED_DEFAULTS[defaults.preset];
     return {
       source: model.source,
       family: defaults.family,
       preset: defaults.preset,
-      defaults: {
-        width: defaults.width,
-        height: defaults.height,
-        steps: defaults.steps,
-        guidanceScale: defaults.guidanceScale,
-        depthStrength: DEFAULT_DEPTH_STRENGTH,
-        midDamper: DEFAULT_MID_DAMPER,
-        maxBranches: DEFAULT_TOTAL_FRAMES[defaults.preset],
-        branch1Crossfeed: { ...crossfeed.branch1 },
-        parentalCrossfeed: { ...crossfeed.parental },
-      },
+      defaults: modelTransitionDefaults(defaults),
       schedulerClass: model.pipeline.schedulerClass,
       device: model.pipeline.device,
       metric: model.metric.name,

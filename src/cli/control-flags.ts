@@ -10,12 +10,9 @@ import type { Reporter } from './progress.ts';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import type { LoadedControlNet } from '../pipeline/controlnet.ts';
 import type { TransitionControl } from '../engine/control.ts';
-import type { RgbImage } from '../pipeline/vae.ts';
-import { readControlPicture } from '../image/control-picture.ts';
 import { canny, CANNY_DEFAULTS } from '../image/canny.ts';
 import { writePng } from '../io/png.ts';
-import { LatentBlendError } from '../errors.ts';
-import { picturePairPaths, type PicturePairNames } from './picture-pair-flags.ts';
+import { picturePairPaths, picturePairSettings, readPicturePair, usage, type PicturePair, type PicturePairNames } from './picture-pair-flags.ts';
 
 export interface ControlFlags {
   controlnet?: string;
@@ -54,16 +51,9 @@ export function addControlFlags(command: Command, perKeyframe: boolean): Command
 }
 
 /** The control pictures the flags name, read and (with --canny) preprocessed. */
-export interface ControlPictures {
-  readonly pictureA: RgbImage;
-  readonly pictureB?: RgbImage;
-}
+export type ControlPictures = PicturePair;
 
 const CONTROL_PICTURE_NAMES: PicturePairNames = { modelFlag: '--controlnet', modelName: 'ControlNet', pictureFlag: '--control-image', picture: 'a control picture' };
-
-function usage(message: string): LatentBlendError {
-  return new LatentBlendError(message, 'invalid_input');
-}
 
 /**
  * Checks the flag combination and reads the pictures (undefined without --controlnet). Run it
@@ -92,14 +82,9 @@ export async function readControlPicturesFromFlags(flags: ControlFlags, force: b
   if (flags.canny !== true && (flags.cannyLow !== undefined || flags.cannyHigh !== undefined || flags.cannyOut !== undefined)) {
     throw usage('--canny-low, --canny-high and --canny-out need --canny.');
   }
-  const read = async (path: string, flag: string) => {
-    const picture = await readControlPicture(path, flag);
-    return flags.canny === true ? canny(picture, { low, high }) : picture;
-  };
-  const pictureA = await read(paths.pathA, paths.flagA);
-  const pictureB = paths.pathB !== undefined ? await read(paths.pathB, '--control-image2') : undefined;
-  if (flags.cannyOut !== undefined) await writePng(flags.cannyOut, pictureA, force);
-  return { pictureA, ...(pictureB !== undefined ? { pictureB } : {}) };
+  const pictures = await readPicturePair(paths, CONTROL_PICTURE_NAMES, flags.canny === true ? (picture) => canny(picture, { low, high }) : undefined);
+  if (flags.cannyOut !== undefined) await writePng(flags.cannyOut, pictures.pictureA, force);
+  return pictures;
 }
 
 /** Resolves --controlnet (folder or Hub repo) and loads it for `pipeline` (family and residual UNet checked first). */
@@ -112,10 +97,7 @@ export async function loadControlNetForCli(flags: ControlFlags, pipeline: Diffus
 export function transitionControlFromFlags(flags: ControlFlags, pictures: ControlPictures, loaded: LoadedControlNet): TransitionControl {
   return {
     controlNet: loaded.controlNet,
-    pictureA: pictures.pictureA,
-    ...(pictures.pictureB !== undefined ? { pictureB: pictures.pictureB } : {}),
-    ...(flags.controlnetScale !== undefined ? { scaleA: flags.controlnetScale } : {}),
-    ...(flags.controlnetScale2 !== undefined ? { scaleB: flags.controlnetScale2 } : {}),
+    ...picturePairSettings(pictures, flags.controlnetScale, flags.controlnetScale2),
     ...(flags.controlGuidanceStart !== undefined ? { guidanceStart: flags.controlGuidanceStart } : {}),
     ...(flags.controlGuidanceEnd !== undefined ? { guidanceEnd: flags.controlGuidanceEnd } : {}),
   };

@@ -9,10 +9,7 @@ import type { Reporter } from './progress.ts';
 import type { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import type { LoadedIpAdapter } from '../pipeline/ip-adapter.ts';
 import type { TransitionImagePrompt } from '../engine/image-prompt.ts';
-import type { RgbImage } from '../pipeline/vae.ts';
-import { readControlPicture } from '../image/control-picture.ts';
-import { LatentBlendError } from '../errors.ts';
-import { picturePairPaths, type PicturePairNames } from './picture-pair-flags.ts';
+import { picturePairPaths, picturePairSettings, readPicturePair, usage, type PicturePair, type PicturePairNames } from './picture-pair-flags.ts';
 
 export interface IpAdapterFlags {
   ipAdapter?: string;
@@ -38,16 +35,9 @@ export function addIpAdapterFlags(command: Command, perKeyframe: boolean): Comma
   return command;
 }
 
-export interface ImagePrompts {
-  readonly pictureA: RgbImage;
-  readonly pictureB?: RgbImage;
-}
+export type ImagePrompts = PicturePair;
 
 const IMAGE_PROMPT_NAMES: PicturePairNames = { modelFlag: '--ip-adapter', modelName: 'IP-Adapter', pictureFlag: '--ip-image', picture: 'an image prompt' };
-
-function usage(message: string): LatentBlendError {
-  return new LatentBlendError(message, 'invalid_input');
-}
 
 /** Checks the flag combination and reads the image prompts (undefined without --ip-adapter). */
 export async function readImagePromptsFromFlags(flags: IpAdapterFlags): Promise<ImagePrompts | undefined> {
@@ -56,9 +46,7 @@ export async function readImagePromptsFromFlags(flags: IpAdapterFlags): Promise<
     if (flags.ipAdapterScale !== undefined || flags.ipAdapterScale2 !== undefined) throw usage('--ip-adapter-scale needs --ip-adapter.');
     return undefined;
   }
-  const pictureA = await readControlPicture(paths.pathA, paths.flagA);
-  const pictureB = paths.pathB !== undefined ? await readControlPicture(paths.pathB, '--ip-image2') : undefined;
-  return { pictureA, ...(pictureB !== undefined ? { pictureB } : {}) };
+  return readPicturePair(paths, IMAGE_PROMPT_NAMES);
 }
 
 /** Resolves --ip-adapter (folder or Hub repo) and loads it for `pipeline` (family checked first). */
@@ -71,9 +59,6 @@ export async function loadIpAdapterForCli(flags: IpAdapterFlags, pipeline: Diffu
 export function transitionImagePromptFromFlags(flags: IpAdapterFlags, prompts: ImagePrompts, loaded: LoadedIpAdapter): TransitionImagePrompt {
   return {
     adapter: loaded.adapter,
-    pictureA: prompts.pictureA,
-    ...(prompts.pictureB !== undefined ? { pictureB: prompts.pictureB } : {}),
-    ...(flags.ipAdapterScale !== undefined ? { scaleA: flags.ipAdapterScale } : {}),
-    ...(flags.ipAdapterScale2 !== undefined ? { scaleB: flags.ipAdapterScale2 } : {}),
+    ...picturePairSettings(prompts, flags.ipAdapterScale, flags.ipAdapterScale2),
   };
 }

@@ -2,6 +2,8 @@
  * The picture flags ControlNet and IP-Adapter share: one picture for the whole run
  * (`--x-image`) or one per keyframe (`--x-image1` with `--x-image2`), only with the model flag.
  */
+import type { RgbImage } from '../pipeline/vae.ts';
+import { readControlPicture } from '../image/control-picture.ts';
 import { LatentBlendError } from '../errors.ts';
 
 /** How one family's flags and picture are named in messages. */
@@ -30,7 +32,8 @@ export interface PicturePairFlags {
   readonly second?: string;
 }
 
-function usage(message: string): LatentBlendError {
+/** A usage error of the picture flags (ControlNet's and IP-Adapter's modules raise theirs the same way). */
+export function usage(message: string): LatentBlendError {
   return new LatentBlendError(message, 'invalid_input');
 }
 
@@ -54,4 +57,27 @@ export function picturePairPaths(pictures: PicturePairFlags, modelGiven: boolean
   }
   if (single !== undefined) return { pathA: single, flagA: flag };
   return { pathA: first!, flagA: `${flag}1`, pathB: second! };
+}
+
+/** The pictures the flags name: keyframe A's (or the only one) and keyframe B's. */
+export interface PicturePair {
+  readonly pictureA: RgbImage;
+  readonly pictureB?: RgbImage;
+}
+
+/** Reads the pictures `paths` names, A then B, each passed through `prepare` (e.g. Canny). */
+export async function readPicturePair(paths: PicturePairPaths, names: PicturePairNames, prepare: (picture: RgbImage) => RgbImage = (picture) => picture): Promise<PicturePair> {
+  const pictureA = prepare(await readControlPicture(paths.pathA, paths.flagA));
+  const pictureB = paths.pathB !== undefined ? prepare(await readControlPicture(paths.pathB, `${names.pictureFlag}2`)) : undefined;
+  return { pictureA, ...(pictureB !== undefined ? { pictureB } : {}) };
+}
+
+/** The engine's per-keyframe pictures and scales (0..5), with only the scales the flags gave. */
+export function picturePairSettings(pictures: PicturePair, scaleA: number | undefined, scaleB: number | undefined) {
+  return {
+    pictureA: pictures.pictureA,
+    ...(pictures.pictureB !== undefined ? { pictureB: pictures.pictureB } : {}),
+    ...(scaleA !== undefined ? { scaleA } : {}),
+    ...(scaleB !== undefined ? { scaleB } : {}),
+  };
 }

@@ -133,6 +133,20 @@ export function checkLpipsModel(model: OnnxModel): { img0: ort.Tensor.Type; img1
 }
 
 /**
+ * An LPIPS metric's options with their defaults, checked (both LPIPS metrics, one model file or
+ * two): `maxSide` a whole number ≥ 32 px or Infinity, `maxBatch` a whole number ≥ 1.
+ */
+export function lpipsLimits(options: LpipsOptions): { maxSide: number; maxBatch: number } {
+  const maxSide = options.maxSide ?? DEFAULT_LPIPS_MAX_SIDE;
+  const maxBatch = options.maxBatch ?? DEFAULT_LPIPS_MAX_BATCH;
+  checkMaxSide(maxSide, LPIPS_MIN_SIDE, 'LPIPS metric');
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+    throw new LatentBlendError(`LPIPS metric: maxBatch must be a whole number ≥ 1, got ${maxBatch}.`);
+  }
+  return { maxSide, maxBatch };
+}
+
+/**
  * LPIPS as a {@link SimilarityMetric}: distance ≥ 0 between two RGB8 frames (0 for identical
  * frames; for the real AlexNet v0.1 model, roughly 0.0–0.1 for near-identical frames and 0.5–0.8
  * for unrelated images). Frames are compared at most {@link LpipsOptions.maxSide} px on the longer
@@ -151,12 +165,7 @@ export class LpipsMetric implements SimilarityMetric {
     readonly model: OnnxModel,
     options: LpipsOptions = {},
   ) {
-    this.maxSide = options.maxSide ?? DEFAULT_LPIPS_MAX_SIDE;
-    this.maxBatch = options.maxBatch ?? DEFAULT_LPIPS_MAX_BATCH;
-    checkMaxSide(this.maxSide, LPIPS_MIN_SIDE, 'LPIPS metric');
-    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) {
-      throw new LatentBlendError(`LPIPS metric: maxBatch must be a whole number ≥ 1, got ${this.maxBatch}.`);
-    }
+    ({ maxSide: this.maxSide, maxBatch: this.maxBatch } = lpipsLimits(options));
     this.types = checkLpipsModel(model);
   }
 

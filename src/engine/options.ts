@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import type { ModelDefaults } from '../model/preset.ts';
 import type { CrossfeedParams } from '../blend/crossfeed.ts';
+import { DEFAULT_TOTAL_FRAMES } from '../blend/plan.ts';
 import { LatentBlendError } from '../errors.ts';
 
 const unit = (what: string) =>
@@ -116,6 +117,26 @@ export const CROSSFEED_DEFAULTS = {
 export const DEFAULT_DEPTH_STRENGTH = 0.5;
 /** Default mid-damper for guided models (the Python project's value); irrelevant without guidance. */
 export const DEFAULT_MID_DAMPER = 0.5;
+
+/**
+ * The transition settings a model starts from (GET /api/model's `defaults`, for the studio's
+ * server and its in-browser mode alike): its size (px), steps and guidance, the SPEC.md depth
+ * strength and mid-damper (0..1), its preset's frame count and crossfeed (copies).
+ */
+export function modelTransitionDefaults(defaults: ModelDefaults) {
+  const crossfeed = CROSSFEED_DEFAULTS[defaults.preset];
+  return {
+    width: defaults.width,
+    height: defaults.height,
+    steps: defaults.steps,
+    guidanceScale: defaults.guidanceScale,
+    depthStrength: DEFAULT_DEPTH_STRENGTH,
+    midDamper: DEFAULT_MID_DAMPER,
+    maxBranches: DEFAULT_TOTAL_FRAMES[defaults.preset],
+    branch1Crossfeed: { ...crossfeed.branch1 },
+    parentalCrossfeed: { ...crossfeed.parental },
+  };
+}
 
 /**
  * Validates `input` and fills defaults from the model (size, steps, guidance) and its preset

@@ -46,14 +46,15 @@ export interface RenderFilmEvents {
   readonly transitionDone?: (info: { index: number; transition: Transition; dir: string; reused: boolean }) => void;
 }
 
-export interface RenderFilmOptions {
+/**
+ * What a film render takes wherever the transitions are computed (here with renderFilm, or on the
+ * worker pool with renderFilmOnPool): the film, its work folder and file, and how it is written.
+ */
+export interface FilmRenderTarget {
   /** The film; its `model` should be the model source written into keys (see transitionKey). */
   readonly spec: FilmSpec;
   /** The model as the user named it (folder or Hub id), recorded in transitions and film.json. */
   readonly model: string;
-  readonly pipeline: DiffusionPipeline;
-  readonly metric: SimilarityMetric;
-  readonly engine: BlendingEngine;
   /** The work folder (film.json, transitions/). */
   readonly workDir: string;
   /** The film file (.mp4, .webm or .gif); its contact sheet and smoothness plot go beside it. */
@@ -66,17 +67,26 @@ export interface RenderFilmOptions {
   readonly ffmpegSpawner?: FfmpegSpawner;
   /** Also write the computed frames there as PNGs (film order, a shared keyframe once). */
   readonly framesDir?: string;
-  /** Render only this transition (0-based) as the film; film.json is then not written. */
+  /**
+   * Render only this transition (0-based film index; its folder and key as in the whole film's
+   * work folder) as the film; film.json is then not written.
+   */
   readonly only?: number;
-  /** Work folders to copy finished transitions from. */
+  /** Other films' work folders to copy finished transitions from. */
   readonly reuseFrom?: readonly string[];
+  /** Folder that relative paths of the spec (control pictures, image prompts, adapters) are relative to (default: the current folder). */
+  readonly specDir?: string;
+}
+
+export interface RenderFilmOptions extends FilmRenderTarget {
+  readonly pipeline: DiffusionPipeline;
+  readonly metric: SimilarityMetric;
+  readonly engine: BlendingEngine;
   readonly events?: RenderFilmEvents;
   /** Stored in the film's metadata comment (the studio stores the film's spec there). */
   readonly comment?: string;
   /** Set when `metric` is the rms-pixel fallback (no LPIPS model found): the warning, recorded in film.json. */
   readonly metricFallback?: string;
-  /** Folder that relative control picture and ControlNet paths of the spec are relative to (default: the current folder). */
-  readonly specDir?: string;
 }
 
 export interface RenderFilmResult {

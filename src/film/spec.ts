@@ -715,6 +715,22 @@ function crossfeedForKey(crossfeed: FilmCrossfeed | undefined): [number, number,
   return crossfeed === undefined ? null : [crossfeed.power, crossfeed.range, crossfeed.decay];
 }
 
+/**
+ * The spec's settings that decide how a keyframe image is made (model, preset, size, steps,
+ * guidance; null where unset), in key order: the start of a transition's cache key here and of a
+ * keyframe job's key on the worker pool (src/queue/plan.ts).
+ */
+export function imageSettingsForKey(spec: FilmSpec) {
+  return {
+    model: spec.model ?? null,
+    preset: spec.preset ?? null,
+    width: spec.width ?? null,
+    height: spec.height ?? null,
+    steps: spec.steps ?? null,
+    guidanceScale: spec.guidanceScale ?? null,
+  };
+}
+
 /** Whether keyframe B of a transition depends on its keyframe A (SPEC.md step 3). */
 function branch1CrossfeedActive(spec: FilmSpec): boolean {
   // Unset means the preset's default, which is 0 for every preset.
@@ -747,12 +763,7 @@ export function transitionKey(spec: FilmSpec, index: number): string {
   const previous = branch1CrossfeedActive(spec) && index > 0 ? transitionKey(spec, index - 1) : null;
   const content = {
     version: TRANSITION_KEY_VERSION,
-    model: spec.model ?? null,
-    preset: spec.preset ?? null,
-    width: spec.width ?? null,
-    height: spec.height ?? null,
-    steps: spec.steps ?? null,
-    guidanceScale: spec.guidanceScale ?? null,
+    ...imageSettingsForKey(spec),
     midDamper: spec.midDamper ?? null,
     depthStrength: spec.depthStrength ?? null,
     branches: spec.maxBranches ?? spec.branchesPerTransition ?? null,

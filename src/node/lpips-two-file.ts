@@ -21,8 +21,8 @@ import { nodePlatform } from './platform.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { floatTensor, loadOnnxModel, runModel, toFloat32, type Device, type FeedTensor, type OnnxModel } from '../runtime/onnx.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
-import { checkImagePair, checkMaxSide, resizeRgb } from '../engine/pixel-metric.ts';
-import { DEFAULT_LPIPS_MAX_BATCH, DEFAULT_LPIPS_MAX_SIDE, LPIPS_MIN_SIDE, lpipsInputSize, type LpipsOptions } from '../engine/lpips.ts';
+import { checkImagePair, resizeRgb } from '../engine/pixel-metric.ts';
+import { LPIPS_MIN_SIDE, lpipsInputSize, lpipsLimits, type LpipsOptions } from '../engine/lpips.ts';
 
 export const LPIPS_FEATURE_FILE = 'lpips_feature.onnx';
 export const LPIPS_DIFF_FILE = 'lpips_diff.onnx';
@@ -106,12 +106,7 @@ export class TwoFileLpipsMetric implements SimilarityMetric {
     readonly diff: OnnxModel,
     options: LpipsOptions = {},
   ) {
-    this.maxSide = options.maxSide ?? DEFAULT_LPIPS_MAX_SIDE;
-    this.maxBatch = options.maxBatch ?? DEFAULT_LPIPS_MAX_BATCH;
-    checkMaxSide(this.maxSide, LPIPS_MIN_SIDE, 'LPIPS metric');
-    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) {
-      throw new LatentBlendError(`LPIPS metric: maxBatch must be a whole number ≥ 1, got ${this.maxBatch}.`);
-    }
+    ({ maxSide: this.maxSide, maxBatch: this.maxBatch } = lpipsLimits(options));
     this.types = checkModels(feature, diff);
     this.fixedSize = this.types.fixed;
   }

@@ -19,7 +19,7 @@
  * a single-process render does, so the frames stay the same.
  */
 import { createHash } from 'node:crypto';
-import { transitionsOf, type FilmSpec } from '../film/spec.ts';
+import { imageSettingsForKey, transitionsOf, type FilmSpec } from '../film/spec.ts';
 import { LatentBlendError } from '../errors.ts';
 
 /** Bumped when what a keyframe key covers changes. */
@@ -94,12 +94,7 @@ export function planFilmJobs(spec: FilmSpec, run: string, options: { readonly on
     const source = end === 'A' ? t.from : t.to;
     const key = hash({
       version: KEYFRAME_KEY_VERSION,
-      model: spec.model ?? null,
-      preset: spec.preset ?? null,
-      width: spec.width ?? null,
-      height: spec.height ?? null,
-      steps: spec.steps ?? null,
-      guidanceScale: spec.guidanceScale ?? null,
+      ...imageSettingsForKey(spec),
       prompt: source.prompt,
       seed: source.seed,
       negativePrompt: t.negativePrompt ?? null,

@@ -5,37 +5,16 @@
  */
 import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { transitionsOf, type FilmSpec } from '../film/spec.ts';
-import type { Reporter } from '../film/progress.ts';
-import { writeFilmWithRecord, type RenderFilmResult } from '../film/render-film.ts';
+import { transitionsOf } from '../film/spec.ts';
+import { writeFilmWithRecord, type FilmRenderTarget, type RenderFilmResult } from '../film/render-film.ts';
 import { loadTransition } from '../io/store.ts';
 import type { QueueConnection } from './connection.ts';
 import { newRunName, submitFilm, type FinishedJob, type PoolProgress, type SubmittedFilm } from './submit.ts';
-import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 
-export interface RenderOnPoolOptions {
+/** A film render on the pool: with `only` and branch-1 crossfeed the transitions before it are computed too. */
+export interface RenderOnPoolOptions extends FilmRenderTarget {
   readonly connection: QueueConnection;
-  readonly spec: FilmSpec;
-  readonly model: string;
   readonly preset?: 'turbo' | 'standard';
-  /** Folder the spec's relative paths (control pictures, image prompts, adapters) are relative to. */
-  readonly specDir?: string;
-  /** Other films' work folders whose finished transitions the workers copy instead of computing. */
-  readonly reuseFrom?: readonly string[];
-  /**
-   * The film of this transition alone (film index; its folder and key as in the whole film's
-   * work folder); with branch-1 crossfeed the transitions before it are computed too.
-   */
-  readonly only?: number;
-  readonly workDir: string;
-  readonly out: string;
-  readonly force: boolean;
-  readonly reporter: Reporter;
-  readonly signal?: AbortSignal;
-  readonly ffmpegPath?: string;
-  /** Start the encoder through this helper (cheap while models are loaded; see FfmpegSpawner). */
-  readonly ffmpegSpawner?: FfmpegSpawner;
-  readonly framesDir?: string;
   readonly run?: string;
   /** A job finished; for transitions, `dir` is relative to the work folder. */
   readonly onFinished?: (job: FinishedJob) => void;

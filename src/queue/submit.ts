@@ -8,22 +8,14 @@ import { FlowProducer, Queue, QueueEvents, QueueEventsProducer } from 'bullmq';
 import type { FilmSpec } from '../film/spec.ts';
 import { LatentBlendError } from '../errors.ts';
 import { QUEUE_NAME, describeQueue, type QueueConnection } from './connection.ts';
-import { filmFlows } from './flows.ts';
+import { filmFlows, type FlowContext } from './flows.ts';
 import { jobProgressOf, parseJobResult, type ImageJob, type JobResult } from './jobs.ts';
 import { planFilmJobs, type FilmJobPlan } from './plan.ts';
 import { CANCEL_EVENT } from './worker.ts';
 
-export interface SubmitFilmOptions {
+/** The flow context (absolute, shared paths: see flows.ts) and how to follow the run. */
+export interface SubmitFilmOptions extends FlowContext {
   readonly connection: QueueConnection;
-  readonly spec: FilmSpec;
-  /** Absolute work folder on the shared file system. */
-  readonly workDir: string;
-  readonly model: string;
-  readonly preset?: 'turbo' | 'standard';
-  /** Absolute folder the spec's relative paths are relative to (its file's folder), on the shared file system. */
-  readonly specDir?: string;
-  /** Other films' work folders (absolute, shared) whose finished transitions the workers reuse. */
-  readonly reuseFrom?: readonly string[];
   /** Only this transition (film index), and those before it with branch-1 crossfeed. */
   readonly only?: number;
   /** Names this submission; default: random. */

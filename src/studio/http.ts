@@ -50,15 +50,12 @@ export function sendError(response: ServerResponse, status: number, code: string
 }
 
 /**
- * Reads a JSON request body of at most `limit` bytes. Refuses other content types (415, which
- * also keeps cross-site HTML forms out), larger bodies (413; a body up to `drainLimit` is read
- * and dropped so the client sees the answer, a larger one closes the connection) and invalid
- * JSON (400). An empty body is `{}`.
+ * A request body of at most `limit` bytes, whole. Beyond it `tooLarge` is thrown: at once when
+ * Content-Length says more than `drainLimit`; otherwise a body up to `drainLimit` bytes is read
+ * and dropped (so the client sees the answer), and a larger one closes the connection.
  */
-export async function readJsonBody(request: IncomingMessage, limit: number, drainLimit = 16 * limit): Promise<unknown> {
-  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+export async function readLimitedBody(request: IncomingMessage, limit: number, drainLimit: number, tooLarge: HttpError): Promise<Buffer> {
   const declared = request.headers['content-length'] === undefined ? undefined : Number(request.headers['content-length']);
-  const tooLarge = new HttpError(413, 'too_large', `The request body is larger than ${limit} bytes (1 MiB); send less.`, { Connection: 'close' });
   if (declared !== undefined && declared > drainLimit) {
     request.resume();
     throw tooLarge;
@@ -79,10 +76,23 @@ export async function readJsonBody(request: IncomingMessage, limit: number, drai
     request.on('error', fail);
   });
   if (size > limit) throw tooLarge;
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Reads a JSON request body of at most `limit` bytes. Refuses other content types (415, which
+ * also keeps cross-site HTML forms out), larger bodies (413; a body up to `drainLimit` is read
+ * and dropped so the client sees the answer, a larger one closes the connection) and invalid
+ * JSON (400). An empty body is `{}`.
+ */
+export async function readJsonBody(request: IncomingMessage, limit: number, drainLimit = 16 * limit): Promise<unknown> {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const tooLarge = new HttpError(413, 'too_large', `The request body is larger than ${limit} bytes (1 MiB); send less.`, { Connection: 'close' });
+  const body = await readLimitedBody(request, limit, drainLimit, tooLarge);
   if (type !== 'application/json') {
     throw new HttpError(415, 'unsupported_media_type', `Send the request body as JSON with "Content-Type: application/json"${type === '' ? '' : `, got "${type}"`}.`);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = body.toString('utf8');
   if (text.trim() === '') return {};
   let value: unknown;
   try {

@@ -17,7 +17,7 @@ import sharp from 'sharp';
 import { readPicture } from '../io/picture.ts';
 import { writeFileAtomically } from '../io/files.ts';
 import { LatentBlendError } from '../errors.ts';
-import { HttpError } from './http.ts';
+import { HttpError, readLimitedBody } from './http.ts';
 import { filesDir } from './storage.ts';
 import type { RenderRequest } from './requests.ts';
 import type { FilmSpec } from '../film/spec.ts';
@@ -41,31 +41,13 @@ export interface StoredPicture {
 export async function readPictureBody(request: IncomingMessage, limit: number = MAX_PICTURE_BYTES): Promise<Buffer> {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const tooLarge = new HttpError(413, 'too_large', `The picture is larger than ${limit / 1024 / 1024} MiB; send a smaller file.`, { Connection: 'close' });
-  const declared = request.headers['content-length'] === undefined ? undefined : Number(request.headers['content-length']);
-  if (declared !== undefined && declared > limit) {
-    request.resume();
-    throw tooLarge;
-  }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  await new Promise<void>((done, fail) => {
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        request.destroy();
-        fail(tooLarge);
-      } else {
-        chunks.push(chunk);
-      }
-    });
-    request.on('end', () => done());
-    request.on('error', fail);
-  });
+  // Read no further than the limit: a picture larger than it closes the connection.
+  const body = await readLimitedBody(request, limit, limit, tooLarge);
   if (!(type.startsWith('image/') || type === 'application/octet-stream')) {
     throw new HttpError(415, 'unsupported_media_type', `Send the picture's bytes with an image/* or application/octet-stream Content-Type${type === '' ? '' : `, got "${type}"`}.`);
   }
-  if (size === 0) throw new HttpError(400, 'empty', 'The request body is empty; send the picture file.');
-  return Buffer.concat(chunks);
+  if (body.length === 0) throw new HttpError(400, 'empty', 'The request body is empty; send the picture file.');
+  return body;
 }
 
 /**

@@ -17,8 +17,8 @@ import { submitImages } from '../queue/submit.ts';
 import { renderFilmOnPool } from '../queue/render-on-pool.ts';
 import type { JobContext, JobRunner } from './jobs.ts';
 import type { PreviewsRequest, RenderRequest } from './requests.ts';
-import { prepareFilmRender, type CurrentModel } from './runners.ts';
-import { filesDir, filmFiles, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
+import { finishFilmRender, prepareFilmRender, recordEndedFilmRender, type CurrentModel } from './runners.ts';
+import { filesDir, filmFiles, newId, type StudioFilmRecord } from './storage.ts';
 
 /** Previews on the pool: one image job per seed, so the seeds spread over the workers. */
 export function poolPreviewsJob(connection: QueueConnection, currentModel: CurrentModel, sessionDir: string, request: PreviewsRequest, seeds: readonly number[]): JobRunner {
@@ -122,26 +122,9 @@ export function poolRenderJob(connection: QueueConnection, currentModel: Current
           if (only === undefined || index === only) streamTransition(job.dir, index);
         },
       });
-      await frameWrites;
-      await writeStudioFilmRecord(dir, { ...record, state: 'done', finishedAt: Date.now(), frames: result.framesComputed, filmFrames: result.filmFrames });
-      context.progress({ done: 110, total: 110, label: `${result.filmFrames} film frames`, etaSeconds: 0 });
-      return {
-        filmId,
-        ...filmUrls(filmId, request.format),
-        format: request.format,
-        frames: result.framesComputed,
-        filmFrames: result.filmFrames,
-        transitions: result.transitions,
-        transitionsReused: result.transitionsReused,
-        unetCalls: result.unetCalls,
-        workDir: dir,
-        workers: result.workers,
-        ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
-      };
+      return await finishFilmRender(context, dir, record, request, frameWrites, result, 110, { workers: result.workers });
     } catch (error) {
-      await frameWrites;
-      const state = context.signal.aborted ? 'cancelled' : 'failed';
-      await writeStudioFilmRecord(dir, { ...record, state, finishedAt: Date.now() }).catch(() => {});
+      await recordEndedFilmRender(context, dir, record, frameWrites);
       throw error;
     }
   };

@@ -11,8 +11,7 @@ import { join } from 'node:path';
 import type { DiffusionPipeline, PipelineEvent } from '../pipeline/pipeline.ts';
 import type { BlendingEngine, EngineEvent } from '../engine/engine.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
-import { CROSSFEED_DEFAULTS, DEFAULT_DEPTH_STRENGTH, DEFAULT_MID_DAMPER, resolveTransitionOptions, type ResolvedTransitionOptions } from '../engine/options.ts';
-import { DEFAULT_TOTAL_FRAMES } from '../blend/plan.ts';
+import { modelTransitionDefaults, resolveTransitionOptions, type ResolvedTransitionOptions } from '../engine/options.ts';
 import type { Device } from '../runtime/onnx.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import type { LatentDecoder } from '../pipeline/vae.ts';
@@ -24,7 +23,7 @@ import { compatibleSchedulers } from './model-catalog.ts';
 import { writeFileAtomically } from '../io/files.ts';
 import { MAX_GIF_FPS, VIDEO_FORMATS } from '../io/video.ts';
 import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
-import { renderFilm } from '../film/render-film.ts';
+import { renderFilm, type RenderFilmResult } from '../film/render-film.ts';
 import { transitionOptionsOf } from '../film/render-film.ts';
 import type { Reporter } from '../film/progress.ts';
 import { LatentBlendError } from '../errors.ts';
@@ -73,22 +72,11 @@ export type CurrentModel = () => StudioModel;
 /** GET /api/model (`modelsDir`: the studio's --models-dir, when it has one). */
 export function modelInfo(model: StudioModel, options: { readonly modelsDir?: string } = {}) {
   const { defaults } = model.pipeline;
-  const crossfeed = CROSSFEED_DEFAULTS[defaults.preset];
   return {
     source: model.source,
     family: defaults.family,
     preset: defaults.preset,
-    defaults: {
-      width: defaults.width,
-      height: defaults.height,
-      steps: defaults.steps,
-      guidanceScale: defaults.guidanceScale,
-      depthStrength: DEFAULT_DEPTH_STRENGTH,
-      midDamper: DEFAULT_MID_DAMPER,
-      maxBranches: DEFAULT_TOTAL_FRAMES[defaults.preset],
-      branch1Crossfeed: { ...crossfeed.branch1 },
-      parentalCrossfeed: { ...crossfeed.parental },
-    },
+    defaults: modelTransitionDefaults(defaults),
     schedulerClass: model.pipeline.schedulerClass,
     /** The scheduler the model ships, and the project's schedulers that suit it (POST /api/model `scheduler`). */
     shippedScheduler: model.pipeline.folder.schedulerClass,
@@ -297,6 +285,50 @@ export async function prepareFilmRender(
 }
 
 /**
+ * What every studio render does last once its film is made: waits for its live frames, records
+ * the film 'done', reports the progress full (`progressTotal` units) and returns the job's result
+ * (docs/studio-api.md), with the runner's own keys (`extra`).
+ */
+export async function finishFilmRender(
+  context: JobContext,
+  dir: string,
+  record: StudioFilmRecord,
+  request: RenderRequest,
+  frameWrites: Promise<void>,
+  result: RenderFilmResult,
+  progressTotal: number,
+  extra: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  await frameWrites;
+  await writeStudioFilmRecord(dir, { ...record, state: 'done', finishedAt: Date.now(), frames: result.framesComputed, filmFrames: result.filmFrames });
+  context.progress({ done: progressTotal, total: progressTotal, label: `${result.filmFrames} film frames`, etaSeconds: 0 });
+  return {
+    filmId: record.id,
+    ...filmUrls(record.id, request.format),
+    format: request.format,
+    frames: result.framesComputed,
+    filmFrames: result.filmFrames,
+    transitions: result.transitions,
+    transitionsReused: result.transitionsReused,
+    unetCalls: result.unetCalls,
+    ...extra,
+    workDir: dir,
+    ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
+  };
+}
+
+/**
+ * What every studio render does when it fails or is cancelled: waits for its live frames and
+ * records the film 'failed' or 'cancelled' (a failure to record is dropped: the render's error
+ * is the one to report, and the caller rethrows it).
+ */
+export async function recordEndedFilmRender(context: JobContext, dir: string, record: StudioFilmRecord, frameWrites: Promise<void>): Promise<void> {
+  await frameWrites;
+  const state = context.signal.aborted ? 'cancelled' : 'failed';
+  await writeStudioFilmRecord(dir, { ...record, state, finishedAt: Date.now() }).catch(() => {});
+}
+
+/**
  * A render job: the spec rendered into the film folder `filmId` of the session, reusing
  * finished transitions of the session's other films. Frames stream as 'frame' events.
  */
@@ -408,27 +440,12 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
           },
         },
       });
-      await frameWrites;
-      await writeStudioFilmRecord(dir, { ...record, state: 'done', finishedAt: Date.now(), frames: result.framesComputed, filmFrames: result.filmFrames });
-      context.progress({ done: total(), total: total(), label: `${result.filmFrames} film frames`, etaSeconds: 0 });
-      return {
-        filmId,
-        ...filmUrls(filmId, request.format),
-        format: request.format,
-        frames: result.framesComputed,
-        filmFrames: result.filmFrames,
-        transitions: result.transitions,
-        transitionsReused: result.transitionsReused,
-        unetCalls: result.unetCalls,
+      return await finishFilmRender(context, dir, record, request, frameWrites, result, total(), {
         metric: result.metric,
         ...(model.metricFallback !== undefined ? { metricFallback: true } : {}),
-        workDir: dir,
-        ...(request.transitionIndex !== undefined ? { transitionIndex: request.transitionIndex } : {}),
-      };
+      });
     } catch (error) {
-      await frameWrites;
-      const state = context.signal.aborted ? 'cancelled' : 'failed';
-      await writeStudioFilmRecord(dir, { ...record, state, finishedAt: Date.now() }).catch(() => {});
+      await recordEndedFilmRender(context, dir, record, frameWrites);
       throw error;
     } finally {
       model.hooks.warning = undefined;

@@ -29,7 +29,8 @@ function base64(bytes: Uint8Array): string {
   return btoa(text);
 }
 
-async function transition(request: ProofRequest) {
+/** The browser platform with the request's model folder added, and the finished downloads it records. */
+async function modelPlatform(request: Pick<ProofRequest, 'modelUrl' | 'cacheName'>) {
   const downloads: DownloadProgress[] = [];
   const platform = await createBrowserPlatform({
     wasmPaths: '/ort/',
@@ -39,6 +40,16 @@ async function transition(request: ProofRequest) {
     },
   });
   await platform.files.addFolder(await listSiteFolder(request.modelUrl));
+  return { platform, downloads };
+}
+
+/** The downloads as the test reads them back (URL, role, from the cache or not, bytes). */
+function downloadsSeen(downloads: readonly DownloadProgress[]) {
+  return downloads.map((event) => ({ url: event.url, role: event.role, cached: event.cached, total: event.total }));
+}
+
+async function transition(request: ProofRequest) {
+  const { platform, downloads } = await modelPlatform(request);
   let metric;
   if (request.lpipsUrl !== undefined) {
     const folder = request.lpipsUrl.slice(0, request.lpipsUrl.lastIndexOf('/'));
@@ -61,23 +72,15 @@ async function transition(request: ProofRequest) {
       data: base64(frame.image.data),
       distanceToNext: frame.distanceToNext,
     })),
-    downloads: downloads.map((event) => ({ url: event.url, role: event.role, cached: event.cached, total: event.total })),
+    downloads: downloadsSeen(downloads),
   };
 }
 
 /** Only loads the model (downloads or cache), for the cache check. */
 async function load(request: Pick<ProofRequest, 'modelUrl' | 'device' | 'cacheName'>) {
-  const downloads: DownloadProgress[] = [];
-  const platform = await createBrowserPlatform({
-    wasmPaths: '/ort/',
-    cacheName: request.cacheName === undefined ? 'latentblend-test' : request.cacheName,
-    onProgress: (event) => {
-      if (event.done) downloads.push(event);
-    },
-  });
-  await platform.files.addFolder(await listSiteFolder(request.modelUrl));
+  const { platform, downloads } = await modelPlatform(request);
   await DiffusionPipeline.load(platform, { modelDir: request.modelUrl, device: request.device });
-  return { downloads: downloads.map((event) => ({ url: event.url, role: event.role, cached: event.cached, total: event.total })) };
+  return { downloads: downloadsSeen(downloads) };
 }
 
 (globalThis as { latentblendTest?: unknown }).latentblendTest = { transition, load };

@@ -7,9 +7,10 @@ import { createServer, type Server } from 'node:http';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Locator } from 'playwright-core';
+import { CHROMIUM } from './chromium.ts';
 
-export const CHROMIUM = process.env.LATENTBLEND_CHROMIUM ?? '/usr/bin/chromium';
+export { CHROMIUM };
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -129,3 +130,29 @@ export function launchChromium(): Promise<Browser> {
 export function modulePage(script: string): string {
   return `<!doctype html><html><head><meta charset="utf-8"><title>latentblend test</title></head><body><script type="module" src="${script}"></script></body></html>`;
 }
+
+/**
+ * Plays a page's <video> muted and waits (up to 5 s) until it has a frame to show; what it then
+ * says: its source, ready state, width in pixels and media error (null when none).
+ */
+export function playVideo(video: Locator): Promise<{ src: string; readyState: number; width: number; error: string | null }> {
+  return video.evaluate(async (element) => {
+    const media = element as HTMLVideoElement;
+    media.muted = true;
+    await media.play().catch(() => undefined);
+    const started = Date.now();
+    while (media.readyState < 2 && Date.now() - started < 5000) await new Promise((resolve) => setTimeout(resolve, 50));
+    return { src: media.currentSrc, readyState: media.readyState, width: media.videoWidth, error: media.error?.message ?? null };
+  });
+}
+
+/** A two-keyframe film spec of 4 computed frames (8 fps, 1 s) that the in-browser render tests load as text. */
+export const SMALL_FILM_SPEC = `keyframes:
+  - prompt: a red cube
+    seed: 1
+  - prompt: a blue sphere
+    seed: 2
+fps: 8
+transitionDuration: 1
+maxBranches: 4
+`;

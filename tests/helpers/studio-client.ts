@@ -68,6 +68,12 @@ export class StudioClient {
     return this.request('POST', path, { json });
   }
 
+  /** POST /api/pictures: uploads a PNG file's bytes with this client's session (via fetch, as a page does). */
+  async uploadPng(bytes: Buffer): Promise<{ status: number; json: any }> {
+    const response = await fetch(new URL('/api/pictures', this.base), { method: 'POST', headers: { 'content-type': 'image/png', cookie: this.cookie }, body: new Uint8Array(bytes) });
+    return { status: response.status, json: await response.json() };
+  }
+
   /**
    * Follows a job's event stream until `stop` says so for an event (or the stream ends);
    * returns the events seen. The connection is then closed.

@@ -136,15 +136,18 @@ export interface FilmSpecJson {
   transitionDuration?: number;
   retiming?: 'perceptual' | 'equal';
   quality?: number;
-  /** ControlNet folder or Hub id, with an uploaded control picture (issue #13). */
+  /** ControlNet folder or Hub id, with an uploaded control picture (issue #13); with controlImage, the film uses it. */
   controlnet?: string;
+  /** The uploaded control picture's id, for every keyframe. */
   controlImage?: string;
   controlnetScale?: number;
+  /** Turn the control picture into a Canny edge map first. */
   canny?: boolean;
-  /** IP-Adapter folder or Hub id, with an uploaded image prompt for every keyframe (issue #13). */
+  /** IP-Adapter folder or Hub id (issue #13); the film uses it when every keyframe has an image prompt. */
   ipAdapter?: string;
   /** Image prompt of every keyframe without its own (an uploaded picture's id). */
   ipImage?: string;
+  /** IP-Adapter scale, 0 to 5; undefined: 1. */
   ipAdapterScale?: number;
   keyframes: {
     /** Absent (or '') on a picture keyframe without a prompt. */

@@ -42,38 +42,38 @@ export function pictureUrl(id: string): string {
   return `api/files/${id}`;
 }
 
-export interface FilmSettings {
-  width?: number;
-  height?: number;
-  steps?: number;
-  guidanceScale?: number;
-  midDamper?: number;
-  depthStrength?: number;
-  negativePrompt?: string;
+/**
+ * The film's settings as the page edits them: the film spec's own keys (FilmSpecJson, one
+ * definition), and which way the compute per transition is given.
+ */
+export interface FilmSettings
+  extends Pick<
+    FilmSpecJson,
+    | 'width'
+    | 'height'
+    | 'steps'
+    | 'guidanceScale'
+    | 'midDamper'
+    | 'depthStrength'
+    | 'negativePrompt'
+    | 'maxBranches'
+    | 'timeBudget'
+    | 'batchSize'
+    | 'branch1Crossfeed'
+    | 'parentalCrossfeed'
+    | 'fps'
+    | 'transitionDuration'
+    | 'retiming'
+    | 'quality'
+    | 'controlnet'
+    | 'controlImage'
+    | 'controlnetScale'
+    | 'canny'
+    | 'ipAdapter'
+    | 'ipAdapterScale'
+  > {
   /** Which way the amount of compute per transition is given. */
   budgetMode: 'branches' | 'time';
-  /** Frames computed per transition (the film spec's maxBranches). */
-  maxBranches?: number;
-  /** Seconds of compute per transition (the film spec's timeBudget). */
-  timeBudget?: number;
-  batchSize?: number;
-  branch1Crossfeed?: Crossfeed;
-  parentalCrossfeed?: Crossfeed;
-  fps?: number;
-  transitionDuration?: number;
-  retiming?: 'perceptual' | 'equal';
-  quality?: number;
-  /** ControlNet folder or Hub id (issue #13); with controlImage, the film uses it. */
-  controlnet?: string;
-  /** The uploaded control picture's id, for every keyframe. */
-  controlImage?: string;
-  controlnetScale?: number;
-  /** Turn the control picture into a Canny edge map first. */
-  canny?: boolean;
-  /** IP-Adapter folder or Hub id (issue #13); the film uses it when every keyframe has an image prompt. */
-  ipAdapter?: string;
-  /** IP-Adapter scale, 0 to 5; undefined: 1. */
-  ipAdapterScale?: number;
 }
 
 export interface Draft {
