@@ -60,7 +60,10 @@ export interface IoBindingResult {
   /** hostMs − deviceMs, and that as a share of hostMs. */
   savedMs: number;
   savedShare: number;
-  /** Median ms to upload all inputs (Identity session, gpu-buffer output) and to download the output. */
+  /**
+   * Median ms to upload all inputs (Identity sessions with gpu-buffer output), counting one read-back
+   * of the sample to wait for the GPU; and median ms to download the output.
+   */
   uploadMs: number;
   downloadMs: number;
   /** Bytes of the inputs (host → device) and of the output (device → host) per call. */
@@ -292,6 +295,7 @@ export async function benchGpuModel(
     pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: dir, device: options.device });
   } catch (error) {
     result.errors.push({ stage, message: messageOf(error) });
+    log(`${name}: ${stage} failed: ${messageOf(error)}`);
     progress(result);
     return result;
   }
