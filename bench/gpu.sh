@@ -156,11 +156,15 @@ carried() {
   local node="$work/bin/node"
   export PATH="$work/bin:$PATH"
   BENCH=("$node" "$work/bench/gpu.mjs")
-  say "node $("$node" -v) at $node; devices: $("${BENCH[@]}" --list-devices)"
+  local available
+  available="$("${BENCH[@]}" --list-devices)"
+  say "node $("$node" -v) at $node; devices: $available"
   DIR="$work/models"
   if [ -z "${FOLDERS:-}" ]; then read -r -a FOLDER_LIST <<<"$(sed -n 's/^folders: //p' "$work/MANIFEST")"; fi
   check_folders
   local device="${DEVICE:-webgpu}"
+  # The pack's onnxruntime-node has no CUDA provider (its binaries are fetched over the network).
+  [[ " $available " == *" $device "* ]] || die "the packed onnxruntime-node cannot use $device (it can: $available)"
   [ "$device" != webgpu ] || "${BENCH[@]}" --device "$device" --probe || die "a tensor could not go to $device and back: see above (driver files, loader); nothing measured"
   CLEAN_WEIGHTS="${CLEAN_WEIGHTS:-$([ "${KEEP_WEIGHTS:-0}" = 1 ] && echo 0 || echo 1)}" \
     measure "$device" "${SIZE:-512}" "${REPEATS:-5}" "${FRAMES:-10}" "${BUDGET_S:-540}" "${FOLDER_LIST[@]}"
