@@ -63,7 +63,7 @@ export async function benchSmoothness(root: string, models: readonly string[] = 
       for (const variant of VARIANTS) {
         const started = performance.now();
         const transition = await engine.runTransition({ ...keyframes, ...variant.options });
-        const report = await filmSmoothness([{ transition, durationSeconds: 2 }], metric, { fps: 30, retiming: 'distance', reuseStoredDistances: true });
+        const report = await filmSmoothness([{ transition, durationSeconds: 2 }], metric, { fps: 30, retiming: 'perceptual', reuseStoredDistances: true });
         const ppl = await transitionPathLength(engine, transition, metric, { samples: 8 });
         const computed = report.whole.computed;
         const film = report.whole.film!;

@@ -36,6 +36,7 @@ export { retime, crossFade, type RetimeMode } from './blend/retime.ts';
 export { filmFrames, filmLength, type FilmSegment } from './film/render.ts';
 export { parseFilmSpec, loadFilmSpec, filmSpecToYaml, transitionsOf, transitionKey, EXAMPLE_FILM_SPEC, type FilmSpec } from './film/spec.ts';
 export { encodeVideo, probeVideo } from './io/video.ts';
+export { FfmpegSpawner } from './io/ffmpeg-spawner.ts';
 export { writeFilm, type WriteFilmOptions } from './film/write-film.ts';
 // ControlNet and IP-Adapter (docs/controlnet-onnx.md, docs/ip-adapter-onnx.md)
 export { ControlNet, inspectControlNetFolder, controlKeep, type ControlNetFolder, type LoadedControlNet, type ControlTerm } from './pipeline/controlnet.ts';

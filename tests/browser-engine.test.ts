@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
 import { tmpdir } from 'node:os';
 import { externalizeOnnx } from './helpers/onnx-external.ts';
 import type { Browser, Page } from 'playwright-core';
@@ -67,6 +68,8 @@ let reference: Transition;
 let layoutDir: string;
 /** What the browser gets: the same, but unet/model.onnx (fp32) beside unet/model_fp16.onnx. */
 const layoutFiles: Record<string, Uint8Array> = {};
+/** A 32×32 PNG for a picture keyframe (the film size, so both sides decode the same pixels) and a 48×24 one. */
+const pictures: Record<string, Buffer> = {};
 
 function compare(frames: PageFrame[], expected: Transition): { max: number; mean: number } {
   assert.deepEqual(frames.map((frame) => frame.fract), expected.frames.map((frame) => frame.fract), 'same branches at the same fracts');
@@ -124,12 +127,21 @@ before(async () => {
     layoutFiles[`/layout/vae_decoder/${name}`] = data;
   }
   assert.equal(sharded.files.size, 2);
+  for (const [name, width, height] of [['square.png', 32, 32], ['wide.png', 48, 24]] as const) {
+    const rgb = Buffer.alloc(width * height * 3);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) rgb.set([(x * 255) / width, (y * 255) / height, ((x + y) % 7) * 30], (y * width + x) * 3);
+    }
+    pictures[name] = await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+    writeFileSync(join(layoutDir, name), pictures[name]!);
+  }
   server = await startSiteServer({
     folders: { '/ort': ORT_DIST, [`/models/${MODEL}`]: modelDir(MODEL), '/lpips': LPIPS_DIR, '/models/layout': layoutDir },
     files: {
       '/index.html': new TextEncoder().encode(modulePage('/page.js')),
       '/page.js': new TextEncoder().encode(bundle.js),
       ...Object.fromEntries(Object.entries(layoutFiles).map(([path, data]) => [`/models${path}`, data])),
+      ...Object.fromEntries(Object.entries(pictures).map(([name, data]) => [`/pictures/${name}`, data])),
     },
   });
   browser = await launchChromium();
@@ -183,6 +195,24 @@ describe('onnxruntime-web in Chromium against onnxruntime-node', () => {
     assert.ok(difference.max <= TOLERANCE.cpu.max, `against onnxruntime-node on the same files: ${JSON.stringify(difference)}`);
     // And it did change something: the fp16 UNet's frames are not the fp32 ones.
     assert.ok(compare(result.frames, reference).max > 0);
+  });
+
+  test('a picture keyframe: fetched, decoded by the browser and encoded by the VAE, the same transition as in Node', async () => {
+    const withPicture = (path: string): TransitionOptions => ({ ...OPTIONS, keyframeA: { prompt: 'a photo', seed: 11, image: { path, fit: 'cover' } } });
+    const result = await inPage({ device: 'cpu', transition: withPicture(`${server.url}/pictures/square.png`), cacheName: null });
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir(MODEL) });
+    const expected = await new BlendingEngine(pipeline, new PixelMetric()).runTransition(withPicture(join(layoutDir, 'square.png')));
+    const difference = compare(result.frames, expected);
+    assert.ok(difference.max <= TOLERANCE.cpu.max, `picture keyframe against onnxruntime-node: ${JSON.stringify(difference)}`);
+    assert.ok(result.downloads.some((event) => event.role === 'VAE encoder'), 'the VAE encoder was loaded for the picture');
+    // A picture of another shape is cropped to the film size (Lanczos here, sharp in Node: close, not equal).
+    const wide = await inPage({ device: 'cpu', transition: withPicture(`${server.url}/pictures/wide.png`), cacheName: null });
+    assert.deepEqual([wide.frames[0]!.width, wide.frames[0]!.height], [32, 32]);
+    const missing = page.evaluate(
+      async (input) => (globalThis as unknown as { latentblendTest: { transition(r: unknown): Promise<unknown> } }).latentblendTest.transition(input),
+      { modelUrl: `${server.url}/models/${MODEL}`, device: 'cpu', cacheName: null, transition: withPicture(`${server.url}/pictures/none.png`) },
+    );
+    await assert.rejects(missing, /pictures\/none\.png: cannot read the picture \(HTTP 404\)/);
   });
 
   test('WebGPU (SwiftShader): same frames within the stated tolerance', async () => {

@@ -8,6 +8,8 @@ import sharp from 'sharp';
 import { runCliProcess } from './helpers/cli.ts';
 import { modelDir } from './helpers/golden.ts';
 import { probeVideo } from '../src/io/video.ts';
+import { readPngText } from '../src/io/png-text.ts';
+import { parseProvenance } from '../src/studio/provenance.ts';
 
 const model = modelDir('tiny-sd-turbo');
 const work = mkdtempSync(join(tmpdir(), 'latentblend-film-'));
@@ -74,6 +76,19 @@ describe('transition → film', () => {
       assert.equal((await probeVideo(film)).frames, 8, extension);
     }
     assert.deepEqual(readdirSync(framesDir).sort(), ['0000.png', '0001.png', '0002.png']);
+    // Each frame says how it was made, as the studio's frames do (a drop on the studio restores it).
+    const made = ['0000.png', '0001.png', '0002.png'].map((name) => parseProvenance(readPngText(readFileSync(join(framesDir, name)))));
+    assert.deepEqual(made.map((entry) => entry?.kind), ['frame', 'frame', 'frame']);
+    const fracts = made.map((entry) => (entry?.kind === 'frame' ? entry.fract : NaN));
+    assert.equal(fracts[0], 0);
+    assert.equal(fracts[2], 1);
+    assert.ok(fracts[1]! > 0 && fracts[1]! < 1, `middle frame at ${fracts[1]}`);
+    const first = made[0]!;
+    assert.ok(first.kind === 'frame');
+    assert.deepEqual([first.from.prompt, first.to.prompt, first.transition, first.width, first.height], ['a cat', 'a dog', 0, 64, 64]);
+    assert.equal(first.model, model);
+    assert.match(first.scheduler, /Scheduler$/);
+    assert.match(readPngText(readFileSync(join(framesDir, '0001.png'))).get('parameters') ?? '', /^a cat\nSteps: \d+, Sampler: \w+Scheduler.*Blend: a cat -> a dog/);
   });
 });
 

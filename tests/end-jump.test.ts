@@ -26,7 +26,7 @@ test('a film gives a picture end gap a short cross-fade, a prompt end gap its fu
       tree,
       options: { keyframeA: { prompt: '', seed: 0, ...(picture ? { image: { path: 'a.png', fit: 'cover' } } : {}) }, keyframeB: { prompt: 'b', seed: 1 } },
     }) as unknown as Transition;
-  const framesInFirstGap = (picture: boolean) => planFilm([{ transition: transition(picture), durationSeconds: 10 }], 10, 'distance')[0]!.filter((frame) => frame.left === 0).length;
+  const framesInFirstGap = (picture: boolean) => planFilm([{ transition: transition(picture), durationSeconds: 10 }], 10, 'perceptual')[0]!.filter((frame) => frame.left === 0).length;
   // Prompt end: 10 of 13 distance units → about 77 of 100 film frames; picture end: 1.5 of 4.5 → about 33.
   assert.ok(framesInFirstGap(false) > 70, `prompt end: ${framesInFirstGap(false)}`);
   const picture = framesInFirstGap(true);

@@ -56,14 +56,14 @@ describe('film spec keys are the CLI names in camelCase', () => {
 });
 
 describe("retiming is 'perceptual' everywhere", () => {
-  test("a film.json written with 'distance' is still read", () => {
+  test("a film.json written with 'distance' is still read, as 'perceptual'", () => {
     const dir = join(work, 'old-work');
     mkdirSync(dir);
     const record = { kind: 'transition', model: '/m', out: '../x.mp4', fps: 10, retiming: 'distance', transitions: [{ dir: 'transitions/00-a', durationSeconds: 1 }] };
     writeFileSync(join(dir, 'film.json'), JSON.stringify(record));
-    assert.equal(readFilmRecord(dir).retiming, 'distance');
-    writeFileSync(join(dir, 'film.json'), JSON.stringify({ ...record, retiming: 'perceptual' }));
     assert.equal(readFilmRecord(dir).retiming, 'perceptual');
+    writeFileSync(join(dir, 'film.json'), JSON.stringify({ ...record, retiming: 'equal' }));
+    assert.equal(readFilmRecord(dir).retiming, 'equal');
   });
 });
 

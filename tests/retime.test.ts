@@ -135,11 +135,9 @@ test('crossFade rounds to nearest, halves up, with exact ends', () => {
   assert.throws(() => crossFade(a, b, 1.5), isLatentBlendError(/weight: got 1\.5.*\[0, 1\]/));
 });
 
-test("the former mode name 'distance' still works as 'perceptual'", () => {
+test("the former mode name 'distance' is refused with its new name, not taken silently", () => {
   const options = { frameCount: 4, distances: [1, 3, 2], durationSeconds: 2, fps: 5 };
-  const former = retime({ ...options, mode: 'distance' });
-  const current = retime({ ...options, mode: 'perceptual' });
-  assert.equal(former.mode, 'perceptual');
-  assert.deepEqual(former.filmFrames, current.filmFrames);
+  assert.throws(() => retime({ ...options, mode: 'distance' as never }), isLatentBlendError(/'distance' was renamed 'perceptual'/));
+  assert.equal(retime({ ...options, mode: 'perceptual' }).mode, 'perceptual');
   assert.throws(() => retime({ ...options, mode: 'nonsense' as never }), /expected 'perceptual' or 'equal'/);
 });

@@ -21,6 +21,6 @@ test('GPU providers get extended for every tuned role (layout optimisations are 
 test('roles that were not measured keep level all; options name the provider and are fresh objects', () => {
   assert.equal(optimizationLevel('LPIPS model', 'cpu'), 'all');
   const options = sessionOptionsFor('UNet', 'cuda');
-  assert.deepEqual(options, { executionProviders: ['cuda'], graphOptimizationLevel: 'extended' });
+  assert.deepEqual(options, { executionProviders: ['cuda'], graphOptimizationLevel: 'extended', logSeverityLevel: 3 });
   assert.notEqual(sessionOptionsFor('UNet', 'cuda'), options);
 });

@@ -4,11 +4,16 @@
  * (SwiftShader here), then — on WebAssembly, `?device=cpu`, to keep the test fast — loads the tiny
  * model, takes a film spec, renders the transition in the browser, shows frames, the contact
  * sheet and the smoothness plot (LPIPS on the tiny LPIPS fixture), plays the film, downloads it
- * (decoded back with ffmpeg here) and saves the spec as YAML.
+ * (decoded back with ffmpeg here) and saves the spec as YAML. A picture uploaded in the page
+ * becomes a keyframe rendered in the browser, as Node would compute it.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import sharp from 'sharp';
+import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
+import { nodePlatform } from '../src/node/platform.ts';
+import { readPicture } from '../src/io/picture.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Download, Page } from 'playwright-core';
@@ -118,6 +123,57 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     assert.equal(info.frames, 8, `1 s at 8 fps: ${JSON.stringify(info)}`);
   });
 
+  test('a picture keyframe: uploaded to the page, kept in this browser, rendered there like Node reads it', async () => {
+    // In the page, as the drop zone does it: POST /api/pictures, then a render whose keyframe names the picture by id.
+    const result = await page.evaluate(async () => {
+      const canvas = new OffscreenCanvas(64, 64);
+      const context = canvas.getContext('2d')!;
+      context.fillStyle = '#e07020';
+      context.fillRect(0, 0, 64, 64);
+      context.fillStyle = '#2040c0';
+      context.fillRect(16, 8, 24, 40);
+      const upload = await fetch('api/pictures', { method: 'POST', headers: { 'content-type': 'image/png' }, body: await canvas.convertToBlob({ type: 'image/png' }) });
+      const picture = (await upload.json()) as { id: string; url: string; width: number; height: number };
+      const refused = await fetch('api/renders', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ spec: { keyframes: [{ image: 'picture-000000000000000000000000.png', seed: 1 }, { prompt: 'x', seed: 2 }] } }),
+      });
+      const spec = { keyframes: [{ image: picture.id, seed: 1 }, { prompt: 'a blue sphere', seed: 2 }], fps: 8, transitionDuration: 1, maxBranches: 3 };
+      const rendering = await fetch('api/renders', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ spec }) });
+      const job = (await rendering.json()) as { id: string };
+      if (rendering.status !== 202) return { upload: upload.status, picture, refused: { status: refused.status, body: await refused.text() }, final: { state: `render answered ${rendering.status}`, error: job }, frames: 0, first: [], stored: [] };
+      const frames: { fract: number; url: string }[] = [];
+      const events = new EventSource(`api/jobs/${job.id}/events`);
+      events.addEventListener('frame', (event) => frames.push(JSON.parse((event as MessageEvent).data)));
+      let final: { state: string; error?: unknown; progress?: unknown } = { state: 'unknown' };
+      for (const started = Date.now(); Date.now() - started < 90_000; await new Promise((resolve) => setTimeout(resolve, 200))) {
+        final = (await (await fetch(`api/jobs/${job.id}`)).json()) as typeof final;
+        if (['done', 'failed', 'cancelled'].includes(final.state)) break;
+      }
+      events.close();
+      const first = frames.find((frame) => frame.fract === 0);
+      const bytes = first === undefined ? [] : Array.from(new Uint8Array(await (await fetch(first.url)).arrayBuffer()));
+      const stored = Array.from(new Uint8Array(await (await fetch(picture.url)).arrayBuffer()));
+      return { upload: upload.status, picture, refused: { status: refused.status, body: await refused.text() }, final, frames: frames.length, first: bytes, stored };
+    });
+    assert.equal(result.upload, 201);
+    assert.match(result.picture.id, /^picture-[0-9a-f]{24}\.png$/);
+    assert.deepEqual([result.picture.width, result.picture.height], [64, 64]);
+    assert.equal(result.refused.status, 400);
+    assert.match(result.refused.body, /expected the id of a picture uploaded in this visit/);
+    assert.equal(result.final.state, 'done', JSON.stringify(result.final.error));
+    assert.equal(result.frames, 3);
+    // The picture keyframe's frame is decode(encode(picture)), as onnxruntime-node computes it from the stored PNG.
+    const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: modelDir('tiny-sd-turbo') });
+    const picture = await readPicture({ name: 'stored.png', bytes: Buffer.from(result.stored) });
+    const expected = await pipeline.vae.decode(await pipeline.vae.encode(picture), pipeline.latentShape(64, 64));
+    const got = await sharp(Buffer.from(result.first)).removeAlpha().raw().toBuffer();
+    let max = 0;
+    for (let k = 0; k < got.length; k++) max = Math.max(max, Math.abs(got[k]! - expected.data[k]!));
+    assert.ok(max <= 1, `the browser's picture keyframe differs from Node's by ${max} levels`);
+  });
+
   test('another model is loaded from the Model card (from this browser\'s cache)', async () => {
     // The card is folded: loading another model is behind one click.
     await page.getByText('Change model or scheduler').click();
@@ -147,12 +203,12 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     await page.getByRole('list', { name: 'Your films' }).getByRole('listitem').first().waitFor({ timeout: TIMEOUT });
   });
 
-  test('after a reload the film is listed again and still plays from this browser\'s storage', async () => {
+  test('after a reload the films are listed again and still play from this browser\'s storage', async () => {
     await page.reload();
     await page.waitForSelector('body[data-state="ready"]', { timeout: TIMEOUT });
     const films = page.getByRole('list', { name: 'Your films' }).getByRole('listitem');
     await films.first().waitFor({ timeout: TIMEOUT });
-    assert.equal(await films.count(), 1);
+    assert.equal(await films.count(), 2, 'the spec film and the picture keyframe film');
     await films.first().getByRole('button', { name: 'Play', exact: true }).click();
     await page.waitForFunction(() => (document.querySelector('video.player') as HTMLVideoElement | null)?.readyState! >= 1, undefined, { timeout: TIMEOUT });
     assert.deepEqual(pageErrors, []);

@@ -4,7 +4,7 @@
  *
  * Every computed frame j gets a position p_j in [0, 1]; film frame m (of F) sits at u = m / (F - 1)
  * and shows the cross-fade of the two computed frames around u.
- * - 'perceptual' mode (default; formerly 'distance', still accepted): p_j = (sum of the gap distances before j) / (total distance), so
+ * - 'perceptual' mode (default; formerly called 'distance', now refused with its new name): p_j = (sum of the gap distances before j) / (total distance), so
  *   the perceptual change per second of film is constant; a gap with distance 0 takes no time.
  * - 'equal' mode (the Python project's way): p_j = j / (n - 1), an equal share of film per gap
  *   (film frames per gap differ by at most one).
@@ -17,9 +17,9 @@ import { roundHalfEven } from './crossfeed.ts';
 
 /**
  * 'perceptual': constant perceptual change per second (the CLI's --retiming perceptual);
- * 'equal': the same time for every gap; 'distance': the former name of 'perceptual' (deprecated).
+ * 'equal': the same time for every gap.
  */
-export type RetimeMode = 'perceptual' | 'equal' | 'distance';
+export type RetimeMode = 'perceptual' | 'equal';
 
 /** One film frame: (1 - weight)·frames[left] + weight·frames[right]. */
 export interface FilmFrame {
@@ -106,8 +106,10 @@ function framePositions(frameCount: number, distances: readonly number[] | undef
 export function retime(options: RetimeOptions): Retiming {
   const { frameCount, distances, durationSeconds, fps } = options;
   const given = options.mode ?? 'perceptual';
-  if (given !== 'perceptual' && given !== 'distance' && given !== 'equal') fail(`mode: got ${JSON.stringify(given)}, expected 'perceptual' or 'equal'.`);
-  const mode: RetimeMode = given === 'distance' ? 'perceptual' : given;
+  // The old name is refused with the new one rather than taken silently: one vocabulary (SPEC.md).
+  if ((given as string) === 'distance') fail(`mode: 'distance' was renamed 'perceptual'; expected 'perceptual' or 'equal'.`);
+  if (given !== 'perceptual' && given !== 'equal') fail(`mode: got ${JSON.stringify(given)}, expected 'perceptual' or 'equal'.`);
+  const mode: RetimeMode = given;
   if (!Number.isSafeInteger(frameCount) || frameCount < 2) {
     fail(`frameCount: got ${String(frameCount)}, expected an integer >= 2.`);
   }

@@ -10,7 +10,9 @@ export { BlendingEngine, framesOf, type Transition, type TransitionFrame, type E
 export { resolveTransitionOptions, type TransitionOptions } from '../engine/options.ts';
 export { PixelMetric, LpipsMetric, loadLpipsMetric, distancesOf, type SimilarityMetric } from '../engine/metric.ts';
 export { DEVICES, type Device, type OnnxRuntime } from '../runtime/onnx.ts';
-export type { Platform, FileAccess } from '../runtime/platform.ts';
+export type { Platform, FileAccess, PictureLoader } from '../runtime/platform.ts';
 export { webRuntime, probeWebGpu, type ModelBytes, type ModelBytesLoader, type WebRuntimeOptions } from './runtime.ts';
 export { createBrowserPlatform, deviceLabel, type BrowserPlatform, type BrowserPlatformOptions } from './platform.ts';
+export { browserPictures } from './pictures.ts';
+export { fitPicture, type PictureFit } from '../image/fit.ts';
 export { RemoteFileStore, listHubRepo, listSiteFolder, type RemoteEntry, type RemoteFolder, type DownloadProgress, type RemoteFileStoreOptions } from './model-store.ts';

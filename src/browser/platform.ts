@@ -7,6 +7,7 @@ import type { Platform } from '../runtime/platform.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { RemoteFileStore, type RemoteFileStoreOptions } from './model-store.ts';
 import { probeWebGpu, webRuntime } from './runtime.ts';
+import { browserPictures } from './pictures.ts';
 
 /** A browser platform and what was found: the file store (add model folders to it) and devices. */
 export interface BrowserPlatform extends Platform {
@@ -35,7 +36,7 @@ export async function createBrowserPlatform(options: BrowserPlatformOptions = {}
     ...(options.graphOptimizationLevel !== undefined ? { graphOptimizationLevel: options.graphOptimizationLevel } : {}),
     ...(options.numThreads !== undefined ? { numThreads: options.numThreads } : {}),
   });
-  return { runtime, files, devices: runtime.availableDevices() };
+  return { runtime, files, devices: runtime.availableDevices(), pictures: browserPictures() };
 }
 
 /**

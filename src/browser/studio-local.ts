@@ -22,6 +22,7 @@ import { transitionOptionsOf } from '../film/transition-options.ts';
 import { smoothnessPlotSvg, type SmoothnessPoint } from '../io/plot.ts';
 import { parseOptions, seedSchema } from '../options/validate.ts';
 import { LatentBlendError } from '../errors.ts';
+import { MAX_PICTURE_BYTES, MAX_PICTURE_SIDE, MAX_SESSION_PICTURES, PICTURE_ID } from '../studio/picture-limits.ts';
 import type { BrowserPlatform } from './platform.ts';
 import { listHubRepo, listSiteFolder, type DownloadProgress } from './model-store.ts';
 import { encodableFormats, encodeFilm, type BrowserVideoFormat } from './video.ts';
@@ -181,6 +182,9 @@ export class LocalStudio {
   private onWarning: ((message: string) => void) | undefined;
   private onDownload: ((event: DownloadProgress) => void) | undefined;
 
+  /** Pictures uploaded in this visit (POST /api/pictures): id → size in pixels. */
+  private readonly pictures = new Map<string, { width: number; height: number }>();
+
   constructor(private readonly options: LocalStudioOptions) {}
 
   /** Routes the platform's download events (pass to createBrowserPlatform's onProgress). */
@@ -299,7 +303,7 @@ export class LocalStudio {
       }
       case 'POST renders': {
         const request = parseOptions(renderSchema, body, 'render request');
-        const spec = parseFilmSpec(JSON.stringify(request.spec), { path: 'spec', format: 'json' });
+        const spec = this.withPictureUrls(parseFilmSpec(JSON.stringify(request.spec), { path: 'spec', format: 'json' }));
         const model = this.current();
         if (spec.preset !== undefined && spec.preset !== model.pipeline.defaults.preset) {
           throw new LocalApiError(400, 'invalid_input', `preset: this model runs with the ${model.pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)}`);
@@ -312,6 +316,8 @@ export class LocalStudio {
         const format = request.format ?? this.formats[0] ?? 'webm';
         return { status: 202, body: this.enqueue('render', (job) => this.renderJob(job, spec, request.spec, format, request.transitionIndex)) };
       }
+      case 'POST pictures':
+        return { status: 201, body: await this.storePicture(body) };
       case 'GET films':
         return { status: 200, body: { films: [...this.films].reverse() } };
       case 'GET spec/example':
@@ -326,6 +332,59 @@ export class LocalStudio {
       }
     }
     throw new LocalApiError(404, 'not_found', `${method} ${path}: no such endpoint in this browser studio`);
+  }
+
+  /**
+   * Keeps a picture of the user's (the bytes the page posted) as the server studio does: decoded
+   * by the browser (EXIF orientation, alpha onto white), scaled down to at most
+   * MAX_PICTURE_SIDE pixels on its longer side, stored as PNG under a content-hashed id.
+   */
+  private async storePicture(body: unknown): Promise<{ id: string; url: string; width: number; height: number }> {
+    if (!(body instanceof Blob)) throw new LocalApiError(400, 'empty', "Send the picture file's bytes.");
+    if (body.size === 0) throw new LocalApiError(400, 'empty', 'The request body is empty; send the picture file.');
+    if (body.size > MAX_PICTURE_BYTES) throw new LocalApiError(413, 'too_large', `The picture is larger than ${MAX_PICTURE_BYTES / 1024 / 1024} MiB; send a smaller file.`);
+    let bitmap: ImageBitmap;
+    try {
+      bitmap = await createImageBitmap(body, { imageOrientation: 'from-image', premultiplyAlpha: 'none' });
+    } catch (error) {
+      throw new LocalApiError(400, 'invalid_input', `The uploaded picture cannot be read (${(error as Error).message ?? String(error)}).`);
+    }
+    const scale = Math.min(1, MAX_PICTURE_SIDE / Math.max(bitmap.width, bitmap.height));
+    const width = Math.max(1, Math.round(bitmap.width * scale));
+    const height = Math.max(1, Math.round(bitmap.height * scale));
+    const canvas = new OffscreenCanvas(width, height);
+    const context = canvas.getContext('2d');
+    if (context === null) throw new LocalApiError(500, 'internal', 'This browser cannot draw pictures (no 2D canvas).');
+    context.fillStyle = '#ffffff';
+    context.fillRect(0, 0, width, height);
+    context.drawImage(bitmap, 0, 0, width, height);
+    bitmap.close();
+    const png = await canvas.convertToBlob({ type: 'image/png' });
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', await png.arrayBuffer()));
+    const id = `picture-${Array.from(digest.subarray(0, 12), (byte) => byte.toString(16).padStart(2, '0')).join('')}.png`;
+    if (!this.pictures.has(id)) {
+      if (this.pictures.size >= MAX_SESSION_PICTURES) throw new LocalApiError(429, 'too_many_pictures', `This visit already holds ${MAX_SESSION_PICTURES} pictures; reload the page to upload more.`);
+      await this.options.putFile(id, png);
+      this.pictures.set(id, { width, height });
+    }
+    return { id, url: this.fileUrl(id), width, height };
+  }
+
+  /** The spec with each keyframe picture id replaced by its file's URL; other picture keys are refused. */
+  private withPictureUrls(spec: FilmSpec): FilmSpec {
+    const keyframes = spec.keyframes.map((keyframe, index) => {
+      for (const key of ['controlImage', 'ipImage'] as const) {
+        if (keyframe[key] !== undefined) throw new LocalApiError(400, 'unsupported', `keyframes[${index}].${key}: ControlNet and IP-Adapter run on the server studio only, not in the browser`);
+      }
+      if (keyframe.image === undefined) return keyframe;
+      // The spec parser made the id a path relative to the spec ('./picture-….png').
+      const id = keyframe.image.replace(/^\.\//, '');
+      if (!PICTURE_ID.test(id) || !this.pictures.has(id)) {
+        throw new LocalApiError(400, 'invalid_input', `keyframes[${index}].image: expected the id of a picture uploaded in this visit (POST /api/pictures), got ${JSON.stringify(id)}; upload it again`);
+      }
+      return { ...keyframe, image: this.fileUrl(id) };
+    });
+    return { ...spec, keyframes };
   }
 
   /** Follows a job: first its frames so far and the job, then changes. Returns an unsubscribe. */
@@ -441,9 +500,13 @@ export class LocalStudio {
     }
   }
 
+  private fileUrl(name: string): string {
+    return `${this.options.basePath}api/files/${name}`;
+  }
+
   private async file(name: string, blob: Blob): Promise<string> {
     await this.options.putFile(name, blob);
-    return `${this.options.basePath}api/files/${name}`;
+    return this.fileUrl(name);
   }
 
   private async modelJob(job: Job, source: string): Promise<unknown> {
@@ -547,7 +610,7 @@ export class LocalStudio {
       previous = { index: transition.index, transition: result };
     }
     await framesWritten;
-    const retiming = spec.retiming === 'equal' ? 'equal' : 'distance';
+    const retiming = spec.retiming === 'equal' ? 'equal' : 'perceptual';
     const first = segments[0]!.transition.images[0]!;
     const count = filmLength(segments, spec.fps, retiming);
     this.progress(job, { done: chosen.length * units, total, label: `encoding ${format.toUpperCase()}` });

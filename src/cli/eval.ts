@@ -104,7 +104,7 @@ Examples:
       const source = await loadEvalSource(folder, {
         fps: flags.fps,
         durationSeconds: flags.duration,
-        retiming: flags.retiming === 'equal' ? 'equal' : 'distance',
+        retiming: flags.retiming === 'equal' ? 'equal' : 'perceptual',
       });
       const { metric, fallback } = await metricFromFlags(flags, reporter);
       try {

@@ -12,6 +12,7 @@ import { movieCommand } from './movie.ts';
 import { studioCommand } from './studio.ts';
 import { evalCommand } from './eval.ts';
 import { workerCommand } from './worker.ts';
+import { doctorCommand } from './doctor.ts';
 
 /** Error codes that mean "fix your command or input" (exit 2) rather than "something failed" (exit 1). */
 const USAGE_CODES = new Set([
@@ -33,6 +34,7 @@ export function buildProgram(signal: AbortSignal = new AbortController().signal)
   program.addCommand(studioCommand(signal));
   program.addCommand(evalCommand(signal));
   program.addCommand(workerCommand(signal));
+  program.addCommand(doctorCommand());
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -119,7 +119,7 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         else reporter.info(`wrote ${out}: ${summary.filmFrames} film frames, ${summary.transitions} transitions (${summary.transitionsReused} reused) by ${summary.workers.length} worker${summary.workers.length === 1 ? '' : 's'}, ${summary.wallSeconds.toFixed(1)} s`);
         return;
       }
-      const { pipeline, metric, metricFallback, engine } = await loadForFilm(
+      const { pipeline, metric, metricFallback, engine, ffmpegSpawner } = await loadForFilm(
         {
           model,
           device: flags.device ?? spec.device ?? 'cpu',
@@ -132,32 +132,37 @@ transitions are reused, and changing a keyframe recomputes only the transitions 
         signal,
         { out, ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}) },
       );
-      const result = await renderFilm({
-        spec,
-        model,
-        pipeline,
-        metric,
-        engine,
-        ...renderOptions,
-        ...(metricFallback !== undefined ? { metricFallback } : {}),
-        specDir: dirname(specPath),
-      });
-      await metric.release?.();
-      const summary = {
-        out,
-        workDir,
-        transitions: result.transitions,
-        transitionsReused: result.transitionsReused,
-        framesComputed: result.framesComputed,
-        filmFrames: result.filmFrames,
-        unetCalls: result.unetCalls,
-        ...(result.inversionUnetCalls !== undefined ? { inversionUnetCalls: result.inversionUnetCalls } : {}),
-        metric: result.metric,
-        ...(metricFallback !== undefined ? { metricFallback: true } : {}),
-        smoothness: result.smoothness,
-        wallSeconds: (performance.now() - started) / 1000,
-      };
-      if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-      else reporter.info(`wrote ${out}: ${summary.filmFrames} film frames, ${summary.transitions} transitions (${summary.transitionsReused} reused), ${summary.unetCalls} UNet calls, ${summary.wallSeconds.toFixed(1)} s`);
+      try {
+        const result = await renderFilm({
+          spec,
+          model,
+          pipeline,
+          metric,
+          engine,
+          ...renderOptions,
+          ...(ffmpegSpawner !== undefined ? { ffmpegSpawner } : {}),
+          ...(metricFallback !== undefined ? { metricFallback } : {}),
+          specDir: dirname(specPath),
+        });
+        await metric.release?.();
+        const summary = {
+          out,
+          workDir,
+          transitions: result.transitions,
+          transitionsReused: result.transitionsReused,
+          framesComputed: result.framesComputed,
+          filmFrames: result.filmFrames,
+          unetCalls: result.unetCalls,
+          ...(result.inversionUnetCalls !== undefined ? { inversionUnetCalls: result.inversionUnetCalls } : {}),
+          metric: result.metric,
+          ...(metricFallback !== undefined ? { metricFallback: true } : {}),
+          smoothness: result.smoothness,
+          wallSeconds: (performance.now() - started) / 1000,
+        };
+        if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        else reporter.info(`wrote ${out}: ${summary.filmFrames} film frames, ${summary.transitions} transitions (${summary.transitionsReused} reused), ${summary.unetCalls} UNet calls, ${summary.wallSeconds.toFixed(1)} s`);
+      } finally {
+        await ffmpegSpawner?.close();
+      }
     });
 }

@@ -74,7 +74,7 @@ export function refineCommand(signal: AbortSignal): Command {
         throw new LatentBlendError(`${transitionDir} is not one of the transitions of ${join(workDir, 'film.json')}.`);
       }
       const reporter = createReporter({ quiet: flags.quiet || flags.json });
-      const { pipeline, metric, metricFallback, engine } = await loadForFilm(
+      const { pipeline, metric, metricFallback, engine, ffmpegSpawner } = await loadForFilm(
         {
           model: locateRecordedModel(record?.model ?? stored.model.source, workDir),
           device: flags.device,
@@ -85,62 +85,66 @@ export function refineCommand(signal: AbortSignal): Command {
         signal,
         record !== undefined ? { out: resolve(workDir, record.out) } : undefined,
       );
-      if (metric.name !== stored.transition.metric) {
-        reporter.warn(`this transition was measured with ${stored.transition.metric}, now ${metric.name} is used; new gaps are compared with a different metric.`);
-      }
-      const shape = stored.model.latentShape;
-      checkSameModel(stored.model, modelStamp(stored.model.source, pipeline, shape));
-      reporter.startBar('refining', 1, { countSteps: false });
-      const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
-      const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
-      const loadedIp = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter, signal);
-      const ipAdapter = imagePrompts === undefined || loadedIp === undefined ? undefined : transitionImagePromptFromFlags(flags, imagePrompts, loadedIp);
-      const refined = await engine.refine(stored.transition, flags.branches, {
-        signal,
-        onEvent: reporter.engineListener,
-        ...(controlNet !== undefined ? { controlNet } : {}),
-        ...(ipAdapter !== undefined ? { ipAdapter } : {}),
-      });
-      reporter.stopBar();
-      await saveTransition(transitionDir, refined, stored.model, { replace: true });
+      try {
+        if (metric.name !== stored.transition.metric) {
+          reporter.warn(`this transition was measured with ${stored.transition.metric}, now ${metric.name} is used; new gaps are compared with a different metric.`);
+        }
+        const shape = stored.model.latentShape;
+        checkSameModel(stored.model, modelStamp(stored.model.source, pipeline, shape));
+        reporter.startBar('refining', 1, { countSteps: false });
+        const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
+        const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
+        const loadedIp = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter, signal);
+        const ipAdapter = imagePrompts === undefined || loadedIp === undefined ? undefined : transitionImagePromptFromFlags(flags, imagePrompts, loadedIp);
+        const refined = await engine.refine(stored.transition, flags.branches, {
+          signal,
+          onEvent: reporter.engineListener,
+          ...(controlNet !== undefined ? { controlNet } : {}),
+          ...(ipAdapter !== undefined ? { ipAdapter } : {}),
+        });
+        reporter.stopBar();
+        await saveTransition(transitionDir, refined, stored.model, { replace: true });
 
-      let filmFrames = 0;
-      if (record !== undefined && out !== undefined && recordDirs !== undefined) {
-        const segments: { transition: Transition; durationSeconds: number }[] = [];
-        for (const [index, entry] of record.transitions.entries()) {
-          const dir = recordDirs[index]!;
-          const transition = dir === here ? refined : (await loadTransition(dir)).transition;
-          segments.push({ transition, durationSeconds: entry.durationSeconds });
+        let filmFrames = 0;
+        if (record !== undefined && out !== undefined && recordDirs !== undefined) {
+          const segments: { transition: Transition; durationSeconds: number }[] = [];
+          for (const [index, entry] of record.transitions.entries()) {
+            const dir = recordDirs[index]!;
+            const transition = dir === here ? refined : (await loadTransition(dir)).transition;
+            segments.push({ transition, durationSeconds: entry.durationSeconds });
+          }
+          const result = await writeFilm(
+            segments,
+            { out, fps: record.fps, retiming: record.retiming, force: true, signal, metric, ...(record.quality !== undefined ? { quality: record.quality } : {}), ...(ffmpegSpawner !== undefined ? { ffmpegSpawner } : {}) },
+            reporter,
+          );
+          filmFrames = result.filmFrames;
+          // The record's smoothness figures describe the film as it is now.
+          if (result.smoothness !== undefined) {
+            const { metricFallback: _previous, ...rest } = record;
+            await writeFilmRecord(workDir, {
+              ...rest,
+              metric: metric.name,
+              ...(metricFallback !== undefined ? { metricFallback } : {}),
+              smoothness: { ...result.smoothness },
+            });
+          }
+          reporter.info(`re-rendered ${relative(process.cwd(), out) || out}`);
         }
-        const result = await writeFilm(
-          segments,
-          { out, fps: record.fps, retiming: record.retiming, force: true, signal, metric, ...(record.quality !== undefined ? { quality: record.quality } : {}) },
-          reporter,
-        );
-        filmFrames = result.filmFrames;
-        // The record's smoothness figures describe the film as it is now.
-        if (result.smoothness !== undefined) {
-          const { metricFallback: _previous, ...rest } = record;
-          await writeFilmRecord(workDir, {
-            ...rest,
-            metric: metric.name,
-            ...(metricFallback !== undefined ? { metricFallback } : {}),
-            smoothness: { ...result.smoothness },
-          });
-        }
-        reporter.info(`re-rendered ${relative(process.cwd(), out) || out}`);
+        await metric.release?.();
+        const summary = {
+          out: out ?? null,
+          transitionDir,
+          framesComputed: refined.frames.length,
+          filmFrames,
+          unetCalls: refined.stats.unetCalls,
+          unetEvaluations: refined.stats.unetEvaluations,
+          wallSeconds: (performance.now() - started) / 1000,
+        };
+        if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        else reporter.info(`${transitionDir}: now ${summary.framesComputed} computed frames (${summary.unetCalls} UNet calls for the new ones)`);
+      } finally {
+        await ffmpegSpawner?.close();
       }
-      await metric.release?.();
-      const summary = {
-        out: out ?? null,
-        transitionDir,
-        framesComputed: refined.frames.length,
-        filmFrames,
-        unetCalls: refined.stats.unetCalls,
-        unetEvaluations: refined.stats.unetEvaluations,
-        wallSeconds: (performance.now() - started) / 1000,
-      };
-      if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-      else reporter.info(`${transitionDir}: now ${summary.framesComputed} computed frames (${summary.unetCalls} UNet calls for the new ones)`);
     });
 }

@@ -16,6 +16,7 @@ import { addEngineFlags, addFilmOutputFlags, engineOptionsFromFlags, type Engine
 import { cachedTransition, checkFilmSettings, checkOutputs, defaultWorkDir, hashOf, writeFilm } from '../film/work-folder.ts';
 import { writeFilmRecord, recordedModel } from '../film/film-record.ts';
 import { checkVideoEncoder } from '../io/video.ts';
+import { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { nodePlatform } from '../node/platform.ts';
 import { addControlFlags, loadControlNetForCli, readControlPicturesFromFlags, transitionControlFromFlags, type ControlFlags } from './control-flags.ts';
@@ -52,6 +53,23 @@ export async function loadForFilm(
   reporter: ReturnType<typeof createReporter>,
   signal: AbortSignal,
   film?: { out: string; ffmpegPath?: string },
+) {
+  // With a film, its encoder will be spawned by a helper started now, while this process is
+  // small (see FfmpegSpawner); the caller closes it (our exit ends it too).
+  const ffmpegSpawner = film !== undefined ? FfmpegSpawner.start() : undefined;
+  try {
+    return { ...(await loadModelForFilm(flags, reporter, signal, film)), ffmpegSpawner };
+  } catch (error) {
+    await ffmpegSpawner?.close();
+    throw error;
+  }
+}
+
+async function loadModelForFilm(
+  flags: EngineFlags & { model: string },
+  reporter: ReturnType<typeof createReporter>,
+  signal: AbortSignal,
+  film: { out: string; ffmpegPath?: string } | undefined,
 ) {
   if (film !== undefined) await checkVideoEncoder(film.out, film.ffmpegPath !== undefined ? { ffmpegPath: film.ffmpegPath } : {});
   const modelDir = await resolveModelForCli(flags.model, reporter, signal);
@@ -152,77 +170,83 @@ Add branches later with: latentblend refine <out>.latentblend/transitions/00-…
         await transitionOnPool(flags, reporter, signal, started);
         return;
       }
-      const { pipeline, metric, metricFallback, engine } = await loadForFilm(flags, reporter, signal);
-      const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
-      const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
-      const loadedIp = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter, signal);
-      const ipAdapter = imagePrompts === undefined || loadedIp === undefined ? undefined : transitionImagePromptFromFlags(flags, imagePrompts, loadedIp);
-      // Image prompts by content in the key, like control pictures.
-      const imageKey =
-        ipAdapter === undefined || imagePrompts === undefined
-          ? undefined
-          : { ipAdapter: flags.ipAdapter, pictureA: imagePictureHash(imagePrompts.pictureA), pictureB: imagePrompts.pictureB === undefined ? null : imagePictureHash(imagePrompts.pictureB), scaleA: flags.ipAdapterScale ?? 1, scaleB: flags.ipAdapterScale2 ?? flags.ipAdapterScale ?? 1 };
-      const input = { keyframeA, keyframeB, ...engineOptionsFromFlags(flags) };
-      const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
-      const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
-      const workDir = flags.workDir ?? defaultWorkDir(flags.out);
-      // The ControlNet settings (pictures by content) are part of the key: other pictures, another transition.
-      const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
-      const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name, ...(control !== undefined ? { control } : {}), ...(imageKey !== undefined ? { imagePrompt: imageKey } : {}) });
-      reporter.startBar('blending', 1, { countSteps: false });
-      const { transition, dir, reused } = await cachedTransition(workDir, 0, key, stamp, () =>
-        engine.runTransition(input, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}), ...(ipAdapter !== undefined ? { ipAdapter } : {}) }),
-        (message) => reporter.warn(`${message} Computing it again.`),
-      );
-      reporter.stopBar();
-      if (reused) reporter.info(`reusing the finished transition in ${dir}`);
-      const retiming = flags.retiming === 'equal' ? 'equal' : 'perceptual';
-      const film = await writeFilm(
-        [{ transition, durationSeconds: flags.duration }],
-        {
+      const { pipeline, metric, metricFallback, engine, ffmpegSpawner } = await loadForFilm(flags, reporter, signal, { out: flags.out, ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}) });
+      try {
+        const loadedControl = pictures === undefined ? undefined : await loadControlNetForCli(flags, pipeline, reporter, signal);
+        const controlNet = pictures === undefined || loadedControl === undefined ? undefined : transitionControlFromFlags(flags, pictures, loadedControl);
+        const loadedIp = imagePrompts === undefined ? undefined : await loadIpAdapterForCli(flags, pipeline, reporter, signal);
+        const ipAdapter = imagePrompts === undefined || loadedIp === undefined ? undefined : transitionImagePromptFromFlags(flags, imagePrompts, loadedIp);
+        // Image prompts by content in the key, like control pictures.
+        const imageKey =
+          ipAdapter === undefined || imagePrompts === undefined
+            ? undefined
+            : { ipAdapter: flags.ipAdapter, pictureA: imagePictureHash(imagePrompts.pictureA), pictureB: imagePrompts.pictureB === undefined ? null : imagePictureHash(imagePrompts.pictureB), scaleA: flags.ipAdapterScale ?? 1, scaleB: flags.ipAdapterScale2 ?? flags.ipAdapterScale ?? 1 };
+        const input = { keyframeA, keyframeB, ...engineOptionsFromFlags(flags) };
+        const resolved = resolveTransitionOptions(input, pipeline.defaults, (value) => pipeline.roundedSize(value));
+        const stamp = modelStamp(recordedModel(flags.model), pipeline, pipeline.latentShape(resolved.width, resolved.height));
+        const workDir = flags.workDir ?? defaultWorkDir(flags.out);
+        // The ControlNet settings (pictures by content) are part of the key: other pictures, another transition.
+        const control = controlNet === undefined ? undefined : prepareControl(controlNet, resolved.width, resolved.height, pipeline.folder.family).summary;
+        const key = hashOf({ stamp: { ...stamp, source: undefined }, options: resolved, metric: metric.name, ...(control !== undefined ? { control } : {}), ...(imageKey !== undefined ? { imagePrompt: imageKey } : {}) });
+        reporter.startBar('blending', 1, { countSteps: false });
+        const { transition, dir, reused } = await cachedTransition(workDir, 0, key, stamp, () =>
+          engine.runTransition(input, { signal, onEvent: reporter.engineListener, ...(controlNet !== undefined ? { controlNet } : {}), ...(ipAdapter !== undefined ? { ipAdapter } : {}) }),
+          (message) => reporter.warn(`${message} Computing it again.`),
+        );
+        reporter.stopBar();
+        if (reused) reporter.info(`reusing the finished transition in ${dir}`);
+        const retiming = flags.retiming === 'equal' ? 'equal' : 'perceptual';
+        const film = await writeFilm(
+          [{ transition, durationSeconds: flags.duration }],
+          {
+            out: flags.out,
+            fps: flags.fps,
+            retiming,
+            force: flags.force,
+            signal,
+            ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
+            ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
+            frameProvenance: { model: recordedModel(flags.model), scheduler: pipeline.schedulerClass },
+            ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
+            ...(ffmpegSpawner !== undefined ? { ffmpegSpawner } : {}),
+            metric,
+            beforeFilm: (smoothness) =>
+              writeFilmRecord(workDir, {
+                kind: 'transition',
+                model: recordedModel(flags.model),
+                out: relative(workDir, flags.out),
+                fps: flags.fps,
+                retiming,
+                ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
+                transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
+                metric: metric.name,
+                ...(metricFallback !== undefined ? { metricFallback } : {}),
+                ...(smoothness !== undefined ? { smoothness: { ...smoothness } } : {}),
+              }),
+          },
+          reporter,
+        );
+        await metric.release?.();
+        const summary = {
           out: flags.out,
-          fps: flags.fps,
-          retiming,
-          force: flags.force,
-          signal,
-          ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
-          ...(flags.framesDir !== undefined ? { framesDir: flags.framesDir } : {}),
-          ...(flags.ffmpeg !== undefined ? { ffmpegPath: flags.ffmpeg } : {}),
-          metric,
-          beforeFilm: (smoothness) =>
-            writeFilmRecord(workDir, {
-              kind: 'transition',
-              model: recordedModel(flags.model),
-              out: relative(workDir, flags.out),
-              fps: flags.fps,
-              retiming,
-              ...(flags.quality !== undefined ? { quality: flags.quality } : {}),
-              transitions: [{ dir: relative(workDir, dir), durationSeconds: flags.duration }],
-              metric: metric.name,
-              ...(metricFallback !== undefined ? { metricFallback } : {}),
-              ...(smoothness !== undefined ? { smoothness: { ...smoothness } } : {}),
-            }),
-        },
-        reporter,
-      );
-      await metric.release?.();
-      const summary = {
-        out: flags.out,
-        workDir,
-        transitionDir: dir,
-        framesComputed: transition.frames.length,
-        filmFrames: film.filmFrames,
-        unetCalls: reused ? 0 : transition.stats.unetCalls,
-        unetEvaluations: reused ? 0 : transition.stats.unetEvaluations,
-        ...(transition.stats.inversionUnetCalls !== undefined ? { inversionUnetCalls: reused ? 0 : transition.stats.inversionUnetCalls } : {}),
-        metric: metric.name,
-        ...(metricFallback !== undefined ? { metricFallback: true } : {}),
-        smoothness: film.smoothness,
-        resumed: reused,
-        wallSeconds: (performance.now() - started) / 1000,
-      };
-      if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
-      else reporter.info(`wrote ${flags.out}: ${summary.filmFrames} film frames from ${summary.framesComputed} computed frames (${summary.unetCalls} UNet calls) in ${summary.wallSeconds.toFixed(1)} s`);
+          workDir,
+          transitionDir: dir,
+          framesComputed: transition.frames.length,
+          filmFrames: film.filmFrames,
+          unetCalls: reused ? 0 : transition.stats.unetCalls,
+          unetEvaluations: reused ? 0 : transition.stats.unetEvaluations,
+          ...(transition.stats.inversionUnetCalls !== undefined ? { inversionUnetCalls: reused ? 0 : transition.stats.inversionUnetCalls } : {}),
+          metric: metric.name,
+          ...(metricFallback !== undefined ? { metricFallback: true } : {}),
+          smoothness: film.smoothness,
+          resumed: reused,
+          wallSeconds: (performance.now() - started) / 1000,
+        };
+        if (flags.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
+        else reporter.info(`wrote ${flags.out}: ${summary.filmFrames} film frames from ${summary.framesComputed} computed frames (${summary.unetCalls} UNet calls) in ${summary.wallSeconds.toFixed(1)} s`);
+      } finally {
+        await ffmpegSpawner?.close();
+      }
     });
   return command;
 }

@@ -12,8 +12,8 @@ const filmRecordSchema = z.object({
   out: z.string(),
   fps: z.number().positive(),
   quality: z.number().min(0).max(100).optional(),
-  /** 'distance' is the former name of 'perceptual' (work folders written before it was renamed). */
-  retiming: z.enum(['perceptual', 'equal', 'distance']),
+  /** 'distance', the former name of 'perceptual' in work folders written before the rename, is read as 'perceptual'. */
+  retiming: z.enum(['perceptual', 'equal', 'distance']).transform((mode) => (mode === 'distance' ? 'perceptual' : mode)),
   framesDir: z.string().optional(),
   /** Transition folders in film order, relative to the work folder, with their durations. */
   transitions: z.array(z.object({ dir: z.string(), durationSeconds: z.number().positive() })).min(1),

@@ -27,6 +27,7 @@ import { transitionOptionsOf } from './transition-options.ts';
 export { transitionOptionsOf };
 import { writeFilmRecord, recordedModel } from './film-record.ts';
 import type { Reporter } from './progress.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 import { LatentBlendError } from '../errors.ts';
 import type { SmoothnessReport } from '../eval/report.ts';
 import { filmTransitionControl, filmTransitionImagePrompt, loadFilmControl, loadFilmImagePrompts, type FilmControl, type FilmImagePrompts } from './film-control.ts';
@@ -61,6 +62,8 @@ export interface RenderFilmOptions {
   readonly reporter: Reporter;
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
+  /** Start the encoder through this helper (cheap while models are loaded; see FfmpegSpawner). */
+  readonly ffmpegSpawner?: FfmpegSpawner;
   /** Also write the computed frames there as PNGs (film order, a shared keyframe once). */
   readonly framesDir?: string;
   /** Render only this transition (0-based) as the film; film.json is then not written. */
@@ -281,12 +284,14 @@ export async function renderFilm(options: RenderFilmOptions): Promise<RenderFilm
       out: options.out,
       spec,
       model: recordedModel(model),
+      scheduler: pipeline.schedulerClass,
       wholeFilm: only === undefined,
       force: options.force,
       metric,
       ...(options.metricFallback !== undefined ? { metricFallback: options.metricFallback } : {}),
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.ffmpegSpawner !== undefined ? { ffmpegSpawner: options.ffmpegSpawner } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
       ...(options.comment !== undefined ? { comment: options.comment } : {}),
     },
@@ -327,7 +332,10 @@ export async function writeFilmWithRecord(
     readonly metricFallback?: string;
     readonly signal?: AbortSignal;
     readonly ffmpegPath?: string;
+    readonly ffmpegSpawner?: FfmpegSpawner;
     readonly framesDir?: string;
+    /** The scheduler class that made the frames, for the provenance of --frames-dir PNGs. */
+    readonly scheduler?: string;
     readonly comment?: string;
   },
   reporter: Reporter,
@@ -357,7 +365,9 @@ export async function writeFilmWithRecord(
       force: options.force,
       ...(options.signal !== undefined ? { signal: options.signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.ffmpegSpawner !== undefined ? { ffmpegSpawner: options.ffmpegSpawner } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
+      ...(options.scheduler !== undefined ? { frameProvenance: { model: options.model, scheduler: options.scheduler } } : {}),
       ...(options.metric !== undefined ? { metric: options.metric } : {}),
       ...(options.wholeFilm ? { beforeFilm: writeRecord } : {}),
       ...(options.comment !== undefined ? { comment: options.comment } : {}),

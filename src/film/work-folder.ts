@@ -5,11 +5,14 @@ import { basename, dirname, extname, join } from 'node:path';
 import type { Transition } from '../engine/engine.ts';
 import { loadTransition, saveTransition, checkSameModel, type ModelStamp } from '../io/store.ts';
 import { checkVideoOutput, encodeVideo, videoFormatFromPath } from '../io/video.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 import { filmFrameCount } from '../blend/retime.ts';
 import { MAX_FILM_FRAMES } from './spec-guards.ts';
 import { contactSheet } from '../io/contact-sheet.ts';
 import { smoothnessPlot } from '../io/plot.ts';
 import { encodePng } from '../io/png.ts';
+import { withPngText } from '../io/png-text.ts';
+import { transitionFrameText } from '../studio/provenance.ts';
 import { writeFileAtomically, prepareOutput, ensureFolder, checkFolderCreatable } from '../io/files.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { filmFrames, filmLength, type FilmSegment } from './render.ts';
@@ -70,8 +73,15 @@ export interface FilmOutputOptions {
   readonly retiming: RetimeMode;
   readonly force: boolean;
   readonly framesDir?: string;
+  /**
+   * The model (as recorded) and scheduler class that made the frames: with it, each PNG written to
+   * `framesDir` says how it was made in text chunks, as the studio's frames do (src/studio/provenance.ts).
+   */
+  readonly frameProvenance?: { readonly model: string; readonly scheduler: string };
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
+  /** Start the encoder through this helper (cheap while models are loaded; see FfmpegSpawner). */
+  readonly ffmpegSpawner?: FfmpegSpawner;
   /**
    * Called once the side files are written and before the film is encoded (e.g. to write
    * film.json): the film appears last, so a film in place always has its side files and record.
@@ -133,6 +143,18 @@ export async function checkFilmSettings(options: { out: string; fps: number; qua
   });
 }
 
+/** The text chunks of a computed frame written to --frames-dir, when its transition's options and the model are known. */
+function framePngText(
+  segment: FilmSegment,
+  fract: number,
+  transition: number,
+  image: { readonly width: number; readonly height: number },
+  made: FilmOutputOptions['frameProvenance'],
+): Record<string, string> | undefined {
+  const options = segment.transition.options;
+  return made === undefined || options === undefined ? undefined : transitionFrameText(options, made, transition, fract, image);
+}
+
 /**
  * Writes the contact sheet, the smoothness plot, the computed frames (optionally), calls
  * `beforeFilm`, and only then encodes the film: a film in place is a finished one, and a render
@@ -148,6 +170,8 @@ export async function writeFilm(
     segment.transition.tree.branches
       .map((branch, position) => ({
         image: segment.transition.images[position]!,
+        transition: index,
+        fract: branch.fract,
         label:
           branch.fract === 0
             ? `keyframe ${index + 1}`
@@ -201,7 +225,9 @@ export async function writeFilm(
     for (const frame of labelled) {
       const path = join(options.framesDir, `${String(number++).padStart(4, '0')}.png`);
       try {
-        writeFileSync(path, await encodePng(frame.image));
+        const png = await encodePng(frame.image);
+        const text = framePngText(segments[frame.transition]!, frame.fract, frame.transition, frame.image, options.frameProvenance);
+        writeFileSync(path, text === undefined ? png : withPngText(png, text));
       } catch (error) {
         throw fileSystemError(error, path, 'write');
       }
@@ -216,6 +242,7 @@ export async function writeFilm(
     ...(options.quality !== undefined ? { quality: options.quality } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+    ...(options.ffmpegSpawner !== undefined ? { spawner: options.ffmpegSpawner } : {}),
     ...(options.comment !== undefined ? { comment: options.comment } : {}),
     onFrame: (written) => reporter.updateBar(written),
   });

@@ -12,6 +12,7 @@ import type { FilmSegment } from './render.ts';
 import { filmFrames, filmLength } from './render.ts';
 import { checkFilmSettings } from './work-folder.ts';
 import { encodeVideo, type EncodeVideoResult } from '../io/video.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 import { LatentBlendError } from '../errors.ts';
 
 export interface WriteFilmOptions {
@@ -27,6 +28,11 @@ export interface WriteFilmOptions {
   readonly force?: boolean;
   /** ffmpeg to use instead of $LATENTBLEND_FFMPEG or the bundled one. */
   readonly ffmpegPath?: string;
+  /**
+   * Start the encoder through this helper: create it with `FfmpegSpawner.start()` before loading
+   * models (spawning ffmpeg from a process that holds them costs about 0.3 s), close it when done.
+   */
+  readonly ffmpegSpawner?: FfmpegSpawner;
   readonly signal?: AbortSignal;
   /** Called after each film frame with the frames written so far and the total. */
   readonly onFrame?: (written: number, total: number) => void;
@@ -65,6 +71,7 @@ export async function writeFilm(
     ...(options.quality !== undefined ? { quality: options.quality } : {}),
     ...(options.signal !== undefined ? { signal: options.signal } : {}),
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+    ...(options.ffmpegSpawner !== undefined ? { spawner: options.ffmpegSpawner } : {}),
     onFrame: (written) => options.onFrame?.(written, total),
   });
   return { ...result, filmFrames: total };

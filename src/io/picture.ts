@@ -16,15 +16,10 @@ import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { LatentBlendError } from '../errors.ts';
+import { MAX_PICTURE_PIXELS, PICTURE_BACKGROUND, type PictureFit } from '../image/fit.ts';
 
-/** Largest picture accepted, in pixels (width × height from the header): 100 megapixels. */
-export const MAX_PICTURE_PIXELS = 100_000_000;
-
-/** The colour transparent pixels (and `contain` padding) become: white. */
-export const PICTURE_BACKGROUND = { r: 255, g: 255, b: 255 } as const;
-
-/** How a picture is fitted to the film size. */
-export type PictureFit = 'cover' | 'contain';
+// One set of picture rules for Node and the browser (src/image/fit.ts).
+export { MAX_PICTURE_PIXELS, PICTURE_BACKGROUND, type PictureFit };
 export const PICTURE_FITS: readonly PictureFit[] = ['cover', 'contain'];
 
 export interface ReadPictureOptions {

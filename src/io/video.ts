@@ -21,7 +21,7 @@
  * failure or abort ffmpeg is killed, the temporary file removed, and an existing file is never
  * replaced without `force`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { extname } from 'node:path';
@@ -29,6 +29,7 @@ import type { Readable, Writable } from 'node:stream';
 import { LatentBlendError } from '../errors.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { locateFfmpeg, requireFfmpegFeatures, type FfmpegLocation, type FfmpegOptions } from './ffmpeg.ts';
+import type { FfmpegSpawner } from './ffmpeg-spawner.ts';
 import { writeAtomically } from './files.ts';
 
 /** Container/codec pairs we write. */
@@ -61,6 +62,11 @@ export interface EncodeVideoOptions extends FfmpegOptions {
   onFrame?: (framesWritten: number) => void;
   /** Text stored as the container's `comment` metadata (MP4 ©cmt, WebM COMMENT; GIF files keep none). */
   comment?: string;
+  /**
+   * Start ffmpeg through this helper (see FfmpegSpawner): cheap even when this process holds
+   * gigabytes of models. Without it, or when its helper is unusable, ffmpeg is our own child.
+   */
+  spawner?: FfmpegSpawner;
 }
 
 /** What was written. */
@@ -177,43 +183,82 @@ interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
   spawnError?: Error;
+  /** The spawner's helper died while ffmpeg ran (ffmpeg was killed; how it ended is unknown). */
+  lost?: boolean;
 }
 
 /** One ffmpeg process with its stderr tail and a promise of its end (which never rejects). */
 class FfmpegProcess {
-  readonly child: ChildProcess;
   readonly stderr = new TextTail();
   readonly exited: Promise<Exit>;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  /** ffmpeg's stderr as it comes (only when we spawned it ourselves). */
+  readonly stderrStream: Readable | null;
+  private readonly killNow: () => void;
   private done = false;
 
-  constructor(
+  private constructor(
     readonly executable: string,
     readonly args: string[],
-    stdio: ['pipe' | 'ignore', 'pipe' | 'ignore', 'pipe'],
+    started: { stdin: Writable | null; stdout: Readable | null; stderr: Readable | null; kill: () => void; exited: Promise<Exit> },
   ) {
-    this.child = spawn(executable, args, { stdio, windowsHide: true });
-    this.child.stderr?.on('data', (chunk: Buffer) => this.stderr.push(chunk));
+    this.stdin = started.stdin;
+    this.stdout = started.stdout;
+    this.stderrStream = started.stderr;
+    this.killNow = started.kill;
+    this.stderrStream?.on('data', (chunk: Buffer) => this.stderr.push(chunk));
     // EPIPE when ffmpeg quits early: reported through its exit status and stderr instead.
-    this.child.stdin?.on('error', () => undefined);
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (error) => {
-        this.done = true;
-        resolve({ code: null, signal: null, spawnError: error });
-      });
-      this.child.once('close', (code, signal) => {
-        this.done = true;
-        resolve({ code, signal });
-      });
+    this.stdin?.on('error', () => undefined);
+    this.exited = started.exited.then((exit) => {
+      this.done = true;
+      return exit;
     });
+  }
+
+  /** Spawns ffmpeg as our own child. */
+  static direct(executable: string, args: string[], stdio: ['pipe' | 'ignore', 'pipe' | 'ignore', 'pipe']): FfmpegProcess {
+    const child = spawn(executable, args, { stdio, windowsHide: true });
+    const exited = new Promise<Exit>((resolve) => {
+      child.once('error', (error) => resolve({ code: null, signal: null, spawnError: error }));
+      child.once('close', (code, signal) => resolve({ code, signal }));
+    });
+    return new FfmpegProcess(executable, args, { stdin: child.stdin, stdout: child.stdout, stderr: child.stderr, kill: () => child.kill('SIGKILL'), exited });
+  }
+
+  /**
+   * Spawns an encoder reading from stdin: through `spawner` when it can (its helper is small,
+   * so the spawn is cheap however much memory we hold), else as our own child.
+   */
+  static async encoder(executable: string, args: string[], spawner: FfmpegSpawner | undefined): Promise<FfmpegProcess> {
+    const remote = await spawner?.spawn(executable, args);
+    if (remote === undefined) return FfmpegProcess.direct(executable, args, ['pipe', 'ignore', 'pipe']);
+    const started = new FfmpegProcess(executable, args, {
+      stdin: remote.stdin,
+      stdout: null,
+      stderr: null,
+      kill: () => remote.kill(),
+      exited: remote.exited.then((exit) => {
+        if (exit.lost === true) return { code: null, signal: null, lost: true };
+        started.stderr.push(exit.stderr);
+        return { code: exit.code, signal: exit.signal };
+      }),
+    });
+    return started;
   }
 
   get running(): boolean {
     return !this.done;
   }
 
+  /** Kills ffmpeg (SIGKILL) if it still runs; does not wait. */
+  kill(): void {
+    if (this.running) this.killNow();
+  }
+
   /** Kills ffmpeg (if still running) and waits until it is gone. */
   async stop(): Promise<void> {
-    if (this.running) this.child.kill('SIGKILL');
+    this.kill();
     await this.exited;
   }
 
@@ -221,6 +266,9 @@ class FfmpegProcess {
   failure(what: string, exit: Exit): LatentBlendError {
     if (exit.spawnError !== undefined) {
       return new LatentBlendError(`${what}: could not start ${this.executable}: ${exit.spawnError.message}`, 'unavailable');
+    }
+    if (exit.lost === true) {
+      return new LatentBlendError(`${what}: the helper process that started ffmpeg ended unexpectedly, so ffmpeg was stopped; run the same command again.`, 'ffmpeg');
     }
     const how = exit.signal !== null ? `was killed by ${exit.signal}` : `exited with status ${String(exit.code)}`;
     const tail = this.stderr.lines();
@@ -345,9 +393,7 @@ export async function encodeVideo(
 
   await writeAtomically(path, options.force ?? false, async (temporary) => {
     let process_: FfmpegProcess | undefined;
-    const onAbort = (): void => {
-      if (process_?.running) process_.child.kill('SIGKILL');
-    };
+    const onAbort = (): void => process_?.kill();
     signal?.addEventListener('abort', onAbort, { once: true });
     const iterator = frameIterator(frames);
     let finished = false;
@@ -374,9 +420,10 @@ export async function encodeVideo(
             ...codecArguments(format, crf),
             fileUrl(temporary),
           ];
-          process_ = new FfmpegProcess(ffmpeg.path, args, ['pipe', 'ignore', 'pipe']);
+          process_ = await FfmpegProcess.encoder(ffmpeg.path, args, options.spawner);
+          signal?.throwIfAborted();
         }
-        const stdin = process_!.child.stdin!;
+        const stdin = process_!.stdin!;
         await writeChunk(process_!, stdin, padFrame(frame, size.outWidth, size.outHeight), what);
         signal?.throwIfAborted();
         written += 1;
@@ -384,15 +431,17 @@ export async function encodeVideo(
       }
       finished = true;
       if (process_ === undefined) throw new LatentBlendError(`${what}: there are no frames to encode.`);
-      process_.child.stdin!.end();
+      process_.stdin!.end();
       const exit = await process_.exited;
       signal?.throwIfAborted();
       if (exit.code !== 0) throw process_.failure(what, exit);
     } catch (caught) {
       let error = caught;
-      // ffmpeg closing its input because it failed (e.g. a full disk) reads as EPIPE on our side:
-      // report how ffmpeg ended, with what it said, instead.
-      if (process_ !== undefined && (caught as NodeJS.ErrnoException | undefined)?.code === 'EPIPE') {
+      // ffmpeg closing its input because it failed (e.g. a full disk) reads as EPIPE on our side
+      // (ECONNRESET when its stdin came from a spawner: that socket is also read, and a reader
+      // learns of unread data discarded that way): report how ffmpeg ended, with what it said.
+      const closedInput = ['EPIPE', 'ECONNRESET'].includes((caught as NodeJS.ErrnoException | undefined)?.code ?? '');
+      if (process_ !== undefined && closedInput) {
         error = process_.failure(what, await process_.exited);
       }
       // Let the frame source clean up (not awaited: a busy generator answers only after its current step).
@@ -467,13 +516,13 @@ export async function probeVideo(path: string, options: FfmpegOptions & { signal
   const ffmpeg = locateFfmpeg(options);
   options.signal?.throwIfAborted();
   const args = ['-hide_banner', '-nostdin', '-nostats', '-progress', 'pipe:1', '-i', fileUrl(path), '-map', '0:v:0', '-f', 'null', '-'];
-  const process_ = new FfmpegProcess(ffmpeg.path, args, ['ignore', 'pipe', 'pipe']);
+  const process_ = FfmpegProcess.direct(ffmpeg.path, args, ['ignore', 'pipe', 'pipe']);
   let header = '';
-  process_.child.stderr!.on('data', (chunk: Buffer) => {
+  process_.stderrStream!.on('data', (chunk: Buffer) => {
     if (header.length < 65_536) header += chunk.toString();
   });
   const progress = new TextTail(4096);
-  (process_.child.stdout as Readable).on('data', (chunk: Buffer) => progress.push(chunk));
+  process_.stdout!.on('data', (chunk: Buffer) => progress.push(chunk));
   const onAbort = (): void => void process_.stop();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const exit = await process_.exited;

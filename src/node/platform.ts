@@ -12,6 +12,7 @@ import { sessionOptionsFor } from '../runtime/session-options.ts';
 import { WorkerSession, type SessionLike } from './worker-session.ts';
 import { createThroughCache } from './optimized-cache.ts';
 import { loadPicture } from '../io/picture.ts';
+import { explainWebGpuFailure } from './webgpu.ts';
 import type { FileAccess, Platform } from '../runtime/platform.ts';
 
 /** Where onnxruntime-node keeps its native libraries on this platform. */
@@ -71,9 +72,14 @@ export const nodeRuntime: OnnxRuntime = {
     const sessionOptions = options.sessionOptions ?? sessionOptionsFor(role, device);
     const create = (file: string, fileOptions: ort.InferenceSession.SessionOptions): Promise<SessionLike> =>
       options.thread === 'worker' ? WorkerSession.create(file, fileOptions) : ort.InferenceSession.create(file, fileOptions);
-    return options.optimizedCache === undefined
-      ? create(path, sessionOptions)
-      : (await createThroughCache(create, options.optimizedCache, path, sessionOptions, ort.env.versions.common ?? '')).session;
+    try {
+      return options.optimizedCache === undefined
+        ? await create(path, sessionOptions)
+        : (await createThroughCache(create, options.optimizedCache, path, sessionOptions, ort.env.versions.common ?? '')).session;
+    } catch (error) {
+      const explained = device === 'webgpu' ? explainWebGpuFailure(String((error as Error)?.message ?? error), `the ${role} (${path})`) : undefined;
+      throw explained ?? error;
+    }
   },
   tensor: (feed: FeedTensor) => new ort.Tensor(feed.type, feed.data as Float32Array, feed.dims),
 };

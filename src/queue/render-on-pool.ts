@@ -11,6 +11,7 @@ import { writeFilmWithRecord, type RenderFilmResult } from '../film/render-film.
 import { loadTransition } from '../io/store.ts';
 import type { QueueConnection } from './connection.ts';
 import { newRunName, submitFilm, type FinishedJob, type PoolProgress, type SubmittedFilm } from './submit.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 
 export interface RenderOnPoolOptions {
   readonly connection: QueueConnection;
@@ -32,6 +33,8 @@ export interface RenderOnPoolOptions {
   readonly reporter: Reporter;
   readonly signal?: AbortSignal;
   readonly ffmpegPath?: string;
+  /** Start the encoder through this helper (cheap while models are loaded; see FfmpegSpawner). */
+  readonly ffmpegSpawner?: FfmpegSpawner;
   readonly framesDir?: string;
   readonly run?: string;
   /** A job finished; for transitions, `dir` is relative to the work folder. */
@@ -102,12 +105,14 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
   if (barStarted) reporter.stopBar();
 
   const segments = [];
+  let schedulerClass: string | undefined;
   for (const [position, job] of submitted.transitions.entries()) {
     const index = submitted.plan.transitions[position]!.index;
     if (options.only !== undefined && index !== options.only) continue;
     const dir = join(workDir, job.dir);
     await visible(join(dir, 'transition.json'), signal);
     const stored = await loadTransition(dir);
+    schedulerClass ??= stored.model.schedulerClass;
     segments.push({ transition: stored.transition, durationSeconds: transitions[index]!.duration, dir });
   }
   // As renderFilm: side files, then film.json, then the film.
@@ -118,10 +123,12 @@ export async function renderFilmOnPool(options: RenderOnPoolOptions): Promise<Re
       out: options.out,
       spec,
       model: options.model,
+      ...(schedulerClass !== undefined ? { scheduler: schedulerClass } : {}),
       wholeFilm: options.only === undefined,
       force: options.force,
       ...(signal !== undefined ? { signal } : {}),
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.ffmpegSpawner !== undefined ? { ffmpegSpawner: options.ffmpegSpawner } : {}),
       ...(options.framesDir !== undefined ? { framesDir: options.framesDir } : {}),
     },
     reporter,

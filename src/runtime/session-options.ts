@@ -21,7 +21,10 @@ export const TUNED_ROLES = ['UNet', 'VAE decoder', 'VAE encoder', 'text encoder'
 
 /** The options of the session that runs `role` on `device` (a fresh object each call). */
 export function sessionOptionsFor(role: string, device: Device): InferenceSession.SessionOptions {
-  return { executionProviders: [device], graphOptimizationLevel: optimizationLevel(role, device) };
+  // Errors only: ONNX Runtime's warnings (e.g. "some nodes were not assigned to the preferred
+  // execution providers", printed for every WebGPU session since shape ops stay on the CPU) are
+  // noise on a user's terminal; real failures still arrive as exceptions.
+  return { executionProviders: [device], graphOptimizationLevel: optimizationLevel(role, device), logSeverityLevel: 3 };
 }
 
 /** The graph optimisation level for `role` on `device`; see the module comment for why. */

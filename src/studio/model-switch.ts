@@ -19,6 +19,7 @@ import { LatentBlendError } from '../errors.ts';
 import type { JobRunner } from './jobs.ts';
 import { pipelineListener, type PipelineHooks, type StudioModel } from './runners.ts';
 import { nodePlatform } from '../node/platform.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 
 /** Hub settings of the studio (tests point them at a fake Hub); unset ones come from HF_* variables. */
 export type StudioHubOptions = Pick<ResolveModelOptions, 'cacheDir' | 'endpoint' | 'offline' | 'token' | 'env' | 'fetch'>;
@@ -98,6 +99,7 @@ export interface ModelSwitchOptions {
   /** Shared by every model the studio loads: the running job's step and warning listeners. */
   readonly hooks: PipelineHooks;
   readonly ffmpegPath?: string;
+  readonly ffmpegSpawner?: FfmpegSpawner;
   /** Real path of `--models-dir`, when given. */
   readonly modelsDir?: string;
   readonly hub?: StudioHubOptions;
@@ -188,6 +190,7 @@ export function modelJob(options: ModelSwitchOptions, location: ModelLocation, s
       device: options.device,
       hooks: options.hooks,
       ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+      ...(options.ffmpegSpawner !== undefined ? { ffmpegSpawner: options.ffmpegSpawner } : {}),
     };
     await options.install(next);
     context.progress({ done: 1, total: 1, label: `${recorded} is loaded (${pipeline.defaults.family === 'sdxl' ? 'SDXL' : 'SD'}, ${pipeline.defaults.preset})`, etaSeconds: 0 });

@@ -21,15 +21,9 @@ import { HttpError } from './http.ts';
 import { filesDir } from './storage.ts';
 import type { RenderRequest } from './requests.ts';
 import type { FilmSpec } from '../film/spec.ts';
+import { MAX_PICTURE_BYTES, MAX_PICTURE_SIDE, MAX_SESSION_PICTURES, PICTURE_ID } from './picture-limits.ts';
 
-/** Largest upload accepted, in bytes (32 MiB). */
-export const MAX_PICTURE_BYTES = 32 * 1024 * 1024;
-/** Longest side of a stored picture, in pixels (larger pictures are scaled down, aspect kept). */
-export const MAX_PICTURE_SIDE = 4096;
-/** Most pictures kept per session. */
-export const MAX_SESSION_PICTURES = 500;
-/** Ids of uploaded pictures: also their file names under `<session>/files/` and in `/api/files/`. */
-export const PICTURE_ID = /^picture-[0-9a-f]{24}\.png$/;
+export { MAX_PICTURE_BYTES, MAX_PICTURE_SIDE, MAX_SESSION_PICTURES, PICTURE_ID };
 
 /** An uploaded picture, as POST /api/pictures answers. */
 export interface StoredPicture {

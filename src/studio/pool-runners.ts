@@ -114,6 +114,7 @@ export function poolRenderJob(connection: QueueConnection, currentModel: Current
         reporter,
         signal: context.signal,
         ...(model.ffmpegPath !== undefined ? { ffmpegPath: model.ffmpegPath } : {}),
+        ...(model.ffmpegSpawner !== undefined ? { ffmpegSpawner: model.ffmpegSpawner } : {}),
         onFinished: (job) => {
           if (job.kind !== 'transition') return;
           // Film index; with branch-1 crossfeed the transitions before `only` are computed, not shown.

@@ -96,6 +96,41 @@ export function frameText(provenance: Omit<FrameProvenance, 'format' | 'version'
   };
 }
 
+/** What a transition's resolved options say about its frames (structurally ResolvedTransitionOptions). */
+export interface TransitionSettings {
+  readonly keyframeA: { readonly prompt: string; readonly seed: number };
+  readonly keyframeB: { readonly prompt: string; readonly seed: number };
+  readonly negativePrompt: string | undefined;
+  readonly steps: number;
+  readonly guidanceScale: number;
+}
+
+/**
+ * The text chunks of a computed frame `fract` (0..1) of the way through transition `transition`
+ * (0-based), made by `made` (model as recorded, scheduler class) with `options`.
+ */
+export function transitionFrameText(
+  options: TransitionSettings,
+  made: { readonly model: string; readonly scheduler: string },
+  transition: number,
+  fract: number,
+  image: { readonly width: number; readonly height: number },
+): Record<string, string> {
+  return frameText({
+    from: { prompt: options.keyframeA.prompt, seed: options.keyframeA.seed },
+    to: { prompt: options.keyframeB.prompt, seed: options.keyframeB.seed },
+    ...(options.negativePrompt !== undefined && options.negativePrompt !== '' ? { negativePrompt: options.negativePrompt } : {}),
+    fract,
+    transition,
+    model: made.model,
+    scheduler: made.scheduler,
+    steps: options.steps,
+    guidanceScale: options.guidanceScale,
+    width: image.width,
+    height: image.height,
+  });
+}
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -18,7 +18,7 @@ import type { RgbImage } from '../pipeline/vae.ts';
 import type { LatentDecoder } from '../pipeline/vae.ts';
 import { encodePng } from '../io/png.ts';
 import { withPngText } from '../io/png-text.ts';
-import { frameText, previewText } from './provenance.ts';
+import { previewText, transitionFrameText } from './provenance.ts';
 import { savePreviewBatch } from './preview-library.ts';
 import { compatibleSchedulers } from './model-catalog.ts';
 import { writeFileAtomically } from '../io/files.ts';
@@ -35,6 +35,7 @@ import { checkIpAdapterFits, takesIpAdapter } from './image-prompt.ts';
 import { RESIDUAL_UNET_FOLDER } from '../pipeline/controlnet.ts';
 import { DEFAULT_PREVIEWS, MAX_PREVIEWS, type PreviewsRequest, type RenderRequest } from './requests.ts';
 import { filesDir, filmDir, filmFiles, filmIds, filmUrls, newId, writeStudioFilmRecord, type StudioFilmRecord } from './storage.ts';
+import type { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 
 /** Routes the pipeline's events (fixed at load time) to whichever job runs now. */
 export interface PipelineHooks {
@@ -54,6 +55,8 @@ export interface StudioModel {
   readonly device: Device;
   readonly hooks: PipelineHooks;
   readonly ffmpegPath?: string;
+  /** Starts film encoders from a small helper process (see FfmpegSpawner); the studio owns it. */
+  readonly ffmpegSpawner?: FfmpegSpawner;
 }
 
 /** The pipeline listener that feeds PipelineHooks (`fallbackWarning` when no job listens). */
@@ -317,19 +320,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         options = resolveTransitionOptions(transitionOptionsOf(spec, transition), model.pipeline.defaults, (value) => model.pipeline.roundedSize(value));
         resolved.set(transition, options);
       }
-      return frameText({
-        from: { prompt: options.keyframeA.prompt, seed: options.keyframeA.seed },
-        to: { prompt: options.keyframeB.prompt, seed: options.keyframeB.seed },
-        ...(options.negativePrompt !== undefined && options.negativePrompt !== '' ? { negativePrompt: options.negativePrompt } : {}),
-        fract,
-        transition,
-        model: model.source,
-        scheduler: model.pipeline.schedulerClass,
-        steps: options.steps,
-        guidanceScale: options.guidanceScale,
-        width: image.width,
-        height: image.height,
-      });
+      return transitionFrameText(options, { model: model.source, scheduler: model.pipeline.schedulerClass }, transition, fract, image);
     };
     const liveFrame = (transition: number, fract: number, injectionStep: number, image: RgbImage) => {
       if (frameCount >= MAX_LIVE_FRAMES) return;
@@ -397,6 +388,7 @@ export function renderJob(currentModel: CurrentModel, sessionDir: string, reques
         // The film carries its spec (with the model it was made with), as `latentblend movie` reads it.
         comment: filmSpecToYaml(spec),
         ...(model.ffmpegPath !== undefined ? { ffmpegPath: model.ffmpegPath } : {}),
+        ...(model.ffmpegSpawner !== undefined ? { ffmpegSpawner: model.ffmpegSpawner } : {}),
         ...(request.transitionIndex !== undefined ? { only: request.transitionIndex } : {}),
         events: {
           transitionStart: (info) => {

@@ -30,6 +30,7 @@ import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
 import { LatentBlendError, fileSystemError } from '../errors.ts';
 import { prefetchFfmpegCapabilities } from '../io/ffmpeg.ts';
+import { FfmpegSpawner } from '../io/ffmpeg-spawner.ts';
 import { JobQueue, type JobView } from './jobs.ts';
 import { poolPreviewsJob, poolRenderJob } from './pool-runners.ts';
 import { watchPoolWorkers } from './pool-workers.ts';
@@ -198,8 +199,10 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         );
 
   const hooks: PipelineHooks = {};
-  // ffmpeg's capability probes spawn now, from a small process (issue #12).
+  // ffmpeg's capability probes spawn now, from a small process (issue #12); film encoders are
+  // later spawned by a helper process started now, while we are small (see FfmpegSpawner).
   prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
+  const ffmpegSpawner = FfmpegSpawner.start();
   // Sessions in worker threads: the server keeps answering while a model computes (issue #12).
   const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
   const ownPreviewVae = typeof options.previewVae === 'string' ? await PreviewVae.load(options.previewVae, device, 'worker') : undefined;
@@ -221,6 +224,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     device,
     hooks,
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+    ffmpegSpawner,
   };
   const frontEnd = await frontEndReady;
   const queue = new JobQueue({
@@ -235,6 +239,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
     ...(metricFallback !== undefined ? { metricFallback } : {}),
     hooks,
     ...(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {}),
+    ffmpegSpawner,
     ...(modelsDir !== undefined ? { modelsDir } : {}),
     ...(options.hub !== undefined ? { hub: options.hub } : {}),
     current: currentModel,
@@ -605,6 +610,7 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
         await metric.release?.();
         for (const onnx of model.pipeline.models) await onnx.session.release().catch(() => {});
         await ownPreviewVae?.release().catch(() => {});
+        await ffmpegSpawner.close();
       })();
       return closing;
     },

@@ -70,6 +70,12 @@ function installApi(studio: LocalStudio, basePath: string): void {
     const path = apiPath(url);
     if (path === undefined) return realFetch(input, init);
     const method = (init?.method ?? request?.method ?? 'GET').toUpperCase();
+    // A picture upload (POST /api/pictures) is bytes, not JSON.
+    if (method === 'POST' && /^\/api\/pictures\/?$/.test(path)) {
+      const bytes = init?.body instanceof Blob ? init.body : request !== undefined ? await request.blob() : new Blob([]);
+      const answer = await studio.handle(method, path, bytes);
+      return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { 'content-type': 'application/json' } });
+    }
     const text = typeof init?.body === 'string' ? init.body : request !== undefined ? await request.text() : '';
     let body: unknown;
     try {

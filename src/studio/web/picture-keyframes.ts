@@ -9,9 +9,7 @@
 import { api, ApiError } from './api.ts';
 import type { Studio } from './context.ts';
 import { randomSeed } from './dom.ts';
-
-/** Largest picture the studio takes (as the server's MAX_PICTURE_BYTES). */
-const MAX_UPLOAD_BYTES = 32 * 1024 * 1024;
+import { MAX_PICTURE_BYTES as MAX_UPLOAD_BYTES } from '../picture-limits.ts';
 
 /** What a picture keyframe starts with besides its picture. */
 export interface PictureKeyframeValues {

@@ -32,12 +32,14 @@ export interface Keyframe {
   ipAdapterScale?: number;
 }
 
-/** Ids of uploaded pictures (src/studio/pictures.ts PICTURE_ID). */
-export const PICTURE_ID = /^picture-[0-9a-f]{24}\.png$/;
+export { PICTURE_ID } from '../picture-limits.ts';
 
-/** The URL that shows an uploaded picture. */
+/**
+ * The URL that shows an uploaded picture, relative to the page: /api/files/… on the server
+ * studio, <site>/api/files/… where the in-browser studio keeps it (a static site on a sub-path).
+ */
 export function pictureUrl(id: string): string {
-  return `/api/files/${id}`;
+  return `api/files/${id}`;
 }
 
 export interface FilmSettings {

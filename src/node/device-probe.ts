@@ -1,0 +1,96 @@
+/**
+ * Does a device really work here? onnxruntime-node lists the providers it was built with, but a
+ * listed provider can still fail when the session is made (no GPU adapter, no CUDA libraries).
+ * A probe creates a session for a one-node model (y = x + x, built here in memory) on the device
+ * and runs it once, so the answer is what a real model would meet first, in milliseconds.
+ */
+import * as ort from 'onnxruntime-node';
+import { DEVICES, type Device } from '../runtime/onnx.ts';
+import { availableDevices } from './platform.ts';
+import { explainWebGpuFailure } from './webgpu.ts';
+
+/** Protocol-buffer wire format, the little of it an ONNX model of one node needs. */
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  let rest = value;
+  while (rest > 0x7f) {
+    bytes.push((rest & 0x7f) | 0x80);
+    rest = Math.floor(rest / 128);
+  }
+  bytes.push(rest);
+  return bytes;
+}
+
+function field(number: number, payload: number[] | string): number[] {
+  const bytes = typeof payload === 'string' ? Array.from(new TextEncoder().encode(payload)) : payload;
+  return [...varint((number << 3) | 2), ...varint(bytes.length), ...bytes];
+}
+
+function integer(number: number, value: number): number[] {
+  return [...varint(number << 3), ...varint(value)];
+}
+
+/** A float tensor value of shape [4] named `name` (ONNX ValueInfoProto). */
+function floatValue(name: string): number[] {
+  const shape = field(2, field(1, integer(1, 4)));
+  const tensorType = field(1, [...integer(1, 1), ...shape]);
+  return [...field(1, name), ...field(2, tensorType)];
+}
+
+/** The ONNX model y = x + x on float[4] (IR version 8, opset 13). */
+export function probeModel(): Uint8Array {
+  const node = [...field(1, 'x'), ...field(1, 'x'), ...field(2, 'y'), ...field(3, 'add'), ...field(4, 'Add')];
+  const graph = [...field(1, node), ...field(2, 'probe'), ...field(11, floatValue('x')), ...field(12, floatValue('y'))];
+  const opset = [...field(1, ''), ...integer(2, 13)];
+  return Uint8Array.from([...integer(1, 8), ...field(8, opset), ...field(7, graph)]);
+}
+
+/** What a probe found for one device. */
+export interface DeviceProbe {
+  readonly device: Device;
+  /** Built into this onnxruntime-node installation (its providers list and libraries). */
+  readonly installed: boolean;
+  /** A session was made and ran on it. */
+  readonly works: boolean;
+  /** Milliseconds to create the session and run it (when it worked). */
+  readonly milliseconds?: number;
+  /** Why it does not work, and what to do: one or two sentences. */
+  readonly reason?: string;
+}
+
+const NOT_INSTALLED: Partial<Record<Device, string>> = {
+  cuda: 'not in this installation: fetch onnxruntime-node\'s CUDA binaries once (needs network): ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js',
+  tensorrt: 'not in this installation: fetch onnxruntime-node\'s CUDA binaries (with TensorRT) once: ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js',
+  coreml: 'onnxruntime-node has CoreML on macOS only',
+  dml: 'onnxruntime-node has DirectML on Windows only',
+};
+
+/** Probes one device (see the module comment); never throws. */
+export async function probeDevice(device: Device, installed: readonly Device[] = availableDevices()): Promise<DeviceProbe> {
+  if (!installed.includes(device)) return { device, installed: false, works: false, reason: NOT_INSTALLED[device] ?? 'not in this installation' };
+  const started = performance.now();
+  try {
+    const session = await ort.InferenceSession.create(probeModel(), { executionProviders: [device], logSeverityLevel: 3 });
+    try {
+      const x = new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4]), [4]);
+      const { y } = await session.run({ x });
+      const values = Array.from(y!.data as Float32Array);
+      if (values.join(',') !== '2,4,6,8') return { device, installed: true, works: false, reason: `a test computation gave ${values.join(', ')} instead of 2, 4, 6, 8` };
+    } finally {
+      await session.release();
+    }
+    return { device, installed: true, works: true, milliseconds: performance.now() - started };
+  } catch (error) {
+    const message = String((error as Error)?.message ?? error);
+    const explained = device === 'webgpu' ? explainWebGpuFailure(message, 'a test model') : undefined;
+    return { device, installed: true, works: false, reason: explained?.message ?? message.split('\n')[0]!.slice(0, 300) };
+  }
+}
+
+/** Probes every device onnxruntime-node knows, one after the other (in DEVICES order). */
+export async function probeDevices(): Promise<DeviceProbe[]> {
+  const installed = availableDevices();
+  const probes: DeviceProbe[] = [];
+  for (const device of DEVICES) probes.push(await probeDevice(device, installed));
+  return probes;
+}
