@@ -134,8 +134,9 @@ export async function deviceMover(device: Device): Promise<DeviceMover> {
       const path = join(ROOT, 'fixtures', 'identity', `identity-${type}.onnx`);
       if (!existsSync(path)) throw new Error(`no Identity graph for ${type} tensors (${path})`);
       found = {
-        up: await ort.InferenceSession.create(path, { executionProviders: [device], preferredOutputLocation: 'gpu-buffer' }),
-        down: await ort.InferenceSession.create(path, { executionProviders: [device] }),
+        // Errors only, as the library's sessions (session-options.ts): WebGPU's warnings are noise.
+        up: await ort.InferenceSession.create(path, { executionProviders: [device], preferredOutputLocation: 'gpu-buffer', logSeverityLevel: 3 }),
+        down: await ort.InferenceSession.create(path, { executionProviders: [device], logSeverityLevel: 3 }),
       };
       sessions.set(type, found);
     }

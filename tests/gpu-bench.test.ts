@@ -117,7 +117,7 @@ test('the pack for the GPU machine runs from where it is unpacked, with its own 
 
 // SwiftShader: Vulkan on the CPU, the way WebGPU (Dawn, inside onnxruntime-node) runs without a GPU.
 const SWIFTSHADER = process.env.LATENTBLEND_SWIFTSHADER_ICD ?? '/usr/lib/chromium/vk_swiftshader_icd.json';
-const swiftShader = existsSync(SWIFTSHADER) && spawnSync('sh', ['-c', 'ldconfig -p | grep -q libvulkan.so.1']).status === 0;
+const swiftShader = existsSync(SWIFTSHADER) && (spawnSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).stdout ?? '').includes('libvulkan.so.1 ');
 const noSwiftShader = swiftShader ? false : `needs the Vulkan loader (libvulkan1) and SwiftShader at ${SWIFTSHADER}`;
 
 test('webgpu: a tensor goes to the device and back; IO binding is measured with the right byte counts', { skip: noSwiftShader }, async () => {
