@@ -48,6 +48,15 @@ for fixture in fixtures/lpips/tiny-lpips.onnx fixtures/identity/identity-float32
   [ -f "$fixture" ] || die "$fixture is missing"
 done
 
+# The four full-size graphs (no weights) are committed compressed (bench/gpu-graphs.tar.xz, 0.3 MiB;
+# made by `gpu.sh prepare`, which takes 20–40 minutes of this CPU): unpacked when GRAPHS has none.
+COMMITTED_GRAPHS="$ROOT/bench/gpu-graphs.tar.xz"
+if ! ls "$GRAPHS"/*/model_index.json >/dev/null 2>&1 && [ -f "$COMMITTED_GRAPHS" ]; then
+  say "unpacking the committed graphs ($COMMITTED_GRAPHS) into $GRAPHS…"
+  mkdir -p "$GRAPHS"
+  tar -C "$GRAPHS" -xJf "$COMMITTED_GRAPHS"
+fi
+
 if [ -z "${FOLDERS:-}" ]; then
   FOLDERS=""
   for folder in sd-turbo-fp16 sdxl-turbo-fp16 sd-turbo-fp32 sdxl-turbo-fp32; do

@@ -21,7 +21,7 @@ const ARTIFACTS = join(ROOT, 'test-artifacts', 'studio-restart');
 const STEP_TIMEOUT = 20_000;
 const MODEL = modelDir('tiny-sd-turbo');
 const PROMPTS = ['a red cube', 'a blue sphere', 'a green cone'];
-const SPEC_YAML = `fps: 8\ntransitionDuration: 0.5\nbranchesPerTransition: 5\nkeyframes:\n${PROMPTS.map((prompt, index) => `  - prompt: ${prompt}\n    seed: ${index + 1}\n`).join('')}`;
+const SPEC_YAML = `fps: 8\ntransitionDuration: 0.5\nbranchesPerTransition: 8\nkeyframes:\n${PROMPTS.map((prompt, index) => `  - prompt: ${prompt}\n    seed: ${index + 1}\n`).join('')}`;
 
 let browser: Browser | undefined;
 let context: BrowserContext | undefined;
@@ -98,8 +98,10 @@ describe('studio across restarts, in a browser', { timeout: 120_000 }, () => {
     assert.equal(await film.count(), 1);
     const text = await film.first().innerText();
     assert.match(text, /Interrupted/);
+    // Killed at the first frame of the second transition: the first is finished; on a fast machine
+    // the tiny second one may have finished too before the kill landed (then only the film is left).
     const finished = Number(/(\d) of 2 transitions finished/.exec(text)?.[1]);
-    assert.ok(finished === 1, text);
+    assert.ok(finished === 1 || finished === 2, text);
     await film.first().scrollIntoViewIfNeeded();
     await shot('01-interrupted');
 
