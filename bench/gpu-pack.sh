@@ -50,11 +50,16 @@ done
 
 # The four full-size graphs (no weights) are committed compressed (bench/gpu-graphs.tar.xz, 0.3 MiB;
 # made by `gpu.sh prepare`, which takes 20–40 minutes of this CPU): unpacked when GRAPHS has none.
+command -v xz >/dev/null || die "xz is not installed (apt-get install xz-utils)"
 COMMITTED_GRAPHS="$ROOT/bench/gpu-graphs.tar.xz"
 if ! ls "$GRAPHS"/*/model_index.json >/dev/null 2>&1 && [ -f "$COMMITTED_GRAPHS" ]; then
   say "unpacking the committed graphs ($COMMITTED_GRAPHS) into $GRAPHS…"
+  # Into a temporary folder first: an interrupted unpack leaves no half set of folders behind.
+  UNPACKED="$(mktemp -d "${GRAPHS%/}.unpacking.XXXXXX")"
+  tar -C "$UNPACKED" -xJf "$COMMITTED_GRAPHS" || { rm -rf "$UNPACKED"; die "cannot unpack $COMMITTED_GRAPHS"; }
   mkdir -p "$GRAPHS"
-  tar -C "$GRAPHS" -xJf "$COMMITTED_GRAPHS"
+  for folder in "$UNPACKED"/*; do rm -rf "$GRAPHS/$(basename "$folder")"; mv "$folder" "$GRAPHS/"; done
+  rm -rf "$UNPACKED"
 fi
 
 if [ -z "${FOLDERS:-}" ]; then
@@ -70,7 +75,6 @@ for folder in "${FOLDER_LIST[@]}"; do
 done
 
 if [ "${PACK_FAST:-0}" = 1 ]; then XZ=(xz -0 -T0); else XZ=(xz -9 -T0); fi
-command -v xz >/dev/null || die "xz is not installed (apt-get install xz-utils)"
 
 STAGE="$(mktemp -d)"
 NEW="$CARRY.partial"
@@ -132,13 +136,14 @@ fi
   (cd "$NEW" && find . -type f ! -name MANIFEST -printf '%P %s\n' | sort)
 } >"$NEW/MANIFEST"
 
-rm -rf "$CARRY"
-mv "$NEW" "$CARRY"
-
-# What travels: tracked files and untracked ones git does not ignore, plus the carried folder.
+# What travels: tracked files and untracked ones git does not ignore, plus the carried folder;
+# measured before the new pack replaces the old one, so an oversized pack is never left to carry.
 tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
-carry_bytes=$(find "$CARRY" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
+carry_bytes=$(find "$NEW" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 total=$((tree_bytes + carry_bytes))
-while read -r name bytes; do say "  $name: $(mib "$bytes")"; done < <(find "$CARRY" -type f -printf '%P %s\n' | sort)
+while read -r name bytes; do say "  $name: $(mib "$bytes")"; done < <(find "$NEW" -type f -printf '%P %s\n' | sort)
 say "working tree $(mib "$tree_bytes") + $(basename "$CARRY") $(mib "$carry_bytes") = $(mib "$total") of the ${LIMIT_MIB} MiB that may travel"
 [ "$total" -le $((LIMIT_MIB * 1048576)) ] || die "over the limit: pack fewer FOLDERS (e.g. FOLDERS='sd-turbo-fp16 sdxl-turbo-fp16')"
+
+rm -rf "$CARRY"
+mv "$NEW" "$CARRY"

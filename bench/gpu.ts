@@ -20,7 +20,7 @@
  * bench/gpu-pack.sh bundles this file with esbuild into one .mjs for machines without Node's
  * packages; ROOT (for fixtures/) is then the folder above the bundle's.
  */
-import { writeFileSync, existsSync, renameSync } from 'node:fs';
+import { writeFileSync, existsSync, realpathSync, renameSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -522,4 +522,5 @@ async function main(): Promise<number> {
   return results.every((result) => result.complete) ? 0 : 4;
 }
 
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) process.exitCode = await main();
+// Run as a script (also through a symbolic link: import.meta.url is the real path, argv[1] may not be).
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) process.exitCode = await main();

@@ -10,7 +10,7 @@
  * Run alone with `node --import tsx bench/smoothness.ts [fixture…]`; `npm run bench` runs it too.
  * Writes bench/results/smoothness.json.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
@@ -122,7 +122,7 @@ export function writeSmoothnessResults(root: string, results: readonly Smoothnes
   console.log('written bench/results/smoothness.json');
 }
 
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === realpathSync(process.argv[1])) {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
   const models = process.argv.slice(2);
   writeSmoothnessResults(root, await benchSmoothness(root, models.length > 0 ? models : DEFAULT_SMOOTHNESS_MODELS));

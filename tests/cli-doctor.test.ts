@@ -49,7 +49,10 @@ const vulkan = existsSync(SWIFTSHADER) ? false : `needs ${SWIFTSHADER} (Debian's
 test('--device webgpu: works on a Vulkan driver (SwiftShader here), exits 2 with the fix without one', { skip: vulkan }, () => {
   const works = runCliProcess(['doctor', '--device', 'webgpu', '--json'], { env: { ...env, VK_ICD_FILENAMES: SWIFTSHADER } });
   assert.equal(works.code, 0, works.stderr);
-  assert.equal((JSON.parse(works.stdout) as DoctorReport).devices.find((probe) => probe.device === 'webgpu')!.works, true);
+  const webgpu = (JSON.parse(works.stdout) as DoctorReport).devices.find((probe) => probe.device === 'webgpu')!;
+  assert.equal(webgpu.works, true);
+  // SwiftShader has no shader-f16: float16 models would be refused there.
+  assert.equal(webgpu.float16, false);
   const fails = runCliProcess(['doctor', '--device', 'webgpu'], { env: { ...env, VK_ICD_FILENAMES: join(home, 'none.json') } });
   assert.equal(fails.code, 2, fails.stderr);
   assert.match(fails.stdout, /webgpu\s+does not work: device webgpu: no GPU adapter/);

@@ -72,10 +72,19 @@ test('a batched decode that runs out of memory is done one by one, for that roun
   assert.equal(maxPixelDifference(fallback, onCpu), 0);
 });
 
-test('other decoder failures are not hidden by the fallback', async () => {
+test('any batch failure falls back (a decoder exported for batch 1); a fault of the decoder itself still surfaces', async () => {
   const pipeline = await pipelineAs('cuda');
   pipeline.vae.decodeBatch = async () => {
+    throw new Error('Got invalid dimensions for input: latent_sample for the following indices index: 0 Got: 2 Expected: 1');
+  };
+  const fallback = await new BlendingEngine(pipeline, rmsMetric).runTransition(OPTIONS);
+  assert.equal(maxPixelDifference(fallback, onCpu), 0);
+  const broken = await pipelineAs('cuda');
+  broken.vae.decodeBatch = async () => {
+    throw new Error('batch failed');
+  };
+  broken.vae.decode = async () => {
     throw new LatentBlendError('the VAE decoder produced NaN values (test)', 'numerics');
   };
-  await assert.rejects(new BlendingEngine(pipeline, rmsMetric).runTransition(OPTIONS), /NaN values \(test\)/);
+  await assert.rejects(new BlendingEngine(broken, rmsMetric).runTransition(OPTIONS), /NaN values \(test\)/);
 });

@@ -9,7 +9,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { DiffusionPipeline } from '../src/pipeline/pipeline.ts';
 import { nodePlatform } from '../src/node/platform.ts';
@@ -78,7 +78,7 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     await page.getByLabel('Spec text').fill(SMALL_FILM_SPEC);
     await page.getByRole('button', { name: 'Load this text' }).click();
     const formats = await page.locator('#render-format option:not([hidden])').evaluateAll((options) => options.map((option) => (option as HTMLOptionElement).value));
-    assert.ok(formats.length > 0 && formats.every((format) => format === 'mp4' || format === 'webm'), `formats offered: ${formats.join(', ')}`);
+    assert.ok(formats.includes('gif') && formats.some((format) => format === 'mp4' || format === 'webm'), `formats offered: ${formats.join(', ')}`);
     const format = formats.includes('mp4') ? 'mp4' : 'webm';
     await page.locator('#render-format').selectOption(format);
     await page.getByRole('button', { name: /^Render film/ }).click();
@@ -158,6 +158,32 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     assert.ok(max <= 1, `the browser's picture keyframe differs from Node's by ${max} levels`);
   });
 
+  test('a GIF is made in the browser too: one palette, delays that keep the film\'s time', async () => {
+    const result = await page.evaluate(async () => {
+      const spec = { keyframes: [{ prompt: 'a red cube', seed: 1 }, { prompt: 'a blue sphere', seed: 2 }], fps: 8, transitionDuration: 1, maxBranches: 3 };
+      // No named helper functions in here: the test runner's transform would wrap them in a name helper the page lacks.
+      const requests = [60, 8].map((fps) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ spec: { ...spec, fps }, format: 'gif' }) }));
+      const tooFast = await fetch('api/renders', requests[0]);
+      const job = (await (await fetch('api/renders', requests[1])).json()) as { id: string };
+      let view: { state: string; error?: unknown; result?: { filmUrl: string; format: string; codec: string } } = { state: 'unknown' };
+      for (const started = Date.now(); Date.now() - started < 90_000; await new Promise((resolve) => setTimeout(resolve, 200))) {
+        view = (await (await fetch(`api/jobs/${job.id}`)).json()) as typeof view;
+        if (['done', 'failed', 'cancelled'].includes(view.state)) break;
+      }
+      const bytes = view.result === undefined ? [] : Array.from(new Uint8Array(await (await fetch(view.result.filmUrl)).arrayBuffer()));
+      return { tooFast: { status: tooFast.status, body: await tooFast.text() }, view, bytes };
+    });
+    // Refused before any work, as on the server.
+    assert.equal(result.tooFast.status, 400);
+    assert.match(result.tooFast.body, /a GIF plays at most 50 fps, and the spec's fps is 60/);
+    assert.equal(result.view.state, 'done', JSON.stringify(result.view.error));
+    assert.deepEqual([result.view.result?.format, result.view.result?.codec], ['gif', 'gif']);
+    const target = join(downloadsDir, 'film.gif');
+    writeFileSync(target, Buffer.from(result.bytes));
+    const info = await probeVideo(target);
+    assert.deepEqual([info.width, info.height, info.frames], [64, 64, 8], JSON.stringify(info));
+  });
+
   test('another model is loaded from the Model card (from this browser\'s cache)', async () => {
     // The card is folded: loading another model is behind one click.
     await page.getByText('Change model or scheduler').click();
@@ -192,9 +218,19 @@ describe('the static studio in a browser', { timeout: 240_000 }, () => {
     await page.waitForSelector('body[data-state="ready"]', { timeout: TIMEOUT });
     const films = page.getByRole('list', { name: 'Your films' }).getByRole('listitem');
     await films.first().waitFor({ timeout: TIMEOUT });
-    assert.equal(await films.count(), 2, 'the spec film and the picture keyframe film');
+    assert.equal(await films.count(), 3, 'the spec film, the picture keyframe film and the GIF');
     await films.first().getByRole('button', { name: 'Play', exact: true }).click();
-    await page.waitForFunction(() => (document.querySelector('video.player') as HTMLVideoElement | null)?.readyState! >= 1, undefined, { timeout: TIMEOUT });
+    // The newest film is the GIF: the player shows it as an image.
+    await page.waitForFunction(
+      () => {
+        const player = document.querySelector('.player');
+        if (player instanceof HTMLVideoElement) return player.readyState >= 1;
+        return player instanceof HTMLImageElement && player.complete && player.naturalWidth > 0;
+      },
+      undefined,
+      { timeout: TIMEOUT },
+    );
+    assert.equal(await page.locator('img.player').count(), 1, 'the GIF plays as an image');
     assert.deepEqual(pageErrors, []);
   });
 });

@@ -16,6 +16,8 @@ import { loadLpipsMetric } from '../engine/lpips.ts';
 import type { SimilarityMetric } from '../engine/metric.ts';
 import type { RgbImage } from '../pipeline/vae.ts';
 import { filmFrames, filmLength } from '../film/render.ts';
+import { checkRenderFormat } from '../film/spec-guards.ts';
+import { MAX_PICTURE_PIXELS } from '../image/fit.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml, parseFilmSpec, transitionsOf, type FilmSpec } from '../film/spec.ts';
 import { transitionOptionsOf } from '../film/transition-options.ts';
 import { smoothnessPlotSvg, type SmoothnessPoint } from '../io/plot.ts';
@@ -285,6 +287,7 @@ export class LocalStudio {
         }
         for (const transition of transitionsOf(spec)) resolveTransitionOptions(transitionOptionsOf(spec, transition.index), model.pipeline.defaults, (value) => value);
         const format = request.format ?? this.formats[0] ?? 'webm';
+        checkRenderFormat(format, spec.fps);
         return { status: 202, body: this.enqueue('render', (job) => this.renderJob(job, spec, request.spec, format, request.transitionIndex)) };
       }
       case 'POST pictures':
@@ -320,6 +323,11 @@ export class LocalStudio {
     } catch (error) {
       throw new LocalApiError(400, 'invalid_input', `The uploaded picture cannot be read (${(error as Error).message ?? String(error)}).`);
     }
+    if (bitmap.width * bitmap.height > MAX_PICTURE_PIXELS) {
+      const size = `${bitmap.width}×${bitmap.height}`;
+      bitmap.close();
+      throw new LocalApiError(413, 'too_large', `The picture has ${size} pixels; at most ${MAX_PICTURE_PIXELS / 1e6} megapixels are read. Scale it down first.`);
+    }
     const scale = Math.min(1, MAX_PICTURE_SIDE / Math.max(bitmap.width, bitmap.height));
     const width = Math.max(1, Math.round(bitmap.width * scale));
     const height = Math.max(1, Math.round(bitmap.height * scale));
@@ -343,6 +351,11 @@ export class LocalStudio {
 
   /** The spec with each keyframe picture id replaced by its file's URL; other picture keys are refused. */
   private withPictureUrls(spec: FilmSpec): FilmSpec {
+    for (const key of ['controlnet', 'controlImage', 'ipAdapter', 'ipImage'] as const) {
+      if ((spec as unknown as Record<string, unknown>)[key] !== undefined) {
+        throw new LocalApiError(400, 'unsupported', `${key}: ControlNet and IP-Adapter run on the server studio only, not in the browser`);
+      }
+    }
     const keyframes = spec.keyframes.map((keyframe, index) => {
       for (const key of ['controlImage', 'ipImage'] as const) {
         if (keyframe[key] !== undefined) throw new LocalApiError(400, 'unsupported', `keyframes[${index}].${key}: ControlNet and IP-Adapter run on the server studio only, not in the browser`);
@@ -529,14 +542,12 @@ export class LocalStudio {
 
   private async renderJob(job: Job, spec: FilmSpec, specJson: unknown, asked: 'mp4' | 'webm' | 'gif', transitionIndex: number | undefined): Promise<unknown> {
     const model = this.current();
-    let format: BrowserVideoFormat = asked === 'mp4' ? 'mp4' : 'webm';
+    let format: BrowserVideoFormat = asked;
     if (!this.formats.includes(format)) {
-      const other = this.formats[0];
-      if (other === undefined) throw new LatentBlendError('This browser cannot encode video with WebCodecs (no H.264, VP9, VP8 or AV1 encoder).', 'unavailable');
+      // GIF is always there; a missing WebCodecs format falls back to the other one, else GIF.
+      const other = this.formats.find((entry) => entry !== 'gif') ?? 'gif';
       job.warnings.push(`This browser cannot encode ${asked.toUpperCase()}; the film is ${other.toUpperCase()}.`);
       format = other;
-    } else if (asked === 'gif') {
-      job.warnings.push('GIF is not made in the browser; the film is WebM.');
     }
     const all = transitionsOf(spec);
     const chosen = transitionIndex === undefined ? all : [all[transitionIndex]!];

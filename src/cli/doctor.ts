@@ -79,7 +79,8 @@ export async function doctorReport(): Promise<DoctorReport> {
 export function formatDoctorReport(report: DoctorReport): string {
   const lines = [`onnxruntime-node ${report.onnxruntime} on ${report.platform}, Node ${report.node}`, 'devices (--device):'];
   for (const probe of report.devices) {
-    const state = probe.works ? `works (a test session in ${Math.round(probe.milliseconds ?? 0)} ms)` : probe.installed ? `does not work: ${probe.reason}` : `not available: ${probe.reason}`;
+    const half = probe.float16 === false ? '; float32 models only: this adapter has no float16 shaders (shader-f16)' : '';
+    const state = probe.works ? `works (a test session in ${Math.round(probe.milliseconds ?? 0)} ms${half})` : probe.installed ? `does not work: ${probe.reason}` : `not available: ${probe.reason}`;
     lines.push(`  ${probe.device.padEnd(9)} ${state}`);
   }
   const { ffmpeg } = report;

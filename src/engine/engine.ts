@@ -124,6 +124,8 @@ export interface KeyframeTrajectory {
 
 /** Everything a transition's branches share, prepared once. */
 interface Context {
+  /** Set by a failed batched VAE decode: the rest of the run decodes one frame per call. */
+  batchedDecodeFailed?: boolean;
   readonly options: ResolvedTransitionOptions;
   readonly scheduler: Scheduler;
   readonly shape: [number, number, number];
@@ -175,9 +177,6 @@ function samePicture(a: KeyframeImage | undefined, b: KeyframeImage | undefined)
 }
 
 export class BlendingEngine {
-  /** Set once a batched decode ran out of memory: later rounds decode one frame per call. */
-  private batchedDecodeOutOfMemory = false;
-
   constructor(
     readonly pipeline: DiffusionPipeline,
     private readonly metric: SimilarityMetric,
@@ -513,7 +512,8 @@ export class BlendingEngine {
    * The final images of one batched round's branches. On a GPU provider they are decoded in one
    * VAE call (a GPU is busier with a batch); on the CPU one per call, which measured faster there
    * (README, "Speed": 13.8 s per image in a batch of 4 against 10.6 s alone, full-size VAE). A
-   * batch that runs out of GPU memory is decoded again one by one, and so is every later round.
+   * batch that fails (out of memory; a decoder exported for batch 1) is decoded again one by one,
+   * and so is every later round of the same run; a real decoder fault then surfaces there.
    */
   private async decodeRound(context: Context, trajectories: readonly (readonly (Float32Array | null)[])[]): Promise<RgbImage[]> {
     const decodeEach = async () => {
@@ -521,15 +521,15 @@ export class BlendingEngine {
       for (const trajectory of trajectories) images.push(await this.decode(context, trajectory));
       return images;
     };
-    if (trajectories.length < 2 || this.pipeline.device === 'cpu' || this.batchedDecodeOutOfMemory) return decodeEach();
+    if (trajectories.length < 2 || this.pipeline.device === 'cpu' || context.batchedDecodeFailed === true) return decodeEach();
     try {
       return await this.pipeline.vae.decodeBatch(
         trajectories.map((trajectory) => trajectory[trajectory.length - 1]!),
         context.shape,
       );
     } catch (error) {
-      if (!(error instanceof LatentBlendError) || error.code !== 'out_of_memory') throw error;
-      this.batchedDecodeOutOfMemory = true;
+      if ((error as Error)?.name === 'AbortError') throw error;
+      context.batchedDecodeFailed = true;
       return decodeEach();
     }
   }

@@ -13,6 +13,19 @@ import { visit, type Document } from 'yaml';
 import { LatentBlendError } from '../errors.ts';
 import { filmFrameCount } from '../blend/retime.ts';
 
+/**
+ * Highest GIF frame rate: GIF delays are whole hundredths of a second and browsers slow delays
+ * below 2/100 s down to 1/10 s, so 50 fps is the fastest GIF that plays as intended.
+ */
+export const MAX_GIF_FPS = 50;
+
+/** Refuses a studio render of a GIF faster than {@link MAX_GIF_FPS} (the server and the in-browser studio). */
+export function checkRenderFormat(format: string, fps: number): void {
+  if (format === 'gif' && fps > MAX_GIF_FPS) {
+    throw new LatentBlendError(`Invalid render request:\n  format: a GIF plays at most ${MAX_GIF_FPS} fps, and the spec's fps is ${fps} (lower fps or choose mp4 or webm)`);
+  }
+}
+
 /** Longest film spec text, in characters (a prompt is cut to the text encoder's 77 tokens anyway). */
 export const MAX_SPEC_CHARS = 1024 * 1024;
 /** Deepest nesting of lists and mappings in a film spec (a spec needs 4). */

@@ -136,7 +136,12 @@ interface Live {
   stdin: Socket;
   running: boolean;
   resolveExit: (exit: RemoteFfmpegExit) => void;
+  /** Settles when ffmpeg's end is known (reported by the helper, or given up on). */
+  exited: Promise<RemoteFfmpegExit>;
 }
+
+/** How long close() waits for running encoders to report their end after being killed. */
+const CLOSE_WAIT_MS = 2000;
 
 /**
  * Starts ffmpeg encoders from a small helper process (see the module comment). Create it with
@@ -216,10 +221,10 @@ export class FfmpegSpawner {
     const id = this.nextId++;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        // A helper that does not answer is not trusted again.
+        // A helper that does not answer gets no new requests (this one falls back to a direct
+        // spawn); encoders it already runs go on, and a late start is killed on arrival (receive).
+        this.usable = false;
         this.answer(id, undefined);
-        this.broken();
-        helper.kill('SIGKILL');
       }, REPLY_TIMEOUT_MS);
       this.pending.set(id, { resolve, timer });
       this.busy();
@@ -240,9 +245,22 @@ export class FfmpegSpawner {
   async close(): Promise<void> {
     const helper = this.helper;
     if (helper === undefined) return;
+    this.usable = false;
     if (helper.connected) {
-      for (const [id, live] of this.live) if (live.running) this.sendKill(id);
-      helper.disconnect();
+      const running = [...this.live.entries()].filter(([, live]) => live.running);
+      for (const [id] of running) this.sendKill(id);
+      // Their ends come back over the channel before it closes: no kill by pid (which another
+      // process may hold by then) and no "lost" report for an encoder that was simply stopped.
+      if (running.length > 0) {
+        helper.ref();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.all(running.map(([, live]) => live.exited)),
+          new Promise((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS))),
+        ]);
+        clearTimeout(timer);
+      }
+      if (helper.connected) helper.disconnect();
     } else if (helper.exitCode === null && helper.signalCode === null) {
       // Its channel is gone but it still runs (it should have exited): end it.
       helper.kill('SIGKILL');
@@ -295,7 +313,7 @@ export class FfmpegSpawner {
     stdin.allowHalfOpen = true;
     let resolveExit!: (exit: RemoteFfmpegExit) => void;
     const exited = new Promise<RemoteFfmpegExit>((resolve) => (resolveExit = resolve));
-    const live: Live = { pid: message.pid, stdin, running: true, resolveExit };
+    const live: Live = { pid: message.pid, stdin, running: true, resolveExit, exited };
     this.live.set(id, live);
     this.busy();
     this.answer(id, {

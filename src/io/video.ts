@@ -40,12 +40,9 @@ export type VideoFormat = (typeof VIDEO_FORMATS)[number];
 export const DEFAULT_VIDEO_QUALITY = 80;
 /** Highest accepted frame rate (frames per second). */
 export const MAX_FPS = 1000;
-/**
- * Highest GIF frame rate: GIF delays are whole hundredths of a second and browsers slow delays
- * below 2/100 s down to 1/10 s, so 50 fps is the fastest GIF that plays as intended. GIF frame
- * rates are rounded to a whole number of hundredths (e.g. 24 fps plays at 25 fps).
- */
-export const MAX_GIF_FPS = 50;
+// Highest GIF frame rate (src/film/spec-guards.ts says why); ffmpeg rounds GIF delays to whole hundredths.
+import { MAX_GIF_FPS } from '../film/spec-guards.ts';
+export { MAX_GIF_FPS };
 
 export interface EncodeVideoOptions extends FfmpegOptions {
   /** Frames per second of the film, in (0, 1000] (GIF: (0, 50]). Non-integers such as 29.97 are allowed. */

@@ -30,17 +30,20 @@ function integer(number: number, value: number): number[] {
   return [...varint(number << 3), ...varint(value)];
 }
 
+/** ONNX element types of the probe: 1 float32, 10 float16. */
+const ELEMENT_TYPES = { float32: 1, float16: 10 } as const;
+
 /** A float tensor value of shape [4] named `name` (ONNX ValueInfoProto). */
-function floatValue(name: string): number[] {
+function floatValue(name: string, type: keyof typeof ELEMENT_TYPES): number[] {
   const shape = field(2, field(1, integer(1, 4)));
-  const tensorType = field(1, [...integer(1, 1), ...shape]);
+  const tensorType = field(1, [...integer(1, ELEMENT_TYPES[type]), ...shape]);
   return [...field(1, name), ...field(2, tensorType)];
 }
 
-/** The ONNX model y = x + x on float[4] (IR version 8, opset 13). */
-export function probeModel(): Uint8Array {
+/** The ONNX model y = x + x on float32[4] or float16[4] (IR version 8, opset 13). */
+export function probeModel(type: keyof typeof ELEMENT_TYPES = 'float32'): Uint8Array {
   const node = [...field(1, 'x'), ...field(1, 'x'), ...field(2, 'y'), ...field(3, 'add'), ...field(4, 'Add')];
-  const graph = [...field(1, node), ...field(2, 'probe'), ...field(11, floatValue('x')), ...field(12, floatValue('y'))];
+  const graph = [...field(1, node), ...field(2, 'probe'), ...field(11, floatValue('x', type)), ...field(12, floatValue('y', type))];
   const opset = [...field(1, ''), ...integer(2, 13)];
   return Uint8Array.from([...integer(1, 8), ...field(8, opset), ...field(7, graph)]);
 }
@@ -54,6 +57,8 @@ export interface DeviceProbe {
   readonly works: boolean;
   /** Milliseconds to create the session and run it (when it worked). */
   readonly milliseconds?: number;
+  /** WebGPU: whether float16 models run (the adapter's shader-f16 feature); false means float32 exports only. */
+  readonly float16?: boolean;
   /** Why it does not work, and what to do: one or two sentences. */
   readonly reason?: string;
 }
@@ -79,11 +84,28 @@ export async function probeDevice(device: Device, installed: readonly Device[] =
     } finally {
       await session.release();
     }
-    return { device, installed: true, works: true, milliseconds: performance.now() - started };
+    const milliseconds = performance.now() - started;
+    return { device, installed: true, works: true, milliseconds, ...(device === 'webgpu' ? { float16: await runsFloat16(device) } : {}) };
   } catch (error) {
     const message = String((error as Error)?.message ?? error);
     const explained = device === 'webgpu' ? explainWebGpuFailure(message, 'a test model') : undefined;
     return { device, installed: true, works: false, reason: explained?.message ?? message.split('\n')[0]!.slice(0, 300) };
+  }
+}
+
+/** Whether y = x + x runs in float16 on `device` (WebGPU adapters without shader-f16 refuse it, at creation or on the first run). */
+async function runsFloat16(device: Device): Promise<boolean> {
+  try {
+    const session = await ort.InferenceSession.create(probeModel('float16'), { executionProviders: [device], logSeverityLevel: 3 });
+    try {
+      // 1, 2, 3, 4 as IEEE half floats.
+      await session.run({ x: new ort.Tensor('float16', Uint16Array.from([0x3c00, 0x4000, 0x4200, 0x4400]), [4]) });
+    } finally {
+      await session.release();
+    }
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -5,6 +5,7 @@
  * machine's (no adapter, no float16 shaders) get a message saying what to install or change.
  */
 import { LatentBlendError } from '../errors.ts';
+import { NO_FLOAT16_SHADERS, noFloat16Shaders } from '../runtime/onnx.ts';
 
 /** What to do when Dawn finds no adapter, per operating system. */
 function adapterFix(platform: NodeJS.Platform): string {
@@ -31,11 +32,6 @@ export function explainWebGpuFailure(message: string, what: string, platform: No
   if (/Failed to get a WebGPU adapter|No supported adapters|requestAdapter/i.test(message)) {
     return new LatentBlendError(`device webgpu: no GPU adapter was found on this machine, so ${what} cannot run there. ${adapterFix(platform)} Or use --device cpu.`, 'unavailable');
   }
-  if (/requires f16 but the device does not support it/i.test(message)) {
-    return new LatentBlendError(
-      `device webgpu: ${what} computes in float16, but this GPU adapter has no float16 shaders (WebGPU feature shader-f16). Use a float32 export of the model on this adapter, or another device.`,
-      'unavailable',
-    );
-  }
+  if (NO_FLOAT16_SHADERS.test(message)) return noFloat16Shaders(what);
   return undefined;
 }

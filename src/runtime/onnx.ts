@@ -187,6 +187,17 @@ export function toFloat32(tensor: OutputTensor): Float32Array {
   throw new LatentBlendError(`Expected a float output, got ${tensor.type}.`, 'model_folder');
 }
 
+/** How ONNX Runtime's WebGPU provider says that the adapter lacks the shader-f16 feature. */
+export const NO_FLOAT16_SHADERS = /requires f16 but the device does not support it/i;
+
+/** The error for a float16 model (`what`, e.g. 'the UNet (path)') on a WebGPU adapter without float16 shaders. */
+export function noFloat16Shaders(what: string): LatentBlendError {
+  return new LatentBlendError(
+    `device webgpu: ${what} computes in float16, but this GPU adapter has no float16 shaders (WebGPU feature shader-f16). Use a float32 export of the model on this adapter, or another device.`,
+    'unavailable',
+  );
+}
+
 /** A failed session run as an error: running out of memory is the user's to fix (a smaller size or batch), not a bug. */
 function runFailure(model: OnnxModel, error: unknown): Error {
   const message = (error as Error)?.message ?? String(error);
@@ -196,6 +207,9 @@ function runFailure(model: OnnxModel, error: unknown): Error {
       'out_of_memory',
     );
   }
+  // WebGPU compiles some shaders on the first run: a float16 model on an adapter without float16
+  // shaders may fail only there (src/node/webgpu.ts words the same failure at session creation).
+  if (NO_FLOAT16_SHADERS.test(message)) return noFloat16Shaders(`the ${model.role} (${model.path})`);
   return new Error(`${model.role} (${model.path}) failed: ${message}`);
 }
 

@@ -21,7 +21,8 @@ import { previewText, transitionFrameText } from './provenance.ts';
 import { savePreviewBatch } from './preview-library.ts';
 import { compatibleSchedulers } from './model-catalog.ts';
 import { writeFileAtomically } from '../io/files.ts';
-import { MAX_GIF_FPS, VIDEO_FORMATS } from '../io/video.ts';
+import { VIDEO_FORMATS } from '../io/video.ts';
+import { checkRenderFormat } from '../film/spec-guards.ts';
 import { filmSpecToYaml, transitionsOf, type FilmSpec } from '../film/spec.ts';
 import { renderFilm, type RenderFilmResult } from '../film/render-film.ts';
 import { transitionOptionsOf } from '../film/render-film.ts';
@@ -218,9 +219,7 @@ export function checkRenderRequest(model: StudioModel, request: RenderRequest, s
       `Invalid film spec (key spec):\n  preset: this studio's model runs with the ${pipeline.defaults.preset} preset, got ${JSON.stringify(spec.preset)} (remove the key, or load another model)`,
     );
   }
-  if (request.format === 'gif' && spec.fps > MAX_GIF_FPS) {
-    throw new LatentBlendError(`Invalid render request:\n  format: a GIF plays at most ${MAX_GIF_FPS} fps, and the spec's fps is ${spec.fps} (lower fps or choose mp4 or webm)`);
-  }
+  if (request.format !== undefined) checkRenderFormat(request.format, spec.fps);
   for (const transition of transitionsOf(spec)) {
     try {
       resolveTransitionOptions(transitionOptionsOf(spec, transition.index), pipeline.defaults, (value) => value);

@@ -25,6 +25,7 @@ import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { DiffusionPipeline } from '../pipeline/pipeline.ts';
 import { BlendingEngine } from '../engine/engine.ts';
+import type { SimilarityMetric } from '../engine/metric.ts';
 import { chooseMetricWithReason } from '../node/metric.ts';
 import type { Device } from '../runtime/onnx.ts';
 import { EXAMPLE_FILM_SPEC, filmSpecToYaml } from '../film/spec.ts';
@@ -203,17 +204,27 @@ export async function startStudio(options: StudioOptions): Promise<Studio> {
   // later spawned by a helper process started now, while we are small (see FfmpegSpawner).
   prefetchFfmpegCapabilities(options.ffmpegPath !== undefined ? { ffmpegPath: options.ffmpegPath } : {});
   const ffmpegSpawner = FfmpegSpawner.start();
-  // Sessions in worker threads: the server keeps answering while a model computes (issue #12).
-  const pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
-  const ownPreviewVae = typeof options.previewVae === 'string' ? await PreviewVae.load(options.previewVae, device, 'worker') : undefined;
+  let pipeline: DiffusionPipeline;
+  let ownPreviewVae: PreviewVae | undefined;
+  let metric: SimilarityMetric;
+  let metricFallback: string | undefined;
+  try {
+    // Sessions in worker threads: the server keeps answering while a model computes (issue #12).
+    pipeline = await DiffusionPipeline.load(nodePlatform, { modelDir: options.modelDir, device, inferenceThread: 'worker' }, pipelineListener(hooks, (message) => log(`warning: ${message}`)));
+    ownPreviewVae = typeof options.previewVae === 'string' ? await PreviewVae.load(options.previewVae, device, 'worker') : undefined;
+    // Without an LPIPS model the studio measures frames in rms-pixels; the reason is recorded in
+    // every film.json (as the CLI does) and shown once on the page (GET /api/model metricFallback).
+    ({ metric, fallback: metricFallback } = await chooseMetricWithReason({
+      device,
+      ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),
+      onWarning: (message) => log(`warning: ${message}`),
+    }));
+  } catch (error) {
+    // A studio that does not start leaves no helper process behind.
+    await ffmpegSpawner.close();
+    throw error;
+  }
   const previewVae = ownPreviewVae ?? (typeof options.previewVae === 'object' ? options.previewVae : undefined);
-  // Without an LPIPS model the studio measures frames in rms-pixels; the reason is recorded in
-  // every film.json (as the CLI does) and shown once on the page (GET /api/model metricFallback).
-  const { metric, fallback: metricFallback } = await chooseMetricWithReason({
-    device,
-    ...(options.lpips !== undefined ? { lpipsModel: options.lpips } : {}),
-    onWarning: (message) => log(`warning: ${message}`),
-  });
   /** The model in use: replaced by a 'model' job, read by every job when it starts. */
   let model: StudioModel = {
     source: options.modelSource ?? resolve(options.modelDir),

@@ -72,7 +72,12 @@ function installApi(studio: LocalStudio, basePath: string): void {
     const method = (init?.method ?? request?.method ?? 'GET').toUpperCase();
     // A picture upload (POST /api/pictures) is bytes, not JSON.
     if (method === 'POST' && /^\/api\/pictures\/?$/.test(path)) {
-      const bytes = init?.body instanceof Blob ? init.body : request !== undefined ? await request.blob() : new Blob([]);
+      const given = init?.body;
+      const bytes =
+        given instanceof Blob ? given
+        : given instanceof ArrayBuffer || ArrayBuffer.isView(given) ? new Blob([given as BlobPart])
+        : request !== undefined ? await request.blob()
+        : new Blob([]);
       const answer = await studio.handle(method, path, bytes);
       return new Response(JSON.stringify(answer.body), { status: answer.status, headers: { 'content-type': 'application/json' } });
     }
