@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCliProcess } from './helpers/cli.ts';
 import type { DoctorReport } from '../src/cli/doctor.ts';
-import { probeModel } from '../src/node/device-probe.ts';
+import { probeDeviceIsolated, probeModel } from '../src/node/device-probe.ts';
+import { writeFileSync } from 'node:fs';
 
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const home = mkdtempSync(join(tmpdir(), 'lb-doctor-'));
@@ -57,4 +58,14 @@ test('--device webgpu: works on a Vulkan driver (SwiftShader here), exits 2 with
   assert.equal(fails.code, 2, fails.stderr);
   assert.match(fails.stdout, /webgpu\s+does not work: device webgpu: no GPU adapter/);
   assert.match(fails.stderr, /device webgpu does not work here: .*VK_ICD_FILENAMES/);
+});
+
+test('a probe whose process aborts (a crashing driver) is reported, not fatal; a good probe process reports as in-process', async () => {
+  const aborting = join(home, 'aborting-probe.mjs');
+  writeFileSync(aborting, "process.stderr.write('driver fault at 0xdead\\n'); process.abort();\n");
+  const crashed = await probeDeviceIsolated('webgpu', aborting);
+  assert.equal(crashed.works, false);
+  assert.match(crashed.reason!, /the probe process was killed by SIGABRT \(the webgpu driver may have crashed\): driver fault at 0xdead/);
+  const cpu = await probeDeviceIsolated('cpu');
+  assert.equal(cpu.works, true, cpu.reason);
 });

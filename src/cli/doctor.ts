@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import * as ort from 'onnxruntime-node';
 import { DEVICES, checkDeviceName, type Device } from '../runtime/onnx.ts';
-import { probeDevices, type DeviceProbe } from '../node/device-probe.ts';
+import { probeDevicesIsolated, type DeviceProbe } from '../node/device-probe.ts';
 import { ffmpegCapabilities, locateFfmpeg } from '../io/ffmpeg.ts';
 import { checkVideoEncoder, VIDEO_FORMATS, type VideoFormat } from '../io/video.ts';
 import { chooseMetricWithReason } from '../node/metric.ts';
@@ -69,7 +69,8 @@ export async function doctorReport(): Promise<DoctorReport> {
     onnxruntime: ort.env.versions.node ?? ort.env.versions.common ?? 'unknown',
     node: process.version,
     platform: `${process.platform}/${process.arch}`,
-    devices: await probeDevices(),
+    // GPU probes in processes of their own: a driver that aborts costs its line, not the report.
+    devices: await probeDevicesIsolated(),
     ffmpeg: await ffmpegReport(),
     lpips: await lpipsReport(),
   };

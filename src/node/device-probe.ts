@@ -4,6 +4,8 @@
  * A probe creates a session for a one-node model (y = x + x, built here in memory) on the device
  * and runs it once, so the answer is what a real model would meet first, in milliseconds.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { DEVICES, type Device } from '../runtime/onnx.ts';
 import { availableDevices } from './platform.ts';
@@ -114,5 +116,56 @@ export async function probeDevices(): Promise<DeviceProbe[]> {
   const installed = availableDevices();
   const probes: DeviceProbe[] = [];
   for (const device of DEVICES) probes.push(await probeDevice(device, installed));
+  return probes;
+}
+
+/** The script that runs one probe in a process of its own (this module's sibling, .ts or .js as this one). */
+export const PROBE_CHILD = fileURLToPath(import.meta.url).replace(/device-probe\.(ts|js)$/, 'device-probe-child.$1');
+
+/** Longest a probe in its own process may take (a GPU driver's first start can be slow). */
+const PROBE_TIMEOUT_MS = 120_000;
+
+/**
+ * Probes `device` in a child process, so that a driver that aborts the process (it happens with
+ * broken GPU set-ups) costs that probe only: its report says how the process ended. `script` is
+ * the child's entry (tests replace it).
+ */
+export function probeDeviceIsolated(device: Device, script: string = PROBE_CHILD): Promise<DeviceProbe> {
+  return new Promise((resolve) => {
+    // The same loader flags as ours (e.g. tsx when run from the sources).
+    const child = spawn(process.execPath, [...process.execArgv, script, device], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), PROBE_TIMEOUT_MS);
+    const failed = (reason: string): DeviceProbe => ({ device, installed: true, works: false, reason });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      resolve(failed(`the probe process could not start: ${error.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      try {
+        const probe = JSON.parse(out) as DeviceProbe;
+        if (probe.device === device) return resolve(probe);
+      } catch {
+        // Fall through: the process ended without its report.
+      }
+      const how = signal !== null ? `was killed by ${signal}` : `exited with status ${String(code)}`;
+      // Its first words on stderr (what came after is usually the runtime's own stack dump).
+      const first = err.split('\n').find((line) => line.trim() !== '');
+      resolve(failed(`the probe process ${how} (the ${device} driver may have crashed)${first !== undefined ? `: ${first.trim().slice(0, 200)}` : ''}`));
+    });
+  });
+}
+
+/** {@link probeDevices}, with every installed device but the CPU probed in a process of its own. */
+export async function probeDevicesIsolated(): Promise<DeviceProbe[]> {
+  const installed = availableDevices();
+  const probes: DeviceProbe[] = [];
+  for (const device of DEVICES) {
+    probes.push(device !== 'cpu' && installed.includes(device) ? await probeDeviceIsolated(device) : await probeDevice(device, installed));
+  }
   return probes;
 }
