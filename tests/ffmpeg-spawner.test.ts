@@ -18,6 +18,7 @@ import { runCliProcess } from './helpers/cli.ts';
 import { StudioClient } from './helpers/studio-client.ts';
 import { startStudio } from '../src/studio/server.ts';
 import { modelDir } from './helpers/golden.ts';
+import { gradient, gradients } from './helpers/frames.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const linuxOnly = { skip: !existsSync('/proc/self/stat') && 'needs /proc (Linux)' };
@@ -33,23 +34,6 @@ function folder(): string {
   return path;
 }
 
-/** Frame i: a gradient whose blue channel moves with i, RGB8. */
-function gradient(width: number, height: number, i: number): RgbImage {
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const o = (y * width + x) * 3;
-      data[o] = (x * 4) & 255;
-      data[o + 1] = (y * 5) & 255;
-      data[o + 2] = (i * 17) & 255;
-    }
-  }
-  return { width, height, data };
-}
-
-function* gradients(count: number, width = 64, height = 48): Generator<RgbImage> {
-  for (let i = 0; i < count; i++) yield gradient(width, height, i);
-}
 
 /** Parent pid, command name and state of `pid` from /proc, or undefined when there is no such process. */
 function processInfo(pid: number): { ppid: number; comm: string; state: string } | undefined {

@@ -12,6 +12,7 @@ import { encodeVideo, probeVideo, qualityToCrf, videoFormatFromPath } from '../s
 import { contactSheet, contactSheetLayout } from '../src/io/contact-sheet.ts';
 import { smoothnessPlot } from '../src/io/plot.ts';
 import { bundledFfmpeg } from './helpers/ffmpeg.ts';
+import { gradient, gradients } from './helpers/frames.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'latentblend-video-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -33,23 +34,6 @@ function isLatentBlendError(pattern: RegExp, code?: string) {
   };
 }
 
-/** A moving gradient: frame i of `count`, RGB8. */
-function gradient(width: number, height: number, i: number): RgbImage {
-  const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const o = (y * width + x) * 3;
-      data[o] = Math.round((255 * x) / Math.max(1, width - 1));
-      data[o + 1] = Math.round((255 * y) / Math.max(1, height - 1));
-      data[o + 2] = (i * 20) & 255;
-    }
-  }
-  return { width, height, data };
-}
-
-function* gradients(count: number, width = 64, height = 48): Generator<RgbImage> {
-  for (let i = 0; i < count; i++) yield gradient(width, height, i);
-}
 
 async function* asyncGradients(count: number, width = 64, height = 48): AsyncGenerator<RgbImage> {
   for (let i = 0; i < count; i++) {
